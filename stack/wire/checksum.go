@@ -57,8 +57,14 @@ func PseudoHeaderSum(proto uint8, src, dst netip.Addr, length int) uint32 {
 		sum = Sum(s[:], 0)
 		sum = Sum(d[:], sum)
 	}
-	sum += uint32(proto) + uint32(length)&0xffff + uint32(length)>>16
-	return sum
+	// Add in 64 bits and fold the carry back in: the address sum alone can
+	// be 0xffffffff (0.0.0.0 -> 255.255.255.255, a DHCPDISCOVER), and a
+	// carry dropped here would make the checksum off by one.
+	s := uint64(sum) + uint64(proto) + uint64(uint32(length)&0xffff) + uint64(uint32(length)>>16)
+	for s>>32 != 0 {
+		s = (s & 0xffffffff) + (s >> 32)
+	}
+	return uint32(s)
 }
 
 // updateChecksum16 adjusts checksum cs for a 16-bit field changing from old

@@ -42,7 +42,14 @@ func (b IPv6) Check() error {
 	if b[0]>>4 != IPv6Version {
 		return ErrVersion
 	}
-	if IPv6HeaderLen+int(binary.BigEndian.Uint16(b[ipv6PayloadLen:])) > len(b) {
+	pl := int(binary.BigEndian.Uint16(b[ipv6PayloadLen:]))
+	if IPv6HeaderLen+pl > len(b) {
+		return ErrTotalLen
+	}
+	// RFC 2675 §3: a jumbogram has payload length 0 and a hop-by-hop header
+	// carrying the real length. Any other packet with that pair is
+	// malformed too: a hop-by-hop header is at least 8 bytes (RFC 8200 §4.3).
+	if pl == 0 && b[ipv6NextHeader] == ProtoHopByHop {
 		return ErrTotalLen
 	}
 	return nil
