@@ -1,0 +1,276 @@
+package stack
+
+import (
+	"net/netip"
+
+	"github.com/labnet-dev/labnet/stack/wire"
+)
+
+// Deliver hands the stack a packet received on nic. It takes ownership of
+// pkt (the stack may rewrite it in place, as forwarding does with the TTL).
+// Malformed packets are dropped and counted; Deliver never panics on any
+// input.
+func (s *Stack) Deliver(nic *NIC, pkt []byte) {
+	nic.rxPackets.Add(1)
+	nic.rxBytes.Add(uint64(len(pkt)))
+	s.input(nic, pkt)
+}
+
+func (s *Stack) input(nic *NIC, pkt []byte) {
+	if len(pkt) == 0 {
+		s.stats.malformed.Add(1)
+		return
+	}
+	switch pkt[0] >> 4 {
+	case wire.IPv4Version:
+		s.input4(nic, pkt)
+	case wire.IPv6Version:
+		s.input6(nic, pkt)
+	default:
+		s.stats.malformed.Add(1)
+	}
+}
+
+// martian reports a source address no packet may carry (RFC 1812 §5.3.7,
+// RFC 4291 §2.5.2 and §2.7).
+func martian(src netip.Addr) bool {
+	return src.IsUnspecified() || src.IsMulticast() || src.IsLoopback() ||
+		src == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
+
+// input4 is RFC 791 §3.2 receive processing, RFC 1122 §3.2.1 checks first.
+func (s *Stack) input4(nic *NIC, pkt []byte) {
+	ip := wire.IPv4(pkt)
+	// RFC 1122 §3.2.1.1-2: silently discard a bad version or checksum.
+	if ip.Check() != nil || !ip.ChecksumValid() || martian(ip.Src()) {
+		s.stats.malformed.Add(1)
+		return
+	}
+	ip = ip[:ip.TotalLength()] // drop link padding
+	dst := ip.Dst()
+	switch {
+	case s.isLocal(dst):
+		s.deliver4(nic, ip)
+	case s.forwarding:
+		s.forward4(nic, ip)
+	default:
+		// RFC 1122 §3.3.4.2: a host silently discards what is not its own.
+		s.stats.notForUs.Add(1)
+	}
+}
+
+func (s *Stack) deliver4(nic *NIC, ip wire.IPv4) {
+	if ip.IsFragment() {
+		// RFC 791 reassembly is not implemented: our own senders never
+		// fragment, they answer with fragmentation-needed instead.
+		s.stats.fragmentsDropped.Add(1)
+		return
+	}
+	switch ip.Protocol() {
+	case wire.ProtoICMPv4:
+		s.icmp4Input(nic, ip)
+	default:
+		// RFC 1122 §3.2.2.1: SHOULD send protocol unreachable.
+		s.stats.unknownProtocol.Add(1)
+		s.sendICMPv4Error(nic, ip, wire.ICMPv4DestUnreach, wire.ICMPv4ProtoUnreach, 0)
+	}
+}
+
+// forward4 is RFC 1812 §5.2 / §5.3: TTL, route lookup, MTU, next hop.
+func (s *Stack) forward4(in *NIC, ip wire.IPv4) {
+	dst := ip.Dst()
+	if dst.IsMulticast() || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		s.stats.notForUs.Add(1)
+		return
+	}
+	// RFC 1812 §5.3.1: a router that would decrement the TTL to zero (or
+	// receives it zero) discards the packet and sends time exceeded.
+	ttl := ip.TTL()
+	if ttl <= 1 {
+		s.stats.ttlExceeded.Add(1)
+		s.sendICMPv4Error(in, ip, wire.ICMPv4TimeExceeded, wire.ICMPv4TTLExceeded, 0)
+		return
+	}
+	r := s.routes.Load().lookup(dst)
+	if r == nil {
+		// RFC 1812 §5.2.7.1: network unreachable when there is no route.
+		s.stats.noRoute.Add(1)
+		s.sendICMPv4Error(in, ip, wire.ICMPv4DestUnreach, wire.ICMPv4NetUnreach, 0)
+		return
+	}
+	if len(ip) > r.NIC.mtu {
+		// We never fragment (DESIGN: the lab shows path MTU discovery). RFC
+		// 1191 §4: fragmentation needed, with the next-hop MTU.
+		s.stats.tooBig.Add(1)
+		s.sendICMPv4Error(in, ip, wire.ICMPv4DestUnreach, wire.ICMPv4FragNeeded, uint32(r.NIC.mtu))
+		return
+	}
+	ip.SetTTL(ttl - 1)
+	if err := r.NIC.send(r.nextHop(dst), ip); err != nil {
+		// RFC 1812 §5.2.7.1: host unreachable when the next hop cannot be
+		// reached on its network.
+		s.stats.hostUnreachable.Add(1)
+		s.sendICMPv4Error(in, ip, wire.ICMPv4DestUnreach, wire.ICMPv4HostUnreach, 0)
+		return
+	}
+	s.stats.forwarded.Add(1)
+}
+
+// input6 is RFC 8200 receive processing.
+func (s *Stack) input6(nic *NIC, pkt []byte) {
+	ip := wire.IPv6(pkt)
+	if ip.Check() != nil || martian(ip.Src()) {
+		s.stats.malformed.Add(1)
+		return
+	}
+	ip = ip[:ip.TotalLength()]
+	dst := ip.Dst()
+	switch {
+	case s.isLocal(dst):
+		s.deliver6(nic, ip)
+	case s.forwarding:
+		s.forward6(nic, ip)
+	default:
+		s.stats.notForUs.Add(1)
+	}
+}
+
+func (s *Stack) deliver6(nic *NIC, ip wire.IPv6) {
+	switch ip.NextHeader() {
+	case wire.ProtoICMPv6:
+		s.icmp6Input(nic, ip)
+	case wire.ProtoIPv6Frag:
+		s.stats.fragmentsDropped.Add(1)
+	case wire.ProtoIPv6NoNext:
+		s.stats.delivered.Add(1)
+	default:
+		// RFC 8200 §4: an unrecognised Next Header makes the node discard the
+		// packet and send a parameter problem, code 1, pointing at the
+		// field (offset 6 of the fixed header). Extension headers are not
+		// processed: no sender in the lab emits them.
+		s.stats.unknownProtocol.Add(1)
+		s.sendICMPv6Error(nic, ip, wire.ICMPv6ParamProblem, wire.ICMPv6UnrecognizedNH, 6)
+	}
+}
+
+// forward6 is RFC 8200 §3 (hop limit) with RFC 4443's errors.
+func (s *Stack) forward6(in *NIC, ip wire.IPv6) {
+	dst := ip.Dst()
+	if dst.IsMulticast() || dst.IsLinkLocalUnicast() || ip.Src().IsLinkLocalUnicast() {
+		// RFC 4291 §2.5.6: link-local packets are never forwarded.
+		s.stats.notForUs.Add(1)
+		return
+	}
+	hl := ip.HopLimit()
+	if hl <= 1 {
+		// RFC 8200 §3 / RFC 4443 §3.3: hop limit exceeded in transit.
+		s.stats.ttlExceeded.Add(1)
+		s.sendICMPv6Error(in, ip, wire.ICMPv6TimeExceeded, wire.ICMPv6HopLimitExceed, 0)
+		return
+	}
+	r := s.routes.Load().lookup(dst)
+	if r == nil {
+		// RFC 4443 §3.1: code 0, no route to destination.
+		s.stats.noRoute.Add(1)
+		s.sendICMPv6Error(in, ip, wire.ICMPv6DestUnreach, wire.ICMPv6NoRoute, 0)
+		return
+	}
+	if len(ip) > r.NIC.mtu {
+		// RFC 8200 §5: routers never fragment; RFC 4443 §3.2 packet too big.
+		s.stats.tooBig.Add(1)
+		s.sendICMPv6Error(in, ip, wire.ICMPv6PacketTooBig, 0, uint32(r.NIC.mtu))
+		return
+	}
+	ip.SetHopLimit(hl - 1)
+	if err := r.NIC.send(r.nextHop(dst), ip); err != nil {
+		// RFC 4443 §3.1: code 3, address unreachable (neighbour resolution
+		// failed).
+		s.stats.hostUnreachable.Add(1)
+		s.sendICMPv6Error(in, ip, wire.ICMPv6DestUnreach, wire.ICMPv6AddrUnreach, 0)
+		return
+	}
+	s.stats.forwarded.Add(1)
+}
+
+// route finds the outgoing route and source address for a locally sent
+// packet to dst. A nil route with a nil error means dst is this host's own.
+func (s *Stack) route(dst netip.Addr) (*Route, netip.Addr, error) {
+	t := s.routes.Load()
+	if nic := t.local[dst]; nic != nil {
+		return nil, dst, nil
+	}
+	r := t.lookup(dst)
+	if r == nil {
+		return nil, netip.Addr{}, ErrNoRoute
+	}
+	src, ok := s.sourceFor(r.NIC, dst)
+	if !ok {
+		return nil, netip.Addr{}, ErrNoAddress
+	}
+	return r, src, nil
+}
+
+// output sends a locally built packet: pkt is a whole IP packet with its
+// header already written. r is nil when dst is local, and the packet loops
+// back into the stack's input as Linux's lo would carry it. Takes ownership
+// of pkt.
+func (s *Stack) output(r *Route, dst netip.Addr, pkt []byte) error {
+	if r == nil {
+		s.input(s.routes.Load().local[dst], pkt)
+		return nil
+	}
+	if len(pkt) > r.NIC.mtu {
+		return ErrMessageTooLong
+	}
+	return r.NIC.send(r.nextHop(dst), pkt)
+}
+
+// SendIP builds an IP packet around payload (of protocol proto) and sends it
+// from src (chosen by route when invalid) to dst with the given TTL / hop
+// limit (the stack default when 0). It returns the source address used. The
+// payload is copied; the checksum of the transport header, if any, must
+// already be in payload.
+func (s *Stack) SendIP(src, dst netip.Addr, proto uint8, ttl uint8, payload []byte) (netip.Addr, error) {
+	r, rsrc, err := s.route(dst)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if !src.IsValid() {
+		src = rsrc
+	}
+	pkt := s.buildIP(src, dst, proto, ttl, len(payload))
+	copy(pkt[len(pkt)-len(payload):], payload)
+	return src, s.output(r, dst, pkt)
+}
+
+// buildIP allocates a packet with room for n payload bytes after the header
+// and writes the header.
+func (s *Stack) buildIP(src, dst netip.Addr, proto uint8, ttl uint8, n int) []byte {
+	if ttl == 0 {
+		ttl = s.defaultTTL
+	}
+	if dst.Is4() {
+		h := wire.IPv4Header{
+			ID:       uint16(s.ipID.Add(1)),
+			Flags:    wire.IPv4FlagDF, // RFC 1191: we do path MTU discovery
+			TTL:      ttl,
+			Protocol: proto,
+			Src:      src,
+			Dst:      dst,
+		}
+		pkt := make([]byte, wire.IPv4MinHeaderLen+n)
+		h.Encode(pkt, n)
+		return pkt
+	}
+	h := wire.IPv6Header{NextHeader: proto, HopLimit: ttl, Src: src, Dst: dst}
+	pkt := make([]byte, wire.IPv6HeaderLen+n)
+	h.Encode(pkt, n)
+	return pkt
+}
+
+// SourceAddr returns the address the stack would send from to reach dst, or
+// the routing error (ErrNoRoute, ErrNoAddress).
+func (s *Stack) SourceAddr(dst netip.Addr) (netip.Addr, error) {
+	_, src, err := s.route(dst)
+	return src, err
+}

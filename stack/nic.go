@@ -1,0 +1,110 @@
+package stack
+
+import (
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+)
+
+// Link is the interface's wire: the fabric. There is no link layer: the link
+// delivers a packet to whichever interface owns nextHop on the network.
+type Link interface {
+	// Send takes ownership of pkt, a whole IP packet, and carries it to the
+	// interface that owns nextHop. It returns ErrHostUnreachable when no
+	// interface on the network owns nextHop (the case where ARP or neighbour
+	// discovery would fail); on error the link keeps nothing and pkt is the
+	// caller's again.
+	Send(nextHop netip.Addr, pkt []byte) error
+}
+
+// NIC is one interface of a stack.
+type NIC struct {
+	id    int
+	name  string
+	mtu   int
+	link  Link
+	addrs []netip.Prefix // fixed at creation
+
+	rxPackets, rxBytes, txPackets, txBytes atomic.Uint64
+	rxDropped, txDropped                   atomic.Uint64
+}
+
+// Name is the interface name, e.g. "eth0".
+func (n *NIC) Name() string { return n.name }
+
+// MTU is the link MTU in bytes.
+func (n *NIC) MTU() int { return n.mtu }
+
+// Addresses returns the interface's addresses with prefix lengths.
+func (n *NIC) Addresses() []netip.Prefix { return append([]netip.Prefix(nil), n.addrs...) }
+
+// CountRxDrop counts a packet for this interface that was dropped before the
+// stack saw it (a full queue, say).
+func (n *NIC) CountRxDrop() { n.rxDropped.Add(1) }
+
+func (n *NIC) addrOf(v4 bool) (netip.Addr, bool) {
+	for _, p := range n.addrs {
+		if p.Addr().Is4() == v4 {
+			return p.Addr(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// send hands pkt to the link, counting it. Takes ownership of pkt.
+func (n *NIC) send(nextHop netip.Addr, pkt []byte) error {
+	size := len(pkt)
+	if err := n.link.Send(nextHop, pkt); err != nil {
+		n.txDropped.Add(1)
+		return err
+	}
+	n.txPackets.Add(1)
+	n.txBytes.Add(uint64(size))
+	return nil
+}
+
+// Counters are an interface's packet and byte counts.
+type Counters struct {
+	RxPackets, RxBytes, TxPackets, TxBytes uint64
+	RxDropped, TxDropped                   uint64
+}
+
+// Counters returns a snapshot of the interface's counters.
+func (n *NIC) Counters() Counters {
+	return Counters{
+		RxPackets: n.rxPackets.Load(), RxBytes: n.rxBytes.Load(),
+		TxPackets: n.txPackets.Load(), TxBytes: n.txBytes.Load(),
+		RxDropped: n.rxDropped.Load(), TxDropped: n.txDropped.Load(),
+	}
+}
+
+// AddInterface adds an interface with the given addresses (each with its
+// subnet's prefix length) and installs their connected routes. The stack does
+// not validate that addresses are unique across interfaces; the caller does.
+func (s *Stack) AddInterface(name string, mtu int, link Link, addrs ...netip.Prefix) (*NIC, error) {
+	if mtu < 68 {
+		return nil, fmt.Errorf("stack %s: interface %s: MTU %d below the IPv4 minimum of 68", s.name, name, mtu)
+	}
+	for _, a := range addrs {
+		if !a.IsValid() {
+			return nil, fmt.Errorf("stack %s: interface %s: invalid address %v", s.name, name, a)
+		}
+		if a.Addr().Is6() && mtu < 1280 {
+			return nil, fmt.Errorf("stack %s: interface %s: MTU %d below the IPv6 minimum of 1280", s.name, name, mtu)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.nics {
+		if n.name == name {
+			return nil, fmt.Errorf("stack %s: interface %s exists", s.name, name)
+		}
+	}
+	n := &NIC{id: len(s.nics), name: name, mtu: mtu, link: link, addrs: append([]netip.Prefix(nil), addrs...)}
+	s.nics = append(s.nics, n)
+	s.rebuildRoutesLocked()
+	return n, nil
+}
+
+// Interfaces returns the stack's interfaces in the order they were added.
+func (s *Stack) Interfaces() []*NIC { return append([]*NIC(nil), s.routes.Load().nics...) }

@@ -1,0 +1,134 @@
+package stack
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// Route is one entry of the routing table.
+type Route struct {
+	// Dst is the destination prefix (masked).
+	Dst netip.Prefix
+	// Via is the next hop; invalid for a connected route, where the next hop
+	// is the destination itself.
+	Via netip.Addr
+	// NIC is the outgoing interface.
+	NIC *NIC
+}
+
+// Connected reports whether the route is an interface's own subnet.
+func (r *Route) Connected() bool { return !r.Via.IsValid() }
+
+// nextHop is where a packet for dst goes on r's interface.
+func (r *Route) nextHop(dst netip.Addr) netip.Addr {
+	if r.Via.IsValid() {
+		return r.Via
+	}
+	return dst
+}
+
+// routeTable is an immutable snapshot: the packet path reads it without locks
+// and writers replace it whole (routes change rarely, packets never stop).
+type routeTable struct {
+	nics  []*NIC
+	local map[netip.Addr]*NIC
+	v4    lpm
+	v6    lpm
+	all   []Route
+}
+
+// lpm is a longest-prefix-match table: one map per prefix length, probed
+// from the longest length present down, so a lookup costs one map probe per
+// distinct length in use (a handful), whatever the number of routes.
+type lpm struct {
+	lens []int // descending
+	m    map[netip.Prefix]*Route
+}
+
+func (t *lpm) insert(r *Route) {
+	if t.m == nil {
+		t.m = map[netip.Prefix]*Route{}
+	}
+	t.m[r.Dst] = r
+	if !slices.Contains(t.lens, r.Dst.Bits()) {
+		t.lens = append(t.lens, r.Dst.Bits())
+		slices.SortFunc(t.lens, func(a, b int) int { return cmp.Compare(b, a) })
+	}
+}
+
+func (t *lpm) lookup(a netip.Addr) *Route {
+	for _, l := range t.lens {
+		p, _ := a.Prefix(l)
+		if r := t.m[p]; r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// lookup returns the route for dst, or nil.
+func (t *routeTable) lookup(dst netip.Addr) *Route {
+	if dst.Is4() {
+		return t.v4.lookup(dst)
+	}
+	return t.v6.lookup(dst)
+}
+
+// AddRoute installs a static route to dst through the next hop via, which
+// must lie on a connected subnet (no recursive routes: RFC 1812 §5.2.4.3's
+// longest match is done once). dst is masked to its prefix length.
+func (s *Stack) AddRoute(dst netip.Prefix, via netip.Addr) error {
+	if !dst.IsValid() || !via.IsValid() {
+		return fmt.Errorf("stack %s: route %v via %v: invalid", s.name, dst, via)
+	}
+	if dst.Addr().Is4() != via.Is4() {
+		return fmt.Errorf("stack %s: route %v via %v: address families differ", s.name, dst, via)
+	}
+	dst = dst.Masked()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.routes.Load()
+	r := t.lookup(via)
+	if r == nil || !r.Connected() {
+		return fmt.Errorf("stack %s: route %v via %v: next hop is not on a connected network", s.name, dst, via)
+	}
+	if t.local[via] != nil {
+		return fmt.Errorf("stack %s: route %v via %v: next hop is this host's own address", s.name, dst, via)
+	}
+	for _, e := range t.all {
+		if e.Dst == dst {
+			return fmt.Errorf("stack %s: route %v exists", s.name, dst)
+		}
+	}
+	s.static = append(s.static, Route{Dst: dst, Via: via, NIC: r.NIC})
+	s.rebuildRoutesLocked()
+	return nil
+}
+
+// Routes returns the routing table: connected routes first, then static
+// routes, each group in the order added.
+func (s *Stack) Routes() []Route { return append([]Route(nil), s.routes.Load().all...) }
+
+func (s *Stack) rebuildRoutesLocked() {
+	t := &routeTable{nics: append([]*NIC(nil), s.nics...), local: map[netip.Addr]*NIC{}}
+	for _, n := range s.nics {
+		for _, a := range n.addrs {
+			t.local[a.Addr()] = n
+			t.all = append(t.all, Route{Dst: a.Masked(), NIC: n})
+		}
+	}
+	t.all = append(t.all, s.static...)
+	for i := range t.all {
+		r := &t.all[i]
+		if r.Dst.Addr().Is4() {
+			if t.v4.m[r.Dst] == nil { // the first of equal prefixes wins
+				t.v4.insert(r)
+			}
+		} else if t.v6.m[r.Dst] == nil {
+			t.v6.insert(r)
+		}
+	}
+	s.routes.Store(t)
+}

@@ -1,0 +1,135 @@
+// Package stack is labnet's userspace TCP/IP stack: IPv4 (RFC 791), IPv6
+// (RFC 8200), ICMP (RFC 792) and ICMPv6 (RFC 4443), a routing table with
+// longest-prefix match, and forwarding for hosts that are routers.
+//
+// The stack does no I/O and keeps no time of its own: packets come in through
+// Stack.Deliver and leave through each interface's Link, and time comes from
+// the Clock in Config (smoltcp's poll(now) idea), so tests run it in virtual
+// time. It imports nothing from node/, grpc or memberlist.
+package stack
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Clock is the stack's source of time.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock reads the machine's clock. Only the daemon passes it in.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// Errors returned to local senders.
+var (
+	ErrNoRoute         = errors.New("network is unreachable")
+	ErrHostUnreachable = errors.New("no route to host")
+	ErrMessageTooLong  = errors.New("message too long")
+	ErrNoAddress       = errors.New("no source address for destination")
+	ErrClosed          = errors.New("endpoint closed")
+)
+
+// Config configures a Stack.
+type Config struct {
+	// Name is used in errors only.
+	Name string
+	// Clock is required.
+	Clock Clock
+	// Forwarding makes the stack a router (RFC 1812): packets not addressed
+	// to it are forwarded instead of dropped.
+	Forwarding bool
+	// ICMPErrorRate and ICMPErrorBurst bound the ICMP error messages the
+	// stack sends (RFC 1812 §4.3.2.8, RFC 4443 §2.4(f)); 0 takes the
+	// defaults of 1000 per second with a burst of 50, as Linux's
+	// icmp_msgs_per_sec / icmp_msgs_burst.
+	ICMPErrorRate  float64
+	ICMPErrorBurst float64
+	// DefaultTTL is the TTL / hop limit of locally sent packets; 64 when 0.
+	DefaultTTL uint8
+}
+
+// Stack is one virtual host's network stack. All methods are safe for
+// concurrent use.
+type Stack struct {
+	name       string
+	clock      Clock
+	forwarding bool
+	defaultTTL uint8
+
+	mu     sync.Mutex // guards nics, static, echo maps; writers rebuild routes
+	nics   []*NIC
+	static []Route
+	routes atomic.Pointer[routeTable]
+
+	echo4, echo6 map[uint16]*EchoEndpoint
+	nextIdent    uint16
+
+	ipID     atomic.Uint32
+	errLimit tokenBucket
+	stats    ipStats
+}
+
+// New returns a stack with no interfaces.
+func New(cfg Config) *Stack {
+	if cfg.Clock == nil {
+		panic("stack.New: Config.Clock is nil")
+	}
+	rate, burst := cfg.ICMPErrorRate, cfg.ICMPErrorBurst
+	if rate <= 0 {
+		rate = 1000
+	}
+	if burst <= 0 {
+		burst = 50
+	}
+	ttl := cfg.DefaultTTL
+	if ttl == 0 {
+		ttl = 64
+	}
+	s := &Stack{
+		name:       cfg.Name,
+		clock:      cfg.Clock,
+		forwarding: cfg.Forwarding,
+		defaultTTL: ttl,
+		echo4:      map[uint16]*EchoEndpoint{},
+		echo6:      map[uint16]*EchoEndpoint{},
+		nextIdent:  1,
+	}
+	s.errLimit.init(rate, burst, cfg.Clock.Now())
+	s.routes.Store(&routeTable{})
+	return s
+}
+
+// Name is the stack's name from Config.
+func (s *Stack) Name() string { return s.name }
+
+// Forwarding reports whether the stack forwards packets.
+func (s *Stack) Forwarding() bool { return s.forwarding }
+
+// isLocal reports whether a is one of the stack's own addresses.
+func (s *Stack) isLocal(a netip.Addr) bool {
+	return s.routes.Load().local[a] != nil
+}
+
+// sourceFor picks the source address for a packet leaving through nic to
+// dst: the interface's address of dst's family (RFC 1122 §3.3.4.3 / RFC 6724
+// rule 5, "prefer outgoing interface"), else any address of that family.
+func (s *Stack) sourceFor(nic *NIC, dst netip.Addr) (netip.Addr, bool) {
+	if nic != nil {
+		if a, ok := nic.addrOf(dst.Is4()); ok {
+			return a, true
+		}
+	}
+	for _, n := range s.routes.Load().nics {
+		if a, ok := n.addrOf(dst.Is4()); ok {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
