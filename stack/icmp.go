@@ -201,7 +201,12 @@ func (s *Stack) sendICMPv6Error(in *NIC, orig wire.IPv6, typ, code uint8, rest u
 	if err != nil {
 		return
 	}
-	if in != nil {
+	// RFC 4443 §2.2(a): an error about a packet sent to one of our unicast
+	// addresses MUST come from that address. Otherwise §2.2(b) lets a
+	// router pick the more informative address of the incoming interface.
+	if s.isLocal(orig.Dst()) {
+		src = orig.Dst()
+	} else if in != nil {
 		if a, ok := in.addrOf(false); ok {
 			src = a
 		}

@@ -215,6 +215,13 @@ func (s *Stack) route(dst netip.Addr) (*Route, netip.Addr, error) {
 // back into the stack's input as Linux's lo would carry it. Takes ownership
 // of pkt.
 func (s *Stack) output(r *Route, dst netip.Addr, pkt []byte) error {
+	// RFC 791 §3.1, RFC 8200 §3: the length fields are 16 bits (IPv6's
+	// counts the payload only; jumbograms are not supported). Neither the
+	// loopback nor an MTU above 64 KiB stops a longer packet, whose length
+	// field buildIP has wrapped.
+	if n := len(pkt); dst.Is4() && n > wire.IPv4MaxTotalLen || !dst.Is4() && n > wire.IPv6HeaderLen+0xffff {
+		return ErrMessageTooLong
+	}
 	if r == nil {
 		s.input(s.routes.Load().local[dst], pkt)
 		return nil

@@ -76,6 +76,21 @@ func (t *routeTable) lookup(dst netip.Addr) *Route {
 	return t.v6.lookup(dst)
 }
 
+// connected returns the longest connected route that contains a, or nil.
+// A next hop must be a neighbour on a connected network whatever static
+// routes also cover it (Linux's fib_check_nh looks at link-scope routes
+// only), so AddRoute asks this rather than lookup.
+func (t *routeTable) connected(a netip.Addr) *Route {
+	var best *Route
+	for i := range t.all {
+		r := &t.all[i]
+		if r.Connected() && r.Dst.Contains(a) && (best == nil || r.Dst.Bits() > best.Dst.Bits()) {
+			best = r
+		}
+	}
+	return best
+}
+
 // AddRoute installs a static route to dst through the next hop via, which
 // must lie on a connected subnet (no recursive routes: RFC 1812 §5.2.4.3's
 // longest match is done once). dst is masked to its prefix length.
@@ -90,8 +105,8 @@ func (s *Stack) AddRoute(dst netip.Prefix, via netip.Addr) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.routes.Load()
-	r := t.lookup(via)
-	if r == nil || !r.Connected() {
+	r := t.connected(via)
+	if r == nil {
 		return fmt.Errorf("stack %s: route %v via %v: next hop is not on a connected network", s.name, dst, via)
 	}
 	if t.local[via] != nil {
