@@ -1,0 +1,292 @@
+// Package runtime runs the virtual hosts placed on this node: it watches the
+// desired state and starts, restarts or stops each host's stack, attaching
+// its interfaces to the fabric.
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/labnet-dev/labnet/node/fabric"
+	"github.com/labnet-dev/labnet/node/store"
+	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
+	"github.com/labnet-dev/labnet/stack"
+)
+
+// queueLen bounds each host's receive queue; a full queue drops (and counts)
+// as a NIC ring does.
+const queueLen = 256
+
+// Config configures a Runtime.
+type Config struct {
+	Node   string // run the hosts whose spec names this node
+	Store  *store.Store
+	Fabric *fabric.Fabric
+	Clock  stack.Clock
+	Logger *slog.Logger
+}
+
+// Runtime owns the running hosts.
+type Runtime struct {
+	cfg Config
+
+	mu    sync.RWMutex
+	hosts map[string]*Host
+}
+
+// New returns a runtime; call Run to start reconciling.
+func New(cfg Config) *Runtime {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = stack.SystemClock{}
+	}
+	return &Runtime{cfg: cfg, hosts: map[string]*Host{}}
+}
+
+// Host is one running virtual host.
+type Host struct {
+	name     string
+	key      []byte // spec and attached networks, to notice changes
+	stack    *stack.Stack
+	ports    []*fabric.Port
+	networks map[string]string
+	queue    chan inbound
+	done     chan struct{}
+}
+
+type inbound struct {
+	nic *stack.NIC
+	pkt []byte
+}
+
+// Stack is the host's network stack.
+func (h *Host) Stack() *stack.Stack { return h.stack }
+
+// Networks maps each interface name to its network's short id.
+func (h *Host) Networks() map[string]string { return h.networks }
+
+// Run reconciles until ctx is done, then stops every host.
+func (r *Runtime) Run(ctx context.Context) error {
+	changed, cancel := r.cfg.Store.Subscribe()
+	defer cancel()
+	defer r.stopAll()
+	for {
+		r.Reconcile()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		}
+	}
+}
+
+// Host returns the running host with resource name name.
+func (r *Runtime) Host(name string) (*Host, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	h, ok := r.hosts[name]
+	return h, ok
+}
+
+// Count is the number of running hosts.
+func (r *Runtime) Count() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.hosts)
+}
+
+// desired is a host to run with the networks it attaches to.
+type desired struct {
+	spec *labv1.Host
+	nets map[string]*labv1.Network // by short id
+	key  []byte
+}
+
+// Reconcile makes the running hosts match the store once.
+func (r *Runtime) Reconcile() {
+	want := r.desired()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, h := range r.hosts {
+		if d, ok := want[name]; !ok || !bytes.Equal(d.key, h.key) {
+			h.stop()
+			delete(r.hosts, name)
+			r.cfg.Logger.Info("host stopped", "host", name)
+		}
+	}
+	for name, d := range want {
+		if _, ok := r.hosts[name]; ok {
+			continue
+		}
+		h, err := r.start(d)
+		if err != nil {
+			r.cfg.Logger.Error("host failed to start", "host", name, "err", err)
+			continue
+		}
+		r.hosts[name] = h
+		r.cfg.Logger.Debug("host started", "host", name)
+	}
+}
+
+func (r *Runtime) desired() map[string]*desired {
+	nets := map[string]*labv1.Network{}
+	var hosts []*labv1.Host
+	for _, rec := range r.cfg.Store.List("labs/") {
+		parts := strings.Split(rec.Key, "/")
+		if len(parts) != 4 {
+			continue
+		}
+		switch parts[2] {
+		case "networks":
+			n := &labv1.Network{}
+			if err := proto.Unmarshal(rec.Value, n); err == nil {
+				nets[rec.Key] = n
+			}
+		case "hosts":
+			h := &labv1.Host{}
+			if err := proto.Unmarshal(rec.Value, h); err == nil && h.Node == r.cfg.Node {
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	marshal := proto.MarshalOptions{Deterministic: true}
+	want := map[string]*desired{}
+	for _, h := range hosts {
+		lab := strings.Split(h.Name, "/")[1]
+		d := &desired{spec: h, nets: map[string]*labv1.Network{}}
+		key, _ := marshal.Marshal(h)
+		for _, ifc := range h.Interfaces {
+			n := nets["labs/"+lab+"/networks/"+ifc.Network]
+			if n == nil {
+				continue
+			}
+			d.nets[ifc.Network] = n
+			nb, _ := marshal.Marshal(n)
+			key = append(key, nb...)
+		}
+		d.key = key
+		want[h.Name] = d
+	}
+	return want
+}
+
+// start builds the host's stack and attaches it to the fabric.
+func (r *Runtime) start(d *desired) (*Host, error) {
+	spec := d.spec
+	st := stack.New(stack.Config{Name: spec.Name, Clock: r.cfg.Clock, Forwarding: spec.Forwarding})
+	h := &Host{
+		name: spec.Name, key: d.key, stack: st, networks: map[string]string{},
+		queue: make(chan inbound, queueLen), done: make(chan struct{}),
+	}
+	fail := func(err error) (*Host, error) {
+		for _, p := range h.ports {
+			p.Detach()
+		}
+		return nil, err
+	}
+	for _, ifc := range spec.Interfaces {
+		n := d.nets[ifc.Network]
+		if n == nil {
+			return fail(fmt.Errorf("interface %s: network %q missing", ifc.Name, ifc.Network))
+		}
+		var prefixes []netip.Prefix
+		var addrs []netip.Addr
+		for _, s := range []string{ifc.Ipv4, ifc.Ipv6} {
+			if s == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return fail(fmt.Errorf("interface %s: %w", ifc.Name, err))
+			}
+			prefixes = append(prefixes, p)
+			addrs = append(addrs, p.Addr())
+		}
+		mtu := int(n.Mtu)
+		if mtu == 0 {
+			mtu = 1500
+		}
+		// The NIC needs its link and the port needs its NIC: the link is
+		// filled in once the port exists, before any packet can be sent.
+		link := &portLink{}
+		nic, err := st.AddInterface(ifc.Name, mtu, link, prefixes...)
+		if err != nil {
+			return fail(err)
+		}
+		port, err := r.cfg.Fabric.Attach(n.Name, spec.Name+":"+ifc.Name, addrs, func(pkt []byte) {
+			select {
+			case h.queue <- inbound{nic, pkt}:
+			default:
+				nic.CountRxDrop()
+			}
+		})
+		if err != nil {
+			return fail(err)
+		}
+		link.port = port
+		h.ports = append(h.ports, port)
+		h.networks[ifc.Name] = ifc.Network
+	}
+	for _, rt := range spec.Routes {
+		via, err := netip.ParseAddr(rt.Via)
+		if err != nil {
+			return fail(fmt.Errorf("route %s: %w", rt.To, err))
+		}
+		var dst netip.Prefix
+		if rt.To == "default" {
+			dst = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+			if via.Is6() {
+				dst = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+			}
+		} else if dst, err = netip.ParsePrefix(rt.To); err != nil {
+			return fail(fmt.Errorf("route %s: %w", rt.To, err))
+		}
+		if err := st.AddRoute(dst, via); err != nil {
+			return fail(err)
+		}
+	}
+	go h.loop()
+	return h, nil
+}
+
+// loop feeds received packets to the stack.
+func (h *Host) loop() {
+	for {
+		select {
+		case <-h.done:
+			return
+		case in := <-h.queue:
+			h.stack.Deliver(in.nic, in.pkt)
+		}
+	}
+}
+
+func (h *Host) stop() {
+	for _, p := range h.ports {
+		p.Detach()
+	}
+	close(h.done)
+}
+
+func (r *Runtime) stopAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, h := range r.hosts {
+		h.stop()
+		delete(r.hosts, name)
+	}
+}
+
+// portLink is a NIC's link: the fabric port, set once attached.
+type portLink struct{ port *fabric.Port }
+
+func (l *portLink) Send(nextHop netip.Addr, pkt []byte) error { return l.port.Send(nextHop, pkt) }
