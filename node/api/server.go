@@ -1,0 +1,97 @@
+// Package api serves labnet's gRPC API (package lab.v1): it validates
+// requests, reads and writes the desired state in the store, and serves live
+// calls (ping, traceroute, status) from the hosts this node runs.
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/labnet-dev/labnet/node/store"
+	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
+	"github.com/labnet-dev/labnet/stack"
+)
+
+// LiveHost is a running virtual host.
+type LiveHost interface {
+	Stack() *stack.Stack
+	// Networks maps each interface name to its network's short id.
+	Networks() map[string]string
+}
+
+// Hosts finds running hosts by resource name.
+type Hosts interface {
+	Host(name string) (LiveHost, bool)
+	// Count is the number of hosts running on this node.
+	Count() int
+}
+
+// Members reports the cluster's nodes.
+type Members interface {
+	Nodes() []*labv1.Node
+}
+
+// Config configures a Server.
+type Config struct {
+	Node    string // this node's name: where unplaced hosts go
+	Store   *store.Store
+	Hosts   Hosts
+	Members Members
+	Now     func() time.Time
+	Logger  *slog.Logger
+}
+
+// Server implements the lab.v1 services.
+type Server struct {
+	labv1.UnimplementedLabServiceServer
+	labv1.UnimplementedNodeServiceServer
+	labv1.UnimplementedLiveServiceServer
+
+	cfg      Config
+	stopping chan struct{}
+	stopOnce sync.Once
+}
+
+// Stop ends the streaming calls in flight (ping, traceroute) so that a
+// graceful shutdown need not wait for clients to hang up. Idempotent.
+func (s *Server) Stop() { s.stopOnce.Do(func() { close(s.stopping) }) }
+
+// New returns a server.
+func New(cfg Config) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, stopping: make(chan struct{})}
+}
+
+// Register adds the services to g.
+func (s *Server) Register(g *grpc.Server) {
+	labv1.RegisterLabServiceServer(g, s)
+	labv1.RegisterNodeServiceServer(g, s)
+	labv1.RegisterLiveServiceServer(g, s)
+}
+
+// errAbort makes store.Update discard a validated write (validate_only).
+var errAbort = errors.New("abort")
+
+// update runs fn in a store write and maps errors to gRPC status.
+func (s *Server) update(fn func(tx *store.Tx) error) error {
+	_, err := s.cfg.Store.Update(fn)
+	if err == nil || errors.Is(err, errAbort) {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	s.cfg.Logger.Error("store write failed", "err", err)
+	return status.Errorf(codes.Internal, "store: %v", err)
+}
