@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
+)
+
+func (a *app) newApplyCommand() *cobra.Command {
+	var files []string
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Create or update a lab from topology files",
+		Long: `Create or update the lab, networks and hosts a topology file describes.
+
+Each file is applied atomically; applying the same file twice changes nothing,
+and nothing the file does not name is removed. -f - reads standard input; -f
+DIR applies the .yaml, .yml and .json files of a directory. All files are
+read and checked before the first one is applied.`,
+		Example: `  labctl apply -f examples/two-lans.yaml
+  cat lab.yaml | labctl apply -f -
+  labctl apply -f lab.yaml --dry-run`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runApply(cmd.Context(), files, dryRun)
+		},
+	}
+	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "topology file, directory, or - for standard input (repeatable)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate and show the changes without making them")
+	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
+	return cmd
+}
+
+func (a *app) runApply(ctx context.Context, files []string, dryRun bool) error {
+	tops, err := a.readTopologies(files)
+	if err != nil {
+		return err
+	}
+	c, err := a.labs()
+	if err != nil {
+		return err
+	}
+	var all []*labv1.Change
+	for _, t := range tops {
+		resp, err := unary(a, ctx, func(ctx context.Context) (*labv1.ApplyResponse, error) {
+			return c.Apply(ctx, &labv1.ApplyRequest{Topology: t, ValidateOnly: dryRun})
+		})
+		if err != nil {
+			return err
+		}
+		if a.output == outputTable {
+			a.printChanges(resp.GetChanges(), dryRun)
+		}
+		all = append(all, resp.GetChanges()...)
+	}
+	if a.output != outputTable {
+		return a.printChangesDocument(all)
+	}
+	return nil
+}
+
+// printChanges prints one line per change, kubectl-style: "host/h1
+// configured".
+func (a *app) printChanges(changes []*labv1.Change, dryRun bool) {
+	suffix := ""
+	if dryRun {
+		suffix = " (dry run)"
+	}
+	for _, ch := range changes {
+		fmt.Fprintf(a.stdout, "%s %s%s\n", kindID(ch.GetName()), actionWord(ch.GetAction()), suffix)
+	}
+}
+
+// printChangesDocument prints the changes as one JSON or YAML document.
+func (a *app) printChangesDocument(changes []*labv1.Change) error {
+	b, err := marshalJSON(&labv1.ApplyResponse{Changes: changes})
+	if err != nil {
+		return err
+	}
+	return a.printDocument(b)
+}
+
+// actionWord is what kubectl prints for a change.
+func actionWord(act labv1.ChangeAction) string {
+	switch act {
+	case labv1.ChangeAction_CHANGE_ACTION_CREATED:
+		return "created"
+	case labv1.ChangeAction_CHANGE_ACTION_CONFIGURED:
+		return "configured"
+	case labv1.ChangeAction_CHANGE_ACTION_UNCHANGED:
+		return "unchanged"
+	case labv1.ChangeAction_CHANGE_ACTION_DELETED:
+		return "deleted"
+	case labv1.ChangeAction_CHANGE_ACTION_NOT_FOUND:
+		return "not found"
+	}
+	return "changed"
+}

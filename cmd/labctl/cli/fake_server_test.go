@@ -1,0 +1,483 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
+)
+
+// t0 is "now" in every test: the fake clock starts there.
+var t0 = time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC)
+
+// fakeServer implements the three services with canned data. Lists hand out
+// at most pageSize items per page, so labctl must follow next_page_token.
+type fakeServer struct {
+	labv1.UnimplementedLabServiceServer
+	labv1.UnimplementedNodeServiceServer
+	labv1.UnimplementedLiveServiceServer
+
+	labs     []*labv1.Lab
+	networks []*labv1.Network
+	hosts    []*labv1.Host
+	nodes    []*labv1.Node
+	statuses map[string]*labv1.HostStatus
+
+	mu      sync.Mutex
+	calls   []string // "Method name" of every write, and of live calls
+	applied []*labv1.ApplyRequest
+}
+
+const pageSize = 2
+
+func newFakeServer() *fakeServer {
+	return &fakeServer{
+		labs: []*labv1.Lab{
+			{Name: "labs/demo", Description: "Two LANs and a router", CreateTime: timestamppb.New(t0.Add(-5*time.Minute - 7*time.Second)), NetworkCount: 2, HostCount: 3},
+			{Name: "labs/other", CreateTime: timestamppb.New(t0.Add(-50 * time.Hour)), NetworkCount: 1, HostCount: 1},
+			{Name: "labs/empty", CreateTime: timestamppb.New(t0.Add(-90 * time.Second))},
+		},
+		networks: []*labv1.Network{
+			{Name: "labs/demo/networks/lan1", Ipv4: "10.0.1.0/24", Ipv6: "fd00:0:0:1::/64", Vni: 101},
+			{Name: "labs/demo/networks/lan2", Ipv4: "10.0.2.0/24", Mtu: 9000, Vni: 102},
+			{Name: "labs/other/networks/lan1", Ipv4: "192.168.0.0/24", Vni: 201},
+		},
+		hosts: []*labv1.Host{
+			{Name: "labs/demo/hosts/h1", Node: "n1",
+				Interfaces: []*labv1.Interface{{Name: "eth0", Network: "lan1", Ipv4: "10.0.1.10/24", Ipv6: "fd00:0:0:1::a/64"}},
+				Routes:     []*labv1.Route{{To: "default", Via: "10.0.1.1"}}},
+			{Name: "labs/demo/hosts/r1", Forwarding: true, Node: "n1",
+				Interfaces: []*labv1.Interface{{Network: "lan1", Ipv4: "10.0.1.1/24", Ipv6: "fd00:0:0:1::1/64"}, {Network: "lan2", Ipv4: "10.0.2.1/24"}}},
+			{Name: "labs/demo/hosts/h2", Node: "n2",
+				Interfaces: []*labv1.Interface{{Name: "eth0", Network: "lan2", Ipv4: "10.0.2.10/24"}},
+				Routes:     []*labv1.Route{{To: "default", Via: "10.0.2.1"}}},
+			{Name: "labs/other/hosts/h1",
+				Interfaces: []*labv1.Interface{{Name: "eth0", Network: "lan1"}}},
+		},
+		nodes: []*labv1.Node{
+			{Name: "nodes/n1", State: labv1.NodeState_NODE_STATE_ALIVE, ApiAddress: "127.0.0.1:7700", GossipAddress: "127.0.0.1:7946", OverlayAddress: "127.0.0.1:6081", Version: "v0.1.0", HostCount: 2, StartTime: timestamppb.New(t0.Add(-26 * time.Hour))},
+			{Name: "nodes/n2", State: labv1.NodeState_NODE_STATE_SUSPECT, ApiAddress: "127.0.0.2:7700", GossipAddress: "127.0.0.2:7946", OverlayAddress: "127.0.0.2:6081", Version: "v0.1.0", HostCount: 1, StartTime: timestamppb.New(t0.Add(-3*time.Minute - 30*time.Second))},
+			{Name: "nodes/n3", State: labv1.NodeState_NODE_STATE_LEFT},
+		},
+		statuses: map[string]*labv1.HostStatus{
+			"labs/demo/hosts/h1": {
+				Name: "labs/demo/hosts/h1", Node: "n1", Running: true,
+				Interfaces: []*labv1.InterfaceStatus{{
+					Name: "eth0", Network: "lan1", Addresses: []string{"10.0.1.10/24", "fd00:0:0:1::a/64"}, Mtu: 1500,
+					Counters: &labv1.InterfaceCounters{RxPackets: 12, RxBytes: 1008, TxPackets: 14, TxBytes: 1176, TxDropped: 1},
+				}},
+				Routes: []*labv1.RouteStatus{
+					{Destination: "10.0.1.0/24", Interface: "eth0", Kind: "connected"},
+					{Destination: "fd00:0:0:1::/64", Interface: "eth0", Kind: "connected"},
+					{Destination: "0.0.0.0/0", Via: "10.0.1.1", Interface: "eth0", Kind: "static"},
+				},
+				Ip: &labv1.IPStats{Delivered: 12, IcmpSent: 2, NoRoute: 1},
+			},
+			"labs/demo/hosts/r1": {
+				Name: "labs/demo/hosts/r1", Node: "n1", Running: true,
+				Interfaces: []*labv1.InterfaceStatus{
+					{Name: "eth0", Network: "lan1", Addresses: []string{"10.0.1.1/24", "fd00:0:0:1::1/64"}, Mtu: 1500},
+					{Name: "eth1", Network: "lan2", Addresses: []string{"10.0.2.1/24"}, Mtu: 9000,
+						Counters: &labv1.InterfaceCounters{RxPackets: 3, RxBytes: 252, TxPackets: 3, TxBytes: 252}},
+				},
+				Routes: []*labv1.RouteStatus{
+					{Destination: "10.0.1.0/24", Interface: "eth0", Kind: "connected"},
+					{Destination: "10.0.2.0/24", Interface: "eth1", Kind: "connected"},
+				},
+				Ip: &labv1.IPStats{},
+			},
+		},
+	}
+}
+
+// start serves f on a fresh 127.0.0.1 port until the test ends.
+func (f *fakeServer) start(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	labv1.RegisterLabServiceServer(s, f)
+	labv1.RegisterNodeServiceServer(s, f)
+	labv1.RegisterLiveServiceServer(s, f)
+	go func() { _ = s.Serve(lis) }()
+	t.Cleanup(s.Stop)
+	return lis.Addr().String()
+}
+
+func (f *fakeServer) record(call string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+}
+
+func (f *fakeServer) recorded() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// page cuts items into pages of pageSize; tokens are offsets.
+func page[T any](items []T, token string) ([]T, string, error) {
+	off := 0
+	if token != "" {
+		var err error
+		off, err = strconv.Atoi(token)
+		if err != nil || off < 0 || off > len(items) {
+			return nil, "", status.Errorf(codes.InvalidArgument, "page_token: bad token %q", token)
+		}
+	}
+	end := min(off+pageSize, len(items))
+	next := ""
+	if end < len(items) {
+		next = strconv.Itoa(end)
+	}
+	return items[off:end], next, nil
+}
+
+// under filters resources by parent ("labs/-" is every lab).
+func under[T interface{ GetName() string }](f *fakeServer, items []T, parent string) ([]T, error) {
+	if parent != allLabs && !slices.ContainsFunc(f.labs, func(l *labv1.Lab) bool { return l.GetName() == parent }) {
+		return nil, status.Errorf(codes.NotFound, "lab %q not found", parent)
+	}
+	var out []T
+	for _, it := range items {
+		if parent == allLabs || strings.HasPrefix(it.GetName(), parent+"/") {
+			out = append(out, it)
+		}
+	}
+	return out, nil
+}
+
+func find[T interface{ GetName() string }](items []T, name, what string) (T, error) {
+	for _, it := range items {
+		if it.GetName() == name {
+			return it, nil
+		}
+	}
+	var zero T
+	return zero, status.Errorf(codes.NotFound, "%s %q not found", what, name)
+}
+
+func (f *fakeServer) GetLab(_ context.Context, req *labv1.GetLabRequest) (*labv1.GetLabResponse, error) {
+	l, err := find(f.labs, req.GetName(), "lab")
+	return &labv1.GetLabResponse{Lab: l}, err
+}
+
+func (f *fakeServer) ListLabs(_ context.Context, req *labv1.ListLabsRequest) (*labv1.ListLabsResponse, error) {
+	items, next, err := page(f.labs, req.GetPageToken())
+	return &labv1.ListLabsResponse{Labs: items, NextPageToken: next}, err
+}
+
+func (f *fakeServer) GetNetwork(_ context.Context, req *labv1.GetNetworkRequest) (*labv1.GetNetworkResponse, error) {
+	n, err := find(f.networks, req.GetName(), "network")
+	return &labv1.GetNetworkResponse{Network: n}, err
+}
+
+func (f *fakeServer) ListNetworks(_ context.Context, req *labv1.ListNetworksRequest) (*labv1.ListNetworksResponse, error) {
+	all, err := under(f, f.networks, req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	items, next, err := page(all, req.GetPageToken())
+	return &labv1.ListNetworksResponse{Networks: items, NextPageToken: next}, err
+}
+
+func (f *fakeServer) GetHost(_ context.Context, req *labv1.GetHostRequest) (*labv1.GetHostResponse, error) {
+	h, err := find(f.hosts, req.GetName(), "host")
+	return &labv1.GetHostResponse{Host: h}, err
+}
+
+func (f *fakeServer) ListHosts(_ context.Context, req *labv1.ListHostsRequest) (*labv1.ListHostsResponse, error) {
+	all, err := under(f, f.hosts, req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	items, next, err := page(all, req.GetPageToken())
+	return &labv1.ListHostsResponse{Hosts: items, NextPageToken: next}, err
+}
+
+func (f *fakeServer) GetNode(ctx context.Context, req *labv1.GetNodeRequest) (*labv1.GetNodeResponse, error) {
+	if req.GetName() == "nodes/slow" {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	n, err := find(f.nodes, req.GetName(), "node")
+	return &labv1.GetNodeResponse{Node: n}, err
+}
+
+func (f *fakeServer) ListNodes(_ context.Context, req *labv1.ListNodesRequest) (*labv1.ListNodesResponse, error) {
+	items, next, err := page(f.nodes, req.GetPageToken())
+	return &labv1.ListNodesResponse{Nodes: items, NextPageToken: next}, err
+}
+
+// exists reports whether the fake has a resource of that name.
+func (f *fakeServer) exists(name string) bool {
+	has := func(n string) bool { return n == name }
+	for _, l := range f.labs {
+		if has(l.GetName()) {
+			return true
+		}
+	}
+	for _, n := range f.networks {
+		if has(n.GetName()) {
+			return true
+		}
+	}
+	for _, h := range f.hosts {
+		if has(h.GetName()) {
+			return true
+		}
+	}
+	return false
+}
+
+// topologyNames lists the resource names a topology names: lab, networks,
+// hosts.
+func topologyNames(t *labv1.Topology) (lab string, nets, hosts []string) {
+	id := t.GetLab()
+	if id == "" {
+		id = "default"
+	}
+	lab = labName(id)
+	full := func(coll, n string) string {
+		if strings.HasPrefix(n, "labs/") {
+			return n
+		}
+		return lab + "/" + coll + "/" + n
+	}
+	for _, n := range t.GetNetworks() {
+		nets = append(nets, full(collNetworks, n.GetName()))
+	}
+	for _, h := range t.GetHosts() {
+		hosts = append(hosts, full(collHosts, h.GetName()))
+	}
+	return lab, nets, hosts
+}
+
+// Apply reports an existing lab or network as unchanged, an existing host
+// as configured, the rest as created. Lab "bad" fails validation.
+func (f *fakeServer) Apply(_ context.Context, req *labv1.ApplyRequest) (*labv1.ApplyResponse, error) {
+	f.mu.Lock()
+	f.applied = append(f.applied, proto.CloneOf(req))
+	f.mu.Unlock()
+	if req.GetTopology().GetLab() == "bad" {
+		st, err := status.New(codes.InvalidArgument, "hosts[1].interfaces[0].ipv4: 10.0.9.1 is not in network lan1 (10.0.1.0/24)").
+			WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{
+				Field: "hosts[1].interfaces[0].ipv4", Description: "10.0.9.1 is not in network lan1 (10.0.1.0/24)",
+			}}})
+		if err != nil {
+			return nil, err
+		}
+		return nil, st.Err()
+	}
+	lab, nets, hosts := topologyNames(req.GetTopology())
+	var changes []*labv1.Change
+	add := func(name string, ifExists labv1.ChangeAction) {
+		act := labv1.ChangeAction_CHANGE_ACTION_CREATED
+		if f.exists(name) {
+			act = ifExists
+		}
+		changes = append(changes, &labv1.Change{Name: name, Action: act})
+	}
+	add(lab, labv1.ChangeAction_CHANGE_ACTION_UNCHANGED)
+	for _, n := range nets {
+		add(n, labv1.ChangeAction_CHANGE_ACTION_UNCHANGED)
+	}
+	for _, h := range hosts {
+		add(h, labv1.ChangeAction_CHANGE_ACTION_CONFIGURED)
+	}
+	return &labv1.ApplyResponse{Changes: changes}, nil
+}
+
+// DeleteTopology deletes hosts, then networks, of those that exist.
+func (f *fakeServer) DeleteTopology(_ context.Context, req *labv1.DeleteTopologyRequest) (*labv1.DeleteTopologyResponse, error) {
+	_, nets, hosts := topologyNames(req.GetTopology())
+	var changes []*labv1.Change
+	for _, n := range append(hosts, nets...) {
+		act := labv1.ChangeAction_CHANGE_ACTION_NOT_FOUND
+		if f.exists(n) {
+			act = labv1.ChangeAction_CHANGE_ACTION_DELETED
+		}
+		changes = append(changes, &labv1.Change{Name: n, Action: act})
+	}
+	return &labv1.DeleteTopologyResponse{Changes: changes}, nil
+}
+
+func (f *fakeServer) deleteCall(method, name, what string) error {
+	f.record(method + " " + name)
+	if !f.exists(name) {
+		return status.Errorf(codes.NotFound, "%s %q not found", what, name)
+	}
+	return nil
+}
+
+func (f *fakeServer) DeleteLab(_ context.Context, req *labv1.DeleteLabRequest) (*labv1.DeleteLabResponse, error) {
+	return &labv1.DeleteLabResponse{}, f.deleteCall("DeleteLab", req.GetName(), "lab")
+}
+
+func (f *fakeServer) DeleteNetwork(_ context.Context, req *labv1.DeleteNetworkRequest) (*labv1.DeleteNetworkResponse, error) {
+	return &labv1.DeleteNetworkResponse{}, f.deleteCall("DeleteNetwork", req.GetName(), "network")
+}
+
+func (f *fakeServer) DeleteHost(_ context.Context, req *labv1.DeleteHostRequest) (*labv1.DeleteHostResponse, error) {
+	return &labv1.DeleteHostResponse{}, f.deleteCall("DeleteHost", req.GetName(), "host")
+}
+
+func (f *fakeServer) GetHostStatus(_ context.Context, req *labv1.GetHostStatusRequest) (*labv1.GetHostStatusResponse, error) {
+	if st, ok := f.statuses[req.GetName()]; ok {
+		return &labv1.GetHostStatusResponse{Status: st}, nil
+	}
+	if f.exists(req.GetName()) {
+		return nil, status.Errorf(codes.Unavailable, "node n2 is unreachable")
+	}
+	return nil, status.Errorf(codes.NotFound, "host %q not found", req.GetName())
+}
+
+func rtt(us int) *durationpb.Duration { return durationpb.New(time.Duration(us) * time.Microsecond) }
+
+func pingStarted(src, dst string) *labv1.PingResponse {
+	return &labv1.PingResponse{Event: &labv1.PingResponse_Started{Started: &labv1.PingStarted{Source: src, Destination: dst, Size: 56, PacketSize: 84}}}
+}
+
+func pingReply(seq uint32, from string, ttl uint32, us int) *labv1.PingResponse {
+	return &labv1.PingResponse{Event: &labv1.PingResponse_Reply{Reply: &labv1.PingReply{Seq: seq, From: from, Ttl: ttl, Bytes: 64, Rtt: rtt(us)}}}
+}
+
+func pingError(seq uint32, from, msg string) *labv1.PingResponse {
+	return &labv1.PingResponse{Event: &labv1.PingResponse_Error{Error: &labv1.PingError{Seq: seq, From: from, Message: msg}}}
+}
+
+func pingTimeout(seq uint32) *labv1.PingResponse {
+	return &labv1.PingResponse{Event: &labv1.PingResponse_Timeout{Timeout: &labv1.PingTimeout{Seq: seq}}}
+}
+
+// Ping answers by destination.
+func (f *fakeServer) Ping(req *labv1.PingRequest, stream labv1.LiveService_PingServer) error {
+	f.record(fmt.Sprintf("Ping %s %s count=%d interval=%s timeout=%s ttl=%d size=%d ipv6=%t",
+		req.GetHost(), req.GetDestination(), req.GetCount(), req.GetInterval().AsDuration(), req.GetTimeout().AsDuration(),
+		req.GetTtl(), req.GetSize(), req.GetIpv6()))
+	var events []*labv1.PingResponse
+	switch req.GetDestination() {
+	case "10.0.2.10":
+		events = []*labv1.PingResponse{
+			pingStarted("10.0.1.10", "10.0.2.10"),
+			pingReply(1, "10.0.2.10", 63, 101),
+			pingReply(2, "10.0.2.10", 63, 119),
+			pingReply(3, "10.0.2.10", 63, 140),
+		}
+	case "h2": // a reply, an ICMP error from the router, a local error
+		events = []*labv1.PingResponse{
+			pingStarted("10.0.1.10", "10.0.2.10"),
+			pingReply(1, "10.0.2.10", 63, 2345),
+			pingError(2, "10.0.1.1", "Time to live exceeded"),
+			pingError(3, "", "Destination Host Unreachable"),
+		}
+	case "10.0.9.9": // nothing answers
+		events = []*labv1.PingResponse{
+			pingStarted("10.0.1.10", "10.0.9.9"),
+			pingTimeout(1),
+			pingTimeout(2),
+		}
+	case "10.0.2.11": // a timeout among replies, and a duplicate
+		events = []*labv1.PingResponse{
+			pingStarted("10.0.1.10", "10.0.2.11"),
+			pingReply(1, "10.0.2.11", 63, 500),
+			pingTimeout(2),
+			pingReply(3, "10.0.2.11", 63, 1500),
+			pingReply(3, "10.0.2.11", 63, 1700),
+			pingReply(4, "10.0.2.11", 63, 12345),
+		}
+	case "fd00:0:0:1::1":
+		events = []*labv1.PingResponse{
+			pingStarted("fd00:0:0:1::a", "fd00:0:0:1::1"),
+			pingReply(1, "fd00:0:0:1::1", 64, 80),
+		}
+	case "forever": // one reply, then wait to be cancelled
+		if err := stream.Send(pingStarted("10.0.1.10", "10.0.2.10")); err != nil {
+			return err
+		}
+		if err := stream.Send(pingReply(1, "10.0.2.10", 63, 250)); err != nil {
+			return err
+		}
+		<-stream.Context().Done()
+		return stream.Context().Err()
+	case "broken": // the stream breaks after one probe
+		if err := stream.Send(pingStarted("10.0.1.10", "10.0.2.10")); err != nil {
+			return err
+		}
+		if err := stream.Send(pingReply(1, "10.0.2.10", 63, 250)); err != nil {
+			return err
+		}
+		return status.Error(codes.Internal, "host labs/demo/hosts/h1 stopped")
+	default:
+		return status.Errorf(codes.InvalidArgument, "destination: %q is neither an address nor a host of lab demo", req.GetDestination())
+	}
+	for _, e := range events {
+		if err := stream.Send(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func probe(from string, us int, annotation string) *labv1.TracerouteProbe {
+	if from == "" {
+		return &labv1.TracerouteProbe{}
+	}
+	return &labv1.TracerouteProbe{From: from, Rtt: rtt(us), Annotation: annotation}
+}
+
+func hop(ttl uint32, reached bool, probes ...*labv1.TracerouteProbe) *labv1.TracerouteResponse {
+	return &labv1.TracerouteResponse{Event: &labv1.TracerouteResponse_Hop{Hop: &labv1.TracerouteHop{Ttl: ttl, Probes: probes, Reached: reached}}}
+}
+
+// Traceroute answers by destination.
+func (f *fakeServer) Traceroute(req *labv1.TracerouteRequest, stream labv1.LiveService_TracerouteServer) error {
+	f.record(fmt.Sprintf("Traceroute %s %s max_hops=%d probes=%d timeout=%s ipv6=%t",
+		req.GetHost(), req.GetDestination(), req.GetMaxHops(), req.GetProbes(), req.GetTimeout().AsDuration(), req.GetIpv6()))
+	started := func(dst string, maxHops uint32) *labv1.TracerouteResponse {
+		return &labv1.TracerouteResponse{Event: &labv1.TracerouteResponse_Started{Started: &labv1.TracerouteStarted{Source: "10.0.1.10", Destination: dst, MaxHops: maxHops}}}
+	}
+	var events []*labv1.TracerouteResponse
+	switch req.GetDestination() {
+	case "10.0.2.10":
+		events = []*labv1.TracerouteResponse{
+			started("10.0.2.10", 30),
+			hop(1, false, probe("10.0.1.1", 105, ""), probe("10.0.1.1", 90, ""), probe("10.0.1.1", 88, "")),
+			hop(2, true, probe("10.0.2.10", 201, ""), probe("10.0.2.10", 187, ""), probe("10.0.2.10", 190, "")),
+		}
+	case "h2": // load-balanced first hop, an unreachable, silence
+		events = []*labv1.TracerouteResponse{
+			started("10.0.2.10", 4),
+			hop(1, false, probe("10.0.1.1", 105, ""), probe("10.0.1.2", 95, ""), probe("10.0.1.2", 97, "")),
+			hop(2, false, probe("", 0, ""), probe("10.0.3.1", 1250, "!H"), probe("10.0.3.1", 1300, "!H")),
+			hop(3, false, probe("", 0, ""), probe("", 0, ""), probe("", 0, "")),
+			hop(4, false, probe("", 0, ""), probe("10.0.3.1", 12345, ""), probe("", 0, "")),
+		}
+	default:
+		return status.Errorf(codes.NotFound, "host %q not found", req.GetHost())
+	}
+	for _, e := range events {
+		if err := stream.Send(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
