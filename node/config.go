@@ -1,0 +1,143 @@
+// Package node is labd, the labnet daemon: it holds the desired state, runs
+// the virtual hosts placed on this machine and serves the gRPC API.
+package node
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Version is labd's version.
+const Version = "0.1.0-dev"
+
+// Config is labd's configuration.
+type Config struct {
+	Name     string // node name; the machine's host name by default
+	DataDir  string // where the replica lives
+	API      string // gRPC listen address
+	Gossip   string // memberlist address (UDP+TCP)
+	Overlay  string // GENEVE address (UDP)
+	Join     []string
+	LogLevel slog.Level
+	Insecure bool // allow non-loopback gossip/overlay without a cluster key
+}
+
+// Defaults, as DESIGN.md's table gives them.
+const (
+	DefaultAPI     = "127.0.0.1:7700"
+	DefaultGossip  = "127.0.0.1:7946"
+	DefaultOverlay = "127.0.0.1:6081"
+)
+
+// DefaultDataDir is $XDG_STATE_HOME/labd, else ~/.local/state/labd.
+func DefaultDataDir(getenv func(string) string) string {
+	if d := getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "labd")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "state", "labd")
+	}
+	return filepath.Join(os.TempDir(), "labd")
+}
+
+// ParseFlags reads labd's flags from args, each falling back to the
+// environment variable LABD_<FLAG> (dashes become underscores). It returns
+// flag.ErrHelp for -h.
+func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "labd"
+	}
+	fs := flag.NewFlagSet("labd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg      Config
+		join     string
+		logLevel string
+	)
+	fs.StringVar(&cfg.Name, "name", host, "node name, unique in the cluster")
+	fs.StringVar(&cfg.DataDir, "data", DefaultDataDir(getenv), "data directory (the persisted lab)")
+	fs.StringVar(&cfg.API, "api", DefaultAPI, "gRPC API listen address")
+	fs.StringVar(&cfg.Gossip, "gossip", DefaultGossip, "gossip (memberlist) address, UDP and TCP")
+	fs.StringVar(&cfg.Overlay, "overlay", DefaultOverlay, "overlay (GENEVE) address, UDP")
+	fs.StringVar(&join, "join", "", "comma-separated gossip addresses of nodes to join")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow gossip and overlay on non-loopback addresses without a cluster key")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: labd [flags]\n\nRuns a labnet node. With no flags: a single-node lab on loopback, API on %s.\nEvery flag can also be set as LABD_<FLAG> in the environment (LABD_LOG_LEVEL=debug).\n\nFlags:\n", DefaultAPI)
+		fs.PrintDefaults()
+	}
+	// The environment sets defaults; flags on the command line override.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := "LABD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(key); v != "" {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s=%q: %v", key, v, err)
+			}
+			f.DefValue = v
+		}
+	})
+	if envErr != nil {
+		return Config{}, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q (labd takes only flags)", fs.Arg(0))
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return Config{}, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", logLevel)
+	}
+	for _, j := range strings.Split(join, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			cfg.Join = append(cfg.Join, j)
+		}
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.Name == "" || strings.ContainsAny(c.Name, "/ \t\n") {
+		return fmt.Errorf("--name: %q is not a node name", c.Name)
+	}
+	if c.DataDir == "" {
+		return errors.New("--data: required")
+	}
+	for _, a := range []struct{ flag, addr string }{{"api", c.API}, {"gossip", c.Gossip}, {"overlay", c.Overlay}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return fmt.Errorf("--%s: %q is not host:port", a.flag, a.addr)
+		}
+	}
+	for _, a := range []struct{ flag, addr string }{{"gossip", c.Gossip}, {"overlay", c.Overlay}} {
+		if !c.Insecure && !isLoopback(a.addr) {
+			return fmt.Errorf("--%s: %s is not a loopback address: refusing to carry unauthenticated lab traffic on a real network without --insecure", a.flag, a.addr)
+		}
+	}
+	if len(c.Join) > 0 {
+		return errors.New("--join: clustering is not available in this version of labd yet; run without --join for a single-node lab")
+	}
+	return nil
+}
+
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}

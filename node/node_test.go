@@ -1,0 +1,205 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParseFlags(t *testing.T) {
+	home := map[string]string{"HOME": "/home/u"}
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(t *testing.T, c Config)
+		wantErr string
+	}{
+		{name: "defaults", env: home, check: func(t *testing.T, c Config) {
+			if c.API != DefaultAPI || c.Gossip != DefaultGossip || c.Overlay != DefaultOverlay || c.DataDir != "/home/u/.local/state/labd" || c.Name == "" || c.LogLevel != slog.LevelInfo {
+				t.Errorf("defaults: %+v", c)
+			}
+		}},
+		{name: "xdg", env: map[string]string{"XDG_STATE_HOME": "/x"}, check: func(t *testing.T, c Config) {
+			if c.DataDir != "/x/labd" {
+				t.Errorf("data = %q", c.DataDir)
+			}
+		}},
+		{name: "env", env: map[string]string{"HOME": "/h", "LABD_API": "127.0.0.1:9", "LABD_LOG_LEVEL": "debug", "LABD_NAME": "n7"}, check: func(t *testing.T, c Config) {
+			if c.API != "127.0.0.1:9" || c.LogLevel != slog.LevelDebug || c.Name != "n7" {
+				t.Errorf("env not read: %+v", c)
+			}
+		}},
+		{name: "flag beats env", args: []string{"--api", "127.0.0.1:8"}, env: map[string]string{"HOME": "/h", "LABD_API": "127.0.0.1:9"}, check: func(t *testing.T, c Config) {
+			if c.API != "127.0.0.1:8" {
+				t.Errorf("api = %q", c.API)
+			}
+		}},
+		{name: "bad log level", args: []string{"--log-level", "loud"}, env: home, wantErr: "--log-level"},
+		{name: "bad api", args: []string{"--api", "nowhere"}, env: home, wantErr: "--api"},
+		{name: "non-loopback gossip", args: []string{"--gossip", "192.0.2.1:7946"}, env: home, wantErr: "--gossip"},
+		{name: "non-loopback overlay allowed with insecure", args: []string{"--overlay", "0.0.0.0:6081", "--insecure"}, env: home},
+		{name: "join not yet", args: []string{"--join", "127.0.0.2:7946"}, env: home, wantErr: "--join"},
+		{name: "stray argument", args: []string{"run"}, env: home, wantErr: "unexpected argument"},
+		{name: "bad env", env: map[string]string{"HOME": "/h", "LABD_INSECURE": "maybe"}, wantErr: "LABD_INSECURE"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			c, err := ParseFlags(tc.args, env(tc.env), &stderr)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one naming %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.check != nil {
+				tc.check(t, c)
+			}
+		})
+	}
+	if _, err := ParseFlags([]string{"-h"}, env(home), &bytes.Buffer{}); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v", err)
+	}
+}
+
+// TestRunServesAndStops runs labd in-process: health and reflection answer,
+// the API works, and cancelling the context shuts down cleanly.
+func TestRunServesAndStops(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	cfg := Config{Name: "t1", DataDir: t.TempDir(), API: addr, Gossip: DefaultGossip, Overlay: DefaultOverlay}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
+
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	hc := healthpb.NewHealthClient(conn)
+	resp, err := hc.Check(cctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+	if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v %v", resp, err)
+	}
+	rc, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(cctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}})
+	rr, err := rc.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.CloseSend()
+	var services []string
+	for _, s := range rr.GetListServicesResponse().GetService() {
+		services = append(services, s.Name)
+	}
+	for _, want := range []string{"lab.v1.LabService", "lab.v1.LiveService", "lab.v1.NodeService", "grpc.health.v1.Health"} {
+		if !strings.Contains(strings.Join(services, " "), want) {
+			t.Errorf("reflection lacks %s: %v", want, services)
+		}
+	}
+	nodes, err := labv1.NewNodeServiceClient(conn).ListNodes(cctx, &labv1.ListNodesRequest{})
+	if err != nil || len(nodes.Nodes) != 1 || nodes.Nodes[0].Name != "nodes/t1" || nodes.Nodes[0].ApiAddress != addr {
+		t.Fatalf("ListNodes: %v %v", nodes, err)
+	}
+	// A ping that would run forever must not hold up the shutdown.
+	_, err = labv1.NewLabServiceClient(conn).Apply(cctx, &labv1.ApplyRequest{Topology: &labv1.Topology{
+		Networks: []*labv1.Network{{Name: "lan", Ipv4: "10.0.0.0/24"}},
+		Hosts: []*labv1.Host{
+			{Name: "a", Interfaces: []*labv1.Interface{{Network: "lan"}}},
+			{Name: "b", Interfaces: []*labv1.Interface{{Network: "lan"}}},
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ping grpc.ServerStreamingClient[labv1.PingResponse]
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ping, err = labv1.NewLiveServiceClient(conn).Ping(cctx, &labv1.PingRequest{Host: "labs/default/hosts/a", Destination: "b", Interval: durationpb.New(10 * time.Millisecond)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err = ping.Recv(); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	if r, err := ping.Recv(); err != nil || r.GetReply() == nil {
+		t.Fatalf("first probe: %v %v", r, err)
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		for {
+			if _, err := ping.Recv(); err != nil {
+				if status.Code(err) != codes.Unavailable {
+					t.Errorf("ping ended with %v, want Unavailable", err)
+				}
+				break
+			}
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Errorf("shutdown took %v", time.Since(start))
+		}
+		if err != nil {
+			t.Fatalf("Run after cancel: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func TestRunRefusesLockedData(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := Config{Name: "a", DataDir: dir, API: "127.0.0.1:0", Gossip: DefaultGossip, Overlay: DefaultOverlay}
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
+	time.Sleep(300 * time.Millisecond)
+	cfg.Name = "b"
+	err := Run(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("second labd on the same data: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
