@@ -13,22 +13,31 @@ import (
 
 const defaultLab = "default"
 
-// Apply creates or updates everything the topology names, in one store
-// transaction: all of it or nothing.
-func (s *Server) Apply(ctx context.Context, req *labv1.ApplyRequest) (*labv1.ApplyResponse, error) {
-	t := req.GetTopology()
+// topologyLab is the lab a topology names ("default" when it names none).
+func topologyLab(t *labv1.Topology) (string, error) {
 	if t == nil {
-		return nil, invalid("topology", "required")
+		return "", invalid("topology", "required")
 	}
 	lab := t.Lab
 	if lab == "" {
 		lab = defaultLab
 	}
 	if !validID(lab) {
-		return nil, invalid("topology.lab", "%q %s", lab, idRule)
+		return "", invalid("topology.lab", "%q %s", lab, idRule)
+	}
+	return lab, nil
+}
+
+// Apply creates or updates everything the topology names, in one store
+// transaction: all of it or nothing.
+func (s *Server) Apply(ctx context.Context, req *labv1.ApplyRequest) (*labv1.ApplyResponse, error) {
+	t := req.GetTopology()
+	lab, err := topologyLab(t)
+	if err != nil {
+		return nil, err
 	}
 	var changes []*labv1.Change
-	err := s.update(func(tx *store.Tx) error {
+	err = s.update(func(tx *store.Tx) error {
 		old, err := loadLab(tx, lab)
 		if err != nil {
 			return err
@@ -177,18 +186,12 @@ func (s *Server) hostSpec(before, req *labv1.Host, name string) *labv1.Host {
 // first), and the lab when nothing is left in it, in one transaction.
 func (s *Server) DeleteTopology(ctx context.Context, req *labv1.DeleteTopologyRequest) (*labv1.DeleteTopologyResponse, error) {
 	t := req.GetTopology()
-	if t == nil {
-		return nil, invalid("topology", "required")
-	}
-	lab := t.Lab
-	if lab == "" {
-		lab = defaultLab
-	}
-	if !validID(lab) {
-		return nil, invalid("topology.lab", "%q %s", lab, idRule)
+	lab, err := topologyLab(t)
+	if err != nil {
+		return nil, err
 	}
 	var changes []*labv1.Change
-	err := s.update(func(tx *store.Tx) error {
+	err = s.update(func(tx *store.Tx) error {
 		old, err := loadLab(tx, lab)
 		if err != nil {
 			return err

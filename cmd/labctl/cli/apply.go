@@ -36,6 +36,15 @@ read and checked before the first one is applied.`,
 }
 
 func (a *app) runApply(ctx context.Context, files []string, dryRun bool) error {
+	return a.runTopologies(ctx, files, dryRun, func(ctx context.Context, c labv1.LabServiceClient, t *labv1.Topology) ([]*labv1.Change, error) {
+		resp, err := c.Apply(ctx, &labv1.ApplyRequest{Topology: t, ValidateOnly: dryRun})
+		return resp.GetChanges(), err
+	})
+}
+
+// runTopologies sends each topology of files with call and prints the
+// changes it reports.
+func (a *app) runTopologies(ctx context.Context, files []string, dryRun bool, call func(context.Context, labv1.LabServiceClient, *labv1.Topology) ([]*labv1.Change, error)) error {
 	tops, err := a.readTopologies(files)
 	if err != nil {
 		return err
@@ -46,16 +55,14 @@ func (a *app) runApply(ctx context.Context, files []string, dryRun bool) error {
 	}
 	var all []*labv1.Change
 	for _, t := range tops {
-		resp, err := unary(a, ctx, func(ctx context.Context) (*labv1.ApplyResponse, error) {
-			return c.Apply(ctx, &labv1.ApplyRequest{Topology: t, ValidateOnly: dryRun})
-		})
+		changes, err := unary(a, ctx, func(ctx context.Context) ([]*labv1.Change, error) { return call(ctx, c, t) })
 		if err != nil {
 			return err
 		}
 		if a.output == outputTable {
-			a.printChanges(resp.GetChanges(), dryRun)
+			a.printChanges(changes, dryRun)
 		}
-		all = append(all, resp.GetChanges()...)
+		all = append(all, changes...)
 	}
 	if a.output != outputTable {
 		return a.printChangesDocument(all)

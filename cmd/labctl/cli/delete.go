@@ -59,31 +59,10 @@ bare ID is looked up across all labs.`,
 }
 
 func (a *app) runDeleteTopology(ctx context.Context, files []string, dryRun bool) error {
-	tops, err := a.readTopologies(files)
-	if err != nil {
-		return err
-	}
-	c, err := a.labs()
-	if err != nil {
-		return err
-	}
-	var all []*labv1.Change
-	for _, t := range tops {
-		resp, err := unary(a, ctx, func(ctx context.Context) (*labv1.DeleteTopologyResponse, error) {
-			return c.DeleteTopology(ctx, &labv1.DeleteTopologyRequest{Topology: t, ValidateOnly: dryRun})
-		})
-		if err != nil {
-			return err
-		}
-		if a.output == outputTable {
-			a.printChanges(resp.GetChanges(), dryRun)
-		}
-		all = append(all, resp.GetChanges()...)
-	}
-	if a.output != outputTable {
-		return a.printChangesDocument(all)
-	}
-	return nil
+	return a.runTopologies(ctx, files, dryRun, func(ctx context.Context, c labv1.LabServiceClient, t *labv1.Topology) ([]*labv1.Change, error) {
+		resp, err := c.DeleteTopology(ctx, &labv1.DeleteTopologyRequest{Topology: t, ValidateOnly: dryRun})
+		return resp.GetChanges(), err
+	})
 }
 
 // runDeleteNames deletes resources one by one. A name that fails is reported
