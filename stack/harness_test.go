@@ -36,6 +36,12 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
+// AfterFunc is never needed by the IP layer's tests; transports are tested
+// with package vclock.
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) stack.Timer {
+	panic("fakeClock.AfterFunc: use vclock")
+}
+
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -71,7 +71,13 @@ func (s *Stack) icmp4Error(ip wire.IPv4, m wire.ICMP) {
 		return
 	}
 	if q[9] != wire.ProtoICMPv4 {
-		return // transport protocols are notified in a later layer
+		if t := s.transport(q[9]); t != nil {
+			t.HandleError(ICMPError{
+				From: ip.Src(), Type: m.Type(), Code: m.Code(), MTU: m.MTU(false),
+				Src: wire.IPv4(q).Src(), Dst: wire.IPv4(q).Dst(), Quoted: q[hl:],
+			})
+		}
+		return
 	}
 	inner := wire.ICMP(q[hl:])
 	if inner.Type() != wire.ICMPv4Echo {
@@ -167,6 +173,12 @@ func (s *Stack) icmp6Error(ip wire.IPv6, m wire.ICMP) {
 		return
 	}
 	if q[6] != wire.ProtoICMPv6 {
+		if t := s.transport(q[6]); t != nil {
+			t.HandleError(ICMPError{
+				From: ip.Src(), Type: m.Type(), Code: m.Code(), MTU: m.MTU(true),
+				Src: wire.IPv6(q).Src(), Dst: wire.IPv6(q).Dst(), Quoted: q[wire.IPv6HeaderLen:],
+			})
+		}
 		return
 	}
 	inner := wire.ICMP(q[wire.IPv6HeaderLen:])

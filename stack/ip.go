@@ -70,6 +70,13 @@ func (s *Stack) deliver4(nic *NIC, ip wire.IPv4) {
 	case wire.ProtoICMPv4:
 		s.icmp4Input(nic, ip)
 	default:
+		if t := s.transport(ip.Protocol()); t != nil {
+			s.stats.delivered.Add(1)
+			if !t.HandlePacket(PacketInfo{NIC: nic, Src: ip.Src(), Dst: ip.Dst(), TTL: ip.TTL()}, ip.Payload()) {
+				s.sendICMPv4Error(nic, ip, wire.ICMPv4DestUnreach, wire.ICMPv4PortUnreach, 0)
+			}
+			return
+		}
 		// RFC 1122 §3.2.2.1: SHOULD send protocol unreachable.
 		s.stats.unknownProtocol.Add(1)
 		s.sendICMPv4Error(nic, ip, wire.ICMPv4DestUnreach, wire.ICMPv4ProtoUnreach, 0)
@@ -144,6 +151,13 @@ func (s *Stack) deliver6(nic *NIC, ip wire.IPv6) {
 	case wire.ProtoIPv6NoNext:
 		s.stats.delivered.Add(1)
 	default:
+		if t := s.transport(ip.NextHeader()); t != nil {
+			s.stats.delivered.Add(1)
+			if !t.HandlePacket(PacketInfo{NIC: nic, Src: ip.Src(), Dst: ip.Dst(), TTL: ip.HopLimit()}, ip.Payload()) {
+				s.sendICMPv6Error(nic, ip, wire.ICMPv6DestUnreach, wire.ICMPv6PortUnreach, 0)
+			}
+			return
+		}
 		// RFC 8200 §4: an unrecognised Next Header makes the node discard the
 		// packet and send a parameter problem, code 1, pointing at the
 		// field (offset 6 of the fixed header). Extension headers are not

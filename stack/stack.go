@@ -16,16 +16,33 @@ import (
 	"time"
 )
 
-// Clock is the stack's source of time.
+// Clock is the stack's source of time and timers. The daemon passes
+// SystemClock; tests pass a virtual clock (package vclock) and advance it by
+// hand, so timer-driven behaviour (retransmission, TIME_WAIT, delayed ACKs)
+// runs in microseconds and always the same way.
 type Clock interface {
 	Now() time.Time
+	// AfterFunc calls f once, on some goroutine, after d has passed.
+	AfterFunc(d time.Duration, f func()) Timer
 }
 
-// SystemClock reads the machine's clock. Only the daemon passes it in.
+// Timer is a pending AfterFunc call; *time.Timer is one.
+type Timer interface {
+	// Stop prevents the call; it reports whether it did.
+	Stop() bool
+	// Reset makes the call happen d from now (again); it reports whether
+	// the timer was pending.
+	Reset(d time.Duration) bool
+}
+
+// SystemClock is the machine's clock. Only the daemon passes it in.
 type SystemClock struct{}
 
 // Now returns time.Now().
 func (SystemClock) Now() time.Time { return time.Now() }
+
+// AfterFunc is time.AfterFunc.
+func (SystemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
 // Errors returned to local senders.
 var (
@@ -69,6 +86,7 @@ type Stack struct {
 	routes atomic.Pointer[routeTable]
 
 	echo4, echo6 map[uint16]*EchoEndpoint
+	transports   atomic.Pointer[map[uint8]Transport]
 	nextIdent    uint16
 
 	ipID     atomic.Uint32
@@ -103,6 +121,7 @@ func New(cfg Config) *Stack {
 	}
 	s.errLimit.init(rate, burst, cfg.Clock.Now())
 	s.routes.Store(&routeTable{})
+	s.transports.Store(&map[uint8]Transport{})
 	return s
 }
 
