@@ -1759,6 +1759,113 @@ func (*DeleteHostResponse) Descriptor() ([]byte, []int) {
 	return file_lab_v1_lab_service_proto_rawDescGZIP(), []int{34}
 }
 
+type SetImpairmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "labs/{lab}/hosts/{host}".
+	Host string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	// Interface name, e.g. "eth0".
+	Interface string `protobuf:"bytes,2,opt,name=interface,proto3" json:"interface,omitempty"`
+	// The new impairments; unset or empty clears them.
+	Impair        *Impairment `protobuf:"bytes,3,opt,name=impair,proto3" json:"impair,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetImpairmentRequest) Reset() {
+	*x = SetImpairmentRequest{}
+	mi := &file_lab_v1_lab_service_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetImpairmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetImpairmentRequest) ProtoMessage() {}
+
+func (x *SetImpairmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_lab_service_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetImpairmentRequest.ProtoReflect.Descriptor instead.
+func (*SetImpairmentRequest) Descriptor() ([]byte, []int) {
+	return file_lab_v1_lab_service_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SetImpairmentRequest) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *SetImpairmentRequest) GetInterface() string {
+	if x != nil {
+		return x.Interface
+	}
+	return ""
+}
+
+func (x *SetImpairmentRequest) GetImpair() *Impairment {
+	if x != nil {
+		return x.Impair
+	}
+	return nil
+}
+
+type SetImpairmentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Host          *Host                  `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetImpairmentResponse) Reset() {
+	*x = SetImpairmentResponse{}
+	mi := &file_lab_v1_lab_service_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetImpairmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetImpairmentResponse) ProtoMessage() {}
+
+func (x *SetImpairmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_lab_service_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetImpairmentResponse.ProtoReflect.Descriptor instead.
+func (*SetImpairmentResponse) Descriptor() ([]byte, []int) {
+	return file_lab_v1_lab_service_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SetImpairmentResponse) GetHost() *Host {
+	if x != nil {
+		return x.Host
+	}
+	return nil
+}
+
 var File_lab_v1_lab_service_proto protoreflect.FileDescriptor
 
 const file_lab_v1_lab_service_proto_rawDesc = "" +
@@ -1856,14 +1963,20 @@ const file_lab_v1_lab_service_proto_rawDesc = "" +
 	"\x04host\x18\x01 \x01(\v2\f.lab.v1.HostR\x04host\"'\n" +
 	"\x11DeleteHostRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
-	"\x12DeleteHostResponse*\xbb\x01\n" +
+	"\x12DeleteHostResponse\"t\n" +
+	"\x14SetImpairmentRequest\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x1c\n" +
+	"\tinterface\x18\x02 \x01(\tR\tinterface\x12*\n" +
+	"\x06impair\x18\x03 \x01(\v2\x12.lab.v1.ImpairmentR\x06impair\"9\n" +
+	"\x15SetImpairmentResponse\x12 \n" +
+	"\x04host\x18\x01 \x01(\v2\f.lab.v1.HostR\x04host*\xbb\x01\n" +
 	"\fChangeAction\x12\x1d\n" +
 	"\x19CHANGE_ACTION_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CHANGE_ACTION_CREATED\x10\x01\x12\x1c\n" +
 	"\x18CHANGE_ACTION_CONFIGURED\x10\x02\x12\x1b\n" +
 	"\x17CHANGE_ACTION_UNCHANGED\x10\x03\x12\x19\n" +
 	"\x15CHANGE_ACTION_DELETED\x10\x04\x12\x1b\n" +
-	"\x17CHANGE_ACTION_NOT_FOUND\x10\x052\x98\t\n" +
+	"\x17CHANGE_ACTION_NOT_FOUND\x10\x052\xe6\t\n" +
 	"\n" +
 	"LabService\x124\n" +
 	"\x05Apply\x12\x14.lab.v1.ApplyRequest\x1a\x15.lab.v1.ApplyResponse\x12O\n" +
@@ -1886,7 +1999,8 @@ const file_lab_v1_lab_service_proto_rawDesc = "" +
 	"\n" +
 	"UpdateHost\x12\x19.lab.v1.UpdateHostRequest\x1a\x1a.lab.v1.UpdateHostResponse\x12C\n" +
 	"\n" +
-	"DeleteHost\x12\x19.lab.v1.DeleteHostRequest\x1a\x1a.lab.v1.DeleteHostResponseB1Z/github.com/labnet-dev/labnet/proto/lab/v1;labv1b\x06proto3"
+	"DeleteHost\x12\x19.lab.v1.DeleteHostRequest\x1a\x1a.lab.v1.DeleteHostResponse\x12L\n" +
+	"\rSetImpairment\x12\x1c.lab.v1.SetImpairmentRequest\x1a\x1d.lab.v1.SetImpairmentResponseB1Z/github.com/labnet-dev/labnet/proto/lab/v1;labv1b\x06proto3"
 
 var (
 	file_lab_v1_lab_service_proto_rawDescOnce sync.Once
@@ -1901,7 +2015,7 @@ func file_lab_v1_lab_service_proto_rawDescGZIP() []byte {
 }
 
 var file_lab_v1_lab_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_lab_v1_lab_service_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_lab_v1_lab_service_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_lab_v1_lab_service_proto_goTypes = []any{
 	(ChangeAction)(0),              // 0: lab.v1.ChangeAction
 	(*ApplyRequest)(nil),           // 1: lab.v1.ApplyRequest
@@ -1939,78 +2053,85 @@ var file_lab_v1_lab_service_proto_goTypes = []any{
 	(*UpdateHostResponse)(nil),     // 33: lab.v1.UpdateHostResponse
 	(*DeleteHostRequest)(nil),      // 34: lab.v1.DeleteHostRequest
 	(*DeleteHostResponse)(nil),     // 35: lab.v1.DeleteHostResponse
-	(*Topology)(nil),               // 36: lab.v1.Topology
-	(*Lab)(nil),                    // 37: lab.v1.Lab
-	(*fieldmaskpb.FieldMask)(nil),  // 38: google.protobuf.FieldMask
-	(*Network)(nil),                // 39: lab.v1.Network
-	(*Host)(nil),                   // 40: lab.v1.Host
+	(*SetImpairmentRequest)(nil),   // 36: lab.v1.SetImpairmentRequest
+	(*SetImpairmentResponse)(nil),  // 37: lab.v1.SetImpairmentResponse
+	(*Topology)(nil),               // 38: lab.v1.Topology
+	(*Lab)(nil),                    // 39: lab.v1.Lab
+	(*fieldmaskpb.FieldMask)(nil),  // 40: google.protobuf.FieldMask
+	(*Network)(nil),                // 41: lab.v1.Network
+	(*Host)(nil),                   // 42: lab.v1.Host
+	(*Impairment)(nil),             // 43: lab.v1.Impairment
 }
 var file_lab_v1_lab_service_proto_depIdxs = []int32{
-	36, // 0: lab.v1.ApplyRequest.topology:type_name -> lab.v1.Topology
+	38, // 0: lab.v1.ApplyRequest.topology:type_name -> lab.v1.Topology
 	5,  // 1: lab.v1.ApplyResponse.changes:type_name -> lab.v1.Change
-	36, // 2: lab.v1.DeleteTopologyRequest.topology:type_name -> lab.v1.Topology
+	38, // 2: lab.v1.DeleteTopologyRequest.topology:type_name -> lab.v1.Topology
 	5,  // 3: lab.v1.DeleteTopologyResponse.changes:type_name -> lab.v1.Change
 	0,  // 4: lab.v1.Change.action:type_name -> lab.v1.ChangeAction
-	37, // 5: lab.v1.GetLabResponse.lab:type_name -> lab.v1.Lab
-	37, // 6: lab.v1.ListLabsResponse.labs:type_name -> lab.v1.Lab
-	37, // 7: lab.v1.CreateLabRequest.lab:type_name -> lab.v1.Lab
-	37, // 8: lab.v1.CreateLabResponse.lab:type_name -> lab.v1.Lab
-	37, // 9: lab.v1.UpdateLabRequest.lab:type_name -> lab.v1.Lab
-	38, // 10: lab.v1.UpdateLabRequest.update_mask:type_name -> google.protobuf.FieldMask
-	37, // 11: lab.v1.UpdateLabResponse.lab:type_name -> lab.v1.Lab
-	39, // 12: lab.v1.GetNetworkResponse.network:type_name -> lab.v1.Network
-	39, // 13: lab.v1.ListNetworksResponse.networks:type_name -> lab.v1.Network
-	39, // 14: lab.v1.CreateNetworkRequest.network:type_name -> lab.v1.Network
-	39, // 15: lab.v1.CreateNetworkResponse.network:type_name -> lab.v1.Network
-	39, // 16: lab.v1.UpdateNetworkRequest.network:type_name -> lab.v1.Network
-	38, // 17: lab.v1.UpdateNetworkRequest.update_mask:type_name -> google.protobuf.FieldMask
-	39, // 18: lab.v1.UpdateNetworkResponse.network:type_name -> lab.v1.Network
-	40, // 19: lab.v1.GetHostResponse.host:type_name -> lab.v1.Host
-	40, // 20: lab.v1.ListHostsResponse.hosts:type_name -> lab.v1.Host
-	40, // 21: lab.v1.CreateHostRequest.host:type_name -> lab.v1.Host
-	40, // 22: lab.v1.CreateHostResponse.host:type_name -> lab.v1.Host
-	40, // 23: lab.v1.UpdateHostRequest.host:type_name -> lab.v1.Host
-	38, // 24: lab.v1.UpdateHostRequest.update_mask:type_name -> google.protobuf.FieldMask
-	40, // 25: lab.v1.UpdateHostResponse.host:type_name -> lab.v1.Host
-	1,  // 26: lab.v1.LabService.Apply:input_type -> lab.v1.ApplyRequest
-	3,  // 27: lab.v1.LabService.DeleteTopology:input_type -> lab.v1.DeleteTopologyRequest
-	6,  // 28: lab.v1.LabService.GetLab:input_type -> lab.v1.GetLabRequest
-	8,  // 29: lab.v1.LabService.ListLabs:input_type -> lab.v1.ListLabsRequest
-	10, // 30: lab.v1.LabService.CreateLab:input_type -> lab.v1.CreateLabRequest
-	12, // 31: lab.v1.LabService.UpdateLab:input_type -> lab.v1.UpdateLabRequest
-	14, // 32: lab.v1.LabService.DeleteLab:input_type -> lab.v1.DeleteLabRequest
-	16, // 33: lab.v1.LabService.GetNetwork:input_type -> lab.v1.GetNetworkRequest
-	18, // 34: lab.v1.LabService.ListNetworks:input_type -> lab.v1.ListNetworksRequest
-	20, // 35: lab.v1.LabService.CreateNetwork:input_type -> lab.v1.CreateNetworkRequest
-	22, // 36: lab.v1.LabService.UpdateNetwork:input_type -> lab.v1.UpdateNetworkRequest
-	24, // 37: lab.v1.LabService.DeleteNetwork:input_type -> lab.v1.DeleteNetworkRequest
-	26, // 38: lab.v1.LabService.GetHost:input_type -> lab.v1.GetHostRequest
-	28, // 39: lab.v1.LabService.ListHosts:input_type -> lab.v1.ListHostsRequest
-	30, // 40: lab.v1.LabService.CreateHost:input_type -> lab.v1.CreateHostRequest
-	32, // 41: lab.v1.LabService.UpdateHost:input_type -> lab.v1.UpdateHostRequest
-	34, // 42: lab.v1.LabService.DeleteHost:input_type -> lab.v1.DeleteHostRequest
-	2,  // 43: lab.v1.LabService.Apply:output_type -> lab.v1.ApplyResponse
-	4,  // 44: lab.v1.LabService.DeleteTopology:output_type -> lab.v1.DeleteTopologyResponse
-	7,  // 45: lab.v1.LabService.GetLab:output_type -> lab.v1.GetLabResponse
-	9,  // 46: lab.v1.LabService.ListLabs:output_type -> lab.v1.ListLabsResponse
-	11, // 47: lab.v1.LabService.CreateLab:output_type -> lab.v1.CreateLabResponse
-	13, // 48: lab.v1.LabService.UpdateLab:output_type -> lab.v1.UpdateLabResponse
-	15, // 49: lab.v1.LabService.DeleteLab:output_type -> lab.v1.DeleteLabResponse
-	17, // 50: lab.v1.LabService.GetNetwork:output_type -> lab.v1.GetNetworkResponse
-	19, // 51: lab.v1.LabService.ListNetworks:output_type -> lab.v1.ListNetworksResponse
-	21, // 52: lab.v1.LabService.CreateNetwork:output_type -> lab.v1.CreateNetworkResponse
-	23, // 53: lab.v1.LabService.UpdateNetwork:output_type -> lab.v1.UpdateNetworkResponse
-	25, // 54: lab.v1.LabService.DeleteNetwork:output_type -> lab.v1.DeleteNetworkResponse
-	27, // 55: lab.v1.LabService.GetHost:output_type -> lab.v1.GetHostResponse
-	29, // 56: lab.v1.LabService.ListHosts:output_type -> lab.v1.ListHostsResponse
-	31, // 57: lab.v1.LabService.CreateHost:output_type -> lab.v1.CreateHostResponse
-	33, // 58: lab.v1.LabService.UpdateHost:output_type -> lab.v1.UpdateHostResponse
-	35, // 59: lab.v1.LabService.DeleteHost:output_type -> lab.v1.DeleteHostResponse
-	43, // [43:60] is the sub-list for method output_type
-	26, // [26:43] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	39, // 5: lab.v1.GetLabResponse.lab:type_name -> lab.v1.Lab
+	39, // 6: lab.v1.ListLabsResponse.labs:type_name -> lab.v1.Lab
+	39, // 7: lab.v1.CreateLabRequest.lab:type_name -> lab.v1.Lab
+	39, // 8: lab.v1.CreateLabResponse.lab:type_name -> lab.v1.Lab
+	39, // 9: lab.v1.UpdateLabRequest.lab:type_name -> lab.v1.Lab
+	40, // 10: lab.v1.UpdateLabRequest.update_mask:type_name -> google.protobuf.FieldMask
+	39, // 11: lab.v1.UpdateLabResponse.lab:type_name -> lab.v1.Lab
+	41, // 12: lab.v1.GetNetworkResponse.network:type_name -> lab.v1.Network
+	41, // 13: lab.v1.ListNetworksResponse.networks:type_name -> lab.v1.Network
+	41, // 14: lab.v1.CreateNetworkRequest.network:type_name -> lab.v1.Network
+	41, // 15: lab.v1.CreateNetworkResponse.network:type_name -> lab.v1.Network
+	41, // 16: lab.v1.UpdateNetworkRequest.network:type_name -> lab.v1.Network
+	40, // 17: lab.v1.UpdateNetworkRequest.update_mask:type_name -> google.protobuf.FieldMask
+	41, // 18: lab.v1.UpdateNetworkResponse.network:type_name -> lab.v1.Network
+	42, // 19: lab.v1.GetHostResponse.host:type_name -> lab.v1.Host
+	42, // 20: lab.v1.ListHostsResponse.hosts:type_name -> lab.v1.Host
+	42, // 21: lab.v1.CreateHostRequest.host:type_name -> lab.v1.Host
+	42, // 22: lab.v1.CreateHostResponse.host:type_name -> lab.v1.Host
+	42, // 23: lab.v1.UpdateHostRequest.host:type_name -> lab.v1.Host
+	40, // 24: lab.v1.UpdateHostRequest.update_mask:type_name -> google.protobuf.FieldMask
+	42, // 25: lab.v1.UpdateHostResponse.host:type_name -> lab.v1.Host
+	43, // 26: lab.v1.SetImpairmentRequest.impair:type_name -> lab.v1.Impairment
+	42, // 27: lab.v1.SetImpairmentResponse.host:type_name -> lab.v1.Host
+	1,  // 28: lab.v1.LabService.Apply:input_type -> lab.v1.ApplyRequest
+	3,  // 29: lab.v1.LabService.DeleteTopology:input_type -> lab.v1.DeleteTopologyRequest
+	6,  // 30: lab.v1.LabService.GetLab:input_type -> lab.v1.GetLabRequest
+	8,  // 31: lab.v1.LabService.ListLabs:input_type -> lab.v1.ListLabsRequest
+	10, // 32: lab.v1.LabService.CreateLab:input_type -> lab.v1.CreateLabRequest
+	12, // 33: lab.v1.LabService.UpdateLab:input_type -> lab.v1.UpdateLabRequest
+	14, // 34: lab.v1.LabService.DeleteLab:input_type -> lab.v1.DeleteLabRequest
+	16, // 35: lab.v1.LabService.GetNetwork:input_type -> lab.v1.GetNetworkRequest
+	18, // 36: lab.v1.LabService.ListNetworks:input_type -> lab.v1.ListNetworksRequest
+	20, // 37: lab.v1.LabService.CreateNetwork:input_type -> lab.v1.CreateNetworkRequest
+	22, // 38: lab.v1.LabService.UpdateNetwork:input_type -> lab.v1.UpdateNetworkRequest
+	24, // 39: lab.v1.LabService.DeleteNetwork:input_type -> lab.v1.DeleteNetworkRequest
+	26, // 40: lab.v1.LabService.GetHost:input_type -> lab.v1.GetHostRequest
+	28, // 41: lab.v1.LabService.ListHosts:input_type -> lab.v1.ListHostsRequest
+	30, // 42: lab.v1.LabService.CreateHost:input_type -> lab.v1.CreateHostRequest
+	32, // 43: lab.v1.LabService.UpdateHost:input_type -> lab.v1.UpdateHostRequest
+	34, // 44: lab.v1.LabService.DeleteHost:input_type -> lab.v1.DeleteHostRequest
+	36, // 45: lab.v1.LabService.SetImpairment:input_type -> lab.v1.SetImpairmentRequest
+	2,  // 46: lab.v1.LabService.Apply:output_type -> lab.v1.ApplyResponse
+	4,  // 47: lab.v1.LabService.DeleteTopology:output_type -> lab.v1.DeleteTopologyResponse
+	7,  // 48: lab.v1.LabService.GetLab:output_type -> lab.v1.GetLabResponse
+	9,  // 49: lab.v1.LabService.ListLabs:output_type -> lab.v1.ListLabsResponse
+	11, // 50: lab.v1.LabService.CreateLab:output_type -> lab.v1.CreateLabResponse
+	13, // 51: lab.v1.LabService.UpdateLab:output_type -> lab.v1.UpdateLabResponse
+	15, // 52: lab.v1.LabService.DeleteLab:output_type -> lab.v1.DeleteLabResponse
+	17, // 53: lab.v1.LabService.GetNetwork:output_type -> lab.v1.GetNetworkResponse
+	19, // 54: lab.v1.LabService.ListNetworks:output_type -> lab.v1.ListNetworksResponse
+	21, // 55: lab.v1.LabService.CreateNetwork:output_type -> lab.v1.CreateNetworkResponse
+	23, // 56: lab.v1.LabService.UpdateNetwork:output_type -> lab.v1.UpdateNetworkResponse
+	25, // 57: lab.v1.LabService.DeleteNetwork:output_type -> lab.v1.DeleteNetworkResponse
+	27, // 58: lab.v1.LabService.GetHost:output_type -> lab.v1.GetHostResponse
+	29, // 59: lab.v1.LabService.ListHosts:output_type -> lab.v1.ListHostsResponse
+	31, // 60: lab.v1.LabService.CreateHost:output_type -> lab.v1.CreateHostResponse
+	33, // 61: lab.v1.LabService.UpdateHost:output_type -> lab.v1.UpdateHostResponse
+	35, // 62: lab.v1.LabService.DeleteHost:output_type -> lab.v1.DeleteHostResponse
+	37, // 63: lab.v1.LabService.SetImpairment:output_type -> lab.v1.SetImpairmentResponse
+	46, // [46:64] is the sub-list for method output_type
+	28, // [28:46] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_lab_v1_lab_service_proto_init() }
@@ -2025,7 +2146,7 @@ func file_lab_v1_lab_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lab_v1_lab_service_proto_rawDesc), len(file_lab_v1_lab_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,6 +36,7 @@ const (
 	LabService_CreateHost_FullMethodName     = "/lab.v1.LabService/CreateHost"
 	LabService_UpdateHost_FullMethodName     = "/lab.v1.LabService/UpdateHost"
 	LabService_DeleteHost_FullMethodName     = "/lab.v1.LabService/DeleteHost"
+	LabService_SetImpairment_FullMethodName  = "/lab.v1.LabService/SetImpairment"
 )
 
 // LabServiceClient is the client API for LabService service.
@@ -68,6 +69,9 @@ type LabServiceClient interface {
 	CreateHost(ctx context.Context, in *CreateHostRequest, opts ...grpc.CallOption) (*CreateHostResponse, error)
 	UpdateHost(ctx context.Context, in *UpdateHostRequest, opts ...grpc.CallOption) (*UpdateHostResponse, error)
 	DeleteHost(ctx context.Context, in *DeleteHostRequest, opts ...grpc.CallOption) (*DeleteHostResponse, error)
+	// SetImpairment sets (or, with an empty impairment, clears) the
+	// impairments of one interface. Running connections are not disturbed.
+	SetImpairment(ctx context.Context, in *SetImpairmentRequest, opts ...grpc.CallOption) (*SetImpairmentResponse, error)
 }
 
 type labServiceClient struct {
@@ -248,6 +252,16 @@ func (c *labServiceClient) DeleteHost(ctx context.Context, in *DeleteHostRequest
 	return out, nil
 }
 
+func (c *labServiceClient) SetImpairment(ctx context.Context, in *SetImpairmentRequest, opts ...grpc.CallOption) (*SetImpairmentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetImpairmentResponse)
+	err := c.cc.Invoke(ctx, LabService_SetImpairment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LabServiceServer is the server API for LabService service.
 // All implementations must embed UnimplementedLabServiceServer
 // for forward compatibility.
@@ -278,6 +292,9 @@ type LabServiceServer interface {
 	CreateHost(context.Context, *CreateHostRequest) (*CreateHostResponse, error)
 	UpdateHost(context.Context, *UpdateHostRequest) (*UpdateHostResponse, error)
 	DeleteHost(context.Context, *DeleteHostRequest) (*DeleteHostResponse, error)
+	// SetImpairment sets (or, with an empty impairment, clears) the
+	// impairments of one interface. Running connections are not disturbed.
+	SetImpairment(context.Context, *SetImpairmentRequest) (*SetImpairmentResponse, error)
 	mustEmbedUnimplementedLabServiceServer()
 }
 
@@ -338,6 +355,9 @@ func (UnimplementedLabServiceServer) UpdateHost(context.Context, *UpdateHostRequ
 }
 func (UnimplementedLabServiceServer) DeleteHost(context.Context, *DeleteHostRequest) (*DeleteHostResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteHost not implemented")
+}
+func (UnimplementedLabServiceServer) SetImpairment(context.Context, *SetImpairmentRequest) (*SetImpairmentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetImpairment not implemented")
 }
 func (UnimplementedLabServiceServer) mustEmbedUnimplementedLabServiceServer() {}
 func (UnimplementedLabServiceServer) testEmbeddedByValue()                    {}
@@ -666,6 +686,24 @@ func _LabService_DeleteHost_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LabService_SetImpairment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetImpairmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LabServiceServer).SetImpairment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LabService_SetImpairment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LabServiceServer).SetImpairment(ctx, req.(*SetImpairmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LabService_ServiceDesc is the grpc.ServiceDesc for LabService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -740,6 +778,10 @@ var LabService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteHost",
 			Handler:    _LabService_DeleteHost_Handler,
+		},
+		{
+			MethodName: "SetImpairment",
+			Handler:    _LabService_SetImpairment_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

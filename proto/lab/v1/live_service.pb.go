@@ -1410,6 +1410,926 @@ func (x *IPStats) GetUnknownProtocol() uint64 {
 	return 0
 }
 
+type ListConnectionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "labs/{lab}/hosts/{host}".
+	Host          string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConnectionsRequest) Reset() {
+	*x = ListConnectionsRequest{}
+	mi := &file_lab_v1_live_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConnectionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConnectionsRequest) ProtoMessage() {}
+
+func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_live_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConnectionsRequest.ProtoReflect.Descriptor instead.
+func (*ListConnectionsRequest) Descriptor() ([]byte, []int) {
+	return file_lab_v1_live_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListConnectionsRequest) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+type ListConnectionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connections   []*Connection          `protobuf:"bytes,1,rep,name=connections,proto3" json:"connections,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConnectionsResponse) Reset() {
+	*x = ListConnectionsResponse{}
+	mi := &file_lab_v1_live_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConnectionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConnectionsResponse) ProtoMessage() {}
+
+func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_live_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConnectionsResponse.ProtoReflect.Descriptor instead.
+func (*ListConnectionsResponse) Descriptor() ([]byte, []int) {
+	return file_lab_v1_live_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListConnectionsResponse) GetConnections() []*Connection {
+	if x != nil {
+		return x.Connections
+	}
+	return nil
+}
+
+// Connection is one socket.
+type Connection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "tcp" or "udp".
+	Protocol string `protobuf:"bytes,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// TCP state as RFC 9293 names it ("ESTABLISHED", "TIME-WAIT", ...), or
+	// "UNCONN" for UDP.
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// address:port.
+	LocalAddress  string `protobuf:"bytes,3,opt,name=local_address,json=localAddress,proto3" json:"local_address,omitempty"`
+	RemoteAddress string `protobuf:"bytes,4,opt,name=remote_address,json=remoteAddress,proto3" json:"remote_address,omitempty"`
+	// TCP internals; unset for UDP.
+	Tcp           *TCPInfo `protobuf:"bytes,5,opt,name=tcp,proto3" json:"tcp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Connection) Reset() {
+	*x = Connection{}
+	mi := &file_lab_v1_live_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Connection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Connection) ProtoMessage() {}
+
+func (x *Connection) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_live_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Connection.ProtoReflect.Descriptor instead.
+func (*Connection) Descriptor() ([]byte, []int) {
+	return file_lab_v1_live_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Connection) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *Connection) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Connection) GetLocalAddress() string {
+	if x != nil {
+		return x.LocalAddress
+	}
+	return ""
+}
+
+func (x *Connection) GetRemoteAddress() string {
+	if x != nil {
+		return x.RemoteAddress
+	}
+	return ""
+}
+
+func (x *Connection) GetTcp() *TCPInfo {
+	if x != nil {
+		return x.Tcp
+	}
+	return nil
+}
+
+// TCPInfo is a TCP connection's state variables (RFC 9293 §3.3.1 and the
+// congestion controller's).
+type TCPInfo struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Iss    uint32                 `protobuf:"varint,1,opt,name=iss,proto3" json:"iss,omitempty"`
+	Irs    uint32                 `protobuf:"varint,2,opt,name=irs,proto3" json:"irs,omitempty"`
+	SndUna uint32                 `protobuf:"varint,3,opt,name=snd_una,json=sndUna,proto3" json:"snd_una,omitempty"`
+	SndNxt uint32                 `protobuf:"varint,4,opt,name=snd_nxt,json=sndNxt,proto3" json:"snd_nxt,omitempty"`
+	RcvNxt uint32                 `protobuf:"varint,5,opt,name=rcv_nxt,json=rcvNxt,proto3" json:"rcv_nxt,omitempty"`
+	// Peer's advertised window, scaled.
+	SndWnd uint32 `protobuf:"varint,6,opt,name=snd_wnd,json=sndWnd,proto3" json:"snd_wnd,omitempty"`
+	// Our advertised window, scaled.
+	RcvWnd            uint32               `protobuf:"varint,7,opt,name=rcv_wnd,json=rcvWnd,proto3" json:"rcv_wnd,omitempty"`
+	SndWscale         uint32               `protobuf:"varint,8,opt,name=snd_wscale,json=sndWscale,proto3" json:"snd_wscale,omitempty"`
+	RcvWscale         uint32               `protobuf:"varint,9,opt,name=rcv_wscale,json=rcvWscale,proto3" json:"rcv_wscale,omitempty"`
+	Mss               uint32               `protobuf:"varint,10,opt,name=mss,proto3" json:"mss,omitempty"`
+	Cwnd              uint32               `protobuf:"varint,11,opt,name=cwnd,proto3" json:"cwnd,omitempty"`
+	Ssthresh          uint32               `protobuf:"varint,12,opt,name=ssthresh,proto3" json:"ssthresh,omitempty"`
+	Srtt              *durationpb.Duration `protobuf:"bytes,13,opt,name=srtt,proto3" json:"srtt,omitempty"`
+	Rttvar            *durationpb.Duration `protobuf:"bytes,14,opt,name=rttvar,proto3" json:"rttvar,omitempty"`
+	Rto               *durationpb.Duration `protobuf:"bytes,15,opt,name=rto,proto3" json:"rto,omitempty"`
+	Retransmits       uint64               `protobuf:"varint,16,opt,name=retransmits,proto3" json:"retransmits,omitempty"`
+	CongestionControl string               `protobuf:"bytes,17,opt,name=congestion_control,json=congestionControl,proto3" json:"congestion_control,omitempty"`
+	BytesSent         uint64               `protobuf:"varint,18,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
+	BytesAcked        uint64               `protobuf:"varint,19,opt,name=bytes_acked,json=bytesAcked,proto3" json:"bytes_acked,omitempty"`
+	BytesReceived     uint64               `protobuf:"varint,20,opt,name=bytes_received,json=bytesReceived,proto3" json:"bytes_received,omitempty"`
+	// Bytes written but not yet acknowledged / received but not yet read.
+	SendQueue     uint32 `protobuf:"varint,21,opt,name=send_queue,json=sendQueue,proto3" json:"send_queue,omitempty"`
+	RecvQueue     uint32 `protobuf:"varint,22,opt,name=recv_queue,json=recvQueue,proto3" json:"recv_queue,omitempty"`
+	Sack          bool   `protobuf:"varint,23,opt,name=sack,proto3" json:"sack,omitempty"`
+	Timestamps    bool   `protobuf:"varint,24,opt,name=timestamps,proto3" json:"timestamps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TCPInfo) Reset() {
+	*x = TCPInfo{}
+	mi := &file_lab_v1_live_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TCPInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TCPInfo) ProtoMessage() {}
+
+func (x *TCPInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_live_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TCPInfo.ProtoReflect.Descriptor instead.
+func (*TCPInfo) Descriptor() ([]byte, []int) {
+	return file_lab_v1_live_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *TCPInfo) GetIss() uint32 {
+	if x != nil {
+		return x.Iss
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetIrs() uint32 {
+	if x != nil {
+		return x.Irs
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetSndUna() uint32 {
+	if x != nil {
+		return x.SndUna
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetSndNxt() uint32 {
+	if x != nil {
+		return x.SndNxt
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetRcvNxt() uint32 {
+	if x != nil {
+		return x.RcvNxt
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetSndWnd() uint32 {
+	if x != nil {
+		return x.SndWnd
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetRcvWnd() uint32 {
+	if x != nil {
+		return x.RcvWnd
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetSndWscale() uint32 {
+	if x != nil {
+		return x.SndWscale
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetRcvWscale() uint32 {
+	if x != nil {
+		return x.RcvWscale
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetMss() uint32 {
+	if x != nil {
+		return x.Mss
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetCwnd() uint32 {
+	if x != nil {
+		return x.Cwnd
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetSsthresh() uint32 {
+	if x != nil {
+		return x.Ssthresh
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetSrtt() *durationpb.Duration {
+	if x != nil {
+		return x.Srtt
+	}
+	return nil
+}
+
+func (x *TCPInfo) GetRttvar() *durationpb.Duration {
+	if x != nil {
+		return x.Rttvar
+	}
+	return nil
+}
+
+func (x *TCPInfo) GetRto() *durationpb.Duration {
+	if x != nil {
+		return x.Rto
+	}
+	return nil
+}
+
+func (x *TCPInfo) GetRetransmits() uint64 {
+	if x != nil {
+		return x.Retransmits
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetCongestionControl() string {
+	if x != nil {
+		return x.CongestionControl
+	}
+	return ""
+}
+
+func (x *TCPInfo) GetBytesSent() uint64 {
+	if x != nil {
+		return x.BytesSent
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetBytesAcked() uint64 {
+	if x != nil {
+		return x.BytesAcked
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetBytesReceived() uint64 {
+	if x != nil {
+		return x.BytesReceived
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetSendQueue() uint32 {
+	if x != nil {
+		return x.SendQueue
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetRecvQueue() uint32 {
+	if x != nil {
+		return x.RecvQueue
+	}
+	return 0
+}
+
+func (x *TCPInfo) GetSack() bool {
+	if x != nil {
+		return x.Sack
+	}
+	return false
+}
+
+func (x *TCPInfo) GetTimestamps() bool {
+	if x != nil {
+		return x.Timestamps
+	}
+	return false
+}
+
+type FetchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "labs/{lab}/hosts/{host}".
+	Host string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	// http://ADDRESS[:PORT]/PATH or http://HOST/PATH with a host of the lab.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// Whole request; 30s when unset.
+	Timeout       *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchRequest) Reset() {
+	*x = FetchRequest{}
+	mi := &file_lab_v1_live_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchRequest) ProtoMessage() {}
+
+func (x *FetchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_live_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
+func (*FetchRequest) Descriptor() ([]byte, []int) {
+	return file_lab_v1_live_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *FetchRequest) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *FetchRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *FetchRequest) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+type FetchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*FetchResponse_Head
+	//	*FetchResponse_Body
+	Event         isFetchResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchResponse) Reset() {
+	*x = FetchResponse{}
+	mi := &file_lab_v1_live_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchResponse) ProtoMessage() {}
+
+func (x *FetchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_live_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
+func (*FetchResponse) Descriptor() ([]byte, []int) {
+	return file_lab_v1_live_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *FetchResponse) GetEvent() isFetchResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *FetchResponse) GetHead() *FetchHead {
+	if x != nil {
+		if x, ok := x.Event.(*FetchResponse_Head); ok {
+			return x.Head
+		}
+	}
+	return nil
+}
+
+func (x *FetchResponse) GetBody() []byte {
+	if x != nil {
+		if x, ok := x.Event.(*FetchResponse_Body); ok {
+			return x.Body
+		}
+	}
+	return nil
+}
+
+type isFetchResponse_Event interface {
+	isFetchResponse_Event()
+}
+
+type FetchResponse_Head struct {
+	Head *FetchHead `protobuf:"bytes,1,opt,name=head,proto3,oneof"`
+}
+
+type FetchResponse_Body struct {
+	// A piece of the body, in order.
+	Body []byte `protobuf:"bytes,2,opt,name=body,proto3,oneof"`
+}
+
+func (*FetchResponse_Head) isFetchResponse_Event() {}
+
+func (*FetchResponse_Body) isFetchResponse_Event() {}
+
+type FetchHead struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "HTTP/1.1".
+	Proto      string `protobuf:"bytes,1,opt,name=proto,proto3" json:"proto,omitempty"`
+	StatusCode int32  `protobuf:"varint,2,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	// "200 OK".
+	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	// Header lines, "Name: value", in the order received.
+	Headers []string `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty"`
+	// The address the request came from (on the virtual host).
+	LocalAddress  string `protobuf:"bytes,5,opt,name=local_address,json=localAddress,proto3" json:"local_address,omitempty"`
+	RemoteAddress string `protobuf:"bytes,6,opt,name=remote_address,json=remoteAddress,proto3" json:"remote_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchHead) Reset() {
+	*x = FetchHead{}
+	mi := &file_lab_v1_live_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchHead) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchHead) ProtoMessage() {}
+
+func (x *FetchHead) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_live_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchHead.ProtoReflect.Descriptor instead.
+func (*FetchHead) Descriptor() ([]byte, []int) {
+	return file_lab_v1_live_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *FetchHead) GetProto() string {
+	if x != nil {
+		return x.Proto
+	}
+	return ""
+}
+
+func (x *FetchHead) GetStatusCode() int32 {
+	if x != nil {
+		return x.StatusCode
+	}
+	return 0
+}
+
+func (x *FetchHead) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *FetchHead) GetHeaders() []string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *FetchHead) GetLocalAddress() string {
+	if x != nil {
+		return x.LocalAddress
+	}
+	return ""
+}
+
+func (x *FetchHead) GetRemoteAddress() string {
+	if x != nil {
+		return x.RemoteAddress
+	}
+	return ""
+}
+
+type BenchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sending host, "labs/{lab}/hosts/{host}".
+	Host string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	// Address or host name of the receiver, which runs the discard service.
+	Destination string `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
+	// Bytes to send; or
+	Bytes uint64 `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// how long to send. 10s when neither is set.
+	Duration      *durationpb.Duration `protobuf:"bytes,4,opt,name=duration,proto3" json:"duration,omitempty"`
+	Ipv6          bool                 `protobuf:"varint,5,opt,name=ipv6,proto3" json:"ipv6,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BenchRequest) Reset() {
+	*x = BenchRequest{}
+	mi := &file_lab_v1_live_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BenchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BenchRequest) ProtoMessage() {}
+
+func (x *BenchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_live_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BenchRequest.ProtoReflect.Descriptor instead.
+func (*BenchRequest) Descriptor() ([]byte, []int) {
+	return file_lab_v1_live_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *BenchRequest) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *BenchRequest) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *BenchRequest) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *BenchRequest) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *BenchRequest) GetIpv6() bool {
+	if x != nil {
+		return x.Ipv6
+	}
+	return false
+}
+
+type BenchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*BenchResponse_Progress
+	//	*BenchResponse_Result
+	Event         isBenchResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BenchResponse) Reset() {
+	*x = BenchResponse{}
+	mi := &file_lab_v1_live_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BenchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BenchResponse) ProtoMessage() {}
+
+func (x *BenchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_live_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BenchResponse.ProtoReflect.Descriptor instead.
+func (*BenchResponse) Descriptor() ([]byte, []int) {
+	return file_lab_v1_live_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *BenchResponse) GetEvent() isBenchResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *BenchResponse) GetProgress() *BenchProgress {
+	if x != nil {
+		if x, ok := x.Event.(*BenchResponse_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
+func (x *BenchResponse) GetResult() *BenchResult {
+	if x != nil {
+		if x, ok := x.Event.(*BenchResponse_Result); ok {
+			return x.Result
+		}
+	}
+	return nil
+}
+
+type isBenchResponse_Event interface {
+	isBenchResponse_Event()
+}
+
+type BenchResponse_Progress struct {
+	Progress *BenchProgress `protobuf:"bytes,1,opt,name=progress,proto3,oneof"`
+}
+
+type BenchResponse_Result struct {
+	Result *BenchResult `protobuf:"bytes,2,opt,name=result,proto3,oneof"`
+}
+
+func (*BenchResponse_Progress) isBenchResponse_Event() {}
+
+func (*BenchResponse_Result) isBenchResponse_Event() {}
+
+type BenchProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bytes         uint64                 `protobuf:"varint,1,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Elapsed       *durationpb.Duration   `protobuf:"bytes,2,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BenchProgress) Reset() {
+	*x = BenchProgress{}
+	mi := &file_lab_v1_live_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BenchProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BenchProgress) ProtoMessage() {}
+
+func (x *BenchProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_live_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BenchProgress.ProtoReflect.Descriptor instead.
+func (*BenchProgress) Descriptor() ([]byte, []int) {
+	return file_lab_v1_live_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *BenchProgress) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *BenchProgress) GetElapsed() *durationpb.Duration {
+	if x != nil {
+		return x.Elapsed
+	}
+	return nil
+}
+
+type BenchResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bytes         uint64                 `protobuf:"varint,1,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Seconds       float64                `protobuf:"fixed64,2,opt,name=seconds,proto3" json:"seconds,omitempty"`
+	Gbps          float64                `protobuf:"fixed64,3,opt,name=gbps,proto3" json:"gbps,omitempty"`
+	Retransmits   uint64                 `protobuf:"varint,4,opt,name=retransmits,proto3" json:"retransmits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BenchResult) Reset() {
+	*x = BenchResult{}
+	mi := &file_lab_v1_live_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BenchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BenchResult) ProtoMessage() {}
+
+func (x *BenchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_live_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BenchResult.ProtoReflect.Descriptor instead.
+func (*BenchResult) Descriptor() ([]byte, []int) {
+	return file_lab_v1_live_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *BenchResult) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *BenchResult) GetSeconds() float64 {
+	if x != nil {
+		return x.Seconds
+	}
+	return 0
+}
+
+func (x *BenchResult) GetGbps() float64 {
+	if x != nil {
+		return x.Gbps
+	}
+	return 0
+}
+
+func (x *BenchResult) GetRetransmits() uint64 {
+	if x != nil {
+		return x.Retransmits
+	}
+	return 0
+}
+
 var File_lab_v1_live_service_proto protoreflect.FileDescriptor
 
 const file_lab_v1_live_service_proto_rawDesc = "" +
@@ -1525,12 +2445,94 @@ const file_lab_v1_live_service_proto_rawDesc = "" +
 	"\x11icmp_rate_limited\x18\n" +
 	" \x01(\x04R\x0ficmpRateLimited\x12+\n" +
 	"\x11fragments_dropped\x18\v \x01(\x04R\x10fragmentsDropped\x12)\n" +
-	"\x10unknown_protocol\x18\f \x01(\x04R\x0funknownProtocol2\xd7\x01\n" +
+	"\x10unknown_protocol\x18\f \x01(\x04R\x0funknownProtocol\",\n" +
+	"\x16ListConnectionsRequest\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\"O\n" +
+	"\x17ListConnectionsResponse\x124\n" +
+	"\vconnections\x18\x01 \x03(\v2\x12.lab.v1.ConnectionR\vconnections\"\xad\x01\n" +
+	"\n" +
+	"Connection\x12\x1a\n" +
+	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12#\n" +
+	"\rlocal_address\x18\x03 \x01(\tR\flocalAddress\x12%\n" +
+	"\x0eremote_address\x18\x04 \x01(\tR\rremoteAddress\x12!\n" +
+	"\x03tcp\x18\x05 \x01(\v2\x0f.lab.v1.TCPInfoR\x03tcp\"\xe3\x05\n" +
+	"\aTCPInfo\x12\x10\n" +
+	"\x03iss\x18\x01 \x01(\rR\x03iss\x12\x10\n" +
+	"\x03irs\x18\x02 \x01(\rR\x03irs\x12\x17\n" +
+	"\asnd_una\x18\x03 \x01(\rR\x06sndUna\x12\x17\n" +
+	"\asnd_nxt\x18\x04 \x01(\rR\x06sndNxt\x12\x17\n" +
+	"\arcv_nxt\x18\x05 \x01(\rR\x06rcvNxt\x12\x17\n" +
+	"\asnd_wnd\x18\x06 \x01(\rR\x06sndWnd\x12\x17\n" +
+	"\arcv_wnd\x18\a \x01(\rR\x06rcvWnd\x12\x1d\n" +
+	"\n" +
+	"snd_wscale\x18\b \x01(\rR\tsndWscale\x12\x1d\n" +
+	"\n" +
+	"rcv_wscale\x18\t \x01(\rR\trcvWscale\x12\x10\n" +
+	"\x03mss\x18\n" +
+	" \x01(\rR\x03mss\x12\x12\n" +
+	"\x04cwnd\x18\v \x01(\rR\x04cwnd\x12\x1a\n" +
+	"\bssthresh\x18\f \x01(\rR\bssthresh\x12-\n" +
+	"\x04srtt\x18\r \x01(\v2\x19.google.protobuf.DurationR\x04srtt\x121\n" +
+	"\x06rttvar\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\x06rttvar\x12+\n" +
+	"\x03rto\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\x03rto\x12 \n" +
+	"\vretransmits\x18\x10 \x01(\x04R\vretransmits\x12-\n" +
+	"\x12congestion_control\x18\x11 \x01(\tR\x11congestionControl\x12\x1d\n" +
+	"\n" +
+	"bytes_sent\x18\x12 \x01(\x04R\tbytesSent\x12\x1f\n" +
+	"\vbytes_acked\x18\x13 \x01(\x04R\n" +
+	"bytesAcked\x12%\n" +
+	"\x0ebytes_received\x18\x14 \x01(\x04R\rbytesReceived\x12\x1d\n" +
+	"\n" +
+	"send_queue\x18\x15 \x01(\rR\tsendQueue\x12\x1d\n" +
+	"\n" +
+	"recv_queue\x18\x16 \x01(\rR\trecvQueue\x12\x12\n" +
+	"\x04sack\x18\x17 \x01(\bR\x04sack\x12\x1e\n" +
+	"\n" +
+	"timestamps\x18\x18 \x01(\bR\n" +
+	"timestamps\"i\n" +
+	"\fFetchRequest\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x123\n" +
+	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"W\n" +
+	"\rFetchResponse\x12'\n" +
+	"\x04head\x18\x01 \x01(\v2\x11.lab.v1.FetchHeadH\x00R\x04head\x12\x14\n" +
+	"\x04body\x18\x02 \x01(\fH\x00R\x04bodyB\a\n" +
+	"\x05event\"\xc0\x01\n" +
+	"\tFetchHead\x12\x14\n" +
+	"\x05proto\x18\x01 \x01(\tR\x05proto\x12\x1f\n" +
+	"\vstatus_code\x18\x02 \x01(\x05R\n" +
+	"statusCode\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x18\n" +
+	"\aheaders\x18\x04 \x03(\tR\aheaders\x12#\n" +
+	"\rlocal_address\x18\x05 \x01(\tR\flocalAddress\x12%\n" +
+	"\x0eremote_address\x18\x06 \x01(\tR\rremoteAddress\"\xa5\x01\n" +
+	"\fBenchRequest\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12 \n" +
+	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x125\n" +
+	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x12\n" +
+	"\x04ipv6\x18\x05 \x01(\bR\x04ipv6\"|\n" +
+	"\rBenchResponse\x123\n" +
+	"\bprogress\x18\x01 \x01(\v2\x15.lab.v1.BenchProgressH\x00R\bprogress\x12-\n" +
+	"\x06result\x18\x02 \x01(\v2\x13.lab.v1.BenchResultH\x00R\x06resultB\a\n" +
+	"\x05event\"Z\n" +
+	"\rBenchProgress\x12\x14\n" +
+	"\x05bytes\x18\x01 \x01(\x04R\x05bytes\x123\n" +
+	"\aelapsed\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\"s\n" +
+	"\vBenchResult\x12\x14\n" +
+	"\x05bytes\x18\x01 \x01(\x04R\x05bytes\x12\x18\n" +
+	"\aseconds\x18\x02 \x01(\x01R\aseconds\x12\x12\n" +
+	"\x04gbps\x18\x03 \x01(\x01R\x04gbps\x12 \n" +
+	"\vretransmits\x18\x04 \x01(\x04R\vretransmits2\x9b\x03\n" +
 	"\vLiveService\x123\n" +
 	"\x04Ping\x12\x13.lab.v1.PingRequest\x1a\x14.lab.v1.PingResponse0\x01\x12E\n" +
 	"\n" +
 	"Traceroute\x12\x19.lab.v1.TracerouteRequest\x1a\x1a.lab.v1.TracerouteResponse0\x01\x12L\n" +
-	"\rGetHostStatus\x12\x1c.lab.v1.GetHostStatusRequest\x1a\x1d.lab.v1.GetHostStatusResponseB1Z/github.com/labnet-dev/labnet/proto/lab/v1;labv1b\x06proto3"
+	"\rGetHostStatus\x12\x1c.lab.v1.GetHostStatusRequest\x1a\x1d.lab.v1.GetHostStatusResponse\x12R\n" +
+	"\x0fListConnections\x12\x1e.lab.v1.ListConnectionsRequest\x1a\x1f.lab.v1.ListConnectionsResponse\x126\n" +
+	"\x05Fetch\x12\x14.lab.v1.FetchRequest\x1a\x15.lab.v1.FetchResponse0\x01\x126\n" +
+	"\x05Bench\x12\x14.lab.v1.BenchRequest\x1a\x15.lab.v1.BenchResponse0\x01B1Z/github.com/labnet-dev/labnet/proto/lab/v1;labv1b\x06proto3"
 
 var (
 	file_lab_v1_live_service_proto_rawDescOnce sync.Once
@@ -1544,57 +2546,85 @@ func file_lab_v1_live_service_proto_rawDescGZIP() []byte {
 	return file_lab_v1_live_service_proto_rawDescData
 }
 
-var file_lab_v1_live_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_lab_v1_live_service_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_lab_v1_live_service_proto_goTypes = []any{
-	(*PingRequest)(nil),           // 0: lab.v1.PingRequest
-	(*PingResponse)(nil),          // 1: lab.v1.PingResponse
-	(*PingStarted)(nil),           // 2: lab.v1.PingStarted
-	(*PingReply)(nil),             // 3: lab.v1.PingReply
-	(*PingError)(nil),             // 4: lab.v1.PingError
-	(*PingTimeout)(nil),           // 5: lab.v1.PingTimeout
-	(*TracerouteRequest)(nil),     // 6: lab.v1.TracerouteRequest
-	(*TracerouteResponse)(nil),    // 7: lab.v1.TracerouteResponse
-	(*TracerouteStarted)(nil),     // 8: lab.v1.TracerouteStarted
-	(*TracerouteHop)(nil),         // 9: lab.v1.TracerouteHop
-	(*TracerouteProbe)(nil),       // 10: lab.v1.TracerouteProbe
-	(*GetHostStatusRequest)(nil),  // 11: lab.v1.GetHostStatusRequest
-	(*GetHostStatusResponse)(nil), // 12: lab.v1.GetHostStatusResponse
-	(*HostStatus)(nil),            // 13: lab.v1.HostStatus
-	(*InterfaceStatus)(nil),       // 14: lab.v1.InterfaceStatus
-	(*InterfaceCounters)(nil),     // 15: lab.v1.InterfaceCounters
-	(*RouteStatus)(nil),           // 16: lab.v1.RouteStatus
-	(*IPStats)(nil),               // 17: lab.v1.IPStats
-	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
+	(*PingRequest)(nil),             // 0: lab.v1.PingRequest
+	(*PingResponse)(nil),            // 1: lab.v1.PingResponse
+	(*PingStarted)(nil),             // 2: lab.v1.PingStarted
+	(*PingReply)(nil),               // 3: lab.v1.PingReply
+	(*PingError)(nil),               // 4: lab.v1.PingError
+	(*PingTimeout)(nil),             // 5: lab.v1.PingTimeout
+	(*TracerouteRequest)(nil),       // 6: lab.v1.TracerouteRequest
+	(*TracerouteResponse)(nil),      // 7: lab.v1.TracerouteResponse
+	(*TracerouteStarted)(nil),       // 8: lab.v1.TracerouteStarted
+	(*TracerouteHop)(nil),           // 9: lab.v1.TracerouteHop
+	(*TracerouteProbe)(nil),         // 10: lab.v1.TracerouteProbe
+	(*GetHostStatusRequest)(nil),    // 11: lab.v1.GetHostStatusRequest
+	(*GetHostStatusResponse)(nil),   // 12: lab.v1.GetHostStatusResponse
+	(*HostStatus)(nil),              // 13: lab.v1.HostStatus
+	(*InterfaceStatus)(nil),         // 14: lab.v1.InterfaceStatus
+	(*InterfaceCounters)(nil),       // 15: lab.v1.InterfaceCounters
+	(*RouteStatus)(nil),             // 16: lab.v1.RouteStatus
+	(*IPStats)(nil),                 // 17: lab.v1.IPStats
+	(*ListConnectionsRequest)(nil),  // 18: lab.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil), // 19: lab.v1.ListConnectionsResponse
+	(*Connection)(nil),              // 20: lab.v1.Connection
+	(*TCPInfo)(nil),                 // 21: lab.v1.TCPInfo
+	(*FetchRequest)(nil),            // 22: lab.v1.FetchRequest
+	(*FetchResponse)(nil),           // 23: lab.v1.FetchResponse
+	(*FetchHead)(nil),               // 24: lab.v1.FetchHead
+	(*BenchRequest)(nil),            // 25: lab.v1.BenchRequest
+	(*BenchResponse)(nil),           // 26: lab.v1.BenchResponse
+	(*BenchProgress)(nil),           // 27: lab.v1.BenchProgress
+	(*BenchResult)(nil),             // 28: lab.v1.BenchResult
+	(*durationpb.Duration)(nil),     // 29: google.protobuf.Duration
 }
 var file_lab_v1_live_service_proto_depIdxs = []int32{
-	18, // 0: lab.v1.PingRequest.interval:type_name -> google.protobuf.Duration
-	18, // 1: lab.v1.PingRequest.timeout:type_name -> google.protobuf.Duration
+	29, // 0: lab.v1.PingRequest.interval:type_name -> google.protobuf.Duration
+	29, // 1: lab.v1.PingRequest.timeout:type_name -> google.protobuf.Duration
 	2,  // 2: lab.v1.PingResponse.started:type_name -> lab.v1.PingStarted
 	3,  // 3: lab.v1.PingResponse.reply:type_name -> lab.v1.PingReply
 	4,  // 4: lab.v1.PingResponse.error:type_name -> lab.v1.PingError
 	5,  // 5: lab.v1.PingResponse.timeout:type_name -> lab.v1.PingTimeout
-	18, // 6: lab.v1.PingReply.rtt:type_name -> google.protobuf.Duration
-	18, // 7: lab.v1.TracerouteRequest.timeout:type_name -> google.protobuf.Duration
+	29, // 6: lab.v1.PingReply.rtt:type_name -> google.protobuf.Duration
+	29, // 7: lab.v1.TracerouteRequest.timeout:type_name -> google.protobuf.Duration
 	8,  // 8: lab.v1.TracerouteResponse.started:type_name -> lab.v1.TracerouteStarted
 	9,  // 9: lab.v1.TracerouteResponse.hop:type_name -> lab.v1.TracerouteHop
 	10, // 10: lab.v1.TracerouteHop.probes:type_name -> lab.v1.TracerouteProbe
-	18, // 11: lab.v1.TracerouteProbe.rtt:type_name -> google.protobuf.Duration
+	29, // 11: lab.v1.TracerouteProbe.rtt:type_name -> google.protobuf.Duration
 	13, // 12: lab.v1.GetHostStatusResponse.status:type_name -> lab.v1.HostStatus
 	14, // 13: lab.v1.HostStatus.interfaces:type_name -> lab.v1.InterfaceStatus
 	16, // 14: lab.v1.HostStatus.routes:type_name -> lab.v1.RouteStatus
 	17, // 15: lab.v1.HostStatus.ip:type_name -> lab.v1.IPStats
 	15, // 16: lab.v1.InterfaceStatus.counters:type_name -> lab.v1.InterfaceCounters
-	0,  // 17: lab.v1.LiveService.Ping:input_type -> lab.v1.PingRequest
-	6,  // 18: lab.v1.LiveService.Traceroute:input_type -> lab.v1.TracerouteRequest
-	11, // 19: lab.v1.LiveService.GetHostStatus:input_type -> lab.v1.GetHostStatusRequest
-	1,  // 20: lab.v1.LiveService.Ping:output_type -> lab.v1.PingResponse
-	7,  // 21: lab.v1.LiveService.Traceroute:output_type -> lab.v1.TracerouteResponse
-	12, // 22: lab.v1.LiveService.GetHostStatus:output_type -> lab.v1.GetHostStatusResponse
-	20, // [20:23] is the sub-list for method output_type
-	17, // [17:20] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	20, // 17: lab.v1.ListConnectionsResponse.connections:type_name -> lab.v1.Connection
+	21, // 18: lab.v1.Connection.tcp:type_name -> lab.v1.TCPInfo
+	29, // 19: lab.v1.TCPInfo.srtt:type_name -> google.protobuf.Duration
+	29, // 20: lab.v1.TCPInfo.rttvar:type_name -> google.protobuf.Duration
+	29, // 21: lab.v1.TCPInfo.rto:type_name -> google.protobuf.Duration
+	29, // 22: lab.v1.FetchRequest.timeout:type_name -> google.protobuf.Duration
+	24, // 23: lab.v1.FetchResponse.head:type_name -> lab.v1.FetchHead
+	29, // 24: lab.v1.BenchRequest.duration:type_name -> google.protobuf.Duration
+	27, // 25: lab.v1.BenchResponse.progress:type_name -> lab.v1.BenchProgress
+	28, // 26: lab.v1.BenchResponse.result:type_name -> lab.v1.BenchResult
+	29, // 27: lab.v1.BenchProgress.elapsed:type_name -> google.protobuf.Duration
+	0,  // 28: lab.v1.LiveService.Ping:input_type -> lab.v1.PingRequest
+	6,  // 29: lab.v1.LiveService.Traceroute:input_type -> lab.v1.TracerouteRequest
+	11, // 30: lab.v1.LiveService.GetHostStatus:input_type -> lab.v1.GetHostStatusRequest
+	18, // 31: lab.v1.LiveService.ListConnections:input_type -> lab.v1.ListConnectionsRequest
+	22, // 32: lab.v1.LiveService.Fetch:input_type -> lab.v1.FetchRequest
+	25, // 33: lab.v1.LiveService.Bench:input_type -> lab.v1.BenchRequest
+	1,  // 34: lab.v1.LiveService.Ping:output_type -> lab.v1.PingResponse
+	7,  // 35: lab.v1.LiveService.Traceroute:output_type -> lab.v1.TracerouteResponse
+	12, // 36: lab.v1.LiveService.GetHostStatus:output_type -> lab.v1.GetHostStatusResponse
+	19, // 37: lab.v1.LiveService.ListConnections:output_type -> lab.v1.ListConnectionsResponse
+	23, // 38: lab.v1.LiveService.Fetch:output_type -> lab.v1.FetchResponse
+	26, // 39: lab.v1.LiveService.Bench:output_type -> lab.v1.BenchResponse
+	34, // [34:40] is the sub-list for method output_type
+	28, // [28:34] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_lab_v1_live_service_proto_init() }
@@ -1612,13 +2642,21 @@ func file_lab_v1_live_service_proto_init() {
 		(*TracerouteResponse_Started)(nil),
 		(*TracerouteResponse_Hop)(nil),
 	}
+	file_lab_v1_live_service_proto_msgTypes[23].OneofWrappers = []any{
+		(*FetchResponse_Head)(nil),
+		(*FetchResponse_Body)(nil),
+	}
+	file_lab_v1_live_service_proto_msgTypes[26].OneofWrappers = []any{
+		(*BenchResponse_Progress)(nil),
+		(*BenchResponse_Result)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lab_v1_live_service_proto_rawDesc), len(file_lab_v1_live_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,9 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	LiveService_Ping_FullMethodName          = "/lab.v1.LiveService/Ping"
-	LiveService_Traceroute_FullMethodName    = "/lab.v1.LiveService/Traceroute"
-	LiveService_GetHostStatus_FullMethodName = "/lab.v1.LiveService/GetHostStatus"
+	LiveService_Ping_FullMethodName            = "/lab.v1.LiveService/Ping"
+	LiveService_Traceroute_FullMethodName      = "/lab.v1.LiveService/Traceroute"
+	LiveService_GetHostStatus_FullMethodName   = "/lab.v1.LiveService/GetHostStatus"
+	LiveService_ListConnections_FullMethodName = "/lab.v1.LiveService/ListConnections"
+	LiveService_Fetch_FullMethodName           = "/lab.v1.LiveService/Fetch"
+	LiveService_Bench_FullMethodName           = "/lab.v1.LiveService/Bench"
 )
 
 // LiveServiceClient is the client API for LiveService service.
@@ -40,6 +43,14 @@ type LiveServiceClient interface {
 	// GetHostStatus reports a running host's interfaces, counters and routing
 	// table.
 	GetHostStatus(ctx context.Context, in *GetHostStatusRequest, opts ...grpc.CallOption) (*GetHostStatusResponse, error)
+	// ListConnections lists a host's sockets (TCP and UDP), like ss -tuan.
+	ListConnections(ctx context.Context, in *ListConnectionsRequest, opts ...grpc.CallOption) (*ListConnectionsResponse, error)
+	// Fetch makes an HTTP GET from a host and streams the response: the head
+	// first, then the body in chunks.
+	Fetch(ctx context.Context, in *FetchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchResponse], error)
+	// Bench sends TCP data from a host to another host's discard service and
+	// streams progress, then the result.
+	Bench(ctx context.Context, in *BenchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BenchResponse], error)
 }
 
 type liveServiceClient struct {
@@ -98,6 +109,54 @@ func (c *liveServiceClient) GetHostStatus(ctx context.Context, in *GetHostStatus
 	return out, nil
 }
 
+func (c *liveServiceClient) ListConnections(ctx context.Context, in *ListConnectionsRequest, opts ...grpc.CallOption) (*ListConnectionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListConnectionsResponse)
+	err := c.cc.Invoke(ctx, LiveService_ListConnections_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *liveServiceClient) Fetch(ctx context.Context, in *FetchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &LiveService_ServiceDesc.Streams[2], LiveService_Fetch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FetchRequest, FetchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LiveService_FetchClient = grpc.ServerStreamingClient[FetchResponse]
+
+func (c *liveServiceClient) Bench(ctx context.Context, in *BenchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BenchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &LiveService_ServiceDesc.Streams[3], LiveService_Bench_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BenchRequest, BenchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LiveService_BenchClient = grpc.ServerStreamingClient[BenchResponse]
+
 // LiveServiceServer is the server API for LiveService service.
 // All implementations must embed UnimplementedLiveServiceServer
 // for forward compatibility.
@@ -114,6 +173,14 @@ type LiveServiceServer interface {
 	// GetHostStatus reports a running host's interfaces, counters and routing
 	// table.
 	GetHostStatus(context.Context, *GetHostStatusRequest) (*GetHostStatusResponse, error)
+	// ListConnections lists a host's sockets (TCP and UDP), like ss -tuan.
+	ListConnections(context.Context, *ListConnectionsRequest) (*ListConnectionsResponse, error)
+	// Fetch makes an HTTP GET from a host and streams the response: the head
+	// first, then the body in chunks.
+	Fetch(*FetchRequest, grpc.ServerStreamingServer[FetchResponse]) error
+	// Bench sends TCP data from a host to another host's discard service and
+	// streams progress, then the result.
+	Bench(*BenchRequest, grpc.ServerStreamingServer[BenchResponse]) error
 	mustEmbedUnimplementedLiveServiceServer()
 }
 
@@ -132,6 +199,15 @@ func (UnimplementedLiveServiceServer) Traceroute(*TracerouteRequest, grpc.Server
 }
 func (UnimplementedLiveServiceServer) GetHostStatus(context.Context, *GetHostStatusRequest) (*GetHostStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetHostStatus not implemented")
+}
+func (UnimplementedLiveServiceServer) ListConnections(context.Context, *ListConnectionsRequest) (*ListConnectionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListConnections not implemented")
+}
+func (UnimplementedLiveServiceServer) Fetch(*FetchRequest, grpc.ServerStreamingServer[FetchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Fetch not implemented")
+}
+func (UnimplementedLiveServiceServer) Bench(*BenchRequest, grpc.ServerStreamingServer[BenchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Bench not implemented")
 }
 func (UnimplementedLiveServiceServer) mustEmbedUnimplementedLiveServiceServer() {}
 func (UnimplementedLiveServiceServer) testEmbeddedByValue()                     {}
@@ -194,6 +270,46 @@ func _LiveService_GetHostStatus_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LiveService_ListConnections_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListConnectionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LiveServiceServer).ListConnections(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LiveService_ListConnections_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LiveServiceServer).ListConnections(ctx, req.(*ListConnectionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LiveService_Fetch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(FetchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(LiveServiceServer).Fetch(m, &grpc.GenericServerStream[FetchRequest, FetchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LiveService_FetchServer = grpc.ServerStreamingServer[FetchResponse]
+
+func _LiveService_Bench_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BenchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(LiveServiceServer).Bench(m, &grpc.GenericServerStream[BenchRequest, BenchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LiveService_BenchServer = grpc.ServerStreamingServer[BenchResponse]
+
 // LiveService_ServiceDesc is the grpc.ServiceDesc for LiveService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -205,6 +321,10 @@ var LiveService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetHostStatus",
 			Handler:    _LiveService_GetHostStatus_Handler,
 		},
+		{
+			MethodName: "ListConnections",
+			Handler:    _LiveService_ListConnections_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -215,6 +335,16 @@ var LiveService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Traceroute",
 			Handler:       _LiveService_Traceroute_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Fetch",
+			Handler:       _LiveService_Fetch_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Bench",
+			Handler:       _LiveService_Bench_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -9,6 +9,7 @@ package labv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -259,7 +260,10 @@ type Host struct {
 	Routes []*Route `protobuf:"bytes,4,rep,name=routes,proto3" json:"routes,omitempty"`
 	// The labd node that runs the host. Empty: chosen by the accepting node and
 	// recorded here.
-	Node          string `protobuf:"bytes,5,opt,name=node,proto3" json:"node,omitempty"`
+	Node string `protobuf:"bytes,5,opt,name=node,proto3" json:"node,omitempty"`
+	// Services the host runs: "echo" (TCP and UDP 7), "discard" (9),
+	// "daytime" (13), "chargen" (19), "http" (80).
+	Services      []string `protobuf:"bytes,6,rep,name=services,proto3" json:"services,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -329,6 +333,13 @@ func (x *Host) GetNode() string {
 	return ""
 }
 
+func (x *Host) GetServices() []string {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
 // An Interface attaches a host to a network.
 type Interface struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -342,7 +353,9 @@ type Interface struct {
 	Ipv4 string `protobuf:"bytes,3,opt,name=ipv4,proto3" json:"ipv4,omitempty"`
 	// IPv6 address with prefix length. Empty on a network with an IPv6 prefix:
 	// assigned automatically and recorded.
-	Ipv6          string `protobuf:"bytes,4,opt,name=ipv6,proto3" json:"ipv6,omitempty"`
+	Ipv6 string `protobuf:"bytes,4,opt,name=ipv6,proto3" json:"ipv6,omitempty"`
+	// Impairments of the interface's egress, like netem on a link.
+	Impair        *Impairment `protobuf:"bytes,5,opt,name=impair,proto3" json:"impair,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -405,6 +418,115 @@ func (x *Interface) GetIpv6() string {
 	return ""
 }
 
+func (x *Interface) GetImpair() *Impairment {
+	if x != nil {
+		return x.Impair
+	}
+	return nil
+}
+
+// Impairment degrades what an interface sends, as Linux netem does. Every
+// field is optional; the zero value impairs nothing.
+type Impairment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Percentage (0-100) of packets dropped.
+	LossPercent float64 `protobuf:"fixed64,1,opt,name=loss_percent,json=lossPercent,proto3" json:"loss_percent,omitempty"`
+	// Fixed delay added to every packet.
+	Delay *durationpb.Duration `protobuf:"bytes,2,opt,name=delay,proto3" json:"delay,omitempty"`
+	// Random variation of the delay, uniform in [-jitter, +jitter].
+	Jitter *durationpb.Duration `protobuf:"bytes,3,opt,name=jitter,proto3" json:"jitter,omitempty"`
+	// Percentage of packets sent twice.
+	DuplicatePercent float64 `protobuf:"fixed64,4,opt,name=duplicate_percent,json=duplicatePercent,proto3" json:"duplicate_percent,omitempty"`
+	// Percentage of packets sent at once, ahead of delayed ones (netem's
+	// reorder; needs a delay to have an effect).
+	ReorderPercent float64 `protobuf:"fixed64,5,opt,name=reorder_percent,json=reorderPercent,proto3" json:"reorder_percent,omitempty"`
+	// Percentage of packets with one random bit flipped.
+	CorruptPercent float64 `protobuf:"fixed64,6,opt,name=corrupt_percent,json=corruptPercent,proto3" json:"corrupt_percent,omitempty"`
+	// Rate limit in bits per second; 0 is unlimited.
+	RateBps       uint64 `protobuf:"varint,7,opt,name=rate_bps,json=rateBps,proto3" json:"rate_bps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Impairment) Reset() {
+	*x = Impairment{}
+	mi := &file_lab_v1_resources_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Impairment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Impairment) ProtoMessage() {}
+
+func (x *Impairment) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_resources_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Impairment.ProtoReflect.Descriptor instead.
+func (*Impairment) Descriptor() ([]byte, []int) {
+	return file_lab_v1_resources_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Impairment) GetLossPercent() float64 {
+	if x != nil {
+		return x.LossPercent
+	}
+	return 0
+}
+
+func (x *Impairment) GetDelay() *durationpb.Duration {
+	if x != nil {
+		return x.Delay
+	}
+	return nil
+}
+
+func (x *Impairment) GetJitter() *durationpb.Duration {
+	if x != nil {
+		return x.Jitter
+	}
+	return nil
+}
+
+func (x *Impairment) GetDuplicatePercent() float64 {
+	if x != nil {
+		return x.DuplicatePercent
+	}
+	return 0
+}
+
+func (x *Impairment) GetReorderPercent() float64 {
+	if x != nil {
+		return x.ReorderPercent
+	}
+	return 0
+}
+
+func (x *Impairment) GetCorruptPercent() float64 {
+	if x != nil {
+		return x.CorruptPercent
+	}
+	return 0
+}
+
+func (x *Impairment) GetRateBps() uint64 {
+	if x != nil {
+		return x.RateBps
+	}
+	return 0
+}
+
 // A static route.
 type Route struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -419,7 +541,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_lab_v1_resources_proto_msgTypes[4]
+	mi := &file_lab_v1_resources_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -431,7 +553,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_resources_proto_msgTypes[4]
+	mi := &file_lab_v1_resources_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -444,7 +566,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_lab_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_lab_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Route) GetTo() string {
@@ -486,7 +608,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_lab_v1_resources_proto_msgTypes[5]
+	mi := &file_lab_v1_resources_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +620,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_resources_proto_msgTypes[5]
+	mi := &file_lab_v1_resources_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +633,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_lab_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_lab_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Node) GetName() string {
@@ -587,7 +709,7 @@ type Topology struct {
 
 func (x *Topology) Reset() {
 	*x = Topology{}
-	mi := &file_lab_v1_resources_proto_msgTypes[6]
+	mi := &file_lab_v1_resources_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +721,7 @@ func (x *Topology) String() string {
 func (*Topology) ProtoMessage() {}
 
 func (x *Topology) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_resources_proto_msgTypes[6]
+	mi := &file_lab_v1_resources_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +734,7 @@ func (x *Topology) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Topology.ProtoReflect.Descriptor instead.
 func (*Topology) Descriptor() ([]byte, []int) {
-	return file_lab_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_lab_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Topology) GetLab() string {
@@ -647,7 +769,7 @@ var File_lab_v1_resources_proto protoreflect.FileDescriptor
 
 const file_lab_v1_resources_proto_rawDesc = "" +
 	"\n" +
-	"\x16lab/v1/resources.proto\x12\x06lab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n" +
+	"\x16lab/v1/resources.proto\x12\x06lab.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n" +
 	"\x03Lab\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12;\n" +
@@ -661,7 +783,7 @@ const file_lab_v1_resources_proto_rawDesc = "" +
 	"\x04ipv4\x18\x02 \x01(\tR\x04ipv4\x12\x12\n" +
 	"\x04ipv6\x18\x03 \x01(\tR\x04ipv6\x12\x10\n" +
 	"\x03mtu\x18\x04 \x01(\rR\x03mtu\x12\x10\n" +
-	"\x03vni\x18\x05 \x01(\rR\x03vni\"\xa8\x01\n" +
+	"\x03vni\x18\x05 \x01(\rR\x03vni\"\xc4\x01\n" +
 	"\x04Host\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\n" +
@@ -671,12 +793,23 @@ const file_lab_v1_resources_proto_rawDesc = "" +
 	"interfaces\x18\x03 \x03(\v2\x11.lab.v1.InterfaceR\n" +
 	"interfaces\x12%\n" +
 	"\x06routes\x18\x04 \x03(\v2\r.lab.v1.RouteR\x06routes\x12\x12\n" +
-	"\x04node\x18\x05 \x01(\tR\x04node\"a\n" +
+	"\x04node\x18\x05 \x01(\tR\x04node\x12\x1a\n" +
+	"\bservices\x18\x06 \x03(\tR\bservices\"\x8d\x01\n" +
 	"\tInterface\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\anetwork\x18\x02 \x01(\tR\anetwork\x12\x12\n" +
 	"\x04ipv4\x18\x03 \x01(\tR\x04ipv4\x12\x12\n" +
-	"\x04ipv6\x18\x04 \x01(\tR\x04ipv6\")\n" +
+	"\x04ipv6\x18\x04 \x01(\tR\x04ipv6\x12*\n" +
+	"\x06impair\x18\x05 \x01(\v2\x12.lab.v1.ImpairmentR\x06impair\"\xad\x02\n" +
+	"\n" +
+	"Impairment\x12!\n" +
+	"\floss_percent\x18\x01 \x01(\x01R\vlossPercent\x12/\n" +
+	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x121\n" +
+	"\x06jitter\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06jitter\x12+\n" +
+	"\x11duplicate_percent\x18\x04 \x01(\x01R\x10duplicatePercent\x12'\n" +
+	"\x0freorder_percent\x18\x05 \x01(\x01R\x0ereorderPercent\x12'\n" +
+	"\x0fcorrupt_percent\x18\x06 \x01(\x01R\x0ecorruptPercent\x12\x19\n" +
+	"\brate_bps\x18\a \x01(\x04R\arateBps\")\n" +
 	"\x05Route\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\x12\x10\n" +
 	"\x03via\x18\x02 \x01(\tR\x03via\"\xa8\x02\n" +
@@ -717,31 +850,36 @@ func file_lab_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_lab_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_lab_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_lab_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_lab_v1_resources_proto_goTypes = []any{
 	(NodeState)(0),                // 0: lab.v1.NodeState
 	(*Lab)(nil),                   // 1: lab.v1.Lab
 	(*Network)(nil),               // 2: lab.v1.Network
 	(*Host)(nil),                  // 3: lab.v1.Host
 	(*Interface)(nil),             // 4: lab.v1.Interface
-	(*Route)(nil),                 // 5: lab.v1.Route
-	(*Node)(nil),                  // 6: lab.v1.Node
-	(*Topology)(nil),              // 7: lab.v1.Topology
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*Impairment)(nil),            // 5: lab.v1.Impairment
+	(*Route)(nil),                 // 6: lab.v1.Route
+	(*Node)(nil),                  // 7: lab.v1.Node
+	(*Topology)(nil),              // 8: lab.v1.Topology
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
 }
 var file_lab_v1_resources_proto_depIdxs = []int32{
-	8, // 0: lab.v1.Lab.create_time:type_name -> google.protobuf.Timestamp
-	4, // 1: lab.v1.Host.interfaces:type_name -> lab.v1.Interface
-	5, // 2: lab.v1.Host.routes:type_name -> lab.v1.Route
-	0, // 3: lab.v1.Node.state:type_name -> lab.v1.NodeState
-	8, // 4: lab.v1.Node.start_time:type_name -> google.protobuf.Timestamp
-	2, // 5: lab.v1.Topology.networks:type_name -> lab.v1.Network
-	3, // 6: lab.v1.Topology.hosts:type_name -> lab.v1.Host
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	9,  // 0: lab.v1.Lab.create_time:type_name -> google.protobuf.Timestamp
+	4,  // 1: lab.v1.Host.interfaces:type_name -> lab.v1.Interface
+	6,  // 2: lab.v1.Host.routes:type_name -> lab.v1.Route
+	5,  // 3: lab.v1.Interface.impair:type_name -> lab.v1.Impairment
+	10, // 4: lab.v1.Impairment.delay:type_name -> google.protobuf.Duration
+	10, // 5: lab.v1.Impairment.jitter:type_name -> google.protobuf.Duration
+	0,  // 6: lab.v1.Node.state:type_name -> lab.v1.NodeState
+	9,  // 7: lab.v1.Node.start_time:type_name -> google.protobuf.Timestamp
+	2,  // 8: lab.v1.Topology.networks:type_name -> lab.v1.Network
+	3,  // 9: lab.v1.Topology.hosts:type_name -> lab.v1.Host
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_lab_v1_resources_proto_init() }
@@ -755,7 +893,7 @@ func file_lab_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lab_v1_resources_proto_rawDesc), len(file_lab_v1_resources_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
