@@ -54,7 +54,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("--api %s: %w", cfg.API, err)
 	}
 	started := time.Now()
-	fab := fabric.New()
+	fab := fabric.New(fabric.WithClock(stack.SystemClock{}))
 	rt := runtime.New(runtime.Config{Node: cfg.Name, Store: st, Fabric: fab, Clock: stack.SystemClock{}, Logger: log.With("component", "runtime")})
 	self := &singleNode{cfg: cfg, started: started, rt: rt, apiAddr: lis.Addr().String()}
 	srv := api.New(api.Config{Node: cfg.Name, Store: st, Hosts: hostsOf{rt}, Members: self, Logger: log.With("component", "api")})

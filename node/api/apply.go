@@ -157,8 +157,9 @@ func (s *Server) usedVNIs(st *labState) map[uint32]bool {
 	return used
 }
 
-// hostSpec is the stored form of a requested host: the resource name and
-// its placement (kept from before, or this node).
+// hostSpec is the stored form of a requested host: the resource name, its
+// placement (kept from before, or this node) and impairments in canonical
+// form (canonImpair).
 func (s *Server) hostSpec(before, req *labv1.Host, name string) *labv1.Host {
 	h := proto.Clone(req).(*labv1.Host)
 	h.Name = name
@@ -172,7 +173,9 @@ func (s *Server) hostSpec(before, req *labv1.Host, name string) *labv1.Host {
 	for i, ifc := range h.Interfaces {
 		if ifc == nil {
 			h.Interfaces[i] = &labv1.Interface{}
+			continue
 		}
+		ifc.Impair = canonImpair(ifc.Impair)
 	}
 	for i, r := range h.Routes {
 		if r == nil {

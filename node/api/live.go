@@ -462,11 +462,14 @@ func (s *Server) GetHostStatus(ctx context.Context, req *labv1.GetHostStatusRequ
 	out := &labv1.HostStatus{Name: spec.Name, Node: spec.Node, Running: true}
 	for _, n := range st.Interfaces() {
 		c := n.Counters()
+		ic := h.ImpairCounters(n.Name())
 		is := &labv1.InterfaceStatus{
 			Name: n.Name(), Network: nets[n.Name()], Mtu: uint32(n.MTU()),
 			Counters: &labv1.InterfaceCounters{
 				RxPackets: c.RxPackets, RxBytes: c.RxBytes, TxPackets: c.TxPackets, TxBytes: c.TxBytes,
 				RxDropped: c.RxDropped, TxDropped: c.TxDropped,
+				ImpairDropped: ic.Dropped, ImpairDuplicated: ic.Duplicated, ImpairCorrupted: ic.Corrupted,
+				ImpairDelayed: ic.Delayed, ImpairReordered: ic.Reordered, QueueDropped: ic.QueueDropped,
 			},
 		}
 		for _, a := range n.Addresses() {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/labnet-dev/labnet/node/fabric"
 	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 	"github.com/labnet-dev/labnet/stack"
@@ -23,6 +24,9 @@ type LiveHost interface {
 	Stack() *stack.Stack
 	// Networks maps each interface name to its network's short id.
 	Networks() map[string]string
+	// ImpairCounters reports what the egress impairments of interface
+	// iface did.
+	ImpairCounters(iface string) fabric.ImpairCounters
 }
 
 // Hosts finds running hosts by resource name.

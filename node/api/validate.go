@@ -154,6 +154,7 @@ func validateLab(st *labState, field fieldOf, named []string) violations {
 				v.add(join(fi, "name"), "duplicate interface name %q", ifc.Name)
 			}
 			names[ifc.Name] = true
+			validateImpair(join(fi, "impair"), ifc.Impair, &v)
 			if ifc.Network == "" {
 				v.add(join(fi, "network"), "required: the name of a network of lab %s", st.id)
 				continue

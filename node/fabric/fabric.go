@@ -6,6 +6,7 @@ package fabric
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -15,12 +16,34 @@ import (
 
 // Fabric holds the segments of this labd, by network resource name.
 type Fabric struct {
+	clock stack.Clock // times the impairments
+	seed  uint64      // of every port's random source, with the port's name
+
 	mu   sync.Mutex
 	segs map[string]*Segment
 }
 
+// An Option configures a Fabric.
+type Option func(*Fabric)
+
+// WithClock makes the impairments (delay, jitter, rate) take their time and
+// timers from c; the default is stack.SystemClock. Tests pass a virtual
+// clock (package vclock).
+func WithClock(c stack.Clock) Option { return func(f *Fabric) { f.clock = c } }
+
+// WithSeed seeds the random decisions of the impairments: each port draws
+// from its own source, seeded with seed and the port's network and name, so
+// that a test sees the same losses on every run. The default is random.
+func WithSeed(seed uint64) Option { return func(f *Fabric) { f.seed = seed } }
+
 // New returns an empty fabric.
-func New() *Fabric { return &Fabric{segs: map[string]*Segment{}} }
+func New(opts ...Option) *Fabric {
+	f := &Fabric{clock: stack.SystemClock{}, seed: rand.Uint64(), segs: map[string]*Segment{}}
+	for _, o := range opts {
+		o(f)
+	}
+	return f
+}
 
 // Segment is one virtual network on this labd.
 type Segment struct {
@@ -41,6 +64,11 @@ type Port struct {
 	recv  func(pkt []byte)
 	f     *Fabric
 	once  sync.Once
+
+	// impair is nil when the port has no impairments: all Send looks at.
+	impair   atomic.Pointer[impairState]
+	impairMu sync.Mutex // serialises SetImpair
+	eng      *engine    // created by the first SetImpair; kept for its counters
 }
 
 // Attach connects an interface owning addrs to network. recv is called with
@@ -77,23 +105,32 @@ func (f *Fabric) Attach(network, name string, addrs []netip.Addr, recv func(pkt 
 	return p, nil
 }
 
-// Send delivers pkt to the port that owns nextHop (stack.Link). It takes
-// ownership of pkt unless it returns an error.
+// Send delivers pkt to the port that owns nextHop (stack.Link), through the
+// port's impairments if it has any (SetImpair). It takes ownership of pkt
+// unless it returns an error. An impaired packet is dropped, held or
+// delivered, and Send returns nil either way: as on a real link, the sender
+// does not learn the packet's fate.
 func (p *Port) Send(nextHop netip.Addr, pkt []byte) error {
 	dst := (*p.seg.owners.Load())[nextHop]
 	if dst == nil {
 		p.seg.noOwner.Add(1)
 		return stack.ErrHostUnreachable
 	}
+	if im := p.impair.Load(); im != nil {
+		im.eng.send(im, nextHop, pkt)
+		return nil
+	}
 	p.seg.delivered.Add(1)
 	dst.recv(pkt)
 	return nil
 }
 
-// Detach removes the port from its segment; the segment goes when its last
-// port does. It is idempotent.
+// Detach removes the port from its segment, dropping the packets its
+// impairments hold; the segment goes when its last port does. It is
+// idempotent.
 func (p *Port) Detach() {
 	p.once.Do(func() {
+		p.closeImpair()
 		f, seg := p.f, p.seg
 		f.mu.Lock()
 		defer f.mu.Unlock()

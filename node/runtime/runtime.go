@@ -55,12 +55,16 @@ func New(cfg Config) *Runtime {
 // Host is one running virtual host.
 type Host struct {
 	name     string
-	key      []byte // spec and attached networks, to notice changes
+	key      []byte // spec (without impairments) and attached networks, to notice changes
 	stack    *stack.Stack
 	ports    []*fabric.Port
+	byIface  map[string]*fabric.Port
 	networks map[string]string
 	queue    chan inbound
 	done     chan struct{}
+
+	impairMu sync.Mutex
+	impairs  map[string]*labv1.Impairment // as applied to each interface's port
 }
 
 type inbound struct {
@@ -73,6 +77,54 @@ func (h *Host) Stack() *stack.Stack { return h.stack }
 
 // Networks maps each interface name to its network's short id.
 func (h *Host) Networks() map[string]string { return h.networks }
+
+// ImpairCounters reports what the impairments of interface iface did (zero
+// for an interface the host does not have).
+func (h *Host) ImpairCounters(iface string) fabric.ImpairCounters {
+	if p := h.byIface[iface]; p != nil {
+		return p.ImpairCounters()
+	}
+	return fabric.ImpairCounters{}
+}
+
+// Impairment is the impairment applied to interface iface; nil when none.
+func (h *Host) Impairment(iface string) *labv1.Impairment {
+	h.impairMu.Lock()
+	defer h.impairMu.Unlock()
+	return h.impairs[iface]
+}
+
+// setImpairments applies the spec's impairments to the interfaces' ports,
+// changing only those that differ from what is applied: a port keeps what
+// it holds and its counters.
+func (h *Host) setImpairments(spec *labv1.Host) {
+	h.impairMu.Lock()
+	defer h.impairMu.Unlock()
+	for _, ifc := range spec.Interfaces {
+		p := h.byIface[ifc.Name]
+		if p == nil || proto.Equal(ifc.Impair, h.impairs[ifc.Name]) {
+			continue
+		}
+		p.SetImpair(impairment(ifc.Impair))
+		h.impairs[ifc.Name] = ifc.Impair
+	}
+}
+
+// impairment converts the API's Impairment to the fabric's; nil clears.
+func impairment(im *labv1.Impairment) *fabric.Impairment {
+	if im == nil {
+		return nil
+	}
+	return &fabric.Impairment{
+		Loss:      im.LossPercent,
+		Delay:     im.Delay.AsDuration(),
+		Jitter:    im.Jitter.AsDuration(),
+		Duplicate: im.DuplicatePercent,
+		Reorder:   im.ReorderPercent,
+		Corrupt:   im.CorruptPercent,
+		Rate:      im.RateBps,
+	}
+}
 
 // Run reconciles until ctx is done, then stops every host.
 func (r *Runtime) Run(ctx context.Context) error {
@@ -124,7 +176,10 @@ func (r *Runtime) Reconcile() {
 		}
 	}
 	for name, d := range want {
-		if _, ok := r.hosts[name]; ok {
+		if h, ok := r.hosts[name]; ok {
+			// Impairments are not part of the key: they change in the
+			// running ports, without a restart.
+			h.setImpairments(d.spec)
 			continue
 		}
 		h, err := r.start(d)
@@ -163,7 +218,7 @@ func (r *Runtime) desired() map[string]*desired {
 	for _, h := range hosts {
 		lab := strings.Split(h.Name, "/")[1]
 		d := &desired{spec: h, nets: map[string]*labv1.Network{}}
-		key, _ := marshal.Marshal(h)
+		key, _ := marshal.Marshal(withoutImpairments(h))
 		for _, ifc := range h.Interfaces {
 			n := nets["labs/"+lab+"/networks/"+ifc.Network]
 			if n == nil {
@@ -179,12 +234,23 @@ func (r *Runtime) desired() map[string]*desired {
 	return want
 }
 
+// withoutImpairments is h with no interface impairments: the part of the
+// spec whose change restarts the host.
+func withoutImpairments(h *labv1.Host) *labv1.Host {
+	c := proto.CloneOf(h)
+	for _, ifc := range c.Interfaces {
+		ifc.Impair = nil
+	}
+	return c
+}
+
 // start builds the host's stack and attaches it to the fabric.
 func (r *Runtime) start(d *desired) (*Host, error) {
 	spec := d.spec
 	st := stack.New(stack.Config{Name: spec.Name, Clock: r.cfg.Clock, Forwarding: spec.Forwarding})
 	h := &Host{
 		name: spec.Name, key: d.key, stack: st, networks: map[string]string{},
+		byIface: map[string]*fabric.Port{}, impairs: map[string]*labv1.Impairment{},
 		queue: make(chan inbound, queueLen), done: make(chan struct{}),
 	}
 	fail := func(err error) (*Host, error) {
@@ -234,6 +300,7 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 		}
 		link.port = port
 		h.ports = append(h.ports, port)
+		h.byIface[ifc.Name] = port
 		h.networks[ifc.Name] = ifc.Network
 	}
 	for _, rt := range spec.Routes {
@@ -254,6 +321,7 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 			return fail(err)
 		}
 	}
+	h.setImpairments(spec)
 	go h.loop()
 	return h, nil
 }

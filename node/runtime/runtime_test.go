@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/labnet-dev/labnet/node/fabric"
 	"github.com/labnet-dev/labnet/node/store"
@@ -103,4 +104,76 @@ func TestReconcile(t *testing.T) {
 	if rt.Count() != 0 {
 		t.Errorf("%d hosts left after Run returned", rt.Count())
 	}
+}
+
+func TestImpairmentsWithoutRestart(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{Origin: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rt := New(Config{Node: "n1", Store: st, Fabric: fabric.New()})
+	lan := &labv1.Network{Name: "labs/l/networks/lan", Ipv4: "10.0.0.0/24"}
+	loss := &labv1.Impairment{LossPercent: 100}
+	a := &labv1.Host{Name: "labs/l/hosts/a", Node: "n1", Interfaces: []*labv1.Interface{{Name: "eth0", Network: "lan", Ipv4: "10.0.0.1/24", Impair: loss}}}
+	b := &labv1.Host{Name: "labs/l/hosts/b", Node: "n1", Interfaces: []*labv1.Interface{{Name: "eth0", Network: "lan", Ipv4: "10.0.0.2/24"}}}
+	put(t, st, lan, a, b)
+	rt.Reconcile()
+	ha, ok := rt.Host(a.Name)
+	if !ok {
+		t.Fatal("a is not running")
+	}
+	if !proto.Equal(ha.Impairment("eth0"), loss) {
+		t.Fatalf("impairment at start = %v, want %v", ha.Impairment("eth0"), loss)
+	}
+
+	// 100% loss: a's echo request never reaches b.
+	ep, err := ha.Stack().OpenEcho(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	if _, err := ep.Send(netip.MustParseAddr("10.0.0.2"), 1, 0, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if c := ha.ImpairCounters("eth0"); c.Dropped != 1 {
+		t.Errorf("counters %+v, want Dropped=1", c)
+	}
+
+	// A change of impairments only is applied to the running host.
+	a2 := proto.CloneOf(a)
+	a2.Interfaces[0].Impair = &labv1.Impairment{Delay: durationpb.New(time.Millisecond)}
+	put(t, st, a2)
+	rt.Reconcile()
+	if h, _ := rt.Host(a.Name); h != ha {
+		t.Fatal("an impairment change restarted the host")
+	}
+	if !proto.Equal(ha.Impairment("eth0"), a2.Interfaces[0].Impair) {
+		t.Errorf("impairment = %v, want %v", ha.Impairment("eth0"), a2.Interfaces[0].Impair)
+	}
+	if _, err := ep.Send(netip.MustParseAddr("10.0.0.2"), 2, 0, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if c := ha.ImpairCounters("eth0"); c.Dropped != 1 || c.Delayed != 1 {
+		t.Errorf("counters %+v, want Dropped=1 Delayed=1 (kept across the change)", c)
+	}
+	if c := ha.ImpairCounters("eth9"); c != (fabric.ImpairCounters{}) {
+		t.Errorf("counters of a missing interface: %+v", c)
+	}
+
+	// Cleared, then a real change: that restarts.
+	a3 := proto.CloneOf(a)
+	a3.Interfaces[0].Impair = nil
+	put(t, st, a3)
+	rt.Reconcile()
+	if h, _ := rt.Host(a.Name); h != ha || ha.Impairment("eth0") != nil {
+		t.Fatalf("clearing: host %p (was %p), impairment %v", h, ha, ha.Impairment("eth0"))
+	}
+	a3.Interfaces[0].Ipv4 = "10.0.0.3/24"
+	put(t, st, a3)
+	rt.Reconcile()
+	if h, _ := rt.Host(a.Name); h == ha {
+		t.Error("an address change did not restart the host")
+	}
+	rt.stopAll()
 }

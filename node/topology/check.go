@@ -86,6 +86,14 @@ func (c *checker) check(n *yaml.Node, path string, t reflect.Type) error {
 		}
 		return nil
 	default:
+		// A value with units (impair's percent, duration, bitrate) parses
+		// itself: its error says what is wrong.
+		if v, ok := reflect.New(t).Interface().(yaml.Unmarshaler); ok {
+			if err := n.Decode(v); err != nil {
+				return errAt(n, path, err.Error())
+			}
+			return nil
+		}
 		// Let yaml.v3 judge scalars, so that what passes here decodes there.
 		if n.Kind != yaml.ScalarNode || n.Decode(reflect.New(t).Interface()) != nil {
 			want, ok := scalarWant[t.Kind()]

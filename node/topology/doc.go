@@ -20,6 +20,10 @@
 //	        ipv4: 10.0.1.1/24     # optional: assigned by the server when omitted
 //	        ipv6: fd00:0:0:1::1/64
 //	        name: eth0            # optional; eth0, eth1, ... in order
+//	        impair:               # optional: egress impairments, like netem
+//	          loss: 10%           # also duplicate, reorder, corrupt
+//	          delay: 20ms         # Go durations; also jitter
+//	          rate: 10mbit        # bit, kbit, mbit, gbit, tbit
 //	      - lan2                  # same as {network: lan2}
 //	    routes:
 //	      - to: default           # or a prefix: 10.0.2.0/24, fd00:0:0:2::/64
@@ -28,9 +32,11 @@
 //	    gateway6: fd00:0:0:1::1   # the same for IPv6
 //
 // Parse checks the file's shape only: field types, unknown and duplicate
-// fields, the required names, and the gateway shorthands (an address of the
+// fields, the required names, the gateway shorthands (an address of the
 // right family, and not together with an explicit default route of the same
-// family). It expands the shorthands into routes after the host's own. All
+// family), and the units of impairments (a percentage from 0% to 100%, a
+// non-negative duration, a whole number of bits per second), which it
+// converts to the API's numbers. It expands the shorthands into routes after the host's own. All
 // other validation (CIDRs, addresses, duplicates, references) is the
 // server's, so that a file and an API call are judged by the same rules.
 //

@@ -42,10 +42,11 @@ type fileHost struct {
 }
 
 type fileInterface struct {
-	Network text `yaml:"network,omitempty"`
-	IPv4    text `yaml:"ipv4,omitempty"`
-	IPv6    text `yaml:"ipv6,omitempty"`
-	Name    text `yaml:"name,omitempty"`
+	Network text       `yaml:"network,omitempty"`
+	IPv4    text       `yaml:"ipv4,omitempty"`
+	IPv6    text       `yaml:"ipv6,omitempty"`
+	Name    text       `yaml:"name,omitempty"`
+	Impair  fileImpair `yaml:"impair,omitempty"`
 }
 
 // interfaceFields is fileInterface without its YAML methods, so that they
@@ -123,6 +124,7 @@ func (f *file) toProto() *labv1.Topology {
 				Network: string(i.Network),
 				Ipv4:    string(i.IPv4),
 				Ipv6:    string(i.IPv6),
+				Impair:  i.Impair.toProto(),
 			})
 		}
 		for _, r := range h.Routes {
@@ -159,6 +161,7 @@ func fromProto(t *labv1.Topology) *file {
 				IPv4:    text(i.GetIpv4()),
 				IPv6:    text(i.GetIpv6()),
 				Name:    text(i.GetName()),
+				Impair:  impairFromProto(i.GetImpair()),
 			})
 		}
 		for _, r := range h.GetRoutes() {

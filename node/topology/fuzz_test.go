@@ -33,6 +33,9 @@ func FuzzParse(f *testing.F) {
 		"name: &a x\nhosts: [{name: *a, routes: &r [{to: a, via: b}]}, {name: b, routes: *r}]",
 		"networks: [{name: n, mtu: 0x10}]\n---\n",
 		"hosts:\n  - name: h\n    interfaces:\n      - netwrk: lan1\n",
+		"hosts: [{name: h, interfaces: [{network: lan1, impair: {loss: 10%, delay: 20ms, jitter: 5ms, duplicate: 2%, reorder: 5%, corrupt: 0.5%, rate: 10mbit}}]}]",
+		"hosts: [{name: h, interfaces: [{network: lan1, impair: {rate: 1.5Gbit, delay: 1h2m3.5s, loss: 1e-3%}}]}]",
+		"hosts: [{name: h, interfaces: [{network: lan1, impair: {loss: '-0%', rate: 0, delay: 0s}}]}]",
 	} {
 		f.Add([]byte(s))
 	}

@@ -7,10 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 const examplesDir = "../../examples"
@@ -291,6 +293,42 @@ hosts:
 			}},
 		},
 		{
+			name: "impairments",
+			in: `
+hosts:
+  - name: h1
+    interfaces:
+      - network: lan1
+        impair:
+          loss: 10%
+          delay: 20ms
+          jitter: 5ms
+          duplicate: 2%
+          reorder: 5%
+          corrupt: 0.5%
+          rate: 10mbit
+      - network: lan2
+        impair: {rate: 1.5Gbit, delay: 1m30s}
+      - network: lan3
+        impair: {}
+      - network: lan4
+        impair: {loss: 0%, delay: 0s}
+`,
+			want: &labv1.Topology{Lab: "default", Hosts: []*labv1.Host{{
+				Name: "h1",
+				Interfaces: []*labv1.Interface{
+					{Network: "lan1", Impair: &labv1.Impairment{
+						LossPercent: 10, Delay: durationpb.New(20 * time.Millisecond), Jitter: durationpb.New(5 * time.Millisecond),
+						DuplicatePercent: 2, ReorderPercent: 5, CorruptPercent: 0.5, RateBps: 10_000_000,
+					}},
+					{Network: "lan2", Impair: &labv1.Impairment{RateBps: 1_500_000_000, Delay: durationpb.New(90 * time.Second)}},
+					// Empty, or all zero: no impairment.
+					iface("lan3", "", ""),
+					iface("lan4", "", ""),
+				},
+			}}},
+		},
+		{
 			name: "leading document marker and comments",
 			in:   "# a lab\n---\nname: x # the name\n",
 			want: &labv1.Topology{Lab: "x"},
@@ -393,7 +431,87 @@ hosts:
 		{
 			name: "interface neither name nor mapping",
 			in:   "hosts:\n  - name: h1\n    interfaces: [[lan1]]\n",
-			want: `line 3: hosts[0].interfaces[0]: must be a network name or a mapping of network, ipv4, ipv6, name`,
+			want: `line 3: hosts[0].interfaces[0]: must be a network name or a mapping of network, ipv4, ipv6, name, impair`,
+		},
+		{
+			name: "unknown impairment",
+			in:   "hosts:\n  - name: h1\n    interfaces:\n      - network: lan1\n        impair:\n          loss: 1%\n          lose: 10%\n",
+			want: `line 7: hosts[0].interfaces[0].impair: unknown field "lose"`,
+		},
+		{
+			name: "impair not a mapping",
+			in:   "hosts:\n  - name: h1\n    interfaces:\n      - {network: lan1, impair: 10%}\n",
+			want: `line 4: hosts[0].interfaces[0].impair: must be a mapping of loss, delay, jitter, duplicate, reorder, corrupt, rate`,
+		},
+		{
+			name: "loss without a percent sign",
+			in:   "hosts:\n  - name: h1\n    interfaces:\n      - network: lan1\n        impair:\n          loss: 10\n",
+			want: `line 6: hosts[0].interfaces[0].impair.loss: "10" is not a percentage such as 10% (the % sign is required)`,
+		},
+		{
+			name: "loss above 100%",
+			in:   "hosts:\n  - name: h1\n    interfaces:\n      - network: lan1\n        impair: {loss: 150%}\n",
+			want: `line 5: hosts[0].interfaces[0].impair.loss: "150%" is out of range 0%-100%`,
+		},
+		{
+			name: "negative duplicate",
+			in:   "hosts:\n  - name: h1\n    interfaces:\n      - network: lan1\n        impair: {duplicate: -2%}\n",
+			want: `line 5: hosts[0].interfaces[0].impair.duplicate: "-2%" is out of range 0%-100%`,
+		},
+		{
+			name: "corrupt not a number",
+			in:   "hosts:\n  - name: h1\n    interfaces:\n      - network: lan1\n        impair: {corrupt: some%}\n",
+			want: `line 5: hosts[0].interfaces[0].impair.corrupt: "some%" is not a percentage such as 10%`,
+		},
+		{
+			name: "reorder as a list",
+			in:   "hosts:\n  - name: h1\n    interfaces:\n      - network: lan1\n        impair: {reorder: [5%]}\n",
+			want: `line 5: hosts[0].interfaces[0].impair.reorder: must be a percentage such as 10%`,
+		},
+		{
+			name: "delay without a unit",
+			in:   "hosts:\n  - name: h1\n    interfaces:\n      - network: lan1\n        impair:\n          delay: 20\n",
+			want: `line 6: hosts[0].interfaces[0].impair.delay: "20" is not a duration such as 20ms (a unit is required: ns, us, ms, s, m, h)`,
+		},
+		{
+			name: "delay not a duration",
+			in:   "hosts:\n  - name: h1\n    interfaces:\n      - network: lan1\n        impair:\n          delay: soon\n",
+			want: `line 6: hosts[0].interfaces[0].impair.delay: "soon" is not a duration such as 20ms`,
+		},
+		{
+			name: "negative jitter",
+			in:   "hosts:\n  - name: h1\n    interfaces:\n      - network: lan1\n        impair:\n          jitter: -5ms\n",
+			want: `line 6: hosts[0].interfaces[0].impair.jitter: "-5ms" is negative`,
+		},
+		{
+			name: "rate with an unknown unit",
+			in:   "hosts:\n  - name: h1\n    interfaces:\n      - network: lan1\n        impair:\n          rate: 10mb\n",
+			want: `line 6: hosts[0].interfaces[0].impair.rate: "10mb": unknown unit "mb" (units: bit, kbit, mbit, gbit, tbit)`,
+		},
+		{
+			name: "rate not a number",
+			in:   "hosts:\n  - name: h1\n    interfaces:\n      - network: lan1\n        impair:\n          rate: fast\n",
+			want: `line 6: hosts[0].interfaces[0].impair.rate: "fast" is not a rate such as 10mbit (units: bit, kbit, mbit, gbit, tbit)`,
+		},
+		{
+			name: "rate with a fraction of a bit",
+			in:   "hosts:\n  - name: h1\n    interfaces:\n      - network: lan1\n        impair:\n          rate: 1.5bit\n",
+			want: `line 6: hosts[0].interfaces[0].impair.rate: "1.5bit" is not a whole number of bits per second`,
+		},
+		{
+			name: "rate too large",
+			in:   "hosts:\n  - name: h1\n    interfaces:\n      - network: lan1\n        impair:\n          rate: 20000000tbit\n",
+			want: `line 6: hosts[0].interfaces[0].impair.rate: "20000000tbit" is too large`,
+		},
+		{
+			name: "negative rate",
+			in:   "hosts:\n  - name: h1\n    interfaces:\n      - network: lan1\n        impair:\n          rate: -10mbit\n",
+			want: `line 6: hosts[0].interfaces[0].impair.rate: "-10mbit" is not a rate such as 10mbit (units: bit, kbit, mbit, gbit, tbit)`,
+		},
+		{
+			name: "impairment given twice",
+			in:   "hosts:\n  - name: h1\n    interfaces:\n      - network: lan1\n        impair: {loss: 1%, loss: 2%}\n",
+			want: `line 5: hosts[0].interfaces[0].impair.loss: given twice (first on line 5)`,
 		},
 		{
 			name: "network without a name",

@@ -485,3 +485,61 @@ func TestCompletion(t *testing.T) {
 		}
 	}
 }
+
+func TestImpair(t *testing.T) {
+	runCases(t, []cliCase{
+		{name: "impair", args: []string{"impair", "demo/h1:eth0", "--loss", "10%", "--delay", "20ms", "--jitter", "5ms"}, golden: true,
+			calls: []string{"SetImpairment labs/demo/hosts/h1 eth0 {loss 10%, delay 20ms±5ms}"}},
+		{name: "impair_every_flag", args: []string{"impair", "r1:eth1", "--rate", "1.5Mbit", "--corrupt", "0.1%", "--reorder", "25%",
+			"--duplicate", "2%", "--jitter", "1ms", "--delay", "100ms", "--loss", "1%"}, golden: true,
+			calls: []string{"SetImpairment labs/demo/hosts/r1 eth1 {loss 1%, delay 100ms±1ms, duplicate 2%, reorder 25%, corrupt 0.1%, rate 1500kbit}"}},
+		// The flags replace the whole impairment: r1's eth1 had loss, delay and rate.
+		{name: "impair_replaces", args: []string{"impair", "r1:eth1", "--delay", "1s"}, golden: true,
+			calls: []string{"SetImpairment labs/demo/hosts/r1 eth1 {delay 1s}"}},
+		{name: "impair_clear", args: []string{"--lab", "demo", "impair", "r1:eth1", "--clear"}, golden: true,
+			calls: []string{"SetImpairment labs/demo/hosts/r1 eth1 {}"}},
+		{name: "impair_json", args: []string{"impair", "h2:eth0", "--rate", "64kbit", "-o", "json"}, golden: true},
+		{name: "impair_no_interface", args: []string{"impair", "h2", "--loss", "1%"}, code: 1,
+			stderr: "error: \"h2\": want HOST:IFACE, e.g. h1:eth0\n", calls: []string{}},
+		{name: "impair_empty_interface", args: []string{"impair", "h2:", "--loss", "1%"}, code: 1,
+			stderr: "error: \"h2:\": want HOST:IFACE, e.g. h1:eth0\n", calls: []string{}},
+		{name: "impair_nothing", args: []string{"impair", "h2:eth0"}, code: 1,
+			stderr: "error: nothing to set: give impairments (--loss, --delay, --jitter, --duplicate, --reorder, --corrupt, --rate) or --clear\n", calls: []string{}},
+		{name: "impair_clear_and_flags", args: []string{"impair", "h2:eth0", "--clear", "--loss", "1%"}, code: 1,
+			stderr: "error: --clear cannot be combined with impairment flags\n", calls: []string{}},
+		{name: "impair_bad_percentage", args: []string{"impair", "h2:eth0", "--loss", "150%"}, code: 1,
+			stderr: "error: --loss: \"150%\" is out of range 0%-100%\n", calls: []string{}},
+		{name: "impair_no_percent_sign", args: []string{"impair", "h2:eth0", "--corrupt", "1"}, code: 1,
+			stderr: "error: --corrupt: \"1\" is not a percentage such as 10% (the % sign is required)\n", calls: []string{}},
+		{name: "impair_bad_duration", args: []string{"impair", "h2:eth0", "--delay", "20"}, code: 1,
+			stderr: "error: --delay: \"20\" is not a duration such as 20ms (a unit is required: ns, us, ms, s, m, h)\n", calls: []string{}},
+		{name: "impair_bad_rate", args: []string{"impair", "h2:eth0", "--rate", "10mb"}, code: 1,
+			stderr: "error: --rate: \"10mb\": unknown unit \"mb\" (units: bit, kbit, mbit, gbit, tbit)\n", calls: []string{}},
+		{name: "impair_unknown_interface", args: []string{"impair", "h2:eth7", "--loss", "1%"}, code: 1,
+			stderr: "error: interface \"eth7\" not found on host h2\n",
+			calls:  []string{"SetImpairment labs/demo/hosts/h2 eth7 {loss 1%}"}},
+		{name: "impair_ambiguous_host", args: []string{"impair", "h1:eth0", "--loss", "1%"}, code: 1,
+			stderr: "error: host \"h1\" is in several labs (demo, other): use --lab or LAB/h1\n", calls: []string{}},
+		{name: "impair_two_args", args: []string{"impair", "h1:eth0", "h2:eth0"}, code: 1,
+			stderr: "error: labctl impair needs HOST:IFACE (got 2 arguments)\n"},
+		{name: "complete_impair_hosts", args: []string{"__complete", "impair", "r"}, golden: true,
+			stderr: "Completion ended with directive: ShellCompDirectiveNoSpace, ShellCompDirectiveNoFileComp\n"},
+		{name: "complete_impair_interfaces", args: []string{"__complete", "impair", "r1:"}, golden: true, stderr: compNoFile},
+	})
+}
+
+// TestImpairThenDescribe checks that describe shows what impair set.
+func TestImpairThenDescribe(t *testing.T) {
+	f := newFakeServer()
+	addr := f.start(t)
+	if got := runCLI(t.Context(), addr, "", []string{"impair", "demo/h1:eth0", "--loss", "10%", "--delay", "20ms", "--jitter", "5ms", "--reorder", "5%"}); got.code != 0 {
+		t.Fatalf("impair: code %d, stderr %q", got.code, got.stderr)
+	}
+	got := runCLI(t.Context(), addr, "", []string{"describe", "host", "demo/h1"})
+	if got.code != 0 {
+		t.Fatalf("describe: code %d, stderr %q", got.code, got.stderr)
+	}
+	if want := "    Impair:     loss 10%, delay 20ms±5ms, reorder 5%\n"; !strings.Contains(got.stdout, want) {
+		t.Errorf("describe host h1 does not show %q:\n%s", want, got.stdout)
+	}
+}

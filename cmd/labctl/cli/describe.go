@@ -22,8 +22,8 @@ func (a *app) newDescribeCommand() *cobra.Command {
 		Use:   "describe TYPE NAME...",
 		Short: "Show a lab, network or host in detail",
 		Long: `Show a lab, network or host in detail. For a host, this includes what its
-stack reports live: interfaces with their counters, the routing table and the
-IP counters.
+stack reports live: interfaces with their counters and impairments (with what
+they did), the routing table and the IP counters.
 
 TYPE is lab, network (net) or host. A network or host NAME is ID or LAB/ID;
 with --lab unset, a bare ID is looked up across all labs.`,
@@ -141,7 +141,7 @@ func (a *app) describeHost(ctx context.Context, ref string) error {
 		return writeSections(a.stdout, head, specInterfaces(h), specRoutes(h))
 	}
 	head = append(head, "Running:\t"+strconv.FormatBool(st.GetRunning()))
-	return writeSections(a.stdout, head, statusInterfaces(st), statusRoutes(st), ipCounters(st.GetIp()))
+	return writeSections(a.stdout, head, statusInterfaces(h, st), statusRoutes(st), ipCounters(st.GetIp()))
 }
 
 // specInterfaces lists the interfaces as the spec has them, for a host whose
@@ -163,6 +163,9 @@ func specInterfaces(h *labv1.Host) section {
 			"    Network:\t"+orNone(ifc.GetNetwork()),
 			"    Addresses:\t"+orNone(strings.Join(addrs, ", ")),
 		)
+		if im := impairSummary(ifc.GetImpair()); im != "" {
+			s = append(s, "    Impair:\t"+im)
+		}
 	}
 	return s
 }
@@ -176,9 +179,15 @@ func specRoutes(h *labv1.Host) section {
 	return tableSection("Routes", []string{"DESTINATION", "VIA", "KIND"}, rows)
 }
 
-func statusInterfaces(st *labv1.HostStatus) section {
+// statusInterfaces lists the interfaces as the host reports them, with the
+// impairments of the spec (h) and what they did.
+func statusInterfaces(h *labv1.Host, st *labv1.HostStatus) section {
 	if len(st.GetInterfaces()) == 0 {
 		return section{"Interfaces:\t" + none}
+	}
+	impairs := map[string]*labv1.Impairment{}
+	for i, ifc := range h.GetInterfaces() {
+		impairs[ifaceName(i, ifc)] = ifc.GetImpair()
 	}
 	s := section{"Interfaces:"}
 	for _, ifc := range st.GetInterfaces() {
@@ -191,8 +200,36 @@ func statusInterfaces(st *labv1.HostStatus) section {
 			fmt.Sprintf("    RX:\t%d packets, %d bytes, %d dropped", c.GetRxPackets(), c.GetRxBytes(), c.GetRxDropped()),
 			fmt.Sprintf("    TX:\t%d packets, %d bytes, %d dropped", c.GetTxPackets(), c.GetTxBytes(), c.GetTxDropped()),
 		)
+		if im := impairSummary(impairs[ifc.GetName()]); im != "" {
+			s = append(s, "    Impair:\t"+im)
+		}
+		if line := impairCounters(c); line != "" {
+			s = append(s, "    Impaired:\t"+line)
+		}
 	}
 	return s
+}
+
+// impairCounters is what an interface's impairments did, in one line, or
+// "" when they did nothing (or there are none).
+func impairCounters(c *labv1.InterfaceCounters) string {
+	var parts []string
+	for _, n := range []struct {
+		value uint64
+		what  string
+	}{
+		{c.GetImpairDropped(), "dropped"},
+		{c.GetImpairDuplicated(), "duplicated"},
+		{c.GetImpairCorrupted(), "corrupted"},
+		{c.GetImpairDelayed(), "delayed"},
+		{c.GetImpairReordered(), "reordered"},
+		{c.GetQueueDropped(), "dropped (queue full)"},
+	} {
+		if n.value != 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n.value, n.what))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func statusRoutes(st *labv1.HostStatus) section {

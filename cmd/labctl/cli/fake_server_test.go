@@ -62,9 +62,10 @@ func newFakeServer() *fakeServer {
 				Interfaces: []*labv1.Interface{{Name: "eth0", Network: "lan1", Ipv4: "10.0.1.10/24", Ipv6: "fd00:0:0:1::a/64"}},
 				Routes:     []*labv1.Route{{To: "default", Via: "10.0.1.1"}}},
 			{Name: "labs/demo/hosts/r1", Forwarding: true, Node: "n1",
-				Interfaces: []*labv1.Interface{{Network: "lan1", Ipv4: "10.0.1.1/24", Ipv6: "fd00:0:0:1::1/64"}, {Network: "lan2", Ipv4: "10.0.2.1/24"}}},
+				Interfaces: []*labv1.Interface{{Network: "lan1", Ipv4: "10.0.1.1/24", Ipv6: "fd00:0:0:1::1/64"}, {Network: "lan2", Ipv4: "10.0.2.1/24",
+					Impair: &labv1.Impairment{LossPercent: 10, Delay: durationpb.New(20 * time.Millisecond), Jitter: durationpb.New(5 * time.Millisecond), RateBps: 10_000_000}}}},
 			{Name: "labs/demo/hosts/h2", Node: "n2",
-				Interfaces: []*labv1.Interface{{Name: "eth0", Network: "lan2", Ipv4: "10.0.2.10/24"}},
+				Interfaces: []*labv1.Interface{{Name: "eth0", Network: "lan2", Ipv4: "10.0.2.10/24", Impair: &labv1.Impairment{CorruptPercent: 0.5}}},
 				Routes:     []*labv1.Route{{To: "default", Via: "10.0.2.1"}}},
 			{Name: "labs/other/hosts/h1",
 				Interfaces: []*labv1.Interface{{Name: "eth0", Network: "lan1"}}},
@@ -93,7 +94,8 @@ func newFakeServer() *fakeServer {
 				Interfaces: []*labv1.InterfaceStatus{
 					{Name: "eth0", Network: "lan1", Addresses: []string{"10.0.1.1/24", "fd00:0:0:1::1/64"}, Mtu: 1500},
 					{Name: "eth1", Network: "lan2", Addresses: []string{"10.0.2.1/24"}, Mtu: 9000,
-						Counters: &labv1.InterfaceCounters{RxPackets: 3, RxBytes: 252, TxPackets: 3, TxBytes: 252}},
+						Counters: &labv1.InterfaceCounters{RxPackets: 3, RxBytes: 252, TxPackets: 3, TxBytes: 252,
+							ImpairDropped: 2, ImpairDelayed: 9, QueueDropped: 1}},
 				},
 				Routes: []*labv1.RouteStatus{
 					{Destination: "10.0.1.0/24", Interface: "eth0", Kind: "connected"},
@@ -338,6 +340,26 @@ func (f *fakeServer) DeleteNetwork(_ context.Context, req *labv1.DeleteNetworkRe
 
 func (f *fakeServer) DeleteHost(_ context.Context, req *labv1.DeleteHostRequest) (*labv1.DeleteHostResponse, error) {
 	return &labv1.DeleteHostResponse{}, f.deleteCall("DeleteHost", req.GetName(), "host")
+}
+
+// SetImpairment sets the impairment of a host's interface in the fake's
+// data, so that a later call sees it.
+func (f *fakeServer) SetImpairment(_ context.Context, req *labv1.SetImpairmentRequest) (*labv1.SetImpairmentResponse, error) {
+	f.record(fmt.Sprintf("SetImpairment %s %s {%s}", req.GetHost(), req.GetInterface(), impairSummary(req.GetImpair())))
+	h, err := find(f.hosts, req.GetHost(), "host")
+	if err != nil {
+		return nil, err
+	}
+	for i, ifc := range h.GetInterfaces() {
+		if ifaceName(i, ifc) == req.GetInterface() {
+			ifc.Impair = req.GetImpair()
+			if proto.Size(ifc.Impair) == 0 {
+				ifc.Impair = nil
+			}
+			return &labv1.SetImpairmentResponse{Host: h}, nil
+		}
+	}
+	return nil, status.Errorf(codes.NotFound, "interface %q not found on host %s", req.GetInterface(), shortID(h.GetName()))
 }
 
 func (f *fakeServer) GetHostStatus(_ context.Context, req *labv1.GetHostStatusRequest) (*labv1.GetHostStatusResponse, error) {

@@ -136,7 +136,8 @@ packets from the virtual hosts:
   labctl get hosts
   labctl describe host h1
   labctl ping h1 10.0.2.10 -c 3
-  labctl traceroute h1 h2`,
+  labctl traceroute h1 h2
+  labctl impair h1:eth0 --loss 10% --delay 20ms`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -171,6 +172,7 @@ packets from the virtual hosts:
 		a.newDescribeCommand(),
 		a.newPingCommand(),
 		a.newTracerouteCommand(),
+		a.newImpairCommand(),
 	)
 	return root
 }

@@ -1124,13 +1124,27 @@ func (x *InterfaceStatus) GetCounters() *InterfaceCounters {
 }
 
 type InterfaceCounters struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RxPackets     uint64                 `protobuf:"varint,1,opt,name=rx_packets,json=rxPackets,proto3" json:"rx_packets,omitempty"`
-	RxBytes       uint64                 `protobuf:"varint,2,opt,name=rx_bytes,json=rxBytes,proto3" json:"rx_bytes,omitempty"`
-	TxPackets     uint64                 `protobuf:"varint,3,opt,name=tx_packets,json=txPackets,proto3" json:"tx_packets,omitempty"`
-	TxBytes       uint64                 `protobuf:"varint,4,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
-	RxDropped     uint64                 `protobuf:"varint,5,opt,name=rx_dropped,json=rxDropped,proto3" json:"rx_dropped,omitempty"`
-	TxDropped     uint64                 `protobuf:"varint,6,opt,name=tx_dropped,json=txDropped,proto3" json:"tx_dropped,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RxPackets uint64                 `protobuf:"varint,1,opt,name=rx_packets,json=rxPackets,proto3" json:"rx_packets,omitempty"`
+	RxBytes   uint64                 `protobuf:"varint,2,opt,name=rx_bytes,json=rxBytes,proto3" json:"rx_bytes,omitempty"`
+	TxPackets uint64                 `protobuf:"varint,3,opt,name=tx_packets,json=txPackets,proto3" json:"tx_packets,omitempty"`
+	TxBytes   uint64                 `protobuf:"varint,4,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
+	RxDropped uint64                 `protobuf:"varint,5,opt,name=rx_dropped,json=rxDropped,proto3" json:"rx_dropped,omitempty"`
+	TxDropped uint64                 `protobuf:"varint,6,opt,name=tx_dropped,json=txDropped,proto3" json:"tx_dropped,omitempty"`
+	// What the interface's egress impairments did (see Impairment): packets
+	// dropped by loss_percent, ...
+	ImpairDropped uint64 `protobuf:"varint,7,opt,name=impair_dropped,json=impairDropped,proto3" json:"impair_dropped,omitempty"`
+	// ... sent twice by duplicate_percent, ...
+	ImpairDuplicated uint64 `protobuf:"varint,8,opt,name=impair_duplicated,json=impairDuplicated,proto3" json:"impair_duplicated,omitempty"`
+	// ... sent with one bit flipped by corrupt_percent, ...
+	ImpairCorrupted uint64 `protobuf:"varint,9,opt,name=impair_corrupted,json=impairCorrupted,proto3" json:"impair_corrupted,omitempty"`
+	// ... held back by delay, jitter or the rate limit, ...
+	ImpairDelayed uint64 `protobuf:"varint,10,opt,name=impair_delayed,json=impairDelayed,proto3" json:"impair_delayed,omitempty"`
+	// ... sent at once, ahead of delayed ones, by reorder_percent, ...
+	ImpairReordered uint64 `protobuf:"varint,11,opt,name=impair_reordered,json=impairReordered,proto3" json:"impair_reordered,omitempty"`
+	// ... and dropped because the impairment queue (delayed and rate-limited
+	// packets, 1000 at most, as netem's default limit) was full.
+	QueueDropped  uint64 `protobuf:"varint,12,opt,name=queue_dropped,json=queueDropped,proto3" json:"queue_dropped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1203,6 +1217,48 @@ func (x *InterfaceCounters) GetRxDropped() uint64 {
 func (x *InterfaceCounters) GetTxDropped() uint64 {
 	if x != nil {
 		return x.TxDropped
+	}
+	return 0
+}
+
+func (x *InterfaceCounters) GetImpairDropped() uint64 {
+	if x != nil {
+		return x.ImpairDropped
+	}
+	return 0
+}
+
+func (x *InterfaceCounters) GetImpairDuplicated() uint64 {
+	if x != nil {
+		return x.ImpairDuplicated
+	}
+	return 0
+}
+
+func (x *InterfaceCounters) GetImpairCorrupted() uint64 {
+	if x != nil {
+		return x.ImpairCorrupted
+	}
+	return 0
+}
+
+func (x *InterfaceCounters) GetImpairDelayed() uint64 {
+	if x != nil {
+		return x.ImpairDelayed
+	}
+	return 0
+}
+
+func (x *InterfaceCounters) GetImpairReordered() uint64 {
+	if x != nil {
+		return x.ImpairReordered
+	}
+	return 0
+}
+
+func (x *InterfaceCounters) GetQueueDropped() uint64 {
+	if x != nil {
+		return x.QueueDropped
 	}
 	return 0
 }
@@ -2414,7 +2470,7 @@ const file_lab_v1_live_service_proto_rawDesc = "" +
 	"\anetwork\x18\x02 \x01(\tR\anetwork\x12\x1c\n" +
 	"\taddresses\x18\x03 \x03(\tR\taddresses\x12\x10\n" +
 	"\x03mtu\x18\x04 \x01(\rR\x03mtu\x125\n" +
-	"\bcounters\x18\x05 \x01(\v2\x19.lab.v1.InterfaceCountersR\bcounters\"\xc5\x01\n" +
+	"\bcounters\x18\x05 \x01(\v2\x19.lab.v1.InterfaceCountersR\bcounters\"\xbb\x03\n" +
 	"\x11InterfaceCounters\x12\x1d\n" +
 	"\n" +
 	"rx_packets\x18\x01 \x01(\x04R\trxPackets\x12\x19\n" +
@@ -2425,7 +2481,14 @@ const file_lab_v1_live_service_proto_rawDesc = "" +
 	"\n" +
 	"rx_dropped\x18\x05 \x01(\x04R\trxDropped\x12\x1d\n" +
 	"\n" +
-	"tx_dropped\x18\x06 \x01(\x04R\ttxDropped\"s\n" +
+	"tx_dropped\x18\x06 \x01(\x04R\ttxDropped\x12%\n" +
+	"\x0eimpair_dropped\x18\a \x01(\x04R\rimpairDropped\x12+\n" +
+	"\x11impair_duplicated\x18\b \x01(\x04R\x10impairDuplicated\x12)\n" +
+	"\x10impair_corrupted\x18\t \x01(\x04R\x0fimpairCorrupted\x12%\n" +
+	"\x0eimpair_delayed\x18\n" +
+	" \x01(\x04R\rimpairDelayed\x12)\n" +
+	"\x10impair_reordered\x18\v \x01(\x04R\x0fimpairReordered\x12#\n" +
+	"\rqueue_dropped\x18\f \x01(\x04R\fqueueDropped\"s\n" +
 	"\vRouteStatus\x12 \n" +
 	"\vdestination\x18\x01 \x01(\tR\vdestination\x12\x10\n" +
 	"\x03via\x18\x02 \x01(\tR\x03via\x12\x1c\n" +
