@@ -1,0 +1,341 @@
+package tcp
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/labnet-dev/labnet/stack"
+	"github.com/labnet-dev/labnet/stack/wire"
+)
+
+var (
+	errReset    = syscall.ECONNRESET
+	errRefused  = syscall.ECONNREFUSED
+	errTimedOut = syscall.ETIMEDOUT
+	errHostDown = errors.New("host stopped")
+	errClosed   = errors.New("use of closed network connection")
+)
+
+// endpoint is one connection: the TCB of RFC 9293 §3.3.1. Every field is
+// guarded by mu. Packets it builds while locked are queued in out and sent
+// by unlock, so that no lock is held while the stack delivers (a connection
+// to this host's own address loops straight back into HandlePacket).
+type endpoint struct {
+	p  *Protocol
+	mu sync.Mutex
+
+	state         state
+	local, remote netip.AddrPort
+	listener      *Listener // passive open, until accepted
+
+	// Send sequence variables (RFC 9293 §3.3.1).
+	iss, sndUna, sndNxt seq
+	sndWnd              int // peer's window, scaled
+	maxSndWnd           int
+	sndWl1, sndWl2      seq
+	sndBuf              ring
+	finQueued           bool // the application closed its side: FIN after the data
+	finAt               seq  // the FIN's sequence number, once queued
+	mss                 int  // send MSS: peer's option, our MTU and path MTU
+	peerMSS             int
+	nodelay             bool
+
+	// Receive sequence variables.
+	irs, rcvNxt   seq
+	rcvBuf        ring
+	ooo           []oooSegment
+	oooBytes      int
+	lastOOO       span // the most recently received out-of-order block (RFC 2018 §4)
+	rcvAdvEdge    seq  // right edge of the window we last advertised
+	peerFin       bool // FIN received (in order)
+	peerFinSeq    seq
+	peerFinSeen   bool // a FIN arrived, maybe beyond a hole
+	ackPending    int  // segments received since the last ACK sent
+	rcvWscale     uint8
+	sndWscale     uint8
+	wsOK          bool
+	sackOK, tsOK  bool
+	tsRecent      uint32
+	tsOffset      uint32
+	lastAckSent   seq
+	readShut      bool
+	appClosed     bool // Close was called: nobody reads or writes any more
+	dataDiscarded bool // the application closed with data unread: RST
+
+	// Loss recovery (RFC 6675, RFC 6582) and congestion control.
+	sb            scoreboard
+	inRecovery    bool
+	rtoRecovery   bool
+	recoveryPoint seq
+	highRxt       seq
+	renoLostEdge  seq // without SACK: the one segment NewReno retransmits
+	dupAcks       int
+	cc            congestionControl
+	cwnd          int
+	ssthresh      int
+
+	// RTT estimation (RFC 6298) with Karn's algorithm.
+	srtt, rttvar, rto time.Duration
+	rttSeq            seq
+	rttStart          time.Time
+	rttTiming         bool
+	backoff           int
+
+	// Timers.
+	rtxTimer, persistTimer, delackTimer, keepTimer, waitTimer stack.Timer
+	finTimer                                                  stack.Timer
+	rtxRunning                                                bool
+	persisting                                                bool
+	persistBackoff                                            int
+	keepalive                                                 time.Duration
+	keepProbes                                                int
+	lastRecv                                                  time.Time
+
+	// The application side.
+	err       error // why the connection ended, for Read/Write
+	rcvSignal chan struct{}
+	sndSignal chan struct{}
+	estSignal chan struct{} // closed when the handshake completes or fails
+	estClosed bool
+
+	out [][]byte
+
+	retransmits, bytesSent, bytesAcked, bytesReceived uint64
+}
+
+type oooSegment struct {
+	start seq
+	data  []byte
+}
+
+func newEndpoint(p *Protocol, local, remote netip.AddrPort) *endpoint {
+	e := &endpoint{
+		p: p, local: local, remote: remote,
+		sndBuf:    newRing(p.opts.SendBuffer),
+		rcvBuf:    newRing(p.opts.ReceiveBuffer),
+		cc:        newCC(p.opts.CongestionControl),
+		rto:       time.Second, // RFC 6298 §2.1
+		rcvSignal: make(chan struct{}, 1),
+		sndSignal: make(chan struct{}, 1),
+		estSignal: make(chan struct{}),
+		tsOffset:  uint32(time.Now().UnixNano()),
+	}
+	// RFC 7323 §2.3: the smallest shift that lets the window cover the
+	// receive buffer.
+	for e.rcvWscale < 14 && p.opts.ReceiveBuffer>>e.rcvWscale > 65535 {
+		e.rcvWscale++
+	}
+	if p.opts.DisableWindowScale {
+		e.rcvWscale = 0
+	}
+	return e
+}
+
+// unlock releases the endpoint and sends what it queued.
+func (e *endpoint) unlock() {
+	out := e.out
+	e.out = nil
+	e.mu.Unlock()
+	if len(out) > 0 {
+		e.p.send(e.remote.Addr(), out)
+	}
+}
+
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (e *endpoint) now() time.Time { return e.p.s.Now() }
+
+// tsVal is our timestamp clock: milliseconds (RFC 7323 §5.4 asks for a tick
+// between 1ms and 1s) plus a random per-connection offset.
+func (e *endpoint) tsVal() uint32 {
+	return uint32(e.now().UnixMilli()) + e.tsOffset
+}
+
+// headerMSS is the MSS our MTU allows: MTU minus the IP and TCP headers
+// (RFC 9293 §3.7.1).
+func headerMSS(remote netip.Addr, mtu int) int {
+	return mtu - stack.Headroom(remote) - wire.TCPMinHeaderLen
+}
+
+// rcvWindow is the window to advertise: free receive buffer, never moving
+// the right edge left (RFC 9293 §3.8.6: "shrinking the window" is strongly
+// discouraged) and moving it right only by a useful amount (receiver SWS
+// avoidance, §3.8.6.2.2).
+func (e *endpoint) rcvWindow() int {
+	free := max(0, e.rcvBuf.free()-e.oooBytes)
+	free = min(free, 65535<<e.rcvWscale)
+	old := maxSeq(e.rcvAdvEdge, e.rcvNxt)
+	edge := e.rcvNxt.add(free)
+	if edge.diff(old) < min(e.rcvBuf.cap()/2, max(e.mss, 536)) {
+		return old.diff(e.rcvNxt)
+	}
+	return free
+}
+
+// sendSegment queues a segment [s, s+n) of the send queue with flags. For
+// data, n counts bytes; FIN is added when the range reaches the FIN.
+func (e *endpoint) sendSegment(flags uint8, s seq, n int) {
+	var h wire.TCPHeader
+	h.SrcPort, h.DstPort = e.local.Port(), e.remote.Port()
+	h.Seq = uint32(s)
+	h.Flags = flags
+	o := &h.Options
+	if flags&wire.TCPFlagSYN != 0 {
+		o.MSS = uint16(min(e.ourMSS(), 65535))
+		if !e.p.opts.DisableWindowScale && (e.state == stateSynSent || e.wsOK) {
+			o.WindowScale, o.WindowScaleOK = e.rcvWscale, true
+		}
+		o.SACKPermitted = !e.p.opts.DisableSACK && (e.state == stateSynSent || e.sackOK)
+		o.TimestampsOK = !e.p.opts.DisableTimestamps && (e.state == stateSynSent || e.tsOK)
+	} else {
+		o.TimestampsOK = e.tsOK
+		// SACK blocks go on segments without data, which is what a
+		// receiver with a hole sends; data segments keep their full size.
+		if e.sackOK && len(e.ooo) > 0 && n == 0 {
+			o.SACK = e.sackBlocks(o.TimestampsOK)
+		}
+	}
+	if o.TimestampsOK {
+		o.TSVal, o.TSEcr = e.tsVal(), e.tsRecent
+	}
+	if flags&wire.TCPFlagACK != 0 {
+		h.Ack = uint32(e.rcvNxt)
+		wnd := e.rcvWindow()
+		e.rcvAdvEdge = e.rcvNxt.add(wnd)
+		if flags&wire.TCPFlagSYN != 0 {
+			h.Window = uint16(min(wnd, 65535)) // RFC 7323 §2.2: never scaled on a SYN
+		} else {
+			h.Window = uint16(min(wnd>>e.rcvWscale, 65535))
+		}
+		e.lastAckSent = e.rcvNxt
+		e.ackPending = 0
+		if e.delackTimer != nil {
+			e.delackTimer.Stop()
+		}
+	} else if flags&wire.TCPFlagSYN != 0 {
+		h.Window = uint16(min(e.rcvBuf.free(), 65535))
+	}
+	dataLen := 0
+	if flags&(wire.TCPFlagSYN|wire.TCPFlagRST) == 0 && n > 0 {
+		dataLen = min(n, e.sndBuf.len()-s.diff(e.sndUna))
+		if e.finQueued && dataLen < n && s.add(dataLen) == e.finSeq() {
+			h.Flags |= wire.TCPFlagFIN
+		}
+		if dataLen > 0 && s.add(dataLen) == e.sndUna.add(e.sndBuf.len()) {
+			h.Flags |= wire.TCPFlagPSH
+		}
+	}
+	hl := h.HeaderLen()
+	pkt, b := e.p.s.NewPacket(e.local.Addr(), e.remote.Addr(), wire.ProtoTCP, 0, hl+dataLen)
+	h.Encode(b)
+	if dataLen > 0 {
+		e.sndBuf.peek(s.diff(e.sndUna), b[hl:])
+		e.bytesSent += uint64(dataLen)
+	}
+	wire.TCP(b).SetChecksum(e.local.Addr(), e.remote.Addr())
+	e.out = append(e.out, pkt)
+}
+
+// ourMSS is the largest segment our interface toward the peer carries.
+func (e *endpoint) ourMSS() int {
+	_, mtu, err := e.p.s.Route(e.remote.Addr())
+	if err != nil {
+		mtu = 1500
+	}
+	return headerMSS(e.remote.Addr(), mtu)
+}
+
+// sendACK queues an ACK now.
+func (e *endpoint) sendACK() { e.sendSegment(wire.TCPFlagACK, e.sndNxt, 0) }
+
+// finSeq is the sequence number of our FIN (valid when finQueued): fixed
+// when the application closes, as nothing can be written after.
+func (e *endpoint) finSeq() seq { return e.finAt }
+
+// finAcked reports whether our FIN has been acknowledged.
+func (e *endpoint) finAcked() bool {
+	return e.finQueued && e.sndUna.gt(e.finAt)
+}
+
+// sackBlocks lists the out-of-order blocks to report, the most recent first
+// (RFC 2018 §4), at most 3 with timestamps (40 bytes of options).
+func (e *endpoint) sackBlocks(ts bool) []wire.SACKBlock {
+	limit := 4
+	if ts {
+		limit = 3
+	}
+	var runs []span
+	for _, s := range e.ooo {
+		end := s.start.add(len(s.data))
+		if n := len(runs); n > 0 && runs[n-1].end == s.start {
+			runs[n-1].end = end
+		} else {
+			runs = append(runs, span{s.start, end})
+		}
+	}
+	var out []wire.SACKBlock
+	for _, r := range runs {
+		if e.lastOOO.start.geq(r.start) && e.lastOOO.start.lt(r.end) {
+			out = append(out, wire.SACKBlock{Left: uint32(r.start), Right: uint32(r.end)})
+		}
+	}
+	for i := len(runs) - 1; i >= 0 && len(out) < limit; i-- {
+		r := runs[i]
+		if len(out) > 0 && seq(out[0].Left) == r.start {
+			continue
+		}
+		out = append(out, wire.SACKBlock{Left: uint32(r.start), Right: uint32(r.end)})
+	}
+	return out
+}
+
+// abort ends the connection with err; with rst it tells the peer.
+func (e *endpoint) abort(err error, rst bool) {
+	e.mu.Lock()
+	if e.state == stateClosed {
+		e.mu.Unlock()
+		return
+	}
+	if rst && e.state != stateListen && e.state != stateSynSent && e.state != stateTimeWait {
+		e.sendSegment(wire.TCPFlagRST, e.sndNxt, 0)
+		e.p.stats.resetsSent.Add(1)
+	}
+	e.closeLocked(err)
+	e.unlock()
+}
+
+// closeLocked moves to CLOSED: stop timers, forget the connection, wake the
+// application.
+func (e *endpoint) closeLocked(err error) {
+	if e.err == nil {
+		e.err = err
+	}
+	e.state = stateClosed
+	for _, t := range []stack.Timer{e.rtxTimer, e.persistTimer, e.delackTimer, e.keepTimer, e.waitTimer, e.finTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	e.p.remove(e)
+	e.signalEstablished()
+	notify(e.rcvSignal)
+	notify(e.sndSignal)
+	if e.listener != nil {
+		e.listener.forget(e)
+	}
+}
+
+func (e *endpoint) signalEstablished() {
+	if !e.estClosed {
+		e.estClosed = true
+		close(e.estSignal)
+	}
+}

@@ -1,0 +1,239 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/labnet-dev/labnet/stack"
+	"github.com/labnet-dev/labnet/stack/wire"
+)
+
+// maxRetries bounds retransmissions of one segment before the connection is
+// dropped (RFC 9293 §3.8.3's R2; Linux tcp_retries2 = 15).
+const maxRetries = 15
+
+// finWait2Timeout bounds FIN-WAIT-2 after the application closed (Linux
+// tcp_fin_timeout), so that a peer that never closes leaks nothing.
+const finWait2Timeout = 60 * time.Second
+
+// timer starts or restarts one of the endpoint's timers. Each timer field
+// always runs the same function: a restart keeps the first one.
+func (e *endpoint) timer(t *stack.Timer, d time.Duration, f func()) {
+	if *t == nil {
+		*t = e.p.s.Clock().AfterFunc(d, f)
+		return
+	}
+	(*t).Reset(d)
+}
+
+// armRTX (re)starts the retransmission timer with the current RTO (RFC
+// 6298 §5.1, §5.3).
+func (e *endpoint) armRTX() {
+	e.rto = e.computeRTO()
+	e.timer(&e.rtxTimer, e.rto, e.onRTO)
+}
+
+// armRTXIfIdle starts the timer only if it is not running (§5.1).
+func (e *endpoint) armRTXIfIdle() {
+	if e.rtxTimer == nil || !e.rtxRunning {
+		e.armRTX()
+		e.rtxRunning = true
+	}
+}
+
+func (e *endpoint) stopRTX() {
+	if e.rtxTimer != nil {
+		e.rtxTimer.Stop()
+	}
+	e.rtxRunning = false
+}
+
+// onRTO is the retransmission timeout (RFC 6298 §5.4-5.7, RFC 5681 §3.1
+// eqn. 4 and the loss window, RFC 6675 §5.1).
+func (e *endpoint) onRTO() {
+	e.mu.Lock()
+	defer e.unlock()
+	e.rtxRunning = false
+	if e.state == stateClosed || e.state == stateTimeWait || e.sndUna == e.sndNxt {
+		return
+	}
+	e.backoff++
+	switch e.state {
+	case stateSynSent, stateSynReceived:
+		if e.backoff > synRetries {
+			e.closeLocked(errTimedOut)
+			return
+		}
+		flags := uint8(wire.TCPFlagSYN)
+		if e.state == stateSynReceived {
+			flags |= wire.TCPFlagACK
+		}
+		e.sendSegment(flags, e.iss, 0)
+		e.retransmits++
+		e.p.stats.retransmits.Add(1)
+		e.armRTX()
+		e.rtxRunning = true
+		return
+	}
+	if e.backoff > maxRetries {
+		e.sendSegment(wire.TCPFlagRST, e.sndNxt, 0)
+		e.closeLocked(errTimedOut)
+		return
+	}
+	now := e.now()
+	flight := e.sndNxt.diff(e.sndUna)
+	if !e.rtoRecovery {
+		e.ssthresh = e.cc.onRTO(e.cwnd, flight, e.mss, now)
+	}
+	e.cwnd = e.mss // RFC 5681 §3.1: the loss window, one segment
+	e.inRecovery, e.rtoRecovery = true, true
+	e.recoveryPoint = e.sndNxt
+	e.highRxt = e.sndUna
+	e.dupAcks = 0
+	e.rttTiming = false
+	// RFC 2018 §8 / RFC 6675 §5.1: the receiver may have dropped SACKed
+	// data; after a timeout, SACK information is not trusted.
+	e.sb.reset()
+	e.output()
+	e.armRTX()
+	e.rtxRunning = true
+}
+
+// armPersist starts the persist timer for a zero window (RFC 9293
+// §3.8.6.1), backing off from the RTO up to 60s.
+func (e *endpoint) armPersist() {
+	if e.persisting {
+		return
+	}
+	e.persisting = true
+	e.persistBackoff = 0
+	e.stopRTX()
+	e.timer(&e.persistTimer, e.persistInterval(), e.onPersist)
+}
+
+func (e *endpoint) persistInterval() time.Duration {
+	d := max(e.computeRTO(), 200*time.Millisecond)
+	for range e.persistBackoff {
+		d *= 2
+		if d >= 60*time.Second {
+			return 60 * time.Second
+		}
+	}
+	return d
+}
+
+func (e *endpoint) stopPersist() {
+	e.persisting = false
+	if e.persistTimer != nil {
+		e.persistTimer.Stop()
+	}
+	// The probe byte, if the peer dropped it, goes again with the data.
+	if e.sndNxt.gt(e.sndUna) && !e.finQueued {
+		e.sndNxt = e.sndUna
+	}
+}
+
+// onPersist sends a zero-window probe: one byte beyond the window (RFC 9293
+// §3.8.6.1), which the receiver answers with its current window.
+func (e *endpoint) onPersist() {
+	e.mu.Lock()
+	defer e.unlock()
+	if !e.persisting || e.state == stateClosed {
+		return
+	}
+	if e.sndWnd > 0 {
+		e.stopPersist()
+		e.output()
+		return
+	}
+	if e.sndBuf.len() > 0 {
+		e.sendSegment(wire.TCPFlagACK, e.sndUna, 1)
+		if e.sndNxt == e.sndUna {
+			e.sndNxt = e.sndUna.add(1)
+		}
+	}
+	e.persistBackoff++
+	e.timer(&e.persistTimer, e.persistInterval(), e.onPersist)
+}
+
+// armDelack delays an ACK (RFC 9293 §3.8.6.3).
+func (e *endpoint) armDelack() {
+	e.timer(&e.delackTimer, e.p.opts.DelayedAck, func() {
+		e.mu.Lock()
+		defer e.unlock()
+		if e.ackPending > 0 && e.state != stateClosed {
+			e.sendACK()
+		}
+	})
+}
+
+// enterTimeWait waits 2*MSL before the connection-id may be reused (RFC
+// 9293 §3.6.1).
+func (e *endpoint) enterTimeWait() {
+	e.state = stateTimeWait
+	for _, t := range []stack.Timer{e.rtxTimer, e.persistTimer, e.delackTimer, e.keepTimer, e.finTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	e.rtxRunning = false
+	notify(e.rcvSignal)
+	notify(e.sndSignal)
+	e.timer(&e.waitTimer, e.p.opts.TimeWait, func() {
+		e.mu.Lock()
+		defer e.unlock()
+		if e.state == stateTimeWait {
+			e.closeLocked(nil)
+		}
+	})
+}
+
+// armFinWait2 bounds FIN-WAIT-2 once the application has closed.
+func (e *endpoint) armFinWait2() {
+	if !e.appClosed {
+		return
+	}
+	e.timer(&e.finTimer, finWait2Timeout, func() {
+		e.mu.Lock()
+		defer e.unlock()
+		if e.state == stateFinWait2 {
+			e.closeLocked(errTimedOut)
+		}
+	})
+}
+
+// keepaliveProbes is how many unanswered probes end the connection (Linux
+// tcp_keepalive_probes).
+const keepaliveProbes = 9
+
+// armKeepalive schedules the next keepalive check (RFC 9293 §3.8.4).
+func (e *endpoint) armKeepalive() {
+	if e.keepalive <= 0 {
+		if e.keepTimer != nil {
+			e.keepTimer.Stop()
+		}
+		return
+	}
+	e.timer(&e.keepTimer, e.keepalive, e.onKeepalive)
+}
+
+// onKeepalive sends <SEQ=SND.UNA-1><ACK=RCV.NXT> after an idle period; the
+// peer answers with an ACK if it is still there.
+func (e *endpoint) onKeepalive() {
+	e.mu.Lock()
+	defer e.unlock()
+	if e.keepalive <= 0 || !e.state.synchronized() || e.state == stateTimeWait {
+		return
+	}
+	if e.now().Sub(e.lastRecv) < e.keepalive {
+		e.armKeepalive()
+		return
+	}
+	if e.keepProbes >= keepaliveProbes {
+		e.sendSegment(wire.TCPFlagRST, e.sndNxt, 0)
+		e.closeLocked(errTimedOut)
+		return
+	}
+	e.keepProbes++
+	e.sendSegment(wire.TCPFlagACK, e.sndUna.add(-1), 0)
+	e.timer(&e.keepTimer, max(e.keepalive/4, time.Second), e.onKeepalive)
+}
