@@ -1,22 +1,47 @@
 package tcp
 
-// ring is a byte ring buffer of fixed capacity: the send queue (bytes from
-// snd.una on) and the receive queue (in-order bytes not yet read).
+// ring is a byte ring buffer holding at most limit bytes: the send queue
+// (bytes from snd.una on) and the receive queue (in-order bytes not yet
+// read). Its storage grows on demand, so an idle connection costs little
+// whatever its buffer limits.
 type ring struct {
 	buf   []byte
 	start int
 	n     int
+	limit int
 }
 
-func newRing(capacity int) ring { return ring{buf: make([]byte, capacity)} }
+// minRing is the first allocation.
+const minRing = 4 << 10
+
+func newRing(limit int) ring { return ring{limit: limit} }
 
 func (r *ring) len() int  { return r.n }
-func (r *ring) free() int { return len(r.buf) - r.n }
-func (r *ring) cap() int  { return len(r.buf) }
+func (r *ring) free() int { return r.limit - r.n }
+func (r *ring) cap() int  { return r.limit }
+
+// grow makes room for need bytes in all.
+func (r *ring) grow(need int) {
+	if need <= len(r.buf) {
+		return
+	}
+	size := max(len(r.buf), minRing)
+	for size < need {
+		size *= 2
+	}
+	size = min(size, r.limit)
+	nb := make([]byte, size)
+	r.peek(0, nb[:r.n])
+	r.buf, r.start = nb, 0
+}
 
 // write appends as much of p as fits and returns how much did.
 func (r *ring) write(p []byte) int {
 	n := min(len(p), r.free())
+	if n == 0 {
+		return 0
+	}
+	r.grow(r.n + n)
 	end := (r.start + r.n) % len(r.buf)
 	c := copy(r.buf[end:], p[:n])
 	copy(r.buf, p[c:n])
@@ -39,6 +64,9 @@ func (r *ring) peek(off int, dst []byte) int {
 // discard drops n bytes from the front.
 func (r *ring) discard(n int) {
 	n = min(n, r.n)
+	if n == 0 {
+		return
+	}
 	r.start = (r.start + n) % len(r.buf)
 	r.n -= n
 	if r.n == 0 {
