@@ -16,6 +16,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 
 	"github.com/labnet-dev/labnet/stack"
+	ltcp "github.com/labnet-dev/labnet/stack/tcp"
 )
 
 // The addresses of the two sides of every pair: side A (our stack in
@@ -185,8 +186,8 @@ func NewLabnetPair(o Options) (*LabnetPair, error) {
 func (p *LabnetPair) Close() { p.stop() }
 
 // TCPStack is what the TCP tests and benchmarks need of a TCP
-// implementation. labnet's tcp.Protocol (stack/tcp) is meant to satisfy
-// it as it is, so one benchmark measures both.
+// implementation: gVisor's through GVisorTCP, ours through LabnetTCP, so
+// that one benchmark measures both.
 type TCPStack interface {
 	Listen(netip.AddrPort) (net.Listener, error)
 	Dial(context.Context, netip.AddrPort) (net.Conn, error)
@@ -207,6 +208,30 @@ func (g GVisorTCP) Listen(a netip.AddrPort) (net.Listener, error) {
 // Dial connects to a.
 func (g GVisorTCP) Dial(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
 	c, err := gonet.DialContextTCP(ctx, g.S, fullAddr(a), netProto(a.Addr()))
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LabnetTCP is our TCP (stack/tcp) as a TCPStack. tcp.Protocol's Listen
+// and Dial return the concrete *tcp.Listener and *tcp.Conn, which Go does
+// not accept for methods returning net.Listener and net.Conn, hence this
+// thin wrapper; callers type-assert back to *tcp.Conn for Info.
+type LabnetTCP struct{ P *ltcp.Protocol }
+
+// Listen listens on a.
+func (l LabnetTCP) Listen(a netip.AddrPort) (net.Listener, error) {
+	ln, err := l.P.Listen(a)
+	if err != nil {
+		return nil, err // not a nil *tcp.Listener in a non-nil interface
+	}
+	return ln, nil
+}
+
+// Dial connects to a.
+func (l LabnetTCP) Dial(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
+	c, err := l.P.Dial(ctx, a)
 	if err != nil {
 		return nil, err
 	}

@@ -97,11 +97,12 @@ type Listener struct {
 // backlog bounds both the half-open and the accept queue.
 const backlog = 1024
 
-// Listen opens a listener on laddr (an unspecified address accepts on
-// every address of the family; port 0 picks one).
+// Listen opens a listener on laddr: 0.0.0.0 accepts on every IPv4 address,
+// [::] (or no address at all) on every address of both families; port 0
+// picks a free one.
 func (p *Protocol) Listen(laddr netip.AddrPort) (*Listener, error) {
 	if !laddr.Addr().IsValid() {
-		laddr = netip.AddrPortFrom(netip.IPv4Unspecified(), laddr.Port())
+		laddr = netip.AddrPortFrom(netip.IPv6Unspecified(), laddr.Port())
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

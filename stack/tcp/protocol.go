@@ -157,13 +157,15 @@ func (p *Protocol) HandlePacket(pi stack.PacketInfo, payload []byte) bool {
 	e := p.conns[fourTuple{seg.dst, seg.src}]
 	var l *Listener
 	if e == nil {
+		// An exact listener, else one on the family's unspecified address,
+		// else one on [::], which takes both families (as Linux does with
+		// net.ipv6.bindv6only = 0).
 		l = p.listeners[seg.dst]
+		if l == nil && pi.Dst.Is4() {
+			l = p.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), seg.dst.Port())]
+		}
 		if l == nil {
-			unspec := netip.IPv4Unspecified()
-			if pi.Dst.Is6() {
-				unspec = netip.IPv6Unspecified()
-			}
-			l = p.listeners[netip.AddrPortFrom(unspec, seg.dst.Port())]
+			l = p.listeners[netip.AddrPortFrom(netip.IPv6Unspecified(), seg.dst.Port())]
 		}
 	}
 	p.mu.RUnlock()
