@@ -71,7 +71,10 @@ type endpoint struct {
 	rtoRecovery   bool
 	recoveryPoint seq
 	highRxt       seq
-	renoLostEdge  seq // without SACK: the one segment NewReno retransmits
+	renoLostEdge  seq         // without SACK: the one segment NewReno retransmits
+	rxts          []rxtRecord // retransmissions of this recovery, for lossTimer
+	lossTimer     stack.Timer
+	lossRunning   bool
 	dupAcks       int
 	cc            congestionControl
 	cwnd          int
@@ -104,6 +107,13 @@ type endpoint struct {
 	out [][]byte
 
 	retransmits, bytesSent, bytesAcked, bytesReceived uint64
+	timeouts, recoveries                              uint64
+}
+
+// rxtRecord is one retransmission: [start, end) sent at at.
+type rxtRecord struct {
+	start, end seq
+	at         time.Time
 }
 
 type oooSegment struct {
@@ -319,7 +329,7 @@ func (e *endpoint) closeLocked(err error) {
 		e.err = err
 	}
 	e.state = stateClosed
-	for _, t := range []stack.Timer{e.rtxTimer, e.persistTimer, e.delackTimer, e.keepTimer, e.waitTimer, e.finTimer} {
+	for _, t := range []stack.Timer{e.rtxTimer, e.persistTimer, e.delackTimer, e.keepTimer, e.waitTimer, e.finTimer, e.lossTimer} {
 		if t != nil {
 			t.Stop()
 		}

@@ -103,12 +103,16 @@ type pair struct {
 	aAddr, bAddr netip.Addr
 }
 
-func newPair(t testing.TB, mtu int, opts Options) *pair {
+func newPair(t testing.TB, mtu int, opts Options) *pair { return newPairQ(t, mtu, opts, 4096) }
+
+// newPairQ is newPair with receive queues of the given length (a tail-drop
+// bottleneck when short).
+func newPairQ(t testing.TB, mtu int, opts Options, queue int) *pair {
 	p := &pair{stopped: make(chan struct{}), aAddr: netip.MustParseAddr("10.0.0.1"), bAddr: netip.MustParseAddr("10.0.0.2")}
 	p.a = stack.New(stack.Config{Name: "a", Clock: stack.SystemClock{}})
 	p.b = stack.New(stack.Config{Name: "b", Clock: stack.SystemClock{}})
-	p.ab = &chanLink{ch: make(chan []byte, 4096)}
-	p.ba = &chanLink{ch: make(chan []byte, 4096)}
+	p.ab = &chanLink{ch: make(chan []byte, queue)}
+	p.ba = &chanLink{ch: make(chan []byte, queue)}
 	nicA, err := p.a.AddInterface("eth0", mtu, p.ab, netip.MustParsePrefix("10.0.0.1/24"), netip.MustParsePrefix("fd00::1/64"))
 	if err != nil {
 		t.Fatal(err)
@@ -155,4 +159,11 @@ func waitUntil(t testing.TB, what string, d time.Duration, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
+}
+
+// counts returns lost, reordered, duplicated and corrupted.
+func (l *chanLink) counts() [4]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return [4]int{l.lost, l.reordered, l.duplicated, l.corrupted}
 }

@@ -18,6 +18,7 @@ type Info struct {
 	MSS, Cwnd, Ssthresh          int
 	SRTT, RTTVar, RTO            time.Duration
 	Retransmits                  uint64
+	Timeouts, Recoveries         uint64 // RTO expiries; fast recoveries entered
 	CongestionControl            string
 	BytesSent, BytesAcked        uint64
 	BytesReceived                uint64
@@ -36,7 +37,7 @@ func (e *endpoint) info() Info {
 		SndWscale: e.sndWscale, RcvWscale: e.rcvWscale,
 		MSS: e.mss, Cwnd: e.cwnd, Ssthresh: min(e.ssthresh, 1<<30),
 		SRTT: e.srtt, RTTVar: e.rttvar, RTO: e.rto,
-		Retransmits: e.retransmits, CongestionControl: e.cc.name(),
+		Retransmits: e.retransmits, Timeouts: e.timeouts, Recoveries: e.recoveries, CongestionControl: e.cc.name(),
 		BytesSent: e.bytesSent, BytesAcked: e.bytesAcked, BytesReceived: e.bytesReceived,
 		SendQueue: e.sndBuf.len(), RecvQueue: e.rcvBuf.len(),
 		SACK: e.sackOK, Timestamps: e.tsOK, InRecovery: e.inRecovery,

@@ -47,6 +47,7 @@ func (e *endpoint) ackNewData(seg *segment) {
 			}
 			e.inRecovery, e.rtoRecovery = false, false
 			e.dupAcks = 0
+			e.rxts = nil
 			e.cc.onRecoveryEnd(now)
 		} else {
 			// Partial ACK: RFC 6582 §3.2 step 4 retransmits the next hole;
@@ -102,6 +103,7 @@ func (e *endpoint) checkRecoveryStart(seg *segment) {
 		return
 	}
 	now := e.now()
+	e.recoveries++
 	e.inRecovery = true
 	e.recoveryPoint = e.sndNxt
 	e.highRxt = e.sndUna
@@ -110,6 +112,14 @@ func (e *endpoint) checkRecoveryStart(seg *segment) {
 	e.ssthresh = e.cc.onCongestion(e.cwnd, flight, e.mss, now)
 	e.cwnd = e.ssthresh
 	e.rttTiming = false
+	// RFC 5681 §3.2 step 2 and RFC 6675 §5 step (4.3): the first lost
+	// segment is retransmitted now, whatever cwnd - pipe allows (with pipe
+	// still counting the lost segment, the new cwnd often allows nothing).
+	if hs, he := e.sb.nextHole(e.sndUna, e.sndNxt); hs.lt(he) {
+		n := min(e.mss, he.diff(hs))
+		e.retransmit(hs, n)
+		e.highRxt = hs.add(n)
+	}
 }
 
 // lostEdge is the boundary below which unacknowledged, unSACKed data is
@@ -248,6 +258,10 @@ func (e *endpoint) retransmit(s seq, n int) {
 	e.sendSegment(wire.TCPFlagACK, s, span)
 	e.retransmits++
 	e.p.stats.retransmits.Add(1)
+	if e.inRecovery {
+		e.rxts = append(e.rxts, rxtRecord{s, s.add(n), e.now()})
+		e.armLossTimer()
+	}
 }
 
 // rttSample folds a measurement into SRTT and RTTVAR (RFC 6298 §2.2-2.3).

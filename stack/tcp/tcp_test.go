@@ -62,6 +62,9 @@ func transfer(t *testing.T, p *pair, dst netip.Addr, data []byte, timeout time.D
 	}
 	select {
 	case b := <-got:
+		if testing.Verbose() {
+			t.Logf("sender: %+v", c.Info())
+		}
 		return b
 	case <-time.After(timeout):
 		t.Fatalf("receiver stuck; sender %+v; b: %+v", c.Info(), p.tb.Connections())
@@ -122,9 +125,10 @@ func TestTransferImpaired(t *testing.T) {
 			if sha256.Sum256(got) != want {
 				t.Fatalf("data differs: got %d of %d bytes", len(got), len(data))
 			}
+			ab, ba := p.ab.counts(), p.ba.counts()
 			t.Logf("%v; lost %d/%d, reordered %d/%d, duplicated %d/%d, corrupted %d/%d; retransmits %d",
-				time.Since(start).Round(time.Millisecond), p.ab.lost, p.ba.lost, p.ab.reordered, p.ba.reordered,
-				p.ab.duplicated, p.ba.duplicated, p.ab.corrupted, p.ba.corrupted, p.ta.Stats().Retransmits)
+				time.Since(start).Round(time.Millisecond), ab[0], ba[0], ab[1], ba[1],
+				ab[2], ba[2], ab[3], ba[3], p.ta.Stats().Retransmits)
 		})
 	}
 }
@@ -201,4 +205,17 @@ func TestNoLeaks(t *testing.T) {
 	})
 	p.stop()
 	waitUntil(t, "goroutines gone", 5*time.Second, func() bool { return runtime.NumGoroutine() <= before })
+}
+
+// TestTailDropBottleneck sends through a short tail-drop queue, where slow
+// start overshoots and whole bursts are lost, retransmissions included.
+func TestTailDropBottleneck(t *testing.T) {
+	p := newPairQ(t, 1500, Options{}, 128)
+	data := randomData(20<<20, 5)
+	start := time.Now()
+	got := transfer(t, p, p.bAddr, data, 60*time.Second)
+	if sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Fatalf("data differs: got %d of %d bytes", len(got), len(data))
+	}
+	t.Logf("%v, %+v", time.Since(start).Round(time.Millisecond), p.ta.Stats())
 }

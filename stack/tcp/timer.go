@@ -80,6 +80,7 @@ func (e *endpoint) onRTO() {
 		return
 	}
 	now := e.now()
+	e.timeouts++
 	flight := e.sndNxt.diff(e.sndUna)
 	if !e.rtoRecovery {
 		e.ssthresh = e.cc.onRTO(e.cwnd, flight, e.mss, now)
@@ -90,9 +91,10 @@ func (e *endpoint) onRTO() {
 	e.highRxt = e.sndUna
 	e.dupAcks = 0
 	e.rttTiming = false
-	// RFC 2018 §8 / RFC 6675 §5.1: the receiver may have dropped SACKed
-	// data; after a timeout, SACK information is not trusted.
-	e.sb.reset()
+	// RFC 6675 §5.1 allows keeping the SACK information across a timeout
+	// (a receiver may renege, RFC 2018 §8, but ours never do and Linux
+	// keeps it too): only the holes are resent.
+	e.rxts = nil
 	e.output()
 	e.armRTX()
 	e.rtxRunning = true
@@ -236,4 +238,59 @@ func (e *endpoint) onKeepalive() {
 	e.keepProbes++
 	e.sendSegment(wire.TCPFlagACK, e.sndUna.add(-1), 0)
 	e.timer(&e.keepTimer, max(e.keepalive/4, time.Second), e.onKeepalive)
+}
+
+// lossTimer detects lost retransmissions, which RFC 6675 alone cannot: a
+// retransmission still neither acknowledged nor SACKed a reordering window
+// after an RTT is deemed lost and sent again (RFC 8985 §6.2's rule, applied
+// to retransmissions only), instead of waiting for the RTO.
+func (e *endpoint) armLossTimer() {
+	if e.lossRunning {
+		return
+	}
+	e.lossRunning = true
+	e.timer(&e.lossTimer, e.reoWindow(), e.onLossTimer)
+}
+
+// reoWindow is how long a retransmission may go unanswered: an RTT and its
+// variation plus a reordering allowance (RFC 8985 §6.2 allows min_RTT/4; a
+// lab RTT is microseconds while queues under load add more, so 1ms at
+// least), well below the RTO.
+func (e *endpoint) reoWindow() time.Duration {
+	if e.srtt == 0 {
+		return 10 * time.Millisecond
+	}
+	return e.srtt + 4*e.rttvar + max(e.srtt/4, time.Millisecond)
+}
+
+func (e *endpoint) onLossTimer() {
+	e.mu.Lock()
+	defer e.unlock()
+	e.lossRunning = false
+	if !e.inRecovery || e.state == stateClosed {
+		e.rxts = nil
+		return
+	}
+	now := e.now()
+	reo := e.reoWindow()
+	lowest, lost := e.highRxt, false
+	keep := e.rxts[:0]
+	for _, r := range e.rxts {
+		switch {
+		case r.end.leq(e.sndUna) || e.sb.unsacked(maxSeq(r.start, e.sndUna), r.end) == 0:
+			// delivered
+		case now.Sub(r.at) >= reo:
+			lowest, lost = minSeq(lowest, maxSeq(r.start, e.sndUna)), true
+		default:
+			keep = append(keep, r)
+		}
+	}
+	e.rxts = keep
+	if lost && lowest.lt(e.highRxt) {
+		e.highRxt = lowest
+		e.output()
+	}
+	if len(e.rxts) > 0 {
+		e.armLossTimer()
+	}
 }
