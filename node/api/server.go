@@ -17,6 +17,8 @@ import (
 	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 	"github.com/labnet-dev/labnet/stack"
+	"github.com/labnet-dev/labnet/stack/tcp"
+	"github.com/labnet-dev/labnet/stack/udp"
 )
 
 // LiveHost is a running virtual host.
@@ -27,6 +29,8 @@ type LiveHost interface {
 	// ImpairCounters reports what the egress impairments of interface
 	// iface did.
 	ImpairCounters(iface string) fabric.ImpairCounters
+	TCP() *tcp.Protocol
+	UDP() *udp.Protocol
 }
 
 // Hosts finds running hosts by resource name.

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+
+	"github.com/labnet-dev/labnet/node/services"
 )
 
 var (
@@ -142,6 +144,16 @@ func validateLab(st *labState, field fieldOf, named []string) violations {
 		f := field(h.Name)
 		if h.Node != "" && !nodeNamePattern.MatchString(h.Node) {
 			v.add(join(f, "node"), "%q is not a node name", h.Node)
+		}
+		seenSvc := map[string]bool{}
+		for i, name := range h.Services {
+			fs := join(f, fmt.Sprintf("services[%d]", i))
+			if err := services.Validate(name); err != nil {
+				v.add(fs, "%v", err)
+			} else if seenSvc[name] {
+				v.add(fs, "service %q appears twice", name)
+			}
+			seenSvc[name] = true
 		}
 		var connected []netip.Prefix
 		local := map[netip.Addr]bool{}

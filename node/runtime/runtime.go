@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -15,14 +16,13 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/labnet-dev/labnet/node/fabric"
+	"github.com/labnet-dev/labnet/node/services"
 	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 	"github.com/labnet-dev/labnet/stack"
+	"github.com/labnet-dev/labnet/stack/tcp"
+	"github.com/labnet-dev/labnet/stack/udp"
 )
-
-// queueLen bounds each host's receive queue; a full queue drops (and counts)
-// as a NIC ring does.
-const queueLen = 256
 
 // Config configures a Runtime.
 type Config struct {
@@ -60,16 +60,32 @@ type Host struct {
 	ports    []*fabric.Port
 	byIface  map[string]*fabric.Port
 	networks map[string]string
-	queue    chan inbound
+	queue    *rxQueue
 	done     chan struct{}
 
 	impairMu sync.Mutex
 	impairs  map[string]*labv1.Impairment // as applied to each interface's port
+
+	tcp  *tcp.Protocol
+	udp  *udp.Protocol
+	svcs *services.Set
 }
 
-type inbound struct {
-	nic *stack.NIC
-	pkt []byte
+// TCP is the host's TCP.
+func (h *Host) TCP() *tcp.Protocol { return h.tcp }
+
+// UDP is the host's UDP.
+func (h *Host) UDP() *udp.Protocol { return h.udp }
+
+// hostNet gives the services the host's sockets, on every address.
+type hostNet struct{ h *Host }
+
+func (n hostNet) ListenTCP(port uint16) (net.Listener, error) {
+	return n.h.tcp.Listen(netip.AddrPortFrom(netip.IPv6Unspecified(), port))
+}
+
+func (n hostNet) ListenUDP(port uint16) (net.PacketConn, error) {
+	return n.h.udp.ListenPacket(netip.AddrPortFrom(netip.IPv6Unspecified(), port))
 }
 
 // Stack is the host's network stack.
@@ -251,7 +267,7 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 	h := &Host{
 		name: spec.Name, key: d.key, stack: st, networks: map[string]string{},
 		byIface: map[string]*fabric.Port{}, impairs: map[string]*labv1.Impairment{},
-		queue: make(chan inbound, queueLen), done: make(chan struct{}),
+		queue: newRxQueue(), done: make(chan struct{}),
 	}
 	fail := func(err error) (*Host, error) {
 		for _, p := range h.ports {
@@ -289,9 +305,7 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 			return fail(err)
 		}
 		port, err := r.cfg.Fabric.Attach(n.Name, spec.Name+":"+ifc.Name, addrs, func(pkt []byte) {
-			select {
-			case h.queue <- inbound{nic, pkt}:
-			default:
+			if !h.queue.push(inbound{nic, pkt}) {
 				nic.CountRxDrop()
 			}
 		})
@@ -322,7 +336,22 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 		}
 	}
 	h.setImpairments(spec)
+	h.tcp = tcp.New(st, tcp.Options{})
+	h.udp = udp.New(st)
 	go h.loop()
+	if len(spec.Services) > 0 {
+		parts := strings.Split(spec.Name, "/")
+		info := services.HostInfo{Name: parts[len(parts)-1], Lab: parts[1], Node: spec.Node}
+		for _, n := range st.Interfaces() {
+			info.Interfaces = append(info.Interfaces, services.InterfaceInfo{Name: n.Name(), Network: h.networks[n.Name()], Addresses: n.Addresses()})
+		}
+		set, err := services.Start(context.Background(), hostNet{h}, info, spec.Services, r.cfg.Logger.With("host", spec.Name))
+		if err != nil {
+			h.stop()
+			return nil, err
+		}
+		h.svcs = set
+	}
 	return h, nil
 }
 
@@ -332,13 +361,24 @@ func (h *Host) loop() {
 		select {
 		case <-h.done:
 			return
-		case in := <-h.queue:
-			h.stack.Deliver(in.nic, in.pkt)
+		case <-h.queue.signal:
+			batch := h.queue.take()
+			for i, in := range batch {
+				h.stack.Deliver(in.nic, in.pkt)
+				batch[i] = inbound{}
+			}
 		}
 	}
 }
 
 func (h *Host) stop() {
+	if h.svcs != nil {
+		h.svcs.Close()
+	}
+	if h.tcp != nil {
+		h.tcp.Close()
+		h.udp.Close()
+	}
 	for _, p := range h.ports {
 		p.Detach()
 	}

@@ -35,6 +35,7 @@ type fileHost struct {
 	Node       text            `yaml:"node,omitempty"`
 	Interfaces []fileInterface `yaml:"interfaces,omitempty"`
 	Routes     []fileRoute     `yaml:"routes,omitempty"`
+	Services   []text          `yaml:"services,omitempty"`
 	// Shorthands for a default route; Parse expands them into Routes and
 	// Marshal never writes them.
 	Gateway  text `yaml:"gateway,omitempty"`
@@ -130,6 +131,9 @@ func (f *file) toProto() *labv1.Topology {
 		for _, r := range h.Routes {
 			ph.Routes = append(ph.Routes, &labv1.Route{To: string(r.To), Via: string(r.Via)})
 		}
+		for _, svc := range h.Services {
+			ph.Services = append(ph.Services, string(svc))
+		}
 		if h.Gateway != "" {
 			ph.Routes = append(ph.Routes, &labv1.Route{To: "default", Via: string(h.Gateway)})
 		}
@@ -166,6 +170,9 @@ func fromProto(t *labv1.Topology) *file {
 		}
 		for _, r := range h.GetRoutes() {
 			fh.Routes = append(fh.Routes, fileRoute{To: text(r.GetTo()), Via: text(r.GetVia())})
+		}
+		for _, svc := range h.GetServices() {
+			fh.Services = append(fh.Services, text(svc))
 		}
 		f.Hosts = append(f.Hosts, fh)
 	}

@@ -426,7 +426,7 @@ hosts:
 		{
 			name: "mapping wanted",
 			in:   "hosts:\n  - h1\n",
-			want: `line 2: hosts[0]: must be a mapping of name, forwarding, node, interfaces, routes, gateway, gateway6`,
+			want: `line 2: hosts[0]: must be a mapping of name, forwarding, node, interfaces, routes, services, gateway, gateway6`,
 		},
 		{
 			name: "interface neither name nor mapping",
@@ -775,5 +775,26 @@ func roundTrip(t *testing.T, want *labv1.Topology) {
 	}
 	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
 		t.Errorf("Parse(Marshal(t)) (-want +got):\n%s\n%s", diff, data)
+	}
+}
+
+func TestParseServices(t *testing.T) {
+	got, err := Parse([]byte("hosts:\n  - name: h1\n    services: [echo, http]\n    interfaces: [lan1]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := got.Hosts[0].Services; len(s) != 2 || s[0] != "echo" || s[1] != "http" {
+		t.Fatalf("services = %v", s)
+	}
+	out, err := Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse(out)
+	if err != nil || len(again.Hosts[0].Services) != 2 {
+		t.Fatalf("round trip: %v %v\n%s", again, err, out)
+	}
+	if _, err := Parse([]byte("hosts:\n  - name: h1\n    services: echo\n")); err == nil || !strings.Contains(err.Error(), "hosts[0].services") {
+		t.Fatalf("services as a string: %v", err)
 	}
 }
