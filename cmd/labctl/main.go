@@ -1,5 +1,6 @@
 // Command labctl drives labnet: apply topologies, list and describe labs,
-// networks, hosts and nodes, and ping or traceroute from a virtual host.
+// networks, hosts and nodes, and ping, traceroute, fetch or bench from a
+// virtual host and list its connections.
 package main
 
 import (

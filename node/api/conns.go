@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -112,8 +114,9 @@ func (s *Server) Fetch(req *labv1.FetchRequest, stream labv1.LiveService_FetchSe
 	}
 	defer resp.Body.Close()
 	head := &labv1.FetchHead{Proto: resp.Proto, StatusCode: int32(resp.StatusCode), Status: resp.Status}
-	for k, vs := range resp.Header {
-		for _, v := range vs {
+	// net/http keeps headers in a map: report them sorted by name.
+	for _, k := range slices.Sorted(maps.Keys(resp.Header)) {
+		for _, v := range resp.Header[k] {
 			head.Headers = append(head.Headers, k+": "+v)
 		}
 	}

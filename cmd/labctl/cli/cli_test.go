@@ -420,6 +420,9 @@ func TestServerUnreachable(t *testing.T) {
 		{"ping", "h1", "h2"},
 		{"describe", "host", "demo/h1"},
 		{"delete", "host", "demo/h1", "demo/h2"},
+		{"connections", "demo/h1"},
+		{"fetch", "demo/h1", "http://h2/"},
+		{"bench", "demo/h1", "h2"},
 	} {
 		got := runCLI(t.Context(), addr, "", args)
 		want := "error: cannot reach labd at " + addr + ": dial tcp " + addr + ": connect: connection refused (is labd running?)\n"
@@ -542,4 +545,163 @@ func TestImpairThenDescribe(t *testing.T) {
 	if want := "    Impair:     loss 10%, delay 20ms±5ms, reorder 5%\n"; !strings.Contains(got.stdout, want) {
 		t.Errorf("describe host h1 does not show %q:\n%s", want, got.stdout)
 	}
+}
+
+func TestConnections(t *testing.T) {
+	runCases(t, []cliCase{
+		{name: "connections", args: []string{"connections", "demo/h1"}, golden: true,
+			calls: []string{"ListConnections labs/demo/hosts/h1"}},
+		{name: "connections_info", args: []string{"connections", "--lab", "demo", "h1", "-i"}, golden: true},
+		{name: "connections_absolute", args: []string{"conns", "demo/h1", "--tcp", "--absolute"}, golden: true},
+		{name: "connections_udp", args: []string{"connections", "demo/h1", "--udp"}, golden: true},
+		{name: "connections_listening", args: []string{"connections", "demo/h1", "-l", "-i"}, golden: true},
+		{name: "connections_tcp_listening", args: []string{"connections", "demo/h1", "-t", "-l"}, golden: true},
+		{name: "connections_json", args: []string{"connections", "demo/h1", "-o", "json"}, golden: true},
+		{name: "connections_yaml", args: []string{"connections", "demo/h1", "-l", "-o", "yaml"}, golden: true},
+		{name: "connections_none", args: []string{"connections", "h2"},
+			stderr: "No connections found on host h2.\n"},
+		{name: "connections_none_json", args: []string{"connections", "h2", "-o", "json"}, golden: true},
+		{name: "connections_unavailable", args: []string{"connections", "r1"}, code: 1,
+			stderr: "error: node n2 is unreachable\n"},
+		{name: "connections_ambiguous", args: []string{"connections", "h1"}, code: 1,
+			stderr: "error: host \"h1\" is in several labs (demo, other): use --lab or LAB/h1\n", calls: []string{}},
+		{name: "connections_no_host", args: []string{"connections"}, code: 1,
+			stderr: "error: labctl connections needs HOST (got 0 arguments)\n"},
+		{name: "complete_connections", args: []string{"__complete", "connections", "demo/"}, golden: true, stderr: compNoFile},
+	})
+}
+
+func TestTCPInfoLine(t *testing.T) {
+	// Relative sequence numbers are right across wrap-around of the 32-bit
+	// sequence space, on either side.
+	ti := &labv1.TCPInfo{Iss: 0xffff_fff0, SndUna: 0x10, SndNxt: 0x20, Irs: 5, RcvNxt: 6, Ssthresh: 1<<30 - 1}
+	got := tcpInfoLine(ti, false)
+	for _, want := range []string{" snd_una:32 ", " snd_nxt:48 ", " rcv_nxt:1 ", " ssthresh:1073741823 ", " srtt:0ms "} {
+		if !strings.Contains(" "+got+" ", want) {
+			t.Errorf("tcpInfoLine = %q, missing %q", got, want)
+		}
+	}
+	if got := tcpInfoLine(ti, true); !strings.Contains(got, " snd_una:16 snd_nxt:32 rcv_nxt:6 ") {
+		t.Errorf("tcpInfoLine absolute = %q", got)
+	}
+}
+
+func TestFetch(t *testing.T) {
+	runCases(t, []cliCase{
+		{name: "fetch", args: []string{"fetch", "demo/h1", "http://10.0.2.10/"}, golden: true,
+			calls: []string{"Fetch labs/demo/hosts/h1 http://10.0.2.10/ timeout=30s"}},
+		{name: "fetch_include", args: []string{"fetch", "demo/h1", "http://h2/", "-i", "--timeout", "2m"}, golden: true,
+			calls: []string{"Fetch labs/demo/hosts/h1 http://h2/ timeout=2m0s"}},
+		// -O -: the body on stdout, the summary on stderr (the fake clock
+		// moves 2.003s between the start and the end).
+		{name: "fetch_stdout_summary", args: []string{"fetch", "demo/h1", "http://h2/", "-O", "-"}, golden: true,
+			stderr: "fetched 42 bytes in 2.00s (168 bit/s) from 10.0.2.10:80, status 200 OK\n"},
+		{name: "fetch_404", args: []string{"fetch", "demo/h1", "http://h2/missing"}, golden: true, code: 1,
+			stderr: "error: GET http://h2/missing: 404 Not Found\n"},
+		{name: "fetch_404_include", args: []string{"fetch", "demo/h1", "http://h2/missing", "-i"}, golden: true, code: 1,
+			stderr: "error: GET http://h2/missing: 404 Not Found\n"},
+		{name: "fetch_broken", args: []string{"fetch", "demo/h1", "http://h2/broken"}, golden: true, code: 1,
+			stderr: "error: reading the body: unexpected EOF\n"},
+		{name: "fetch_unreachable", args: []string{"fetch", "demo/h1", "http://nowhere/"}, code: 1,
+			stderr: "error: GET http://nowhere/: dial tcp nowhere:80: \"nowhere\" is neither an IP address nor a host of lab demo\n"},
+		{name: "fetch_bad_url", args: []string{"fetch", "demo/h1", "https://h2/"}, code: 1,
+			stderr: "error: url: \"https://h2/\" is not an http:// URL\n"},
+		{name: "fetch_bad_timeout", args: []string{"fetch", "demo/h1", "http://h2/", "--timeout", "0s"}, code: 1,
+			stderr: "error: --timeout must be positive, not 0s\n", calls: []string{}},
+		{name: "fetch_one_arg", args: []string{"fetch", "demo/h1"}, code: 1,
+			stderr: "error: labctl fetch needs HOST URL (got 1 argument)\n"},
+		{name: "complete_fetch_host", args: []string{"__complete", "fetch", "h"}, golden: true, stderr: compNoFile},
+		{name: "complete_fetch_url", args: []string{"__complete", "fetch", "demo/h1", ""}, golden: true,
+			stderr: "Completion ended with directive: ShellCompDirectiveNoSpace, ShellCompDirectiveNoFileComp\n"},
+		{name: "complete_fetch_url_host", args: []string{"__complete", "fetch", "demo/h1", "http://r"}, golden: true,
+			stderr: "Completion ended with directive: ShellCompDirectiveNoSpace, ShellCompDirectiveNoFileComp\n"},
+		{name: "complete_fetch_url_path", args: []string{"__complete", "fetch", "demo/h1", "http://r1/"}, golden: true, stderr: compNoFile},
+	})
+}
+
+// TestFetchToFile checks -O FILE: the body in the file, the summary on
+// stderr, nothing on stdout; a failed transfer leaves no file; a 404 keeps
+// its body.
+func TestFetchToFile(t *testing.T) {
+	addr := newFakeServer().start(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, url  string
+		include    bool
+		code       int
+		stderr     string
+		file       string // golden name of the file's content; "" when no file must be left
+		oldContent bool   // the file exists before
+	}{
+		{name: "fetch_file", url: "http://10.0.2.10/", file: "fetch",
+			stderr: "fetched 42 bytes in 2.00s (168 bit/s) from 10.0.2.10:80, status 200 OK\n"},
+		{name: "fetch_file_include", url: "http://h2/", include: true, file: "fetch_include",
+			stderr: "fetched 42 bytes in 2.00s (168 bit/s) from 10.0.2.10:80, status 200 OK\n"},
+		{name: "fetch_file_404", url: "http://h2/missing", code: 1, file: "fetch_404",
+			stderr: "fetched 19 bytes in 2.00s (75.9 bit/s) from 10.0.2.10:80, status 404 Not Found\n" +
+				"error: GET http://h2/missing: 404 Not Found\n"},
+		{name: "fetch_file_broken", url: "http://h2/broken", code: 1, oldContent: true,
+			stderr: "error: reading the body: unexpected EOF\n"},
+		{name: "fetch_file_unreachable", url: "http://nowhere/", code: 1,
+			stderr: "error: GET http://nowhere/: dial tcp nowhere:80: \"nowhere\" is neither an IP address nor a host of lab demo\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name+".out")
+			if tc.oldContent {
+				if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := []string{"fetch", "demo/h1", tc.url, "-O", path}
+			if tc.include {
+				args = append(args, "-i")
+			}
+			got := runCLI(t.Context(), addr, "", args)
+			if got.code != tc.code || got.stderr != tc.stderr || got.stdout != "" {
+				t.Errorf("code %d, stdout %q, stderr:\n got %q\nwant %q", got.code, got.stdout, got.stderr, tc.stderr)
+			}
+			b, err := os.ReadFile(path)
+			switch {
+			case tc.file == "" && !os.IsNotExist(err):
+				t.Errorf("%s is left behind (%v): %q", path, err, b)
+			case tc.file != "" && err != nil:
+				t.Error(err)
+			case tc.file != "":
+				checkGolden(t, tc.file, string(b))
+			}
+		})
+	}
+}
+
+func TestBench(t *testing.T) {
+	runCases(t, []cliCase{
+		{name: "bench", args: []string{"bench", "demo/h1", "h2"}, golden: true,
+			calls: []string{"Bench labs/demo/hosts/h1 h2 bytes=0 duration=0s ipv6=false"}},
+		{name: "bench_json", args: []string{"bench", "demo/h1", "h2", "-o", "json", "--time", "10s"}, golden: true,
+			calls: []string{"Bench labs/demo/hosts/h1 h2 bytes=0 duration=10s ipv6=false"}},
+		{name: "bench_yaml", args: []string{"bench", "demo/h1", "h2", "-o", "yaml"}, golden: true},
+		{name: "bench_bytes", args: []string{"bench", "demo/h1", "10.0.2.10", "--bytes", "100MiB"}, golden: true,
+			calls: []string{"Bench labs/demo/hosts/h1 10.0.2.10 bytes=104857600 duration=0s ipv6=false"}},
+		{name: "bench_bytes_decimal", args: []string{"bench", "demo/h1", "10.0.2.10", "--bytes", "10M", "-o", "json"}, golden: true,
+			calls: []string{"Bench labs/demo/hosts/h1 10.0.2.10 bytes=10000000 duration=0s ipv6=false"}},
+		{name: "bench_slow_ipv6", args: []string{"bench", "demo/h1", "fd00:0:0:2::10", "-6", "--time", "2s"}, golden: true,
+			calls: []string{"Bench labs/demo/hosts/h1 fd00:0:0:2::10 bytes=0 duration=2s ipv6=true"}},
+		{name: "bench_broken", args: []string{"bench", "demo/h1", "broken"}, golden: true, code: 1,
+			stderr: "error: after 120000000 bytes: connection reset by peer\n"},
+		{name: "bench_no_result", args: []string{"bench", "demo/h1", "silent"}, golden: true, code: 1,
+			stderr: "error: labd ended the bench without a result\n"},
+		{name: "bench_refused", args: []string{"bench", "demo/h1", "10.0.9.9"}, code: 1,
+			stderr: "error: connect to 10.0.9.9 port 9 (discard): connection refused\n"},
+		{name: "bench_bytes_and_time", args: []string{"bench", "demo/h1", "h2", "--bytes", "1G", "--time", "5s"}, code: 1,
+			stderr: "error: --bytes and --time cannot be used together\n", calls: []string{}},
+		{name: "bench_bad_bytes", args: []string{"bench", "demo/h1", "h2", "--bytes", "10mb"}, code: 1,
+			stderr: "error: --bytes: \"10mb\" is not a byte count such as 10M, 1G or 100MiB\n", calls: []string{}},
+		{name: "bench_zero_bytes", args: []string{"bench", "demo/h1", "h2", "--bytes", "0"}, code: 1,
+			stderr: "error: --bytes must be more than 0\n", calls: []string{}},
+		{name: "bench_negative_time", args: []string{"bench", "demo/h1", "h2", "--time", "-1s"}, code: 1,
+			stderr: "error: --time must be positive, not -1s\n", calls: []string{}},
+		{name: "bench_both_families", args: []string{"bench", "demo/h1", "h2", "-4", "-6"}, code: 1,
+			stderr: "error: -4 and -6 cannot be used together\n", calls: []string{}},
+		{name: "complete_bench_dest", args: []string{"__complete", "bench", "demo/h1", ""}, golden: true, stderr: compNoFile},
+	})
 }

@@ -503,3 +503,133 @@ func (f *fakeServer) Traceroute(req *labv1.TracerouteRequest, stream labv1.LiveS
 	}
 	return nil
 }
+
+// ListConnections answers for h1 (listeners, connections in several
+// states, UDP sockets) and h2 (nothing); other hosts are unavailable.
+func (f *fakeServer) ListConnections(_ context.Context, req *labv1.ListConnectionsRequest) (*labv1.ListConnectionsResponse, error) {
+	f.record("ListConnections " + req.GetHost())
+	switch req.GetHost() {
+	case "labs/demo/hosts/h1":
+		return &labv1.ListConnectionsResponse{Connections: []*labv1.Connection{
+			{Protocol: "tcp", State: "LISTEN", LocalAddress: "0.0.0.0:80", RemoteAddress: "*"},
+			// The receive sequence space wraps: rcv_nxt is below irs.
+			{Protocol: "tcp", State: "ESTABLISHED", LocalAddress: "10.0.1.10:49152", RemoteAddress: "10.0.2.10:80", Tcp: &labv1.TCPInfo{
+				Iss: 1_000_000, Irs: 4_294_967_000, SndUna: 1_001_001, SndNxt: 1_002_449, RcvNxt: 11_705,
+				SndWnd: 4_194_304, RcvWnd: 4_194_304, SndWscale: 7, RcvWscale: 7, Mss: 1448, Cwnd: 14480, Ssthresh: 1 << 30,
+				Srtt: rtt(50), Rttvar: rtt(20), Rto: rtt(200_000), CongestionControl: "cubic",
+				BytesSent: 2448, BytesAcked: 1000, BytesReceived: 12_000, SendQueue: 1448, RecvQueue: 120, Sack: true, Timestamps: true,
+			}},
+			{Protocol: "tcp", State: "TIME-WAIT", LocalAddress: "[fd00:0:0:1::a]:49153", RemoteAddress: "[fd00:0:0:1::1]:22", Tcp: &labv1.TCPInfo{
+				Iss: 7, Irs: 9, SndUna: 60_009, SndNxt: 60_009, RcvNxt: 311,
+				SndWnd: 65_535, RcvWnd: 65_535, Mss: 1428, Cwnd: 2856, Ssthresh: 28_560,
+				Srtt: rtt(1234), Rttvar: rtt(617), Rto: rtt(201_500), Retransmits: 3, CongestionControl: "newreno",
+				BytesSent: 60_000, BytesAcked: 60_000, BytesReceived: 300,
+			}},
+			{Protocol: "udp", State: "UNCONN", LocalAddress: "0.0.0.0:9", RemoteAddress: "*"},
+			{Protocol: "udp", State: "ESTAB", LocalAddress: "10.0.1.10:5353", RemoteAddress: "10.0.1.1:53"},
+		}}, nil
+	case "labs/demo/hosts/h2":
+		return &labv1.ListConnectionsResponse{}, nil
+	}
+	if f.exists(req.GetHost()) {
+		return nil, status.Errorf(codes.Unavailable, "node n2 is unreachable")
+	}
+	return nil, status.Errorf(codes.NotFound, "host %q not found", req.GetHost())
+}
+
+func fetchHead(code int32, st string, headers ...string) *labv1.FetchResponse {
+	return &labv1.FetchResponse{Event: &labv1.FetchResponse_Head{Head: &labv1.FetchHead{
+		Proto: "HTTP/1.1", StatusCode: code, Status: st, Headers: headers,
+		LocalAddress: "10.0.1.10:49152", RemoteAddress: "10.0.2.10:80",
+	}}}
+}
+
+func fetchBody(s string) *labv1.FetchResponse {
+	return &labv1.FetchResponse{Event: &labv1.FetchResponse_Body{Body: []byte(s)}}
+}
+
+// Fetch answers by URL.
+func (f *fakeServer) Fetch(req *labv1.FetchRequest, stream labv1.LiveService_FetchServer) error {
+	f.record(fmt.Sprintf("Fetch %s %s timeout=%s", req.GetHost(), req.GetUrl(), req.GetTimeout().AsDuration()))
+	var events []*labv1.FetchResponse
+	switch req.GetUrl() {
+	case "http://10.0.2.10/", "http://h2/":
+		events = []*labv1.FetchResponse{
+			fetchHead(200, "200 OK", "Content-Type: text/html; charset=utf-8", "Content-Length: 42", "Date: Fri, 02 Jan 2026 12:00:00 GMT"),
+			fetchBody("<html><body>\n"),
+			fetchBody("hello from h2\n"),
+			fetchBody("</body></html>\n"),
+			fetchBody(""), // an empty chunk changes nothing
+		}
+	case "http://h2/missing":
+		events = []*labv1.FetchResponse{
+			fetchHead(404, "404 Not Found", "Content-Type: text/plain; charset=utf-8", "Content-Length: 19"),
+			fetchBody("404 page not found\n"),
+		}
+	case "http://h2/broken": // the body stops part-way
+		for _, e := range []*labv1.FetchResponse{fetchHead(200, "200 OK", "Content-Length: 1000"), fetchBody("partial")} {
+			if err := stream.Send(e); err != nil {
+				return err
+			}
+		}
+		return status.Error(codes.Unavailable, "reading the body: unexpected EOF")
+	case "http://nowhere/":
+		return status.Error(codes.Unavailable, `GET http://nowhere/: dial tcp nowhere:80: "nowhere" is neither an IP address nor a host of lab demo`)
+	default:
+		return status.Errorf(codes.InvalidArgument, "url: %q is not an http:// URL", req.GetUrl())
+	}
+	for _, e := range events {
+		if err := stream.Send(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func benchProgress(bytes uint64, elapsed time.Duration) *labv1.BenchResponse {
+	return &labv1.BenchResponse{Event: &labv1.BenchResponse_Progress{Progress: &labv1.BenchProgress{Bytes: bytes, Elapsed: durationpb.New(elapsed)}}}
+}
+
+func benchResult(bytes uint64, seconds float64, retransmits uint64) *labv1.BenchResponse {
+	return &labv1.BenchResponse{Event: &labv1.BenchResponse_Result{Result: &labv1.BenchResult{
+		Bytes: bytes, Seconds: seconds, Gbps: float64(bytes) * 8 / seconds / 1e9, Retransmits: retransmits,
+	}}}
+}
+
+// Bench answers by destination.
+func (f *fakeServer) Bench(req *labv1.BenchRequest, stream labv1.LiveService_BenchServer) error {
+	f.record(fmt.Sprintf("Bench %s %s bytes=%d duration=%s ipv6=%t",
+		req.GetHost(), req.GetDestination(), req.GetBytes(), req.GetDuration().AsDuration(), req.GetIpv6()))
+	var events []*labv1.BenchResponse
+	switch req.GetDestination() {
+	case "h2":
+		events = []*labv1.BenchResponse{
+			benchProgress(123_400_000, 1000*time.Millisecond),
+			benchProgress(248_100_000, 2001*time.Millisecond),
+			benchProgress(1_240_000_000, 10_002*time.Millisecond),
+			benchResult(1_250_000_000, 10.0041, 12),
+		}
+	case "10.0.2.10": // a small, quick run: no progress
+		events = []*labv1.BenchResponse{benchResult(req.GetBytes(), 0.0123, 1)}
+	case "fd00:0:0:2::10": // a slow link
+		events = []*labv1.BenchResponse{
+			benchProgress(1_210_000, 1000*time.Millisecond),
+			benchResult(2_500_000, 2.01, 0),
+		}
+	case "broken":
+		if err := stream.Send(benchProgress(100_000_000, time.Second)); err != nil {
+			return err
+		}
+		return status.Error(codes.Aborted, "after 120000000 bytes: connection reset by peer")
+	case "silent": // ends without a result
+		events = []*labv1.BenchResponse{benchProgress(100_000_000, time.Second)}
+	default:
+		return status.Errorf(codes.Unavailable, "connect to %s port 9 (discard): connection refused", req.GetDestination())
+	}
+	for _, e := range events {
+		if err := stream.Send(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}

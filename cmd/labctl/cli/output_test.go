@@ -89,3 +89,77 @@ func TestKindID(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+		err  bool
+	}{
+		{in: "1000", want: 1000},
+		{in: "10M", want: 10_000_000},
+		{in: "10MB", want: 10_000_000},
+		{in: "1G", want: 1_000_000_000},
+		{in: "1.5G", want: 1_500_000_000},
+		{in: "64k", want: 64_000},
+		{in: "64K", want: 64_000},
+		{in: "100MiB", want: 100 << 20},
+		{in: "64Ki", want: 64 << 10},
+		{in: "1GiB", want: 1 << 30},
+		{in: "1TiB", want: 1 << 40},
+		{in: "0.5KiB", want: 512},
+		{in: "0", want: 0},
+		{in: "", err: true},
+		{in: "M", err: true},
+		{in: "10mb", err: true},
+		{in: "10iB", err: true},
+		{in: "10BB", err: true},
+		{in: "-1M", err: true},
+		{in: "1.0001K", err: true},
+		{in: "NaN", err: true},
+		{in: "1e30", err: true},
+	} {
+		got, err := parseSize(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d, error %t", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestFormatBitRate(t *testing.T) {
+	for _, tc := range []struct {
+		bps  float64
+		want string
+	}{
+		{0, "0 bit/s"},
+		{168, "168 bit/s"},
+		{9870, "9.87 kbit/s"},
+		{666_666_667, "667 Mbit/s"},
+		{999_600_000, "1.00 Gbit/s"},
+		{1e9, "1.00 Gbit/s"},
+		{12.34e9, "12.3 Gbit/s"},
+		{0.5, "0.500 bit/s"},
+	} {
+		if got := formatBitRate(tc.bps); got != tc.want {
+			t.Errorf("formatBitRate(%g) = %q, want %q", tc.bps, got, tc.want)
+		}
+	}
+}
+
+func TestFormatBytes(t *testing.T) {
+	for _, tc := range []struct {
+		n    uint64
+		prec int
+		want string
+	}{
+		{512, 1, "512 B"},
+		{123_400_000, 1, "123.4 MB"},
+		{1_250_000_000, 2, "1.25 GB"},
+		{999_960_000, 1, "1.0 GB"},
+		{1_500, 2, "1.50 kB"},
+	} {
+		if got := formatBytes(tc.n, tc.prec); got != tc.want {
+			t.Errorf("formatBytes(%d, %d) = %q, want %q", tc.n, tc.prec, got, tc.want)
+		}
+	}
+}

@@ -129,15 +129,18 @@ func (a *app) newRootCommand() *cobra.Command {
 		Short: "labctl controls a labnet virtual TCP/IP lab",
 		Long: `labctl controls a labnet virtual TCP/IP lab through the labd gRPC API.
 
-Describe a lab in a topology file and apply it, look at what runs, and send
-packets from the virtual hosts:
+Describe a lab in a topology file and apply it, look at what runs, send
+packets from the virtual hosts and measure what their TCP connections do:
 
   labctl apply -f lab.yaml
   labctl get hosts
   labctl describe host h1
   labctl ping h1 10.0.2.10 -c 3
   labctl traceroute h1 h2
-  labctl impair h1:eth0 --loss 10% --delay 20ms`,
+  labctl impair h1:eth0 --loss 10% --delay 20ms
+  labctl connections h1 -i
+  labctl fetch h1 http://h2/ -O index.html
+  labctl bench h1 h2 --bytes 100M`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -160,7 +163,7 @@ packets from the virtual hosts:
 	pf.StringVar(&a.server, "server", server, "labd gRPC address host:port (env "+EnvServer+")")
 	pf.StringVar(&a.lab, "lab", a.getenv(EnvLab), "lab to work in; empty: look names up across all labs (env "+EnvLab+")")
 	pf.StringVarP(&a.output, "output", "o", outputTable, "output format: table, json or yaml")
-	pf.DurationVar(&a.timeout, "timeout", DefaultTimeout, "time limit for each API call (not for ping and traceroute)")
+	pf.DurationVar(&a.timeout, "timeout", DefaultTimeout, "time limit for each API call (not for ping, traceroute and bench; fetch has its own)")
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
 		[]string{outputTable, outputJSON, outputYAML}, cobra.ShellCompDirectiveNoFileComp))
 	_ = root.RegisterFlagCompletionFunc("lab", a.completeLabs)
@@ -173,6 +176,9 @@ packets from the virtual hosts:
 		a.newPingCommand(),
 		a.newTracerouteCommand(),
 		a.newImpairCommand(),
+		a.newConnectionsCommand(),
+		a.newFetchCommand(),
+		a.newBenchCommand(),
 	)
 	return root
 }

@@ -2023,7 +2023,7 @@ type FetchHead struct {
 	StatusCode int32  `protobuf:"varint,2,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
 	// "200 OK".
 	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
-	// Header lines, "Name: value", in the order received.
+	// Header lines, "Name: value", sorted by name.
 	Headers []string `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty"`
 	// The address the request came from (on the virtual host).
 	LocalAddress  string `protobuf:"bytes,5,opt,name=local_address,json=localAddress,proto3" json:"local_address,omitempty"`
