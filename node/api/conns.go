@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -185,8 +186,14 @@ func (s *Server) Bench(req *labv1.BenchRequest, stream labv1.LiveService_BenchSe
 		if req.Bytes > 0 {
 			n = min(n, req.Bytes-sent)
 		}
+		if req.Bytes == 0 {
+			c.SetWriteDeadline(start.Add(dur))
+		}
 		w, err := c.Write(chunk[:n])
 		sent += uint64(w)
+		if req.Bytes == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
 		if err != nil {
 			return status.Errorf(codes.Aborted, "after %d bytes: %v", sent, err)
 		}
@@ -198,6 +205,18 @@ func (s *Server) Bench(req *labv1.BenchRequest, stream labv1.LiveService_BenchSe
 				return err
 			}
 		}
+	}
+	if req.Bytes == 0 {
+		// A timed run counts what the receiver acknowledged in the time,
+		// and drops what is still queued rather than draining it.
+		info := c.Info()
+		c.SetLinger(0)
+		elapsed := time.Since(start)
+		return stream.Send(&labv1.BenchResponse{Event: &labv1.BenchResponse_Result{Result: &labv1.BenchResult{
+			Bytes: info.BytesAcked, Seconds: elapsed.Seconds(),
+			Gbps:        float64(info.BytesAcked) * 8 / elapsed.Seconds() / 1e9,
+			Retransmits: info.Retransmits,
+		}}})
 	}
 	// Done when the receiver has every byte: our FIN is acknowledged after
 	// all the data, and discard closes its side in turn.

@@ -51,6 +51,8 @@ func opErr(op string, local, remote netip.AddrPort, err error) error {
 type Conn struct {
 	e *endpoint
 
+	abortOnClose bool // SetLinger(0): Close resets
+
 	rdl, wdl deadline
 	once     sync.Once
 }
@@ -197,7 +199,7 @@ func (c *Conn) Close() error {
 		case e.state == stateClosed:
 		case e.state == stateSynSent:
 			e.closeLocked(errClosed)
-		case e.rcvBuf.len() > 0 && !e.readShut || e.dataDiscarded:
+		case e.rcvBuf.len() > 0 && !e.readShut || e.dataDiscarded || c.abortOnClose:
 			e.sendSegment(wire.TCPFlagRST|wire.TCPFlagACK, e.sndNxt, 0)
 			e.p.stats.resetsSent.Add(1)
 			e.closeLocked(errClosed)
@@ -242,6 +244,14 @@ func (c *Conn) SetReadDeadline(t time.Time) error { c.rdl.set(t); return nil }
 
 // SetWriteDeadline sets the write deadline.
 func (c *Conn) SetWriteDeadline(t time.Time) error { c.wdl.set(t); return nil }
+
+// SetLinger with sec 0 makes Close reset the connection at once, dropping
+// unsent data, as SO_LINGER with a zero timeout does; any other value
+// keeps the default (a graceful close finishing in the background).
+func (c *Conn) SetLinger(sec int) error {
+	c.abortOnClose = sec == 0
+	return nil
+}
 
 // SetNoDelay turns Nagle's algorithm off (true) or on.
 func (c *Conn) SetNoDelay(noDelay bool) error {

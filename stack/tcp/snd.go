@@ -21,6 +21,7 @@ func (e *endpoint) ackNewData(seg *segment) {
 		e.rttTiming = false
 		e.rttSample(now.Sub(e.rttStart))
 	}
+	flight := e.sndNxt.diff(ack) // what stays in flight after this ACK
 	dataAcked := min(acked, e.sndBuf.len())
 	e.sndBuf.discard(dataAcked)
 	e.bytesAcked += uint64(dataAcked)
@@ -50,12 +51,17 @@ func (e *endpoint) ackNewData(seg *segment) {
 			e.rxts = nil
 			e.cc.onRecoveryEnd(now)
 		} else {
-			// Partial ACK: RFC 6582 §3.2 step 4 retransmits the next hole;
-			// with SACK the scoreboard already says what is lost.
+			// Partial ACK: RFC 6582 §3.2 step 4 retransmits the first
+			// unacknowledged segment now, whatever cwnd allows; with SACK
+			// the scoreboard already says what is lost. After an RTO the
+			// whole flight is being resent in order (highRxt): nothing
+			// goes twice.
 			e.dupAcks = 0
-			if !e.sackOK {
+			if !e.sackOK && !e.rtoRecovery {
 				e.renoLostEdge = e.sndUna.add(e.mss)
-				e.highRxt = e.sndUna
+				n := min(e.mss, e.sndNxt.diff(e.sndUna))
+				e.retransmit(e.sndUna, n)
+				e.highRxt = e.sndUna.add(n)
 			}
 			if e.rtoRecovery {
 				e.cwnd = e.cc.onAck(e.cwnd, e.ssthresh, dataAcked, e.mss, now, e.srtt)
@@ -63,7 +69,13 @@ func (e *endpoint) ackNewData(seg *segment) {
 		}
 	} else {
 		e.dupAcks = 0
-		e.cwnd = e.cc.onAck(e.cwnd, e.ssthresh, dataAcked, e.mss, now, e.srtt)
+		// RFC 7661 §4.2: grow the window only while it is what limits
+		// the sender (at least half of it was in flight), so that an
+		// application- or receiver-limited flow does not build a window
+		// it never tested.
+		if 2*(flight+dataAcked) >= e.cwnd {
+			e.cwnd = e.cc.onAck(e.cwnd, e.ssthresh, dataAcked, e.mss, now, e.srtt)
+		}
 	}
 	e.cwnd = min(e.cwnd, 1<<30)
 	// RFC 6298 §5.2-5.3: stop the timer when all is acknowledged, else
@@ -78,7 +90,9 @@ func (e *endpoint) ackNewData(seg *segment) {
 // maybeDupAck counts duplicate ACKs (RFC 5681 §2: no data, no SYN/FIN,
 // same window, data outstanding, ACK = SND.UNA).
 func (e *endpoint) maybeDupAck(seg *segment) {
-	if len(seg.data) > 0 || seg.has(wire.TCPFlagSYN|wire.TCPFlagFIN) || e.sndUna == e.sndNxt {
+	// The answers to zero-window probes are not duplicates: the probe
+	// byte lies beyond the window, and nothing was lost.
+	if len(seg.data) > 0 || seg.has(wire.TCPFlagSYN|wire.TCPFlagFIN) || e.sndUna == e.sndNxt || e.persisting {
 		return
 	}
 	if int(seg.wnd)<<e.sndWscale != e.sndWnd && !(e.sackOK && len(seg.opts.SACK) > 0) {
@@ -95,8 +109,16 @@ func (e *endpoint) checkRecoveryStart(seg *segment) {
 	if e.inRecovery || e.sndUna == e.sndNxt {
 		return
 	}
-	lost := e.dupAcks >= dupThresh
-	if e.sackOK && e.sb.lostEdge(e.sndUna, dupThresh*e.mss).gt(e.sndUna) {
+	thresh := dupThresh
+	// RFC 5827 early retransmit: with fewer than four segments outstanding
+	// and nothing new to send, DupThresh is one less than the outstanding
+	// segments, so a small window recovers without waiting for the RTO.
+	flight := e.sndNxt.diff(e.sndUna)
+	if segs := (flight + e.mss - 1) / e.mss; segs < 4 && e.sndBuf.len() <= flight {
+		thresh = max(segs-1, 1)
+	}
+	lost := e.dupAcks >= thresh
+	if e.sackOK && e.sb.lostEdge(e.sndUna, thresh*e.mss).gt(e.sndUna) {
 		lost = true
 	}
 	if !lost {
@@ -108,7 +130,6 @@ func (e *endpoint) checkRecoveryStart(seg *segment) {
 	e.recoveryPoint = e.sndNxt
 	e.highRxt = e.sndUna
 	e.renoLostEdge = e.sndUna.add(e.mss)
-	flight := e.sndNxt.diff(e.sndUna)
 	e.ssthresh = e.cc.onCongestion(e.cwnd, flight, e.mss, now)
 	e.cwnd = e.ssthresh
 	e.rttTiming = false
@@ -171,6 +192,11 @@ func (e *endpoint) output() {
 	for {
 		wndEdge := e.sndUna.add(e.sndWnd)
 		avail := e.cwnd - e.pipe()
+		if !e.inRecovery && e.dupAcks > 0 && e.dupAcks < dupThresh {
+			// RFC 3042 limited transmit: a new segment for each of the
+			// first two duplicate ACKs keeps the ACK clock going.
+			avail += e.dupAcks * e.mss
+		}
 		if e.inRecovery {
 			// Rule 1: the first lost, unSACKed, not yet retransmitted hole.
 			lost := e.lostEdge()
@@ -258,7 +284,10 @@ func (e *endpoint) retransmit(s seq, n int) {
 	e.sendSegment(wire.TCPFlagACK, s, span)
 	e.retransmits++
 	e.p.stats.retransmits.Add(1)
-	if e.inRecovery {
+	// Only fast recovery's retransmissions: after an RTO nothing but the
+	// backed-off timer may resend (RFC 6298 §5.5), or a dead peer would
+	// get a retransmission every reoWindow.
+	if e.inRecovery && !e.rtoRecovery {
 		e.rxts = append(e.rxts, rxtRecord{s, s.add(n), e.now()})
 		e.armLossTimer()
 	}
