@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/labnet-dev/labnet/interop"
+	"github.com/labnet-dev/labnet/stack/tcp"
 )
 
 // benchMTUs are the link MTUs the TCP benchmarks run at.
@@ -27,25 +28,61 @@ func BenchmarkGVisorTCP(b *testing.B) {
 			}
 			defer p.Close()
 			benchmarkTCP(b, interop.GVisorTCP{S: p.A}, interop.GVisorTCP{S: p.B}, netip.AddrPortFrom(interop.AddrB4, 5001))
-			ab, ba := p.Stats()
-			if ab.QueueDrops+ba.QueueDrops > 0 {
-				b.Logf("link queue dropped %d data and %d ACK packets", ab.QueueDrops, ba.QueueDrops)
-			}
+			logLink(b, p.Wire)
 		})
 	}
 }
 
-// Labnet's TCP joins here once stack/tcp exists, as
-//
-//	func BenchmarkLabnetTCP(b *testing.B)
-//
-// with the same sub-benchmarks (mtu=1500, mtu=9000): two of our stacks on
-// interop.NewLabnetPair (the same link), tcp.New(p.A, tcp.Options{}) as the
-// client and tcp.New(p.B, tcp.Options{}) as the server, both passed to
-// benchmarkTCP as they are (tcp.Protocol is to have TCPStack's Listen and
-// Dial).
-// A BenchmarkMixedTCP on interop.NewMixed, our TCP against gVisor's, then
-// measures the two talking to each other.
+// BenchmarkLabnetTCP measures our TCP between two of our stacks over the
+// same link, in the same shape as BenchmarkGVisorTCP.
+func BenchmarkLabnetTCP(b *testing.B) {
+	for _, mtu := range benchMTUs {
+		b.Run(fmt.Sprintf("mtu=%d", mtu), func(b *testing.B) {
+			p, err := interop.NewLabnetPair(interop.Options{MTU: mtu})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			client, server := tcp.New(p.A, tcp.Options{}), tcp.New(p.B, tcp.Options{})
+			defer client.Close()
+			defer server.Close()
+			benchmarkTCP(b, interop.LabnetTCP{P: client}, interop.LabnetTCP{P: server}, netip.AddrPortFrom(interop.AddrB4, 5001))
+			logLink(b, p.Wire)
+		})
+	}
+}
+
+// BenchmarkMixedTCP measures our TCP talking to gVisor's, each as the
+// sender.
+func BenchmarkMixedTCP(b *testing.B) {
+	for _, dir := range []string{"labnet-to-gvisor", "gvisor-to-labnet"} {
+		for _, mtu := range benchMTUs {
+			b.Run(fmt.Sprintf("%s/mtu=%d", dir, mtu), func(b *testing.B) {
+				m, err := interop.NewMixed(interop.Options{MTU: mtu})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer m.Close()
+				ours := tcp.New(m.Labnet, tcp.Options{})
+				defer ours.Close()
+				if dir == "labnet-to-gvisor" {
+					benchmarkTCP(b, interop.LabnetTCP{P: ours}, interop.GVisorTCP{S: m.GVisor}, netip.AddrPortFrom(interop.AddrB4, 5001))
+				} else {
+					benchmarkTCP(b, interop.GVisorTCP{S: m.GVisor}, interop.LabnetTCP{P: ours}, netip.AddrPortFrom(interop.AddrA4, 5001))
+				}
+				logLink(b, m.Wire)
+			})
+		}
+	}
+}
+
+// logLink reports packets the link's queue dropped: the sender outran the
+// receiver's goroutine.
+func logLink(b *testing.B, w *interop.Wire) {
+	if ab, ba := w.Stats(); ab.QueueDrops+ba.QueueDrops > 0 {
+		b.Logf("link queue dropped %d and %d packets", ab.QueueDrops, ba.QueueDrops)
+	}
+}
 
 // benchChunk is what one benchmark iteration writes.
 const benchChunk = 64 << 10

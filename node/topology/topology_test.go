@@ -47,11 +47,13 @@ var twoLans = &labv1.Topology{
 			Name:       "h1",
 			Interfaces: []*labv1.Interface{iface("lan1", "10.0.1.10/24", "")},
 			Routes:     []*labv1.Route{route("default", "10.0.1.1"), route("default", "fd00:0:0:1::1")},
+			Services:   []string{"echo", "http"},
 		},
 		{
 			Name:       "h2",
 			Interfaces: []*labv1.Interface{iface("lan2", "10.0.2.10/24", "")},
 			Routes:     []*labv1.Route{route("default", "10.0.2.1"), route("default", "fd00:0:0:2::1")},
+			Services:   []string{"echo", "discard", "daytime", "chargen", "http"},
 		},
 	},
 }

@@ -29,6 +29,12 @@ func (e *endpoint) handle(seg *segment) {
 	if !e.acceptable(seg) {
 		if !seg.has(wire.TCPFlagRST) {
 			e.sendACK()
+			// TIME-WAIT: a retransmission of the peer's FIN, which lies
+			// before RCV.NXT and so is never acceptable, restarts the 2 MSL
+			// timeout ("eighth" step; Linux does the same).
+			if e.state == stateTimeWait && seg.has(wire.TCPFlagFIN) && seg.seq.add(seg.len()) == e.rcvNxt {
+				e.enterTimeWait()
+			}
 		}
 		return
 	}

@@ -226,8 +226,10 @@ func (e *endpoint) onKeepalive() {
 	if e.keepalive <= 0 || !e.state.synchronized() || e.state == stateTimeWait {
 		return
 	}
-	if e.now().Sub(e.lastRecv) < e.keepalive {
-		e.armKeepalive()
+	if idle := e.now().Sub(e.lastRecv); idle < e.keepalive {
+		// Not idle long enough: check again when it will have been (a
+		// whole period from now would probe up to twice too late).
+		e.timer(&e.keepTimer, e.keepalive-idle, e.onKeepalive)
 		return
 	}
 	if e.keepProbes >= keepaliveProbes {
