@@ -69,6 +69,10 @@ func newConn(e *endpoint) *Conn {
 // Read reads received data; io.EOF after the peer's FIN.
 func (c *Conn) Read(b []byte) (int, error) {
 	e := c.e
+	if passed(c.rdl.wait()) {
+		// A deadline in the past fails the call, data or not (net.Conn).
+		return 0, c.opError("read", os.ErrDeadlineExceeded)
+	}
 	for {
 		e.mu.Lock()
 		if e.rcvBuf.len() > 0 {
@@ -116,6 +120,9 @@ func (c *Conn) Read(b []byte) (int, error) {
 // Write queues data for sending, blocking while the send buffer is full.
 func (c *Conn) Write(b []byte) (int, error) {
 	e := c.e
+	if passed(c.wdl.wait()) {
+		return 0, c.opError("write", os.ErrDeadlineExceeded)
+	}
 	written := 0
 	for {
 		e.mu.Lock()
@@ -329,6 +336,15 @@ func (d *deadline) wait() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.cancel
+}
+
+func passed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 func (d *deadline) stop() {
