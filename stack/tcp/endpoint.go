@@ -93,6 +93,7 @@ type endpoint struct {
 	rtxRunning                                                bool
 	persisting                                                bool
 	persistBackoff                                            int
+	swsOverride                                               bool // the persist timer fired on a small window: send what fits
 	keepalive                                                 time.Duration
 	keepProbes                                                int
 	lastRecv                                                  time.Time

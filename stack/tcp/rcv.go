@@ -26,6 +26,13 @@ func (e *endpoint) handle(seg *segment) {
 		e.sendACK()
 		return
 	}
+	// A retransmitted SYN in SYN-RECEIVED lies before RCV.NXT and would
+	// fail the acceptance test: answer it with the SYN-ACK again (RFC 9293
+	// §3.5 Figure 8; Linux does the same).
+	if e.state == stateSynReceived && e.listener != nil && seg.flags&(wire.TCPFlagSYN|wire.TCPFlagACK|wire.TCPFlagRST) == wire.TCPFlagSYN && seg.seq == e.irs {
+		e.sendSegment(wire.TCPFlagSYN|wire.TCPFlagACK, e.iss, 0)
+		return
+	}
 	if !e.acceptable(seg) {
 		if !seg.has(wire.TCPFlagRST) {
 			e.sendACK()
@@ -68,11 +75,6 @@ func (e *endpoint) handle(seg *segment) {
 
 	// Fourth: SYN in a synchronized state (RFC 5961 §4.2: challenge ACK).
 	if seg.has(wire.TCPFlagSYN) {
-		if e.state == stateSynReceived && e.listener != nil && seg.seq == e.irs {
-			// A retransmitted SYN: answer with the SYN-ACK again.
-			e.sendSegment(wire.TCPFlagSYN|wire.TCPFlagACK, e.iss, 0)
-			return
-		}
 		e.sendACK()
 		return
 	}
@@ -109,14 +111,15 @@ func (e *endpoint) handle(seg *segment) {
 		}
 	}
 
-	// Eighth: FIN.
+	// Eighth: FIN. One that arrived beyond a hole is processed when the
+	// data before it is in, whichever segment brings that.
 	if seg.has(wire.TCPFlagFIN) {
 		fin := seg.seq.add(len(seg.data))
 		if !e.peerFinSeen {
 			e.peerFinSeen, e.peerFinSeq = true, fin
 		}
-		e.maybeFin()
 	}
+	e.maybeFin()
 	e.output()
 }
 

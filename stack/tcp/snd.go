@@ -242,8 +242,14 @@ func (e *endpoint) output() {
 		if n < e.mss {
 			if n < unsent {
 				// Cut short by a window: sender SWS avoidance waits for at
-				// least half the largest window the peer offered.
-				if n < e.maxSndWnd/2 {
+				// least half the largest window the peer offered. With
+				// nothing in flight no ACK will come to reopen it (a lost
+				// window update would stall us): the persist timer is the
+				// override timeout of RFC 9293 §3.8.6.2.1.
+				if n < e.maxSndWnd/2 && !e.swsOverride {
+					if e.sndNxt == e.sndUna {
+						e.armPersist()
+					}
 					break
 				}
 			} else if !e.nodelay && e.sndNxt != e.sndUna && !e.finQueued {

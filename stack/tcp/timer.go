@@ -143,8 +143,11 @@ func (e *endpoint) onPersist() {
 		return
 	}
 	if e.sndWnd > 0 {
+		// A window too small for sender SWS avoidance: send what fits.
 		e.stopPersist()
+		e.swsOverride = true
 		e.output()
+		e.swsOverride = false
 		return
 	}
 	if e.sndBuf.len() > 0 {
