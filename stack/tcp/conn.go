@@ -206,7 +206,7 @@ func (c *Conn) Close() error {
 		case e.state == stateClosed:
 		case e.state == stateSynSent:
 			e.closeLocked(errClosed)
-		case e.rcvBuf.len() > 0 && !e.readShut || e.dataDiscarded || c.abortOnClose:
+		case e.rcvBuf.len() > 0 && !e.readShut || c.abortOnClose:
 			e.sendSegment(wire.TCPFlagRST|wire.TCPFlagACK, e.sndNxt, 0)
 			e.p.stats.resetsSent.Add(1)
 			e.closeLocked(errClosed)

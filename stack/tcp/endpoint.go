@@ -44,26 +44,25 @@ type endpoint struct {
 	nodelay             bool
 
 	// Receive sequence variables.
-	irs, rcvNxt   seq
-	rcvBuf        ring
-	ooo           []oooSegment
-	oooBytes      int
-	lastOOO       span // the most recently received out-of-order block (RFC 2018 §4)
-	rcvAdvEdge    seq  // right edge of the window we last advertised
-	peerFin       bool // FIN received (in order)
-	peerFinSeq    seq
-	peerFinSeen   bool // a FIN arrived, maybe beyond a hole
-	ackPending    int  // segments received since the last ACK sent
-	rcvWscale     uint8
-	sndWscale     uint8
-	wsOK          bool
-	sackOK, tsOK  bool
-	tsRecent      uint32
-	tsOffset      uint32
-	lastAckSent   seq
-	readShut      bool
-	appClosed     bool // Close was called: nobody reads or writes any more
-	dataDiscarded bool // the application closed with data unread: RST
+	irs, rcvNxt  seq
+	rcvBuf       ring
+	ooo          []oooSegment
+	oooBytes     int
+	lastOOO      span // the most recently received out-of-order block (RFC 2018 §4)
+	rcvAdvEdge   seq  // right edge of the window we last advertised
+	peerFin      bool // FIN received (in order)
+	peerFinSeq   seq
+	peerFinSeen  bool // a FIN arrived, maybe beyond a hole
+	ackPending   int  // segments received since the last ACK sent
+	rcvWscale    uint8
+	sndWscale    uint8
+	wsOK         bool
+	sackOK, tsOK bool
+	tsRecent     uint32
+	tsOffset     uint32
+	lastAckSent  seq
+	readShut     bool
+	appClosed    bool // Close was called: nobody reads or writes any more
 
 	// Loss recovery (RFC 6675, RFC 6582) and congestion control.
 	sb            scoreboard

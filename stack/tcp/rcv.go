@@ -102,6 +102,16 @@ func (e *endpoint) handle(seg *segment) {
 
 	// Seventh: the data.
 	if len(seg.data) > 0 {
+		if e.appClosed && seg.seq.add(len(seg.data)).gt(e.rcvNxt) {
+			// New data for a connection the application has closed has
+			// nobody to read it: reset (RFC 2525 §2.17; RFC 9293 §3.6
+			// allows it, and Linux does so), so the peer learns the data
+			// was not delivered.
+			e.sendSegment(wire.TCPFlagRST|wire.TCPFlagACK, e.sndNxt, 0)
+			e.p.stats.resetsSent.Add(1)
+			e.closeLocked(errReset)
+			return
+		}
 		if e.state.canReceive() {
 			e.receiveData(seg)
 		} else {
