@@ -72,6 +72,11 @@ type endpoint struct {
 	highRxt       seq
 	renoLostEdge  seq         // without SACK: the one segment NewReno retransmits
 	rxts          []rxtRecord // retransmissions of this recovery, for lossTimer
+	tlpTimer      stack.Timer
+	tlpSent       bool // a tail loss probe is out (RFC 8985 §7)
+	tlpSeq        seq  // where the probe started
+	tlpLoss       bool // this recovery began because the probe was SACKed
+	tlpProbes     uint64
 	lossTimer     stack.Timer
 	lossRunning   bool
 	dupAcks       int
@@ -235,7 +240,7 @@ func (e *endpoint) sendSegment(flags uint8, s seq, n int) {
 	}
 	dataLen := 0
 	if flags&(wire.TCPFlagSYN|wire.TCPFlagRST) == 0 && n > 0 {
-		dataLen = min(n, e.sndBuf.len()-s.diff(e.sndUna))
+		dataLen = max(min(n, e.sndBuf.len()-s.diff(e.sndUna)), 0)
 		if e.finQueued && dataLen < n && s.add(dataLen) == e.finSeq() {
 			h.Flags |= wire.TCPFlagFIN
 		}
@@ -329,7 +334,7 @@ func (e *endpoint) closeLocked(err error) {
 		e.err = err
 	}
 	e.state = stateClosed
-	for _, t := range []stack.Timer{e.rtxTimer, e.persistTimer, e.delackTimer, e.keepTimer, e.waitTimer, e.finTimer, e.lossTimer} {
+	for _, t := range []stack.Timer{e.rtxTimer, e.persistTimer, e.delackTimer, e.keepTimer, e.waitTimer, e.finTimer, e.lossTimer, e.tlpTimer} {
 		if t != nil {
 			t.Stop()
 		}

@@ -43,6 +43,9 @@ type Options struct {
 	// DisableSACK, DisableTimestamps and DisableWindowScale turn off the
 	// options in the SYNs this stack sends and accepts.
 	DisableSACK, DisableTimestamps, DisableWindowScale bool
+	// DisableTLP turns off tail loss probes (RFC 8985 §7), leaving a lost
+	// tail to the RTO (as Linux with net.ipv4.tcp_early_retrans=0).
+	DisableTLP bool
 }
 
 func (o *Options) defaults() {

@@ -128,6 +128,12 @@ func (e *endpoint) handle(seg *segment) {
 		if !e.peerFinSeen {
 			e.peerFinSeen, e.peerFinSeq = true, fin
 		}
+		if len(seg.data) == 0 && fin.gt(e.rcvNxt) {
+			// RFC 5681 §4.2: an out-of-order segment, the FIN included,
+			// is answered at once with a duplicate ACK, which tells the
+			// sender about the hole before it.
+			e.sendACK()
+		}
 	}
 	e.maybeFin()
 	e.output()

@@ -17,7 +17,7 @@ package tcp
 // option lines set up the stack:
 //
 //	option cc=newreno minrto=100ms timewait=10s delack=40ms rcvbuf=4096 sndbuf=65536
-//	option nosack nots nowscale mtu=1280 ipv6 peer_isn=4294967000 peer_port=40000
+//	option nosack nots nowscale notlp mtu=1280 ipv6 peer_isn=4294967000 peer_port=40000
 //
 // Every other line starts with a time: "+D" is D after the previous line,
 // "D" is D after the start of the script; D is in seconds ("+.2", "1.5") or
@@ -272,6 +272,8 @@ func (s *script) option(rest string) {
 			s.opts.SendBuffer = num()
 		case "nosack":
 			s.opts.DisableSACK = true
+		case "notlp":
+			s.opts.DisableTLP = true
 		case "nots":
 			s.opts.DisableTimestamps = true
 		case "nowscale":

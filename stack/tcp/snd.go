@@ -57,7 +57,9 @@ func (e *endpoint) ackNewData(seg *segment) {
 			// whole flight is being resent in order (highRxt): nothing
 			// goes twice.
 			e.dupAcks = 0
-			if !e.sackOK && !e.rtoRecovery {
+			// A peer that negotiated SACK but sends no blocks (gVisor
+			// after it half-closes) gets NewReno's treatment.
+			if (!e.sackOK || len(e.sb.ranges) == 0) && !e.rtoRecovery {
 				e.renoLostEdge = e.sndUna.add(e.mss)
 				n := min(e.mss, e.sndNxt.diff(e.sndUna))
 				e.retransmit(e.sndUna, n)
@@ -85,6 +87,10 @@ func (e *endpoint) ackNewData(seg *segment) {
 	} else {
 		e.armRTX()
 	}
+	if e.tlpSent && ack.gt(e.tlpSeq) {
+		e.tlpSent = false // the probe, or what it probed, arrived
+	}
+	e.armTLP()
 }
 
 // maybeDupAck counts duplicate ACKs (RFC 5681 §2: no data, no SYN/FIN,
@@ -121,6 +127,12 @@ func (e *endpoint) checkRecoveryStart(seg *segment) {
 	if e.sackOK && e.sb.lostEdge(e.sndUna, thresh*e.mss).gt(e.sndUna) {
 		lost = true
 	}
+	// RFC 8985 §7.4: the tail loss probe was delivered (SACKed) while data
+	// sent before it was not: that data is lost.
+	e.tlpLoss = false
+	if e.sackOK && e.tlpSent && e.sb.sacked(e.tlpSeq) && e.sb.unsacked(e.sndUna, e.tlpSeq) > 0 {
+		lost, e.tlpLoss = true, true
+	}
 	if !lost {
 		return
 	}
@@ -145,14 +157,25 @@ func (e *endpoint) checkRecoveryStart(seg *segment) {
 
 // lostEdge is the boundary below which unacknowledged, unSACKed data is
 // taken as lost.
-func (e *endpoint) lostEdge() seq {
+func (e *endpoint) lostEdge() seq { return minSeq(e.lostEdgeUnclamped(), e.sndNxt) }
+
+func (e *endpoint) lostEdgeUnclamped() seq {
 	switch {
 	case !e.inRecovery:
 		return e.sndUna
 	case e.rtoRecovery:
 		return maxSeq(e.recoveryPoint, e.sndUna)
 	case e.sackOK:
-		return maxSeq(e.sb.lostEdge(e.sndUna, dupThresh*e.mss), e.sndUna)
+		edge := maxSeq(e.sb.lostEdge(e.sndUna, dupThresh*e.mss), e.sndUna)
+		if e.tlpLoss {
+			edge = maxSeq(edge, e.tlpSeq)
+		}
+		if len(e.sb.ranges) == 0 {
+			// Recovery without a single SACK block: as NewReno, the one
+			// segment at SND.UNA.
+			edge = maxSeq(edge, e.renoLostEdge)
+		}
+		return edge
 	default:
 		return maxSeq(e.renoLostEdge, e.sndUna)
 	}
@@ -270,6 +293,7 @@ func (e *endpoint) output() {
 	}
 	if sentAny && e.sndNxt != e.sndUna {
 		e.armRTXIfIdle()
+		e.armTLP()
 	}
 }
 

@@ -175,7 +175,7 @@ func (e *endpoint) armDelack() {
 // 9293 §3.6.1).
 func (e *endpoint) enterTimeWait() {
 	e.state = stateTimeWait
-	for _, t := range []stack.Timer{e.rtxTimer, e.persistTimer, e.delackTimer, e.keepTimer, e.finTimer} {
+	for _, t := range []stack.Timer{e.rtxTimer, e.persistTimer, e.delackTimer, e.keepTimer, e.finTimer, e.lossTimer, e.tlpTimer} {
 		if t != nil {
 			t.Stop()
 		}
@@ -298,4 +298,66 @@ func (e *endpoint) onLossTimer() {
 	if len(e.rxts) > 0 {
 		e.armLossTimer()
 	}
+}
+
+// armTLP schedules a tail loss probe (RFC 8985 §7.2): when data is in
+// flight outside recovery and no ACK comes for about two RTTs, one segment
+// is sent to draw a SACK that reveals a lost tail, which otherwise only the
+// RTO would recover. At most one probe per flight.
+func (e *endpoint) armTLP() {
+	if !e.sackOK || e.p.opts.DisableTLP || e.inRecovery || e.tlpSent || e.sndUna == e.sndNxt || e.srtt == 0 || !e.state.synchronized() {
+		if e.tlpTimer != nil {
+			e.tlpTimer.Stop()
+		}
+		return
+	}
+	pto := 2 * e.srtt
+	if e.sndNxt.diff(e.sndUna) <= e.mss {
+		pto += e.p.opts.DelayedAck // §7.2: the peer may delay its ACK of one segment
+	}
+	pto = max(pto, time.Millisecond)
+	if pto >= e.rto {
+		return
+	}
+	e.timer(&e.tlpTimer, pto, e.onTLP)
+}
+
+// onTLP sends the probe: new data if the windows allow, else the last
+// segment again (§7.3).
+func (e *endpoint) onTLP() {
+	e.mu.Lock()
+	defer e.unlock()
+	if e.inRecovery || e.tlpSent || e.sndUna == e.sndNxt || e.persisting || !e.state.synchronized() || e.state == stateTimeWait {
+		return
+	}
+	dataEnd := e.sndUna.add(e.sndBuf.len())
+	if unsent := dataEnd.diff(e.sndNxt); unsent > 0 && e.sndUna.add(e.sndWnd).gt(e.sndNxt) {
+		n := min(unsent, e.mss, e.sndUna.add(e.sndWnd).diff(e.sndNxt))
+		span := n
+		if e.finQueued && e.sndNxt.add(n) == dataEnd {
+			span++
+		}
+		e.tlpSeq = e.sndNxt
+		e.sendSegment(wire.TCPFlagACK, e.sndNxt, span)
+		e.sndNxt = e.sndNxt.add(span)
+	} else {
+		// The highest segment not yet SACKed: probing one the peer has
+		// would tell nothing.
+		end := minSeq(e.sndNxt, dataEnd)
+		for i := len(e.sb.ranges) - 1; i >= 0; i-- {
+			if r := e.sb.ranges[i]; r.start.lt(end) && r.end.geq(end) {
+				end = r.start
+			}
+		}
+		start := maxSeq(e.sndUna, end.add(-e.mss))
+		if e.finSent() && e.sndNxt == e.finAt.add(1) && start == end {
+			start = e.finAt // only the FIN is out
+		}
+		e.tlpSeq = start
+		e.retransmit(start, max(end.diff(start), 0))
+	}
+	e.tlpSent = true
+	e.tlpProbes++
+	e.armRTX() // §7.3: the RTO follows the probe
+	e.rtxRunning = true
 }
