@@ -28,7 +28,7 @@ func BenchmarkGVisorTCP(b *testing.B) {
 			}
 			defer p.Close()
 			benchmarkTCP(b, interop.GVisorTCP{S: p.A}, interop.GVisorTCP{S: p.B}, netip.AddrPortFrom(interop.AddrB4, 5001))
-			logLink(b, p.Wire)
+			logLink(b, p.Wire, true)
 		})
 	}
 }
@@ -47,7 +47,7 @@ func BenchmarkLabnetTCP(b *testing.B) {
 			defer client.Close()
 			defer server.Close()
 			benchmarkTCP(b, interop.LabnetTCP{P: client}, interop.LabnetTCP{P: server}, netip.AddrPortFrom(interop.AddrB4, 5001))
-			logLink(b, p.Wire)
+			logLink(b, p.Wire, true)
 		})
 	}
 }
@@ -70,17 +70,26 @@ func BenchmarkMixedTCP(b *testing.B) {
 				} else {
 					benchmarkTCP(b, interop.GVisorTCP{S: m.GVisor}, interop.LabnetTCP{P: ours}, netip.AddrPortFrom(interop.AddrA4, 5001))
 				}
-				logLink(b, m.Wire)
+				logLink(b, m.Wire, dir == "labnet-to-gvisor")
 			})
 		}
 	}
 }
 
-// logLink reports packets the link's queue dropped: the sender outran the
-// receiver's goroutine.
-func logLink(b *testing.B, w *interop.Wire) {
-	if ab, ba := w.Stats(); ab.QueueDrops+ba.QueueDrops > 0 {
-		b.Logf("link queue dropped %d and %d packets", ab.QueueDrops, ba.QueueDrops)
+// logLink reports packets the link's queue dropped (the sender outran the
+// receiver's goroutine) and, as a metric, how many packets went back
+// (ACKs) per packet forward (data), the receiver's ACK ratio. clientA says
+// the client is on side A.
+func logLink(b *testing.B, w *interop.Wire, clientA bool) {
+	fwd, back := w.Stats()
+	if !clientA {
+		fwd, back = back, fwd
+	}
+	if fwd.QueueDrops+back.QueueDrops > 0 {
+		b.Logf("link queue dropped %d data and %d ACK packets", fwd.QueueDrops, back.QueueDrops)
+	}
+	if fwd.Sent > 0 {
+		b.ReportMetric(float64(back.Sent)/float64(fwd.Sent), "acks/pkt")
 	}
 }
 

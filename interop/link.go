@@ -51,6 +51,11 @@ type Options struct {
 	// Queue is how many packets each direction holds before it drops
 	// (Stats.QueueDrops), as a full transmit queue does; 4096 when 0.
 	Queue int
+	// Drop, when set, is asked about each packet the random impairments
+	// let through, in order, on the delivering goroutine of its direction
+	// (aToB true for packets from side A): true drops it (Stats.Dropped).
+	// Tests use it to lose one chosen packet.
+	Drop func(aToB bool, pkt []byte) bool
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -86,6 +91,7 @@ type Stats struct {
 	Reordered  uint64 // delivered after the packet sent after them
 	QueueDrops uint64 // dropped because the queue was full
 	Oversize   uint64 // dropped because longer than the MTU
+	Dropped    uint64 // dropped by Options.Drop
 }
 
 // pipe is one direction of a link: a queue of copied packets and the
@@ -97,13 +103,19 @@ type pipe struct {
 	loss         float64
 	reorder      float64
 	reorderDelay time.Duration
-	rng          *rand.Rand // used by the run goroutine only
+	rng          *rand.Rand            // used by the run goroutine only
+	drop         func(pkt []byte) bool // Options.Drop for this direction
 
-	sent, delivered, lost, reordered, queueDrops, oversize atomic.Uint64
+	sent, delivered, lost, reordered, queueDrops, oversize, dropped atomic.Uint64
 }
 
 func newPipe(o Options, dir uint64) *pipe {
+	var drop func([]byte) bool
+	if o.Drop != nil {
+		drop = func(pkt []byte) bool { return o.Drop(dir == 1, pkt) }
+	}
 	return &pipe{
+		drop:         drop,
 		mtu:          o.MTU,
 		q:            make(chan []byte, o.Queue),
 		done:         make(chan struct{}),
@@ -158,6 +170,10 @@ func (p *pipe) run(deliver func([]byte)) {
 				p.lost.Add(1)
 				continue
 			}
+			if p.drop != nil && p.drop(pkt) {
+				p.dropped.Add(1)
+				continue
+			}
 			if hold && held == nil {
 				held = pkt
 				t.Reset(p.reorderDelay)
@@ -186,6 +202,7 @@ func (p *pipe) stats() Stats {
 	return Stats{
 		Sent: p.sent.Load(), Delivered: p.delivered.Load(), Lost: p.lost.Load(),
 		Reordered: p.reordered.Load(), QueueDrops: p.queueDrops.Load(), Oversize: p.oversize.Load(),
+		Dropped: p.dropped.Load(),
 	}
 }
 
