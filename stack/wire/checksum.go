@@ -2,32 +2,50 @@ package wire
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"net/netip"
 )
 
 // Sum adds b to the running one's-complement sum (RFC 1071 §4.1), treating a
 // trailing odd byte as padded with zero. Use Fold to finish the checksum.
+//
+// RFC 1071 §2(B): the sum may be taken over wider words with end-around
+// carry and folded afterwards, so it adds 64-bit big-endian words with
+// carry (four to a loop), which is where a TCP stack spends much of its
+// time.
 func Sum(b []byte, initial uint32) uint32 {
-	sum := uint64(initial)
+	acc, carry := uint64(initial), uint64(0)
+	for len(b) >= 32 {
+		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b), carry)
+		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b[8:]), carry)
+		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b[16:]), carry)
+		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b[24:]), carry)
+		b = b[32:]
+	}
 	for len(b) >= 8 {
-		sum += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
+		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b), carry)
 		b = b[8:]
 	}
+	acc, carry = bits.Add64(acc, 0, carry)
+	acc += carry // at most one more wrap, which cannot carry again
 	if len(b) >= 4 {
-		sum += uint64(binary.BigEndian.Uint32(b))
+		acc, carry = bits.Add64(acc, uint64(binary.BigEndian.Uint32(b)), 0)
+		acc += carry
 		b = b[4:]
 	}
 	if len(b) >= 2 {
-		sum += uint64(binary.BigEndian.Uint16(b))
+		acc, carry = bits.Add64(acc, uint64(binary.BigEndian.Uint16(b)), 0)
+		acc += carry
 		b = b[2:]
 	}
 	if len(b) == 1 {
-		sum += uint64(b[0]) << 8
+		acc, carry = bits.Add64(acc, uint64(b[0])<<8, 0)
+		acc += carry
 	}
-	for sum>>32 != 0 {
-		sum = (sum & 0xffffffff) + (sum >> 32)
-	}
-	return uint32(sum)
+	// Fold 64 to 32 bits with end-around carry.
+	s, c := bits.Add32(uint32(acc>>32), uint32(acc), 0)
+	s += c
+	return s
 }
 
 // Fold finishes a running sum into the 16-bit Internet checksum (the one's
