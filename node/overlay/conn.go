@@ -1,0 +1,530 @@
+package overlay
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// Size limits of one send.
+const (
+	// MaxDatagramIPv4 and MaxDatagramIPv6 are the largest UDP payloads: what
+	// the 16-bit IPv4 total length (IPv6 payload length) leaves after the
+	// headers. A GENEVE packet, sealed or not, must fit; so must a GSO train,
+	// which the kernel sends as one UDP datagram until it segments it.
+	MaxDatagramIPv4 = 1<<16 - 1 - 20 - 8
+	MaxDatagramIPv6 = 1<<16 - 1 - 8
+
+	// maxSegments is UDP_MAX_SEGMENTS of the kernels labnet meets (64; newer
+	// kernels allow more).
+	maxSegments = 64
+	// maxReadMsgs caps the datagrams (or coalesced trains) one recvmmsg
+	// takes; each has a receive buffer of recvBufLen bytes.
+	maxReadMsgs = 64
+	recvBufLen  = 1 << 16
+)
+
+// ErrTooBig is returned by WriteBatch for an empty datagram or one larger
+// than MaxDatagramIPv4 (MaxDatagramIPv6) once sealed.
+var ErrTooBig = errors.New("overlay: datagram empty or too big")
+
+// Options configure a Conn. The zero value is a plain GENEVE socket that
+// uses GSO and GRO where the kernel has them.
+type Options struct {
+	// Key seals every datagram sent and opens every datagram received; with
+	// nil, datagrams are plain GENEVE.
+	Key *Key
+	// Accept, when not nil, is asked about each received datagram's sender
+	// before anything else is done with it; datagrams from senders it
+	// refuses are dropped and counted (DroppedUnknownSender). It runs on the
+	// receive path for every read, so it must be quick and must not block:
+	// a lookup in a copy-on-write set of the cluster's overlay addresses.
+	Accept func(from netip.AddrPort) bool
+	// NoGSO and NoGRO take the fallback paths, sendmmsg and recvmmsg of
+	// single datagrams, even where the kernel has UDP GSO and GRO.
+	NoGSO, NoGRO bool
+	// ReadBuffer and WriteBuffer set SO_RCVBUF and SO_SNDBUF, in bytes; 0
+	// keeps the kernel's default. Beyond net.core.rmem_max (wmem_max) they
+	// take effect only with CAP_NET_ADMIN. A receiver of bursts of trains
+	// wants several MiB.
+	ReadBuffer, WriteBuffer int
+}
+
+// Counters count a Conn's traffic since Listen. Datagrams and bytes are UDP
+// payloads as on the wire (sealed, when there is a key), counted per
+// datagram even when they travel in a GSO train or a GRO coalesced read.
+// Calls are the batch system calls made (sendmmsg, recvmmsg), not counting
+// the retries of the runtime's poller. A received datagram is either
+// returned by ReadBatch or counted under exactly one Dropped reason.
+type Counters struct {
+	PacketsSent, BytesSent, SendCalls            uint64
+	PacketsReceived, BytesReceived, ReceiveCalls uint64
+
+	DroppedMalformed     uint64 // not GENEVE that labnet accepts (Header.Check), or too short to be sealed
+	DroppedBadTag        uint64 // sealed under another key, altered, or not sealed at all
+	DroppedUnknownSender uint64 // refused by Options.Accept
+}
+
+// Message is one datagram returned by ReadBatch.
+type Message struct {
+	Addr netip.AddrPort // the sender
+	// Packet is the GENEVE packet, opened if sealed; Check has passed, so
+	// its accessors are safe. It aliases the Conn's receive buffers and is
+	// valid only until the next ReadBatch.
+	Packet Header
+}
+
+// Conn is a UDP socket for the overlay. WriteBatch may be called from several
+// goroutines at once; ReadBatch calls are serialised.
+type Conn struct {
+	uc          *net.UDPConn
+	pc          batchConn
+	local       netip.AddrPort
+	is6         bool
+	maxDatagram int
+	key         *Key
+	accept      func(netip.AddrPort) bool
+	gso         atomic.Bool // turned off for good if the kernel refuses a train with EIO
+	gro         bool
+
+	sendStates sync.Pool // *sendState
+
+	rxMu sync.Mutex
+	rx   recvState
+
+	stats struct {
+		packetsSent, bytesSent, sendCalls atomic.Uint64
+		packetsRecv, bytesRecv, recvCalls atomic.Uint64
+		malformed, badTag, unknownSender  atomic.Uint64
+	}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// batchConn is ipv4.PacketConn or ipv6.PacketConn: both batch with
+// sendmmsg/recvmmsg on Linux, and their Message types are the same type.
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// Listen opens the overlay socket on addr (port 0 picks one) and probes the
+// kernel for UDP GSO and GRO unless opts turn them off.
+func Listen(addr netip.AddrPort, opts Options) (*Conn, error) {
+	a := addr.Addr().Unmap()
+	if !a.IsValid() {
+		return nil, fmt.Errorf("overlay: listen %v: not an address", addr)
+	}
+	network := "udp4"
+	if a.Is6() {
+		network = "udp6"
+	}
+	uc, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, addr.Port())))
+	if err != nil {
+		return nil, err
+	}
+	fail := func(op string, err error) (*Conn, error) {
+		uc.Close()
+		return nil, &net.OpError{Op: "listen", Net: network, Addr: uc.LocalAddr(), Err: fmt.Errorf("%s: %w", op, err)}
+	}
+	if opts.ReadBuffer > 0 {
+		if err := setSocketBuffer(uc, true, opts.ReadBuffer); err != nil {
+			return fail("set receive buffer", err)
+		}
+	}
+	if opts.WriteBuffer > 0 {
+		if err := setSocketBuffer(uc, false, opts.WriteBuffer); err != nil {
+			return fail("set send buffer", err)
+		}
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return fail("raw conn", err)
+	}
+	c := &Conn{
+		uc:          uc,
+		is6:         a.Is6(),
+		maxDatagram: MaxDatagramIPv4,
+		key:         opts.Key,
+		accept:      opts.Accept,
+	}
+	local := uc.LocalAddr().(*net.UDPAddr).AddrPort()
+	c.local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
+	if c.is6 {
+		c.pc = ipv6.NewPacketConn(uc)
+		c.maxDatagram = MaxDatagramIPv6
+	} else {
+		c.pc = ipv4.NewPacketConn(uc)
+	}
+	gso, gro := probeOffload(rc, !opts.NoGSO, !opts.NoGRO)
+	c.gso.Store(gso)
+	c.gro = gro
+	c.sendStates.New = func() any { return new(sendState) }
+	return c, nil
+}
+
+// LocalAddr returns the address the socket is bound to.
+func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
+
+// GSO reports whether WriteBatch sends trains with UDP GSO. It can turn false
+// after Listen if the kernel refuses a train (see gsoFailed).
+func (c *Conn) GSO() bool { return c.gso.Load() }
+
+// GRO reports whether the socket receives coalesced trains (UDP GRO).
+func (c *Conn) GRO() bool { return c.gro }
+
+// SetReadDeadline sets the deadline for ReadBatch, as net.Conn does.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(t) }
+
+// Close closes the socket; a blocked ReadBatch returns an error that wraps
+// net.ErrClosed. It is idempotent.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.uc.Close() })
+	return c.closeErr
+}
+
+// Counters returns the traffic counted so far.
+func (c *Conn) Counters() Counters {
+	s := &c.stats
+	return Counters{
+		PacketsSent: s.packetsSent.Load(), BytesSent: s.bytesSent.Load(), SendCalls: s.sendCalls.Load(),
+		PacketsReceived: s.packetsRecv.Load(), BytesReceived: s.bytesRecv.Load(), ReceiveCalls: s.recvCalls.Load(),
+		DroppedMalformed: s.malformed.Load(), DroppedBadTag: s.badTag.Load(), DroppedUnknownSender: s.unknownSender.Load(),
+	}
+}
+
+// sendState is one WriteBatch's scratch, pooled.
+type sendState struct {
+	ms    []ipv4.Message
+	bufs  [][]byte // ms[i].Buffers is bufs[i : i+1]
+	segs  []int    // datagrams in ms[i]
+	sizes []int    // their size; all but the last of a train are this size
+	arena []byte   // sealed or coalesced datagrams
+	oob   []byte   // UDP_SEGMENT control messages
+	split []ipv4.Message
+	to    *net.UDPAddr
+	toAP  netip.AddrPort
+}
+
+func (st *sendState) add(buf []byte, segs, size int) {
+	st.bufs = append(st.bufs, buf)
+	st.segs = append(st.segs, segs)
+	st.sizes = append(st.sizes, size)
+}
+
+// release drops the references to the caller's packets before the state
+// goes back to the pool.
+func (st *sendState) release() {
+	clear(st.bufs)
+	clear(st.ms)
+	clear(st.split)
+	st.bufs, st.ms, st.segs, st.sizes, st.split = st.bufs[:0], st.ms[:0], st.segs[:0], st.sizes[:0], st.split[:0]
+}
+
+// WriteBatch sends pkts, each a GENEVE packet, as datagrams to dst, in order,
+// sealing them when the Conn has a key. It does not keep pkts after it
+// returns. With GSO it cuts pkts into trains: a run of datagrams of one size,
+// ended early by a shorter one, at most 64 datagrams and MaxDatagramIPv4
+// (IPv6) bytes, goes to the kernel as one buffer that it segments (UDP_SEGMENT
+// in udp(7)); several trains go in one sendmmsg. Without GSO every datagram is
+// its own message of one sendmmsg. On error, some of pkts may have been sent.
+func (c *Conn) WriteBatch(dst netip.AddrPort, pkts [][]byte) error {
+	if len(pkts) == 0 {
+		return nil
+	}
+	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	if !dst.IsValid() || dst.Addr().Is6() != c.is6 {
+		return c.writeErr(dst, fmt.Errorf("overlay: %v is not a peer address for a socket on %v", dst, c.local))
+	}
+	overhead := 0
+	if c.key != nil {
+		overhead = SealOverhead
+	}
+	total := 0
+	for _, p := range pkts {
+		if len(p) == 0 || len(p)+overhead > c.maxDatagram {
+			return c.writeErr(dst, fmt.Errorf("%w: %d bytes", ErrTooBig, len(p)+overhead))
+		}
+		total += len(p) + overhead
+	}
+	st := c.sendStates.Get().(*sendState)
+	defer c.sendStates.Put(st)
+	defer st.release()
+	if st.toAP != dst || st.to == nil {
+		st.to, st.toAP = net.UDPAddrFromAddrPort(dst), dst
+	}
+
+	gso := c.gso.Load()
+	if gso || c.key != nil {
+		// One allocation up front, so appending never moves what earlier
+		// messages point at.
+		st.arena = slices.Grow(st.arena[:0], total)
+	}
+	for i := 0; i < len(pkts); {
+		if !gso {
+			buf := pkts[i]
+			if c.key != nil {
+				start := len(st.arena)
+				st.arena = c.key.Seal(st.arena, pkts[i])
+				buf = st.arena[start:]
+			}
+			st.add(buf, 1, len(buf))
+			i++
+			continue
+		}
+		end := trainEnd(pkts, i, overhead, c.maxDatagram)
+		start := len(st.arena)
+		for _, p := range pkts[i:end] {
+			if c.key != nil {
+				st.arena = c.key.Seal(st.arena, p)
+			} else {
+				st.arena = append(st.arena, p...)
+			}
+		}
+		n, size := end-i, len(pkts[i])+overhead
+		i = end
+		st.add(st.arena[start:], n, size)
+	}
+
+	st.oob = slices.Grow(st.oob[:0], len(st.bufs)*gsoControlLen)
+	for i := range st.bufs {
+		m := ipv4.Message{Buffers: st.bufs[i : i+1], Addr: st.to}
+		if st.segs[i] > 1 {
+			off := len(st.oob)
+			st.oob = st.oob[:off+gsoControlLen]
+			m.OOB = putGSOControl(st.oob[off:], st.sizes[i])
+		}
+		st.ms = append(st.ms, m)
+	}
+	if err := c.send(st); err != nil {
+		return c.writeErr(dst, err)
+	}
+	return nil
+}
+
+// trainEnd returns the end of the GSO train that starts at pkts[i]: udp(7),
+// UDP_SEGMENT, asks that every segment but the last have the same size, and
+// the last may be shorter. So the first datagram sets the size, a longer one
+// starts the next train, and a shorter one is the last of this train. A train
+// also ends at maxSegments datagrams and before its bytes pass maxBytes (the
+// whole train is one UDP datagram until the kernel segments it).
+// overhead is added to every length (sealing).
+func trainEnd(pkts [][]byte, i, overhead, maxBytes int) int {
+	size := len(pkts[i]) + overhead
+	bytes, j := 0, i
+	for ; j < len(pkts) && j-i < maxSegments; j++ {
+		s := len(pkts[j]) + overhead
+		if s > size || bytes+s > maxBytes {
+			return j
+		}
+		bytes += s
+		if s < size {
+			return j + 1
+		}
+	}
+	return j
+}
+
+// send hands st's messages to the kernel, as many per sendmmsg as it takes.
+func (c *Conn) send(st *sendState) error {
+	for i := 0; i < len(st.ms); {
+		n, err := c.pc.WriteBatch(st.ms[i:], 0)
+		c.stats.sendCalls.Add(1)
+		if n == 0 && err == nil {
+			err = io.ErrShortWrite // not seen from Linux; never spin on it
+		}
+		n = max(n, 0) // -1 on error
+		var packets, bytes uint64
+		for j := i; j < i+n; j++ {
+			packets += uint64(st.segs[j])
+			bytes += uint64(len(st.bufs[j]))
+		}
+		c.stats.packetsSent.Add(packets)
+		c.stats.bytesSent.Add(bytes)
+		i += n
+		if err == nil {
+			continue
+		}
+		// sendmmsg reports an error only when its first message failed:
+		// here that is st.ms[i].
+		if st.segs[i] > 1 {
+			if retry, disable := gsoFailed(err); retry {
+				if disable {
+					c.gso.Store(false)
+				}
+				if err := c.sendSegments(st, i); err != nil {
+					return err
+				}
+				i++
+				continue
+			}
+		}
+		return unwrapOpError(err)
+	}
+	return nil
+}
+
+// sendSegments sends train i of st as separate datagrams, without GSO.
+func (c *Conn) sendSegments(st *sendState, i int) error {
+	buf, size := st.bufs[i], st.sizes[i]
+	st.split = st.split[:0]
+	for off := 0; off < len(buf); off += size {
+		seg := buf[off:min(off+size, len(buf))]
+		st.split = append(st.split, ipv4.Message{Buffers: [][]byte{seg}, Addr: st.to})
+	}
+	for j := 0; j < len(st.split); {
+		n, err := c.pc.WriteBatch(st.split[j:], 0)
+		c.stats.sendCalls.Add(1)
+		if n == 0 && err == nil {
+			err = io.ErrShortWrite
+		}
+		for _, m := range st.split[j : j+max(n, 0)] {
+			c.stats.packetsSent.Add(1)
+			c.stats.bytesSent.Add(uint64(len(m.Buffers[0])))
+		}
+		j += max(n, 0)
+		if err != nil {
+			return unwrapOpError(err)
+		}
+	}
+	return nil
+}
+
+func (c *Conn) writeErr(dst netip.AddrPort, err error) error {
+	return &net.OpError{Op: "write", Net: "udp", Source: net.UDPAddrFromAddrPort(c.local), Addr: net.UDPAddrFromAddrPort(dst), Err: err}
+}
+
+// unwrapOpError takes the cause out of x/net's *net.OpError so that ours,
+// which names the peer, does not nest another.
+func unwrapOpError(err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		return oe.Err
+	}
+	return err
+}
+
+// recvState is ReadBatch's receive buffers and the datagrams taken out of
+// them but not yet returned.
+type recvState struct {
+	ms      []ipv4.Message
+	oob     []byte
+	pending []Message
+	next    int
+}
+
+// grow makes sure there are k messages with their buffers.
+func (rx *recvState) grow(k int) {
+	for len(rx.ms) < k {
+		rx.ms = append(rx.ms, ipv4.Message{Buffers: [][]byte{make([]byte, recvBufLen)}})
+	}
+	if len(rx.oob) < len(rx.ms)*groControlLen {
+		rx.oob = make([]byte, len(rx.ms)*groControlLen)
+	}
+}
+
+// ReadBatch waits for datagrams and fills msgs with up to len(msgs) of them,
+// in the order they arrived, returning how many. Datagrams that are not
+// accepted are dropped and counted (see Counters) and never returned; it
+// keeps waiting until at least one is good, the read deadline passes or the
+// Conn is closed. The returned packets alias the Conn's buffers until the
+// next ReadBatch.
+func (c *Conn) ReadBatch(msgs []Message) (int, error) {
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	c.rxMu.Lock()
+	defer c.rxMu.Unlock()
+	rx := &c.rx
+	for rx.next == len(rx.pending) {
+		if err := c.fill(min(len(msgs), maxReadMsgs)); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(msgs, rx.pending[rx.next:])
+	rx.next += n
+	return n, nil
+}
+
+// fill reads up to k messages with one recvmmsg and sorts the datagrams in
+// them into pending and drops.
+func (c *Conn) fill(k int) error {
+	rx := &c.rx
+	rx.grow(k)
+	ms := rx.ms[:k]
+	for i := range ms {
+		ms[i].OOB = rx.oob[i*groControlLen : (i+1)*groControlLen]
+		ms[i].Addr = nil
+	}
+	n, err := c.pc.ReadBatch(ms, 0)
+	c.stats.recvCalls.Add(1)
+	if err != nil {
+		return err
+	}
+	clear(rx.pending) // drop references to the previous datagrams' senders
+	rx.pending, rx.next = rx.pending[:0], 0
+	var packets, bytes, malformed, badTag, unknown uint64
+	for _, m := range ms[:n] {
+		buf := m.Buffers[0][:m.N]
+		var from netip.AddrPort
+		if ua, ok := m.Addr.(*net.UDPAddr); ok {
+			from = ua.AddrPort()
+			from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		}
+		if m.Flags&msgTrunc != 0 || len(buf) == 0 {
+			// Larger than any datagram labnet sends, or empty.
+			packets++
+			bytes += uint64(len(buf))
+			malformed++
+			continue
+		}
+		size := len(buf) // udp(7), UDP_GRO: a coalesced read holds datagrams of size bytes, the last maybe shorter
+		if c.gro {
+			if s := groSize(m.OOB[:m.NN]); s > 0 {
+				size = s
+			}
+		}
+		accepted := c.accept == nil || c.accept(from)
+		for off := 0; off < len(buf); off += size {
+			d := buf[off:min(off+size, len(buf))]
+			packets++
+			bytes += uint64(len(d))
+			if !accepted {
+				unknown++
+				continue
+			}
+			if c.key != nil {
+				if len(d) < SealOverhead {
+					malformed++
+					continue
+				}
+				var err error
+				if d, err = c.key.Open(d[NonceSize:NonceSize], d); err != nil {
+					badTag++
+					continue
+				}
+			}
+			if Header(d).Check() != nil {
+				malformed++
+				continue
+			}
+			rx.pending = append(rx.pending, Message{Addr: from, Packet: Header(d)})
+		}
+	}
+	s := &c.stats
+	s.packetsRecv.Add(packets)
+	s.bytesRecv.Add(bytes)
+	s.malformed.Add(malformed)
+	s.badTag.Add(badTag)
+	s.unknownSender.Add(unknown)
+	return nil
+}
