@@ -52,39 +52,33 @@ func (s *Server) Apply(ctx context.Context, req *labv1.ApplyRequest) (*labv1.App
 		var v violations
 		paths := map[string]string{}
 		var order []string // resource names in request order
-		for i, n := range t.Networks {
-			f := fmt.Sprintf("topology.networks[%d]", i)
-			id, ok := shortID(n.GetName(), lab, "networks")
+		// claim names the resource at field f of the request, once.
+		claim := func(f, kind, collection, given string) (string, string, bool) {
+			id, ok := shortID(given, lab, collection)
 			if !ok {
-				v.add(join(f, "name"), "%q %s", n.GetName(), idRule)
-				continue
+				v.add(join(f, "name"), "%q %s", given, idRule)
+				return "", "", false
 			}
-			name := networkName(lab, id)
+			name := "labs/" + lab + "/" + collection + "/" + id
 			if _, dup := paths[name]; dup {
-				v.add(join(f, "name"), "network %q appears twice", id)
-				continue
+				v.add(join(f, "name"), "%s %q appears twice", kind, id)
+				return "", "", false
 			}
 			paths[name] = f
 			order = append(order, name)
-			next.nets[id] = s.networkSpec(next, old.nets[id], n, name)
+			return id, name, true
+		}
+		for i, n := range t.Networks {
+			if id, name, ok := claim(fmt.Sprintf("topology.networks[%d]", i), "network", "networks", n.GetName()); ok {
+				next.nets[id] = s.networkSpec(next, old.nets[id], n, name)
+			}
 		}
 		var hostIDs []string
 		for i, h := range t.Hosts {
-			f := fmt.Sprintf("topology.hosts[%d]", i)
-			id, ok := shortID(h.GetName(), lab, "hosts")
-			if !ok {
-				v.add(join(f, "name"), "%q %s", h.GetName(), idRule)
-				continue
+			if id, name, ok := claim(fmt.Sprintf("topology.hosts[%d]", i), "host", "hosts", h.GetName()); ok {
+				hostIDs = append(hostIDs, id)
+				next.hosts[id] = s.hostSpec(old.hosts[id], h, name)
 			}
-			name := hostName(lab, id)
-			if _, dup := paths[name]; dup {
-				v.add(join(f, "name"), "host %q appears twice", id)
-				continue
-			}
-			paths[name] = f
-			order = append(order, name)
-			hostIDs = append(hostIDs, id)
-			next.hosts[id] = s.hostSpec(old.hosts[id], h, name)
 		}
 		if err := v.err(); err != nil {
 			return err
