@@ -19,8 +19,75 @@ type Fabric struct {
 	clock stack.Clock // times the impairments
 	seed  uint64      // of every port's random source, with the port's name
 
-	mu   sync.Mutex
-	segs map[string]*Segment
+	mu     sync.Mutex
+	segs   map[string]*Segment
+	byVNI  map[uint32]*Segment
+	remote atomic.Pointer[Remote]
+}
+
+// Remote carries a packet to another labd: the one whose interface owns
+// nextHop on the network with this VNI (the overlay). It takes ownership
+// of pkt.
+type Remote interface {
+	SendRemote(peer netip.AddrPort, vni uint32, nextHop netip.Addr, pkt []byte) error
+}
+
+// SetRemote sets the overlay that carries packets to other labd nodes.
+func (f *Fabric) SetRemote(r Remote) { f.remote.Store(&r) }
+
+// SetNetwork tells the fabric a network's VNI and which of its addresses
+// live on other nodes (address -> that node's overlay address). It replaces
+// what was set before; the segment is created if need be.
+func (f *Fabric) SetNetwork(network string, vni uint32, remote map[netip.Addr]netip.AddrPort) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	seg := f.segmentLocked(network)
+	if old := seg.vni.Load(); old != 0 && f.byVNI[old] == seg {
+		delete(f.byVNI, old)
+	}
+	seg.vni.Store(vni)
+	if vni != 0 {
+		f.byVNI[vni] = seg
+	}
+	m := make(map[netip.Addr]netip.AddrPort, len(remote))
+	for a, p := range remote {
+		m[a] = p
+	}
+	seg.remote.Store(&m)
+}
+
+// DeliverRemote hands a packet that came over the overlay to the local
+// interface that owns nextHop on the network with this VNI. It takes
+// ownership of pkt and reports whether an interface took it.
+func (f *Fabric) DeliverRemote(vni uint32, nextHop netip.Addr, pkt []byte) bool {
+	f.mu.Lock()
+	seg := f.byVNI[vni]
+	f.mu.Unlock()
+	if seg == nil {
+		return false
+	}
+	dst := (*seg.owners.Load())[nextHop]
+	if dst == nil {
+		seg.noOwner.Add(1)
+		return false
+	}
+	seg.delivered.Add(1)
+	dst.recv(pkt)
+	return true
+}
+
+// segmentLocked returns the segment of network, creating it.
+func (f *Fabric) segmentLocked(network string) *Segment {
+	seg := f.segs[network]
+	if seg == nil {
+		seg = &Segment{name: network}
+		empty := map[netip.Addr]*Port{}
+		seg.owners.Store(&empty)
+		noRemote := map[netip.Addr]netip.AddrPort{}
+		seg.remote.Store(&noRemote)
+		f.segs[network] = seg
+	}
+	return seg
 }
 
 // An Option configures a Fabric.
@@ -38,7 +105,7 @@ func WithSeed(seed uint64) Option { return func(f *Fabric) { f.seed = seed } }
 
 // New returns an empty fabric.
 func New(opts ...Option) *Fabric {
-	f := &Fabric{clock: stack.SystemClock{}, seed: rand.Uint64(), segs: map[string]*Segment{}}
+	f := &Fabric{clock: stack.SystemClock{}, seed: rand.Uint64(), segs: map[string]*Segment{}, byVNI: map[uint32]*Segment{}}
 	for _, o := range opts {
 		o(f)
 	}
@@ -48,12 +115,14 @@ func New(opts ...Option) *Fabric {
 // Segment is one virtual network on this labd.
 type Segment struct {
 	name   string
+	vni    atomic.Uint32
 	owners atomic.Pointer[map[netip.Addr]*Port] // copy-on-write: read on every packet
+	remote atomic.Pointer[map[netip.Addr]netip.AddrPort]
 
 	mu    sync.Mutex // serialises writers of owners and ports
 	ports int
 
-	delivered, noOwner atomic.Uint64
+	delivered, noOwner, sentRemote atomic.Uint64
 }
 
 // Port is an interface's attachment to a segment. It implements stack.Link.
@@ -77,13 +146,7 @@ type Port struct {
 func (f *Fabric) Attach(network, name string, addrs []netip.Addr, recv func(pkt []byte)) (*Port, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	seg := f.segs[network]
-	if seg == nil {
-		seg = &Segment{name: network}
-		empty := map[netip.Addr]*Port{}
-		seg.owners.Store(&empty)
-		f.segs[network] = seg
-	}
+	seg := f.segmentLocked(network)
 	seg.mu.Lock()
 	defer seg.mu.Unlock()
 	old := *seg.owners.Load()
@@ -111,17 +174,17 @@ func (f *Fabric) Attach(network, name string, addrs []netip.Addr, recv func(pkt 
 // delivered, and Send returns nil either way: as on a real link, the sender
 // does not learn the packet's fate.
 func (p *Port) Send(nextHop netip.Addr, pkt []byte) error {
-	dst := (*p.seg.owners.Load())[nextHop]
-	if dst == nil {
-		p.seg.noOwner.Add(1)
-		return stack.ErrHostUnreachable
+	if (*p.seg.owners.Load())[nextHop] == nil {
+		if _, remote := (*p.seg.remote.Load())[nextHop]; !remote {
+			p.seg.noOwner.Add(1)
+			return stack.ErrHostUnreachable
+		}
 	}
 	if im := p.impair.Load(); im != nil {
 		im.eng.send(im, nextHop, pkt)
 		return nil
 	}
-	p.seg.delivered.Add(1)
-	dst.recv(pkt)
+	p.deliver(nextHop, pkt)
 	return nil
 }
 
@@ -145,7 +208,7 @@ func (p *Port) Detach() {
 		}
 		seg.owners.Store(&next)
 		seg.ports--
-		if seg.ports == 0 && f.segs[seg.name] == seg {
+		if seg.ports == 0 && seg.vni.Load() == 0 && f.segs[seg.name] == seg {
 			delete(f.segs, seg.name)
 		}
 	})

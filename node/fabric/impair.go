@@ -405,11 +405,18 @@ func (e *engine) close() {
 // deliver hands a released packet to whoever owns its next hop now; the
 // owner may have gone while the packet was held.
 func (p *Port) deliver(nextHop netip.Addr, pkt []byte) {
-	dst := (*p.seg.owners.Load())[nextHop]
-	if dst == nil {
-		p.seg.noOwner.Add(1)
+	seg := p.seg
+	if dst := (*seg.owners.Load())[nextHop]; dst != nil {
+		seg.delivered.Add(1)
+		dst.recv(pkt)
 		return
 	}
-	p.seg.delivered.Add(1)
-	dst.recv(pkt)
+	if peer, ok := (*seg.remote.Load())[nextHop]; ok {
+		if r := p.f.remote.Load(); r != nil {
+			seg.sentRemote.Add(1)
+			_ = (*r).SendRemote(peer, seg.vni.Load(), nextHop, pkt)
+			return
+		}
+	}
+	seg.noOwner.Add(1)
 }
