@@ -22,29 +22,16 @@ type (
 
 func tcpAddr(a netip.AddrPort) *net.TCPAddr { return net.TCPAddrFromAddrPort(a) }
 
-// netOpError builds the *net.OpError that net.Conn users expect.
-type netOpError struct {
-	op            string
-	local, remote netip.AddrPort
-	err           error
-}
-
-func (o *netOpError) Error() string { return o.opError().Error() }
-func (o *netOpError) Unwrap() error { return o.err }
-
-func (o *netOpError) opError() *net.OpError {
-	e := &net.OpError{Op: o.op, Net: "tcp", Err: o.err}
-	if o.local.IsValid() {
-		e.Source = tcpAddr(o.local)
+// opErr builds the *net.OpError that net.Conn users expect.
+func opErr(op string, local, remote netip.AddrPort, err error) error {
+	e := &net.OpError{Op: op, Net: "tcp", Err: err}
+	if local.IsValid() {
+		e.Source = tcpAddr(local)
 	}
-	if o.remote.IsValid() {
-		e.Addr = tcpAddr(o.remote)
+	if remote.IsValid() {
+		e.Addr = tcpAddr(remote)
 	}
 	return e
-}
-
-func opErr(op string, local, remote netip.AddrPort, err error) error {
-	return (&netOpError{op: op, local: local, remote: remote, err: err}).opError()
 }
 
 // Conn is a TCP connection (a net.Conn), as gVisor's gonet.TCPConn.
