@@ -1,0 +1,212 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// delegate implements memberlist.Delegate and memberlist.EventDelegate.
+// memberlist calls these from its own goroutines, some with its locks held:
+// none of them blocks or calls back into memberlist; received bytes are
+// copied (memberlist reuses its buffers) and handed to the merger.
+type delegate struct {
+	c    *Cluster
+	meta []byte
+}
+
+var (
+	_ memberlist.Delegate      = (*delegate)(nil)
+	_ memberlist.EventDelegate = (*delegate)(nil)
+)
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	if len(d.meta) > limit {
+		return nil // New checked the size against MetaMaxSize
+	}
+	return d.meta
+}
+
+func (d *delegate) NotifyMsg(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if b[0] == kindLeave {
+		if name, err := decodeLeave(b); err == nil {
+			d.c.noteLeaving(name)
+		}
+		return
+	}
+	d.c.in.push(d.c, bytes.Clone(b))
+}
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.c.queue.GetBroadcasts(overhead, limit)
+}
+
+// LocalState is this node's half of a push/pull: the whole replica,
+// tombstones included.
+func (d *delegate) LocalState(join bool) []byte {
+	b := encodeMessage(kindState, d.c.cfg.Store.All())
+	if len(b) > maxStateWarn {
+		// memberlist refuses push/pull state over 20 MiB.
+		d.c.log.Warn("replica is close to memberlist's push/pull limit of 20 MiB", "bytes", len(b))
+	}
+	return b
+}
+
+const maxStateWarn = 12 << 20
+
+func (d *delegate) MergeRemoteState(b []byte, join bool) {
+	d.c.in.push(d.c, bytes.Clone(b))
+}
+
+func (d *delegate) NotifyJoin(n *memberlist.Node) { d.c.memberUp(n) }
+
+func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.c.memberUp(n) }
+
+// NotifyLeave is called when a node is declared dead or has left. The Node
+// memberlist passes does not say which (its State field is never set), so
+// a node that leaves announces it first (Leave), as Serf does.
+func (d *delegate) NotifyLeave(n *memberlist.Node) {
+	c := d.c
+	c.membersMu.Lock()
+	defer c.membersMu.Unlock()
+	m := c.memberLocked(n)
+	m.State = StateDead
+	if t, ok := c.leaving[n.Name]; ok && time.Since(t) < leaveIntentTTL {
+		m.State = StateLeft
+	}
+	c.notifyLocked()
+}
+
+// leaveIntentTTL is how long a node's announced leave explains its
+// disappearance.
+const leaveIntentTTL = 30 * time.Second
+
+func (c *Cluster) memberUp(n *memberlist.Node) {
+	c.membersMu.Lock()
+	defer c.membersMu.Unlock()
+	m := c.memberLocked(n)
+	m.State = StateAlive
+	delete(c.leaving, n.Name)
+	c.notifyLocked()
+}
+
+// memberLocked returns n's entry, refreshed from n.
+func (c *Cluster) memberLocked(n *memberlist.Node) *Member {
+	m, ok := c.members[n.Name]
+	if !ok {
+		m = &Member{Name: n.Name}
+		c.members[n.Name] = m
+	}
+	m.Addr = n.Address()
+	meta, err := decodeMeta(n.Meta)
+	if err != nil {
+		c.log.Warn("bad node metadata", "node", n.Name, "err", err)
+	}
+	m.Meta = meta
+	return m
+}
+
+// noteLeaving records that name announced its leave.
+func (c *Cluster) noteLeaving(name string) {
+	if name == c.cfg.Name {
+		return
+	}
+	c.membersMu.Lock()
+	defer c.membersMu.Unlock()
+	c.leaving[name] = time.Now()
+	for k, t := range c.leaving {
+		if time.Since(t) > leaveIntentTTL {
+			delete(c.leaving, k)
+		}
+	}
+	// The announcement may arrive after the node was found gone.
+	if m, ok := c.members[name]; ok && m.State == StateDead {
+		m.State = StateLeft
+		c.notifyLocked()
+	}
+}
+
+func (c *Cluster) notifyLocked() {
+	for ch := range c.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// announceLeave tells the live members that this node is leaving: over
+// TCP to each, concurrently, and as a broadcast for any that could not be
+// reached. It waits at most timeout.
+func (c *Cluster) announceLeave(ml *memberlist.Memberlist, timeout time.Duration) {
+	msg := encodeLeave(c.cfg.Name)
+	c.queue.QueueBroadcast(&namedBroadcast{name: "leave:" + c.cfg.Name, msg: msg})
+	var wg sync.WaitGroup
+	for _, n := range ml.Members() {
+		if n.Name == c.cfg.Name {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ml.SendReliable(n, msg); err != nil {
+				c.log.Debug("leave announcement not delivered", "node", n.Name, "err", err)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+	}
+}
+
+// namedBroadcast is a broadcast that replaces a queued one of the same name
+// (a newer write to the same key).
+type namedBroadcast struct {
+	name string
+	msg  []byte
+}
+
+var _ memberlist.NamedBroadcast = (*namedBroadcast)(nil)
+
+func (b *namedBroadcast) Invalidates(other memberlist.Broadcast) bool {
+	o, ok := other.(*namedBroadcast)
+	return ok && o.name == b.name
+}
+func (b *namedBroadcast) Name() string    { return b.name }
+func (b *namedBroadcast) Message() []byte { return b.msg }
+func (b *namedBroadcast) Finished()       {}
+
+func sortMembers(ms []Member) {
+	slices.SortFunc(ms, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// logWriter turns memberlist's log lines ("[WARN] memberlist: ...") into
+// slog records at the matching level.
+type logWriter struct{ log *slog.Logger }
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	for prefix, l := range map[string]slog.Level{"[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo, "[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError} {
+		if i := strings.Index(line, prefix); i >= 0 {
+			level = l
+			line = strings.TrimSpace(line[i+len(prefix):])
+			break
+		}
+	}
+	line = strings.TrimPrefix(line, "memberlist: ")
+	w.log.Log(context.Background(), level, line)
+	return len(p), nil
+}
