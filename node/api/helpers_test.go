@@ -45,6 +45,7 @@ func (oneNode) Nodes() []*labv1.Node {
 
 // env is a running API server with its store, runtime and clients.
 type env struct {
+	srv   *api.Server
 	store *store.Store
 	rt    *runtime.Runtime
 	lab   labv1.LabServiceClient
@@ -97,7 +98,7 @@ func newEnv(t tb, run bool) *env {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return &env{
-		store: st, rt: rt,
+		srv: srv, store: st, rt: rt,
 		lab:   labv1.NewLabServiceClient(conn),
 		live:  labv1.NewLiveServiceClient(conn),
 		nodes: labv1.NewNodeServiceClient(conn),

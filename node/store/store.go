@@ -116,6 +116,14 @@ func (s *Store) Get(key string) (Record, bool) {
 
 // List returns the live records whose keys start with prefix, sorted by key.
 func (s *Store) List(prefix string) []Record {
+	out, _ := s.Snapshot(prefix)
+	return out
+}
+
+// Snapshot is List(prefix) together with the revision it reflects, read
+// under one lock, so a watcher can tag what it sends with the exact
+// revision.
+func (s *Store) Snapshot(prefix string) ([]Record, uint64) {
 	s.mu.RLock()
 	out := make([]Record, 0, 16)
 	for k, r := range s.recs {
@@ -123,9 +131,10 @@ func (s *Store) List(prefix string) []Record {
 			out = append(out, r)
 		}
 	}
+	rev := s.rev
 	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out
+	return out, rev
 }
 
 // Revision counts the changes this replica has applied.

@@ -633,3 +633,89 @@ func (f *fakeServer) Bench(req *labv1.BenchRequest, stream labv1.LiveService_Ben
 	}
 	return nil
 }
+
+// Watch streams the canned resources of the one kind asked for as ADDED,
+// then SYNCED, then a canned ADDED, MODIFIED and DELETED (with its last
+// state), and last a DELETED of "gone" with only its name; then it waits
+// for the client to hang up. Parent labs/broken fails after SYNCED, as a
+// labd shutting down does.
+func (f *fakeServer) Watch(req *labv1.WatchRequest, stream labv1.LabService_WatchServer) error {
+	f.record(fmt.Sprintf("Watch %s %s", req.GetParent(), strings.Join(req.GetKinds(), ",")))
+	if len(req.GetKinds()) != 1 {
+		return status.Error(codes.Unimplemented, "the fake watches one kind at a time")
+	}
+	parent := req.GetParent()
+	var events []*labv1.WatchResponse
+	ev := func(rev uint64, typ labv1.WatchEventType, name string, m proto.Message) {
+		e := &labv1.WatchResponse{Revision: rev, Type: typ, Name: name}
+		switch m := m.(type) {
+		case *labv1.Lab:
+			e.Resource = &labv1.WatchResponse_Lab{Lab: m}
+		case *labv1.Network:
+			e.Resource = &labv1.WatchResponse_Network{Network: m}
+		case *labv1.Host:
+			e.Resource = &labv1.WatchResponse_Host{Host: m}
+		}
+		events = append(events, e)
+	}
+	const (
+		added    = labv1.WatchEventType_WATCH_EVENT_TYPE_ADDED
+		modified = labv1.WatchEventType_WATCH_EVENT_TYPE_MODIFIED
+		deleted  = labv1.WatchEventType_WATCH_EVENT_TYPE_DELETED
+		synced   = labv1.WatchEventType_WATCH_EVENT_TYPE_SYNCED
+	)
+	lab := "labs/demo"
+	if parent != allLabs {
+		lab = parent
+	}
+	switch req.GetKinds()[0] {
+	case "labs":
+		for _, l := range f.labs {
+			if parent == allLabs || l.GetName() == parent {
+				ev(7, added, l.GetName(), l)
+			}
+		}
+		ev(7, synced, "", nil)
+		ev(8, added, "labs/new", &labv1.Lab{Name: "labs/new", CreateTime: timestamppb.New(t0)})
+		d := proto.Clone(f.labs[0]).(*labv1.Lab)
+		d.HostCount++
+		ev(9, modified, d.GetName(), d)
+		ev(10, deleted, "labs/empty", f.labs[2])
+		ev(11, deleted, "labs/gone", nil)
+	case "networks":
+		nets, _ := under(f, f.networks, parent)
+		for _, n := range nets {
+			ev(7, added, n.GetName(), n)
+		}
+		ev(7, synced, "", nil)
+		ev(8, added, lab+"/networks/lan3", &labv1.Network{Name: lab + "/networks/lan3", Ipv4: "10.0.3.0/24", Vni: 103})
+		ev(9, modified, lab+"/networks/lan1", &labv1.Network{Name: lab + "/networks/lan1", Ipv4: "10.0.1.0/24", Mtu: 1400, Vni: 101})
+		ev(11, deleted, lab+"/networks/gone", nil)
+	case "hosts":
+		hosts, _ := under(f, f.hosts, parent)
+		for _, h := range hosts {
+			ev(7, added, h.GetName(), h)
+		}
+		ev(7, synced, "", nil)
+		ev(8, added, lab+"/hosts/h3", &labv1.Host{Name: lab + "/hosts/h3", Node: "n2",
+			Interfaces: []*labv1.Interface{{Name: "eth0", Network: "lan1", Ipv4: "10.0.1.12/24"}}})
+		h1 := proto.Clone(f.hosts[0]).(*labv1.Host)
+		h1.Name = lab + "/hosts/h1"
+		h1.Interfaces[0].Ipv6 = ""
+		ev(9, modified, h1.GetName(), h1)
+		h2 := proto.Clone(f.hosts[2]).(*labv1.Host)
+		h2.Name = lab + "/hosts/h2"
+		ev(10, deleted, h2.GetName(), h2)
+		ev(11, deleted, lab+"/hosts/gone", nil)
+	}
+	for _, e := range events {
+		if err := stream.Send(e); err != nil {
+			return err
+		}
+		if parent == "labs/broken" && e.GetType() == synced {
+			return status.Error(codes.Unavailable, "labd is shutting down")
+		}
+	}
+	<-stream.Context().Done()
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
@@ -55,17 +56,32 @@ func parseKind(s string, allowed ...kind) (kind, error) {
 
 func (a *app) newGetCommand() *cobra.Command {
 	kinds := []kind{kindLab, kindNetwork, kindHost, kindNode}
-	return &cobra.Command{
+	var watch bool
+	cmd := &cobra.Command{
 		Use:   "get TYPE [NAME...]",
 		Short: "List labs, networks, hosts or nodes",
 		Long: `List labs, networks, hosts or nodes, or show the named ones.
 
 TYPE is labs, networks (net), hosts or nodes, singular or plural. A network or
 host NAME is ID or LAB/ID; with --lab unset, a bare ID is looked up across all
-labs. With --lab set, only that lab is listed and the LAB column is left out.`,
+labs. With --lab set, only that lab is listed and the LAB column is left out.
+
+With --watch (-w), labs, networks or hosts are listed and then watched until
+Ctrl-C: after the table, each change prints one more row: what happened
+(ADDED, MODIFIED or DELETED; a deleted resource shows its last state), then
+the table's columns:
+
+  MODIFIED   demo   h1   host   n1   eth0=10.0.1.10/24
+  DELETED    demo   h2   host   n2   eth0=10.0.2.10/24
+
+A lab is MODIFIED when its networks or hosts are added or removed. With
+-o json, every event of the stream (the initial ADDED ones and the SYNCED that
+ends them included) is printed as one lab.v1.WatchResponse JSON object per
+line; with -o yaml, as one YAML document per event.`,
 		Example: `  labctl get hosts
   labctl get networks --lab demo -o yaml
-  labctl get host demo/h1 -o json`,
+  labctl get host demo/h1 -o json
+  labctl get hosts --lab demo -w`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return fmt.Errorf("get needs a resource type: labs, networks, hosts or nodes")
@@ -78,9 +94,14 @@ labs. With --lab set, only that lab is listed and the LAB column is left out.`,
 			if err != nil {
 				return err
 			}
+			if watch {
+				return a.runWatch(cmd.Context(), k, args[1:])
+			}
 			return a.runGet(cmd.Context(), k, args[1:])
 		},
 	}
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after listing, print each change until interrupted")
+	return cmd
 }
 
 func (a *app) runGet(ctx context.Context, k kind, names []string) error {
@@ -278,26 +299,33 @@ func (a *app) withLab(name string, cols ...string) []string {
 
 func (a *app) printLabs(labs []*labv1.Lab, single bool) error {
 	now := a.now()
-	return printList(a, kindLab, labs, single, []string{"NAME", "NETWORKS", "HOSTS", "AGE"}, func(l *labv1.Lab) []string {
-		return []string{
-			shortID(l.GetName()),
-			strconv.Itoa(int(l.GetNetworkCount())),
-			strconv.Itoa(int(l.GetHostCount())),
-			age(now, l.GetCreateTime()),
-		}
-	})
+	return printList(a, kindLab, labs, single, labHeader, func(l *labv1.Lab) []string { return labRow(now, l) })
+}
+
+var labHeader = []string{"NAME", "NETWORKS", "HOSTS", "AGE"}
+
+func labRow(now time.Time, l *labv1.Lab) []string {
+	return []string{
+		shortID(l.GetName()),
+		strconv.Itoa(int(l.GetNetworkCount())),
+		strconv.Itoa(int(l.GetHostCount())),
+		age(now, l.GetCreateTime()),
+	}
 }
 
 func (a *app) printNetworks(nets []*labv1.Network, single bool) error {
-	header := a.labHeader("NAME", "IPV4", "IPV6", "MTU")
-	return printList(a, kindNetwork, nets, single, header, func(n *labv1.Network) []string {
-		return a.withLab(n.GetName(),
-			shortID(n.GetName()),
-			orNone(n.GetIpv4()),
-			orNone(n.GetIpv6()),
-			strconv.Itoa(int(mtu(n.GetMtu()))),
-		)
-	})
+	return printList(a, kindNetwork, nets, single, a.networkHeader(), a.networkRow)
+}
+
+func (a *app) networkHeader() []string { return a.labHeader("NAME", "IPV4", "IPV6", "MTU") }
+
+func (a *app) networkRow(n *labv1.Network) []string {
+	return a.withLab(n.GetName(),
+		shortID(n.GetName()),
+		orNone(n.GetIpv4()),
+		orNone(n.GetIpv6()),
+		strconv.Itoa(int(mtu(n.GetMtu()))),
+	)
 }
 
 // mtu is a network's MTU: 1500 when unset.
@@ -309,15 +337,18 @@ func mtu(m uint32) uint32 {
 }
 
 func (a *app) printHosts(hosts []*labv1.Host, single bool) error {
-	header := a.labHeader("NAME", "ROLE", "NODE", "INTERFACES")
-	return printList(a, kindHost, hosts, single, header, func(h *labv1.Host) []string {
-		return a.withLab(h.GetName(),
-			shortID(h.GetName()),
-			role(h),
-			orNone(h.GetNode()),
-			orNone(interfacesSummary(h.GetInterfaces())),
-		)
-	})
+	return printList(a, kindHost, hosts, single, a.hostHeader(), a.hostRow)
+}
+
+func (a *app) hostHeader() []string { return a.labHeader("NAME", "ROLE", "NODE", "INTERFACES") }
+
+func (a *app) hostRow(h *labv1.Host) []string {
+	return a.withLab(h.GetName(),
+		shortID(h.GetName()),
+		role(h),
+		orNone(h.GetNode()),
+		orNone(interfacesSummary(h.GetInterfaces())),
+	)
 }
 
 // role is "router" for a host that forwards, "host" otherwise.

@@ -81,6 +81,63 @@ func (ChangeAction) EnumDescriptor() ([]byte, []int) {
 	return file_lab_v1_lab_service_proto_rawDescGZIP(), []int{0}
 }
 
+type WatchEventType int32
+
+const (
+	WatchEventType_WATCH_EVENT_TYPE_UNSPECIFIED WatchEventType = 0
+	// The resource exists: part of the initial state, or newly created.
+	WatchEventType_WATCH_EVENT_TYPE_ADDED    WatchEventType = 1
+	WatchEventType_WATCH_EVENT_TYPE_MODIFIED WatchEventType = 2
+	WatchEventType_WATCH_EVENT_TYPE_DELETED  WatchEventType = 3
+	// The initial state has been sent; changes follow.
+	WatchEventType_WATCH_EVENT_TYPE_SYNCED WatchEventType = 4
+)
+
+// Enum value maps for WatchEventType.
+var (
+	WatchEventType_name = map[int32]string{
+		0: "WATCH_EVENT_TYPE_UNSPECIFIED",
+		1: "WATCH_EVENT_TYPE_ADDED",
+		2: "WATCH_EVENT_TYPE_MODIFIED",
+		3: "WATCH_EVENT_TYPE_DELETED",
+		4: "WATCH_EVENT_TYPE_SYNCED",
+	}
+	WatchEventType_value = map[string]int32{
+		"WATCH_EVENT_TYPE_UNSPECIFIED": 0,
+		"WATCH_EVENT_TYPE_ADDED":       1,
+		"WATCH_EVENT_TYPE_MODIFIED":    2,
+		"WATCH_EVENT_TYPE_DELETED":     3,
+		"WATCH_EVENT_TYPE_SYNCED":      4,
+	}
+)
+
+func (x WatchEventType) Enum() *WatchEventType {
+	p := new(WatchEventType)
+	*p = x
+	return p
+}
+
+func (x WatchEventType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WatchEventType) Descriptor() protoreflect.EnumDescriptor {
+	return file_lab_v1_lab_service_proto_enumTypes[1].Descriptor()
+}
+
+func (WatchEventType) Type() protoreflect.EnumType {
+	return &file_lab_v1_lab_service_proto_enumTypes[1]
+}
+
+func (x WatchEventType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WatchEventType.Descriptor instead.
+func (WatchEventType) EnumDescriptor() ([]byte, []int) {
+	return file_lab_v1_lab_service_proto_rawDescGZIP(), []int{1}
+}
+
 type ApplyRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Topology *Topology              `protobuf:"bytes,1,opt,name=topology,proto3" json:"topology,omitempty"`
@@ -1866,6 +1923,191 @@ func (x *SetImpairmentResponse) GetHost() *Host {
 	return nil
 }
 
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "labs/{lab}" to watch one lab (its lab record, networks and hosts), or
+	// "labs/-" / empty for every lab.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// Only these kinds: "labs", "networks", "hosts"; empty = all.
+	Kinds         []string `protobuf:"bytes,2,rep,name=kinds,proto3" json:"kinds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_lab_v1_lab_service_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_lab_service_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_lab_v1_lab_service_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *WatchRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetKinds() []string {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+type WatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The store revision after this event. Events of one change share it;
+	// it never decreases along a stream.
+	Revision uint64         `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	Type     WatchEventType `protobuf:"varint,2,opt,name=type,proto3,enum=lab.v1.WatchEventType" json:"type,omitempty"`
+	// The resource, for ADDED and MODIFIED; for DELETED, its last state sent
+	// on this stream. Labs carry network_count and host_count as GetLab
+	// returns them, so a lab is MODIFIED when its networks or hosts are added
+	// or removed. Unset for SYNCED.
+	//
+	// Types that are valid to be assigned to Resource:
+	//
+	//	*WatchResponse_Lab
+	//	*WatchResponse_Network
+	//	*WatchResponse_Host
+	Resource isWatchResponse_Resource `protobuf_oneof:"resource"`
+	// The resource name (for every type but SYNCED).
+	Name          string `protobuf:"bytes,6,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_lab_v1_lab_service_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_lab_service_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_lab_v1_lab_service_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *WatchResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *WatchResponse) GetType() WatchEventType {
+	if x != nil {
+		return x.Type
+	}
+	return WatchEventType_WATCH_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *WatchResponse) GetResource() isWatchResponse_Resource {
+	if x != nil {
+		return x.Resource
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetLab() *Lab {
+	if x != nil {
+		if x, ok := x.Resource.(*WatchResponse_Lab); ok {
+			return x.Lab
+		}
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetNetwork() *Network {
+	if x != nil {
+		if x, ok := x.Resource.(*WatchResponse_Network); ok {
+			return x.Network
+		}
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetHost() *Host {
+	if x != nil {
+		if x, ok := x.Resource.(*WatchResponse_Host); ok {
+			return x.Host
+		}
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type isWatchResponse_Resource interface {
+	isWatchResponse_Resource()
+}
+
+type WatchResponse_Lab struct {
+	Lab *Lab `protobuf:"bytes,3,opt,name=lab,proto3,oneof"`
+}
+
+type WatchResponse_Network struct {
+	Network *Network `protobuf:"bytes,4,opt,name=network,proto3,oneof"`
+}
+
+type WatchResponse_Host struct {
+	Host *Host `protobuf:"bytes,5,opt,name=host,proto3,oneof"`
+}
+
+func (*WatchResponse_Lab) isWatchResponse_Resource() {}
+
+func (*WatchResponse_Network) isWatchResponse_Resource() {}
+
+func (*WatchResponse_Host) isWatchResponse_Resource() {}
+
 var File_lab_v1_lab_service_proto protoreflect.FileDescriptor
 
 const file_lab_v1_lab_service_proto_rawDesc = "" +
@@ -1969,14 +2211,33 @@ const file_lab_v1_lab_service_proto_rawDesc = "" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12*\n" +
 	"\x06impair\x18\x03 \x01(\v2\x12.lab.v1.ImpairmentR\x06impair\"9\n" +
 	"\x15SetImpairmentResponse\x12 \n" +
-	"\x04host\x18\x01 \x01(\v2\f.lab.v1.HostR\x04host*\xbb\x01\n" +
+	"\x04host\x18\x01 \x01(\v2\f.lab.v1.HostR\x04host\"<\n" +
+	"\fWatchRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x14\n" +
+	"\x05kinds\x18\x02 \x03(\tR\x05kinds\"\xe9\x01\n" +
+	"\rWatchResponse\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\x12*\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x16.lab.v1.WatchEventTypeR\x04type\x12\x1f\n" +
+	"\x03lab\x18\x03 \x01(\v2\v.lab.v1.LabH\x00R\x03lab\x12+\n" +
+	"\anetwork\x18\x04 \x01(\v2\x0f.lab.v1.NetworkH\x00R\anetwork\x12\"\n" +
+	"\x04host\x18\x05 \x01(\v2\f.lab.v1.HostH\x00R\x04host\x12\x12\n" +
+	"\x04name\x18\x06 \x01(\tR\x04nameB\n" +
+	"\n" +
+	"\bresource*\xbb\x01\n" +
 	"\fChangeAction\x12\x1d\n" +
 	"\x19CHANGE_ACTION_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CHANGE_ACTION_CREATED\x10\x01\x12\x1c\n" +
 	"\x18CHANGE_ACTION_CONFIGURED\x10\x02\x12\x1b\n" +
 	"\x17CHANGE_ACTION_UNCHANGED\x10\x03\x12\x19\n" +
 	"\x15CHANGE_ACTION_DELETED\x10\x04\x12\x1b\n" +
-	"\x17CHANGE_ACTION_NOT_FOUND\x10\x052\xe6\t\n" +
+	"\x17CHANGE_ACTION_NOT_FOUND\x10\x05*\xa8\x01\n" +
+	"\x0eWatchEventType\x12 \n" +
+	"\x1cWATCH_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16WATCH_EVENT_TYPE_ADDED\x10\x01\x12\x1d\n" +
+	"\x19WATCH_EVENT_TYPE_MODIFIED\x10\x02\x12\x1c\n" +
+	"\x18WATCH_EVENT_TYPE_DELETED\x10\x03\x12\x1b\n" +
+	"\x17WATCH_EVENT_TYPE_SYNCED\x10\x042\x9e\n" +
+	"\n" +
 	"\n" +
 	"LabService\x124\n" +
 	"\x05Apply\x12\x14.lab.v1.ApplyRequest\x1a\x15.lab.v1.ApplyResponse\x12O\n" +
@@ -2000,7 +2261,8 @@ const file_lab_v1_lab_service_proto_rawDesc = "" +
 	"UpdateHost\x12\x19.lab.v1.UpdateHostRequest\x1a\x1a.lab.v1.UpdateHostResponse\x12C\n" +
 	"\n" +
 	"DeleteHost\x12\x19.lab.v1.DeleteHostRequest\x1a\x1a.lab.v1.DeleteHostResponse\x12L\n" +
-	"\rSetImpairment\x12\x1c.lab.v1.SetImpairmentRequest\x1a\x1d.lab.v1.SetImpairmentResponseB1Z/github.com/labnet-dev/labnet/proto/lab/v1;labv1b\x06proto3"
+	"\rSetImpairment\x12\x1c.lab.v1.SetImpairmentRequest\x1a\x1d.lab.v1.SetImpairmentResponse\x126\n" +
+	"\x05Watch\x12\x14.lab.v1.WatchRequest\x1a\x15.lab.v1.WatchResponse0\x01B1Z/github.com/labnet-dev/labnet/proto/lab/v1;labv1b\x06proto3"
 
 var (
 	file_lab_v1_lab_service_proto_rawDescOnce sync.Once
@@ -2014,124 +2276,133 @@ func file_lab_v1_lab_service_proto_rawDescGZIP() []byte {
 	return file_lab_v1_lab_service_proto_rawDescData
 }
 
-var file_lab_v1_lab_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_lab_v1_lab_service_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_lab_v1_lab_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_lab_v1_lab_service_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_lab_v1_lab_service_proto_goTypes = []any{
 	(ChangeAction)(0),              // 0: lab.v1.ChangeAction
-	(*ApplyRequest)(nil),           // 1: lab.v1.ApplyRequest
-	(*ApplyResponse)(nil),          // 2: lab.v1.ApplyResponse
-	(*DeleteTopologyRequest)(nil),  // 3: lab.v1.DeleteTopologyRequest
-	(*DeleteTopologyResponse)(nil), // 4: lab.v1.DeleteTopologyResponse
-	(*Change)(nil),                 // 5: lab.v1.Change
-	(*GetLabRequest)(nil),          // 6: lab.v1.GetLabRequest
-	(*GetLabResponse)(nil),         // 7: lab.v1.GetLabResponse
-	(*ListLabsRequest)(nil),        // 8: lab.v1.ListLabsRequest
-	(*ListLabsResponse)(nil),       // 9: lab.v1.ListLabsResponse
-	(*CreateLabRequest)(nil),       // 10: lab.v1.CreateLabRequest
-	(*CreateLabResponse)(nil),      // 11: lab.v1.CreateLabResponse
-	(*UpdateLabRequest)(nil),       // 12: lab.v1.UpdateLabRequest
-	(*UpdateLabResponse)(nil),      // 13: lab.v1.UpdateLabResponse
-	(*DeleteLabRequest)(nil),       // 14: lab.v1.DeleteLabRequest
-	(*DeleteLabResponse)(nil),      // 15: lab.v1.DeleteLabResponse
-	(*GetNetworkRequest)(nil),      // 16: lab.v1.GetNetworkRequest
-	(*GetNetworkResponse)(nil),     // 17: lab.v1.GetNetworkResponse
-	(*ListNetworksRequest)(nil),    // 18: lab.v1.ListNetworksRequest
-	(*ListNetworksResponse)(nil),   // 19: lab.v1.ListNetworksResponse
-	(*CreateNetworkRequest)(nil),   // 20: lab.v1.CreateNetworkRequest
-	(*CreateNetworkResponse)(nil),  // 21: lab.v1.CreateNetworkResponse
-	(*UpdateNetworkRequest)(nil),   // 22: lab.v1.UpdateNetworkRequest
-	(*UpdateNetworkResponse)(nil),  // 23: lab.v1.UpdateNetworkResponse
-	(*DeleteNetworkRequest)(nil),   // 24: lab.v1.DeleteNetworkRequest
-	(*DeleteNetworkResponse)(nil),  // 25: lab.v1.DeleteNetworkResponse
-	(*GetHostRequest)(nil),         // 26: lab.v1.GetHostRequest
-	(*GetHostResponse)(nil),        // 27: lab.v1.GetHostResponse
-	(*ListHostsRequest)(nil),       // 28: lab.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),      // 29: lab.v1.ListHostsResponse
-	(*CreateHostRequest)(nil),      // 30: lab.v1.CreateHostRequest
-	(*CreateHostResponse)(nil),     // 31: lab.v1.CreateHostResponse
-	(*UpdateHostRequest)(nil),      // 32: lab.v1.UpdateHostRequest
-	(*UpdateHostResponse)(nil),     // 33: lab.v1.UpdateHostResponse
-	(*DeleteHostRequest)(nil),      // 34: lab.v1.DeleteHostRequest
-	(*DeleteHostResponse)(nil),     // 35: lab.v1.DeleteHostResponse
-	(*SetImpairmentRequest)(nil),   // 36: lab.v1.SetImpairmentRequest
-	(*SetImpairmentResponse)(nil),  // 37: lab.v1.SetImpairmentResponse
-	(*Topology)(nil),               // 38: lab.v1.Topology
-	(*Lab)(nil),                    // 39: lab.v1.Lab
-	(*fieldmaskpb.FieldMask)(nil),  // 40: google.protobuf.FieldMask
-	(*Network)(nil),                // 41: lab.v1.Network
-	(*Host)(nil),                   // 42: lab.v1.Host
-	(*Impairment)(nil),             // 43: lab.v1.Impairment
+	(WatchEventType)(0),            // 1: lab.v1.WatchEventType
+	(*ApplyRequest)(nil),           // 2: lab.v1.ApplyRequest
+	(*ApplyResponse)(nil),          // 3: lab.v1.ApplyResponse
+	(*DeleteTopologyRequest)(nil),  // 4: lab.v1.DeleteTopologyRequest
+	(*DeleteTopologyResponse)(nil), // 5: lab.v1.DeleteTopologyResponse
+	(*Change)(nil),                 // 6: lab.v1.Change
+	(*GetLabRequest)(nil),          // 7: lab.v1.GetLabRequest
+	(*GetLabResponse)(nil),         // 8: lab.v1.GetLabResponse
+	(*ListLabsRequest)(nil),        // 9: lab.v1.ListLabsRequest
+	(*ListLabsResponse)(nil),       // 10: lab.v1.ListLabsResponse
+	(*CreateLabRequest)(nil),       // 11: lab.v1.CreateLabRequest
+	(*CreateLabResponse)(nil),      // 12: lab.v1.CreateLabResponse
+	(*UpdateLabRequest)(nil),       // 13: lab.v1.UpdateLabRequest
+	(*UpdateLabResponse)(nil),      // 14: lab.v1.UpdateLabResponse
+	(*DeleteLabRequest)(nil),       // 15: lab.v1.DeleteLabRequest
+	(*DeleteLabResponse)(nil),      // 16: lab.v1.DeleteLabResponse
+	(*GetNetworkRequest)(nil),      // 17: lab.v1.GetNetworkRequest
+	(*GetNetworkResponse)(nil),     // 18: lab.v1.GetNetworkResponse
+	(*ListNetworksRequest)(nil),    // 19: lab.v1.ListNetworksRequest
+	(*ListNetworksResponse)(nil),   // 20: lab.v1.ListNetworksResponse
+	(*CreateNetworkRequest)(nil),   // 21: lab.v1.CreateNetworkRequest
+	(*CreateNetworkResponse)(nil),  // 22: lab.v1.CreateNetworkResponse
+	(*UpdateNetworkRequest)(nil),   // 23: lab.v1.UpdateNetworkRequest
+	(*UpdateNetworkResponse)(nil),  // 24: lab.v1.UpdateNetworkResponse
+	(*DeleteNetworkRequest)(nil),   // 25: lab.v1.DeleteNetworkRequest
+	(*DeleteNetworkResponse)(nil),  // 26: lab.v1.DeleteNetworkResponse
+	(*GetHostRequest)(nil),         // 27: lab.v1.GetHostRequest
+	(*GetHostResponse)(nil),        // 28: lab.v1.GetHostResponse
+	(*ListHostsRequest)(nil),       // 29: lab.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),      // 30: lab.v1.ListHostsResponse
+	(*CreateHostRequest)(nil),      // 31: lab.v1.CreateHostRequest
+	(*CreateHostResponse)(nil),     // 32: lab.v1.CreateHostResponse
+	(*UpdateHostRequest)(nil),      // 33: lab.v1.UpdateHostRequest
+	(*UpdateHostResponse)(nil),     // 34: lab.v1.UpdateHostResponse
+	(*DeleteHostRequest)(nil),      // 35: lab.v1.DeleteHostRequest
+	(*DeleteHostResponse)(nil),     // 36: lab.v1.DeleteHostResponse
+	(*SetImpairmentRequest)(nil),   // 37: lab.v1.SetImpairmentRequest
+	(*SetImpairmentResponse)(nil),  // 38: lab.v1.SetImpairmentResponse
+	(*WatchRequest)(nil),           // 39: lab.v1.WatchRequest
+	(*WatchResponse)(nil),          // 40: lab.v1.WatchResponse
+	(*Topology)(nil),               // 41: lab.v1.Topology
+	(*Lab)(nil),                    // 42: lab.v1.Lab
+	(*fieldmaskpb.FieldMask)(nil),  // 43: google.protobuf.FieldMask
+	(*Network)(nil),                // 44: lab.v1.Network
+	(*Host)(nil),                   // 45: lab.v1.Host
+	(*Impairment)(nil),             // 46: lab.v1.Impairment
 }
 var file_lab_v1_lab_service_proto_depIdxs = []int32{
-	38, // 0: lab.v1.ApplyRequest.topology:type_name -> lab.v1.Topology
-	5,  // 1: lab.v1.ApplyResponse.changes:type_name -> lab.v1.Change
-	38, // 2: lab.v1.DeleteTopologyRequest.topology:type_name -> lab.v1.Topology
-	5,  // 3: lab.v1.DeleteTopologyResponse.changes:type_name -> lab.v1.Change
+	41, // 0: lab.v1.ApplyRequest.topology:type_name -> lab.v1.Topology
+	6,  // 1: lab.v1.ApplyResponse.changes:type_name -> lab.v1.Change
+	41, // 2: lab.v1.DeleteTopologyRequest.topology:type_name -> lab.v1.Topology
+	6,  // 3: lab.v1.DeleteTopologyResponse.changes:type_name -> lab.v1.Change
 	0,  // 4: lab.v1.Change.action:type_name -> lab.v1.ChangeAction
-	39, // 5: lab.v1.GetLabResponse.lab:type_name -> lab.v1.Lab
-	39, // 6: lab.v1.ListLabsResponse.labs:type_name -> lab.v1.Lab
-	39, // 7: lab.v1.CreateLabRequest.lab:type_name -> lab.v1.Lab
-	39, // 8: lab.v1.CreateLabResponse.lab:type_name -> lab.v1.Lab
-	39, // 9: lab.v1.UpdateLabRequest.lab:type_name -> lab.v1.Lab
-	40, // 10: lab.v1.UpdateLabRequest.update_mask:type_name -> google.protobuf.FieldMask
-	39, // 11: lab.v1.UpdateLabResponse.lab:type_name -> lab.v1.Lab
-	41, // 12: lab.v1.GetNetworkResponse.network:type_name -> lab.v1.Network
-	41, // 13: lab.v1.ListNetworksResponse.networks:type_name -> lab.v1.Network
-	41, // 14: lab.v1.CreateNetworkRequest.network:type_name -> lab.v1.Network
-	41, // 15: lab.v1.CreateNetworkResponse.network:type_name -> lab.v1.Network
-	41, // 16: lab.v1.UpdateNetworkRequest.network:type_name -> lab.v1.Network
-	40, // 17: lab.v1.UpdateNetworkRequest.update_mask:type_name -> google.protobuf.FieldMask
-	41, // 18: lab.v1.UpdateNetworkResponse.network:type_name -> lab.v1.Network
-	42, // 19: lab.v1.GetHostResponse.host:type_name -> lab.v1.Host
-	42, // 20: lab.v1.ListHostsResponse.hosts:type_name -> lab.v1.Host
-	42, // 21: lab.v1.CreateHostRequest.host:type_name -> lab.v1.Host
-	42, // 22: lab.v1.CreateHostResponse.host:type_name -> lab.v1.Host
-	42, // 23: lab.v1.UpdateHostRequest.host:type_name -> lab.v1.Host
-	40, // 24: lab.v1.UpdateHostRequest.update_mask:type_name -> google.protobuf.FieldMask
-	42, // 25: lab.v1.UpdateHostResponse.host:type_name -> lab.v1.Host
-	43, // 26: lab.v1.SetImpairmentRequest.impair:type_name -> lab.v1.Impairment
-	42, // 27: lab.v1.SetImpairmentResponse.host:type_name -> lab.v1.Host
-	1,  // 28: lab.v1.LabService.Apply:input_type -> lab.v1.ApplyRequest
-	3,  // 29: lab.v1.LabService.DeleteTopology:input_type -> lab.v1.DeleteTopologyRequest
-	6,  // 30: lab.v1.LabService.GetLab:input_type -> lab.v1.GetLabRequest
-	8,  // 31: lab.v1.LabService.ListLabs:input_type -> lab.v1.ListLabsRequest
-	10, // 32: lab.v1.LabService.CreateLab:input_type -> lab.v1.CreateLabRequest
-	12, // 33: lab.v1.LabService.UpdateLab:input_type -> lab.v1.UpdateLabRequest
-	14, // 34: lab.v1.LabService.DeleteLab:input_type -> lab.v1.DeleteLabRequest
-	16, // 35: lab.v1.LabService.GetNetwork:input_type -> lab.v1.GetNetworkRequest
-	18, // 36: lab.v1.LabService.ListNetworks:input_type -> lab.v1.ListNetworksRequest
-	20, // 37: lab.v1.LabService.CreateNetwork:input_type -> lab.v1.CreateNetworkRequest
-	22, // 38: lab.v1.LabService.UpdateNetwork:input_type -> lab.v1.UpdateNetworkRequest
-	24, // 39: lab.v1.LabService.DeleteNetwork:input_type -> lab.v1.DeleteNetworkRequest
-	26, // 40: lab.v1.LabService.GetHost:input_type -> lab.v1.GetHostRequest
-	28, // 41: lab.v1.LabService.ListHosts:input_type -> lab.v1.ListHostsRequest
-	30, // 42: lab.v1.LabService.CreateHost:input_type -> lab.v1.CreateHostRequest
-	32, // 43: lab.v1.LabService.UpdateHost:input_type -> lab.v1.UpdateHostRequest
-	34, // 44: lab.v1.LabService.DeleteHost:input_type -> lab.v1.DeleteHostRequest
-	36, // 45: lab.v1.LabService.SetImpairment:input_type -> lab.v1.SetImpairmentRequest
-	2,  // 46: lab.v1.LabService.Apply:output_type -> lab.v1.ApplyResponse
-	4,  // 47: lab.v1.LabService.DeleteTopology:output_type -> lab.v1.DeleteTopologyResponse
-	7,  // 48: lab.v1.LabService.GetLab:output_type -> lab.v1.GetLabResponse
-	9,  // 49: lab.v1.LabService.ListLabs:output_type -> lab.v1.ListLabsResponse
-	11, // 50: lab.v1.LabService.CreateLab:output_type -> lab.v1.CreateLabResponse
-	13, // 51: lab.v1.LabService.UpdateLab:output_type -> lab.v1.UpdateLabResponse
-	15, // 52: lab.v1.LabService.DeleteLab:output_type -> lab.v1.DeleteLabResponse
-	17, // 53: lab.v1.LabService.GetNetwork:output_type -> lab.v1.GetNetworkResponse
-	19, // 54: lab.v1.LabService.ListNetworks:output_type -> lab.v1.ListNetworksResponse
-	21, // 55: lab.v1.LabService.CreateNetwork:output_type -> lab.v1.CreateNetworkResponse
-	23, // 56: lab.v1.LabService.UpdateNetwork:output_type -> lab.v1.UpdateNetworkResponse
-	25, // 57: lab.v1.LabService.DeleteNetwork:output_type -> lab.v1.DeleteNetworkResponse
-	27, // 58: lab.v1.LabService.GetHost:output_type -> lab.v1.GetHostResponse
-	29, // 59: lab.v1.LabService.ListHosts:output_type -> lab.v1.ListHostsResponse
-	31, // 60: lab.v1.LabService.CreateHost:output_type -> lab.v1.CreateHostResponse
-	33, // 61: lab.v1.LabService.UpdateHost:output_type -> lab.v1.UpdateHostResponse
-	35, // 62: lab.v1.LabService.DeleteHost:output_type -> lab.v1.DeleteHostResponse
-	37, // 63: lab.v1.LabService.SetImpairment:output_type -> lab.v1.SetImpairmentResponse
-	46, // [46:64] is the sub-list for method output_type
-	28, // [28:46] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	42, // 5: lab.v1.GetLabResponse.lab:type_name -> lab.v1.Lab
+	42, // 6: lab.v1.ListLabsResponse.labs:type_name -> lab.v1.Lab
+	42, // 7: lab.v1.CreateLabRequest.lab:type_name -> lab.v1.Lab
+	42, // 8: lab.v1.CreateLabResponse.lab:type_name -> lab.v1.Lab
+	42, // 9: lab.v1.UpdateLabRequest.lab:type_name -> lab.v1.Lab
+	43, // 10: lab.v1.UpdateLabRequest.update_mask:type_name -> google.protobuf.FieldMask
+	42, // 11: lab.v1.UpdateLabResponse.lab:type_name -> lab.v1.Lab
+	44, // 12: lab.v1.GetNetworkResponse.network:type_name -> lab.v1.Network
+	44, // 13: lab.v1.ListNetworksResponse.networks:type_name -> lab.v1.Network
+	44, // 14: lab.v1.CreateNetworkRequest.network:type_name -> lab.v1.Network
+	44, // 15: lab.v1.CreateNetworkResponse.network:type_name -> lab.v1.Network
+	44, // 16: lab.v1.UpdateNetworkRequest.network:type_name -> lab.v1.Network
+	43, // 17: lab.v1.UpdateNetworkRequest.update_mask:type_name -> google.protobuf.FieldMask
+	44, // 18: lab.v1.UpdateNetworkResponse.network:type_name -> lab.v1.Network
+	45, // 19: lab.v1.GetHostResponse.host:type_name -> lab.v1.Host
+	45, // 20: lab.v1.ListHostsResponse.hosts:type_name -> lab.v1.Host
+	45, // 21: lab.v1.CreateHostRequest.host:type_name -> lab.v1.Host
+	45, // 22: lab.v1.CreateHostResponse.host:type_name -> lab.v1.Host
+	45, // 23: lab.v1.UpdateHostRequest.host:type_name -> lab.v1.Host
+	43, // 24: lab.v1.UpdateHostRequest.update_mask:type_name -> google.protobuf.FieldMask
+	45, // 25: lab.v1.UpdateHostResponse.host:type_name -> lab.v1.Host
+	46, // 26: lab.v1.SetImpairmentRequest.impair:type_name -> lab.v1.Impairment
+	45, // 27: lab.v1.SetImpairmentResponse.host:type_name -> lab.v1.Host
+	1,  // 28: lab.v1.WatchResponse.type:type_name -> lab.v1.WatchEventType
+	42, // 29: lab.v1.WatchResponse.lab:type_name -> lab.v1.Lab
+	44, // 30: lab.v1.WatchResponse.network:type_name -> lab.v1.Network
+	45, // 31: lab.v1.WatchResponse.host:type_name -> lab.v1.Host
+	2,  // 32: lab.v1.LabService.Apply:input_type -> lab.v1.ApplyRequest
+	4,  // 33: lab.v1.LabService.DeleteTopology:input_type -> lab.v1.DeleteTopologyRequest
+	7,  // 34: lab.v1.LabService.GetLab:input_type -> lab.v1.GetLabRequest
+	9,  // 35: lab.v1.LabService.ListLabs:input_type -> lab.v1.ListLabsRequest
+	11, // 36: lab.v1.LabService.CreateLab:input_type -> lab.v1.CreateLabRequest
+	13, // 37: lab.v1.LabService.UpdateLab:input_type -> lab.v1.UpdateLabRequest
+	15, // 38: lab.v1.LabService.DeleteLab:input_type -> lab.v1.DeleteLabRequest
+	17, // 39: lab.v1.LabService.GetNetwork:input_type -> lab.v1.GetNetworkRequest
+	19, // 40: lab.v1.LabService.ListNetworks:input_type -> lab.v1.ListNetworksRequest
+	21, // 41: lab.v1.LabService.CreateNetwork:input_type -> lab.v1.CreateNetworkRequest
+	23, // 42: lab.v1.LabService.UpdateNetwork:input_type -> lab.v1.UpdateNetworkRequest
+	25, // 43: lab.v1.LabService.DeleteNetwork:input_type -> lab.v1.DeleteNetworkRequest
+	27, // 44: lab.v1.LabService.GetHost:input_type -> lab.v1.GetHostRequest
+	29, // 45: lab.v1.LabService.ListHosts:input_type -> lab.v1.ListHostsRequest
+	31, // 46: lab.v1.LabService.CreateHost:input_type -> lab.v1.CreateHostRequest
+	33, // 47: lab.v1.LabService.UpdateHost:input_type -> lab.v1.UpdateHostRequest
+	35, // 48: lab.v1.LabService.DeleteHost:input_type -> lab.v1.DeleteHostRequest
+	37, // 49: lab.v1.LabService.SetImpairment:input_type -> lab.v1.SetImpairmentRequest
+	39, // 50: lab.v1.LabService.Watch:input_type -> lab.v1.WatchRequest
+	3,  // 51: lab.v1.LabService.Apply:output_type -> lab.v1.ApplyResponse
+	5,  // 52: lab.v1.LabService.DeleteTopology:output_type -> lab.v1.DeleteTopologyResponse
+	8,  // 53: lab.v1.LabService.GetLab:output_type -> lab.v1.GetLabResponse
+	10, // 54: lab.v1.LabService.ListLabs:output_type -> lab.v1.ListLabsResponse
+	12, // 55: lab.v1.LabService.CreateLab:output_type -> lab.v1.CreateLabResponse
+	14, // 56: lab.v1.LabService.UpdateLab:output_type -> lab.v1.UpdateLabResponse
+	16, // 57: lab.v1.LabService.DeleteLab:output_type -> lab.v1.DeleteLabResponse
+	18, // 58: lab.v1.LabService.GetNetwork:output_type -> lab.v1.GetNetworkResponse
+	20, // 59: lab.v1.LabService.ListNetworks:output_type -> lab.v1.ListNetworksResponse
+	22, // 60: lab.v1.LabService.CreateNetwork:output_type -> lab.v1.CreateNetworkResponse
+	24, // 61: lab.v1.LabService.UpdateNetwork:output_type -> lab.v1.UpdateNetworkResponse
+	26, // 62: lab.v1.LabService.DeleteNetwork:output_type -> lab.v1.DeleteNetworkResponse
+	28, // 63: lab.v1.LabService.GetHost:output_type -> lab.v1.GetHostResponse
+	30, // 64: lab.v1.LabService.ListHosts:output_type -> lab.v1.ListHostsResponse
+	32, // 65: lab.v1.LabService.CreateHost:output_type -> lab.v1.CreateHostResponse
+	34, // 66: lab.v1.LabService.UpdateHost:output_type -> lab.v1.UpdateHostResponse
+	36, // 67: lab.v1.LabService.DeleteHost:output_type -> lab.v1.DeleteHostResponse
+	38, // 68: lab.v1.LabService.SetImpairment:output_type -> lab.v1.SetImpairmentResponse
+	40, // 69: lab.v1.LabService.Watch:output_type -> lab.v1.WatchResponse
+	51, // [51:70] is the sub-list for method output_type
+	32, // [32:51] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_lab_v1_lab_service_proto_init() }
@@ -2140,13 +2411,18 @@ func file_lab_v1_lab_service_proto_init() {
 		return
 	}
 	file_lab_v1_resources_proto_init()
+	file_lab_v1_lab_service_proto_msgTypes[38].OneofWrappers = []any{
+		(*WatchResponse_Lab)(nil),
+		(*WatchResponse_Network)(nil),
+		(*WatchResponse_Host)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lab_v1_lab_service_proto_rawDesc), len(file_lab_v1_lab_service_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   37,
+			NumEnums:      2,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

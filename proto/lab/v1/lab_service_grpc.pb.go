@@ -37,6 +37,7 @@ const (
 	LabService_UpdateHost_FullMethodName     = "/lab.v1.LabService/UpdateHost"
 	LabService_DeleteHost_FullMethodName     = "/lab.v1.LabService/DeleteHost"
 	LabService_SetImpairment_FullMethodName  = "/lab.v1.LabService/SetImpairment"
+	LabService_Watch_FullMethodName          = "/lab.v1.LabService/Watch"
 )
 
 // LabServiceClient is the client API for LabService service.
@@ -72,6 +73,14 @@ type LabServiceClient interface {
 	// SetImpairment sets (or, with an empty impairment, clears) the
 	// impairments of one interface. Running connections are not disturbed.
 	SetImpairment(ctx context.Context, in *SetImpairmentRequest, opts ...grpc.CallOption) (*SetImpairmentResponse, error)
+	// Watch streams the labs, networks and hosts under parent: first every
+	// current resource as ADDED (sorted by name), then one SYNCED, then each
+	// change as ADDED, MODIFIED or DELETED, in name order within one store
+	// revision. Changes that happen between two looks at the store are
+	// coalesced: a client sees the latest state, not every step, as with
+	// Kubernetes watches after a resync. The stream runs until the client
+	// cancels it, or ends with UNAVAILABLE when labd shuts down.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 }
 
 type labServiceClient struct {
@@ -262,6 +271,25 @@ func (c *labServiceClient) SetImpairment(ctx context.Context, in *SetImpairmentR
 	return out, nil
 }
 
+func (c *labServiceClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &LabService_ServiceDesc.Streams[0], LabService_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LabService_WatchClient = grpc.ServerStreamingClient[WatchResponse]
+
 // LabServiceServer is the server API for LabService service.
 // All implementations must embed UnimplementedLabServiceServer
 // for forward compatibility.
@@ -295,6 +323,14 @@ type LabServiceServer interface {
 	// SetImpairment sets (or, with an empty impairment, clears) the
 	// impairments of one interface. Running connections are not disturbed.
 	SetImpairment(context.Context, *SetImpairmentRequest) (*SetImpairmentResponse, error)
+	// Watch streams the labs, networks and hosts under parent: first every
+	// current resource as ADDED (sorted by name), then one SYNCED, then each
+	// change as ADDED, MODIFIED or DELETED, in name order within one store
+	// revision. Changes that happen between two looks at the store are
+	// coalesced: a client sees the latest state, not every step, as with
+	// Kubernetes watches after a resync. The stream runs until the client
+	// cancels it, or ends with UNAVAILABLE when labd shuts down.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	mustEmbedUnimplementedLabServiceServer()
 }
 
@@ -358,6 +394,9 @@ func (UnimplementedLabServiceServer) DeleteHost(context.Context, *DeleteHostRequ
 }
 func (UnimplementedLabServiceServer) SetImpairment(context.Context, *SetImpairmentRequest) (*SetImpairmentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetImpairment not implemented")
+}
+func (UnimplementedLabServiceServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedLabServiceServer) mustEmbedUnimplementedLabServiceServer() {}
 func (UnimplementedLabServiceServer) testEmbeddedByValue()                    {}
@@ -704,6 +743,17 @@ func _LabService_SetImpairment_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LabService_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(LabServiceServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LabService_WatchServer = grpc.ServerStreamingServer[WatchResponse]
+
 // LabService_ServiceDesc is the grpc.ServiceDesc for LabService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -784,6 +834,12 @@ var LabService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _LabService_SetImpairment_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _LabService_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "lab/v1/lab_service.proto",
 }
