@@ -25,9 +25,11 @@ type Config struct {
 	API      string // gRPC listen address
 	Gossip   string // memberlist address (UDP+TCP)
 	Overlay  string // GENEVE address (UDP)
-	Join     []string
-	LogLevel slog.Level
-	Insecure bool // allow non-loopback gossip/overlay without a cluster key
+	Join      []string
+	Advertise string // address peers should use for this node, when not the bound one
+	LogLevel  slog.Level
+	Insecure  bool   // allow non-loopback gossip/overlay without a cluster key
+	Key       []byte // cluster key: encrypts gossip and seals the overlay
 }
 
 // Defaults, as DESIGN.md's table gives them.
@@ -68,7 +70,11 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&cfg.API, "api", DefaultAPI, "gRPC API listen address")
 	fs.StringVar(&cfg.Gossip, "gossip", DefaultGossip, "gossip (memberlist) address, UDP and TCP")
 	fs.StringVar(&cfg.Overlay, "overlay", DefaultOverlay, "overlay (GENEVE) address, UDP")
-	fs.StringVar(&join, "join", "", "comma-separated gossip addresses of nodes to join")
+	fs.StringVar(&join, "join", "", "comma-separated gossip addresses (host:port) of nodes to join")
+	fs.StringVar(&cfg.Advertise, "advertise", "", "address (host) other nodes should use to reach this one; the bound address by default")
+	var key, keyFile string
+	fs.StringVar(&key, "cluster-key", "", "cluster key: encrypts gossip and seals overlay packets (every node needs the same)")
+	fs.StringVar(&keyFile, "cluster-key-file", "", "file holding the cluster key")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow gossip and overlay on non-loopback addresses without a cluster key")
 	fs.Usage = func() {
@@ -95,6 +101,21 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q (labd takes only flags)", fs.Arg(0))
 	}
+	switch {
+	case key != "" && keyFile != "":
+		return Config{}, errors.New("--cluster-key and --cluster-key-file: give one of them")
+	case keyFile != "":
+		b, err := os.ReadFile(keyFile)
+		if err != nil {
+			return Config{}, fmt.Errorf("--cluster-key-file: %w", err)
+		}
+		cfg.Key = []byte(strings.TrimSpace(string(b)))
+		if len(cfg.Key) == 0 {
+			return Config{}, fmt.Errorf("--cluster-key-file: %s is empty", keyFile)
+		}
+	case key != "":
+		cfg.Key = []byte(key)
+	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return Config{}, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", logLevel)
 	}
@@ -120,12 +141,14 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, a := range []struct{ flag, addr string }{{"gossip", c.Gossip}, {"overlay", c.Overlay}} {
-		if !c.Insecure && !isLoopback(a.addr) {
-			return fmt.Errorf("--%s: %s is not a loopback address: refusing to carry unauthenticated lab traffic on a real network without --insecure", a.flag, a.addr)
+		if !c.Insecure && len(c.Key) == 0 && !isLoopback(a.addr) {
+			return fmt.Errorf("--%s: %s is not a loopback address: refusing to carry unauthenticated lab traffic on a real network without --cluster-key (or --insecure)", a.flag, a.addr)
 		}
 	}
-	if len(c.Join) > 0 {
-		return errors.New("--join: clustering is not available in this version of labd yet; run without --join for a single-node lab")
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return fmt.Errorf("--join: %q is not host:port", j)
+		}
 	}
 	return nil
 }

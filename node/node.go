@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -15,10 +18,13 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/labnet-dev/labnet/node/api"
+	"github.com/labnet-dev/labnet/node/cluster"
 	"github.com/labnet-dev/labnet/node/fabric"
+	"github.com/labnet-dev/labnet/node/overlay"
 	"github.com/labnet-dev/labnet/node/runtime"
 	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
@@ -55,8 +61,47 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	started := time.Now()
 	fab := fabric.New(fabric.WithClock(stack.SystemClock{}))
-	rt := runtime.New(runtime.Config{Node: cfg.Name, Store: st, Fabric: fab, Clock: stack.SystemClock{}, Logger: log.With("component", "runtime")})
-	self := &singleNode{cfg: cfg, started: started, rt: rt, apiAddr: lis.Addr().String()}
+
+	// The overlay carries packets to hosts on other nodes; the cluster
+	// finds the nodes and replicates the desired state.
+	var key *overlay.Key
+	if len(cfg.Key) > 0 {
+		if key, err = overlay.NewKey(cfg.Key); err != nil {
+			return fmt.Errorf("--cluster-key: %w", err)
+		}
+	}
+	oaddr, err := netip.ParseAddrPort(cfg.Overlay)
+	if err != nil {
+		return fmt.Errorf("--overlay %s: %w", cfg.Overlay, err)
+	}
+	oconn, err := overlay.Listen(oaddr, overlay.Options{Key: key})
+	if err != nil {
+		return fmt.Errorf("--overlay %s: %w", cfg.Overlay, err)
+	}
+	link := overlay.NewLink(oconn, fab.DeliverRemote)
+	fab.SetRemote(link)
+	apiAddr, overlayAddr := lis.Addr().String(), oconn.LocalAddr().String()
+	if cfg.Advertise != "" {
+		_, p, _ := net.SplitHostPort(apiAddr)
+		apiAddr = net.JoinHostPort(cfg.Advertise, p)
+		overlayAddr = net.JoinHostPort(cfg.Advertise, strconv.Itoa(int(oconn.LocalAddr().Port())))
+	}
+	cl, err := cluster.New(cluster.Config{
+		Name: cfg.Name, BindAddr: cfg.Gossip, AdvertiseAddr: cfg.Advertise, Join: cfg.Join, Store: st,
+		Meta: cluster.NodeMeta{APIAddr: apiAddr, OverlayAddr: overlayAddr, Version: Version},
+		Key:  cfg.Key, Logger: log.With("component", "cluster"),
+	})
+	if err != nil {
+		oconn.Close()
+		return err
+	}
+	membersChanged, stopWatch := cl.WatchMembers()
+	defer stopWatch()
+	rt := runtime.New(runtime.Config{
+		Node: cfg.Name, Store: st, Fabric: fab, Clock: stack.SystemClock{}, Logger: log.With("component", "runtime"),
+		Peers: func() map[string]netip.AddrPort { return peersOf(cl, cfg.Name) }, PeersChanged: membersChanged,
+	})
+	self := &clusterNodes{cl: cl, st: st, name: cfg.Name, started: started}
 	srv := api.New(api.Config{Node: cfg.Name, Store: st, Hosts: hostsOf{rt}, Members: self, Logger: log.With("component", "api")})
 
 	g := grpc.NewServer()
@@ -68,6 +113,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	eg, ctx := errgroup.WithContext(ctx)
+	if err := cl.Start(ctx); err != nil {
+		// Joining can fail while the other nodes are still starting;
+		// they join us instead, or a later push/pull does.
+		log.Warn("joining the cluster", "err", err)
+	}
+	eg.Go(func() error { return link.Run(ctx) })
 	eg.Go(func() error { return rt.Run(ctx) })
 	eg.Go(func() error {
 		if err := g.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -95,6 +146,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		<-ctx.Done()
 		hs.Shutdown()
 		srv.Stop()
+		if err := cl.Leave(2 * time.Second); err != nil {
+			log.Warn("leaving the cluster", "err", err)
+		}
+		cl.Shutdown()
 		log.Info("shutting down: finishing calls in flight")
 		done := make(chan struct{})
 		go func() { g.GracefulStop(); close(done) }()
@@ -130,23 +185,53 @@ func (h hostsOf) Host(name string) (api.LiveHost, bool) {
 
 func (h hostsOf) Count() int { return h.rt.Count() }
 
-// singleNode is the membership of a labd that has no cluster: itself.
-type singleNode struct {
-	cfg     Config
+// clusterNodes reports the cluster's members as lab.v1 nodes.
+type clusterNodes struct {
+	cl      *cluster.Cluster
+	st      *store.Store
+	name    string
 	started time.Time
-	rt      *runtime.Runtime
-	apiAddr string
 }
 
-func (s *singleNode) Nodes() []*labv1.Node {
-	return []*labv1.Node{{
-		Name:           "nodes/" + s.cfg.Name,
-		State:          labv1.NodeState_NODE_STATE_ALIVE,
-		ApiAddress:     s.apiAddr,
-		GossipAddress:  s.cfg.Gossip,
-		OverlayAddress: s.cfg.Overlay,
-		Version:        Version,
-		HostCount:      int32(s.rt.Count()),
-		StartTime:      timestamppb.New(s.started),
-	}}
+func (c *clusterNodes) Nodes() []*labv1.Node {
+	counts := map[string]int32{}
+	for _, rec := range c.st.List("labs/") {
+		if parts := strings.Split(rec.Key, "/"); len(parts) == 4 && parts[2] == "hosts" {
+			h := &labv1.Host{}
+			if proto.Unmarshal(rec.Value, h) == nil {
+				counts[h.Node]++
+			}
+		}
+	}
+	states := map[cluster.State]labv1.NodeState{
+		cluster.StateAlive: labv1.NodeState_NODE_STATE_ALIVE, cluster.StateSuspect: labv1.NodeState_NODE_STATE_SUSPECT,
+		cluster.StateDead: labv1.NodeState_NODE_STATE_DEAD, cluster.StateLeft: labv1.NodeState_NODE_STATE_LEFT,
+	}
+	var out []*labv1.Node
+	for _, m := range c.cl.Members() {
+		n := &labv1.Node{
+			Name: "nodes/" + m.Name, State: states[m.State], ApiAddress: m.Meta.APIAddr,
+			GossipAddress: m.Addr, OverlayAddress: m.Meta.OverlayAddr, Version: m.Meta.Version,
+			HostCount: counts[m.Name],
+		}
+		if m.Name == c.name {
+			n.StartTime = timestamppb.New(c.started)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// peersOf maps every other live node to its overlay address.
+func peersOf(cl *cluster.Cluster, self string) map[string]netip.AddrPort {
+	out := map[string]netip.AddrPort{}
+	for _, m := range cl.Members() {
+		if m.Name == self || m.State != cluster.StateAlive {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(m.Meta.OverlayAddr); err == nil {
+			out[m.Name] = ap
+		}
+	}
+	return out
 }

@@ -59,7 +59,14 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad api", args: []string{"--api", "nowhere"}, env: home, wantErr: "--api"},
 		{name: "non-loopback gossip", args: []string{"--gossip", "192.0.2.1:7946"}, env: home, wantErr: "--gossip"},
 		{name: "non-loopback overlay allowed with insecure", args: []string{"--overlay", "0.0.0.0:6081", "--insecure"}, env: home},
-		{name: "join not yet", args: []string{"--join", "127.0.0.2:7946"}, env: home, wantErr: "--join"},
+		{name: "join", args: []string{"--join", "127.0.0.2:7946,127.0.0.3:7946"}, env: home, check: func(t *testing.T, c Config) {
+			if len(c.Join) != 2 {
+				t.Errorf("join = %v", c.Join)
+			}
+		}},
+		{name: "bad join", args: []string{"--join", "nowhere"}, env: home, wantErr: "--join"},
+		{name: "non-loopback allowed with a key", args: []string{"--gossip", "0.0.0.0:7946", "--overlay", "0.0.0.0:6081", "--cluster-key", "s3cret"}, env: home},
+		{name: "two keys", args: []string{"--cluster-key", "a", "--cluster-key-file", "/nonexistent"}, env: home, wantErr: "give one"},
 		{name: "stray argument", args: []string{"run"}, env: home, wantErr: "unexpected argument"},
 		{name: "bad env", env: map[string]string{"HOME": "/h", "LABD_INSECURE": "maybe"}, wantErr: "LABD_INSECURE"},
 	}
@@ -95,7 +102,7 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 	addr := lis.Addr().String()
 	lis.Close()
-	cfg := Config{Name: "t1", DataDir: t.TempDir(), API: addr, Gossip: DefaultGossip, Overlay: DefaultOverlay}
+	cfg := Config{Name: "t1", DataDir: t.TempDir(), API: addr, Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
@@ -189,7 +196,7 @@ func TestRunRefusesLockedData(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cfg := Config{Name: "a", DataDir: dir, API: "127.0.0.1:0", Gossip: DefaultGossip, Overlay: DefaultOverlay}
+	cfg := Config{Name: "a", DataDir: dir, API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0"}
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
 	time.Sleep(300 * time.Millisecond)

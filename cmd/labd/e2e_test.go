@@ -67,7 +67,13 @@ func startLabd(t *testing.T, data, api string) *labd {
 	if api == "" {
 		api = "127.0.0.1:0"
 	}
-	cmd := exec.Command(filepath.Join(binDir, "labd"), "--name", "e2e", "--data", data, "--api", api)
+	return startLabdArgs(t, data, "--name", "e2e", "--api", api, "--gossip", "127.0.0.1:0", "--overlay", "127.0.0.1:0")
+}
+
+// startLabdArgs starts labd on data with the given flags.
+func startLabdArgs(t *testing.T, data string, args ...string) *labd {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "labd"), append([]string{"--data", data}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

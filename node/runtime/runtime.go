@@ -31,6 +31,10 @@ type Config struct {
 	Fabric *fabric.Fabric
 	Clock  stack.Clock
 	Logger *slog.Logger
+	// Peers returns the overlay address of every other live node, by name;
+	// nil for a labd without a cluster. PeersChanged signals a change.
+	Peers        func() map[string]netip.AddrPort
+	PeersChanged <-chan struct{}
 }
 
 // Runtime owns the running hosts.
@@ -153,7 +157,63 @@ func (r *Runtime) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-changed:
+		case <-r.cfg.PeersChanged:
 		}
+	}
+}
+
+// updateRemote tells the fabric, for every network, its VNI and which of
+// its addresses belong to hosts placed on other live nodes, and where
+// those nodes' overlays are.
+func (r *Runtime) updateRemote() {
+	if r.cfg.Peers == nil {
+		return
+	}
+	peers := r.cfg.Peers()
+	type netInfo struct {
+		vni    uint32
+		remote map[netip.Addr]netip.AddrPort
+	}
+	nets := map[string]*netInfo{}
+	var hosts []*labv1.Host
+	for _, rec := range r.cfg.Store.List("labs/") {
+		parts := strings.Split(rec.Key, "/")
+		if len(parts) != 4 {
+			continue
+		}
+		switch parts[2] {
+		case "networks":
+			n := &labv1.Network{}
+			if proto.Unmarshal(rec.Value, n) == nil {
+				nets[rec.Key] = &netInfo{vni: n.Vni, remote: map[netip.Addr]netip.AddrPort{}}
+			}
+		case "hosts":
+			h := &labv1.Host{}
+			if proto.Unmarshal(rec.Value, h) == nil && h.Node != r.cfg.Node {
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	for _, h := range hosts {
+		peer, ok := peers[h.Node]
+		if !ok {
+			continue
+		}
+		lab := strings.Split(h.Name, "/")[1]
+		for _, ifc := range h.Interfaces {
+			n := nets["labs/"+lab+"/networks/"+ifc.Network]
+			if n == nil {
+				continue
+			}
+			for _, a := range []string{ifc.Ipv4, ifc.Ipv6} {
+				if p, err := netip.ParsePrefix(a); err == nil {
+					n.remote[p.Addr()] = peer
+				}
+			}
+		}
+	}
+	for name, n := range nets {
+		r.cfg.Fabric.SetNetwork(name, n.vni, n.remote)
 	}
 }
 
@@ -181,6 +241,7 @@ type desired struct {
 
 // Reconcile makes the running hosts match the store once.
 func (r *Runtime) Reconcile() {
+	r.updateRemote()
 	want := r.desired()
 	r.mu.Lock()
 	defer r.mu.Unlock()

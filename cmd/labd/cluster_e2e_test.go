@@ -1,0 +1,102 @@
+package main_test
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// freePort returns a port free on ip for both TCP and UDP (memberlist
+// needs both), to give a seed node a known gossip address.
+func freePort(t *testing.T, ip string) string {
+	for range 20 {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, port, _ := net.SplitHostPort(l.Addr().String())
+		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return ""
+}
+
+// TestCluster runs three labd processes on 127.0.0.1, .2 and .3: h1 on
+// node a and h2 on node b talk through router r1 on node c, across the
+// GENEVE overlay. A write through one node is visible through the others.
+func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three labd processes")
+	}
+	dir := t.TempDir()
+	seed := "127.0.0.1:" + freePort(t, "127.0.0.1")
+	nodes := map[string]*labd{}
+	for i, name := range []string{"a", "b", "c"} {
+		ip := "127.0.0." + string(rune('1'+i))
+		gossip := seed
+		args := []string{"--name", name, "--api", ip + ":0", "--overlay", ip + ":0"}
+		if i > 0 {
+			gossip = ip + ":" + freePort(t, ip)
+			args = append(args, "--join", seed)
+		}
+		nodes[name] = startLabdArgs(t, filepath.Join(dir, name), append(args, "--gossip", gossip)...)
+	}
+	a, b, c := nodes["a"], nodes["b"], nodes["c"]
+	waitOut := func(d *labd, what string, cond func(string) bool, args ...string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			out, _, code := d.labctl(args...)
+			if code == 0 && cond(out) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: never true; last output:\n%s\nlabd a:\n%s", what, out, a.log)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	waitOut(a, "three nodes alive", func(out string) bool { return strings.Count(out, "alive") == 3 }, "get", "nodes")
+
+	topo, err := os.ReadFile(examples(t, "two-lans.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := strings.NewReplacer(
+		"  - name: r1\n", "  - name: r1\n    node: c\n",
+		"  - name: h1\n", "  - name: h1\n    node: a\n",
+		"  - name: h2\n", "  - name: h2\n    node: b\n",
+	).Replace(string(topo))
+	f := filepath.Join(dir, "cluster.yaml")
+	os.WriteFile(f, []byte(pinned), 0o644)
+	b.ok("apply", "-f", f)
+	waitOut(c, "the lab replicated to c", func(out string) bool {
+		return strings.Contains(out, "h1") && strings.Contains(out, "h2") && strings.Contains(out, "r1")
+	}, "get", "hosts")
+	waitOut(a, "each host on its node", func(out string) bool {
+		return strings.Contains(out, `"hostCount": 1`) && strings.Count(out, `"hostCount": 1`) == 3
+	}, "get", "nodes", "-o", "json")
+
+	a.waitPing("h1", "h2")
+	out := a.ok("ping", "h1", "h2", "-c", "3", "-i", "0.2")
+	if !strings.Contains(out, "ttl=63") || !strings.Contains(out, "3 received") {
+		t.Errorf("cross-node ping:\n%s", out)
+	}
+	out = a.ok("traceroute", "h1", "10.0.2.10")
+	if hops := hopAddrs(out); strings.Join(hops, " ") != "10.0.1.1 10.0.2.10" {
+		t.Errorf("cross-node traceroute: %v\n%s", hops, out)
+	}
+	file := filepath.Join(dir, "bytes")
+	a.ok("fetch", "h1", "http://h2/bytes/3000000", "-O", file)
+	if st, err := os.Stat(file); err != nil || st.Size() != 3000000 {
+		t.Errorf("cross-node fetch: %v %v", st, err)
+	}
+}
