@@ -20,11 +20,11 @@ const Version = "0.1.0-dev"
 
 // Config is labd's configuration.
 type Config struct {
-	Name     string // node name; the machine's host name by default
-	DataDir  string // where the replica lives
-	API      string // gRPC listen address
-	Gossip   string // memberlist address (UDP+TCP)
-	Overlay  string // GENEVE address (UDP)
+	Name      string // node name; the machine's host name by default
+	DataDir   string // where the replica lives
+	API       string // gRPC listen address
+	Gossip    string // memberlist address (UDP+TCP)
+	Overlay   string // GENEVE address (UDP)
 	Join      []string
 	Advertise string // address peers should use for this node, when not the bound one
 	LogLevel  slog.Level
