@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -102,7 +104,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Peers: func() map[string]netip.AddrPort { return peersOf(cl, cfg.Name) }, PeersChanged: membersChanged,
 	})
 	self := &clusterNodes{cl: cl, st: st, name: cfg.Name, started: started}
-	srv := api.New(api.Config{Node: cfg.Name, Store: st, Hosts: hostsOf{rt}, Members: self, Logger: log.With("component", "api")})
+	peers := &peerConns{cl: cl, conns: map[string]*grpc.ClientConn{}}
+	defer peers.close()
+	srv := api.New(api.Config{Node: cfg.Name, Store: st, Hosts: hostsOf{rt}, Members: self, Peer: peers.dial, Logger: log.With("component", "api")})
 
 	g := grpc.NewServer()
 	srv.Register(g)
@@ -234,4 +238,46 @@ func peersOf(cl *cluster.Cluster, self string) map[string]netip.AddrPort {
 		}
 	}
 	return out
+}
+
+// peerConns keeps one gRPC connection per other node's API, for forwarding
+// live calls to the node that runs a host.
+type peerConns struct {
+	cl    *cluster.Cluster
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn // by API address
+}
+
+func (p *peerConns) dial(node string) (grpc.ClientConnInterface, error) {
+	var addr string
+	for _, m := range p.cl.Members() {
+		if m.Name == node {
+			if m.State != cluster.StateAlive {
+				return nil, fmt.Errorf("node %s is %s", node, m.State)
+			}
+			addr = m.Meta.APIAddr
+		}
+	}
+	if addr == "" {
+		return nil, fmt.Errorf("node %s is not a member of the cluster", node)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := p.conns[addr]; c != nil {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	p.conns[addr] = c
+	return c, nil
+}
+
+func (p *peerConns) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
 }

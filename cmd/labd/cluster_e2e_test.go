@@ -99,4 +99,26 @@ func TestCluster(t *testing.T) {
 	if st, err := os.Stat(file); err != nil || st.Size() != 3000000 {
 		t.Errorf("cross-node fetch: %v %v", st, err)
 	}
+
+	// Every node is a front door: c, which runs neither, serves live calls
+	// for h1 (on a) and h2 (on b) by forwarding them.
+	out = c.ok("ping", "h2", "h1", "-c", "2", "-i", "0.2")
+	if !strings.Contains(out, "from 10.0.1.10") || !strings.Contains(out, "2 received") {
+		t.Errorf("ping forwarded through c:\n%s", out)
+	}
+	out = c.ok("describe", "host", "h1")
+	if !strings.Contains(out, "Running:  true") || !strings.Contains(out, "Node:     a") {
+		t.Errorf("describe through c:\n%s", out)
+	}
+	out = c.ok("connections", "h2")
+	if !strings.Contains(out, "[::]:80") {
+		t.Errorf("connections through c:\n%s", out)
+	}
+
+	// A host without a node goes to the least-loaded live node: a, b and c
+	// run one each, so h3 goes to a (the first by name).
+	os.WriteFile(f, []byte("name: demo\nhosts:\n  - name: h3\n    interfaces: [lan1]\n"), 0o644)
+	c.ok("apply", "-f", f)
+	waitOut(b, "h3 placed on a", func(out string) bool { return strings.Contains(out, `"node": "a"`) }, "get", "hosts", "demo/h3", "-o", "json")
+	b.waitPing("demo/h3", "10.0.1.1") // r1, on c
 }

@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -74,10 +76,11 @@ func (s *Server) Apply(ctx context.Context, req *labv1.ApplyRequest) (*labv1.App
 			}
 		}
 		var hostIDs []string
+		pl := s.newPlacer()
 		for i, h := range t.Hosts {
 			if id, name, ok := claim(fmt.Sprintf("topology.hosts[%d]", i), "host", "hosts", h.GetName()); ok {
 				hostIDs = append(hostIDs, id)
-				next.hosts[id] = s.hostSpec(old.hosts[id], h, name)
+				next.hosts[id] = s.hostSpec(old.hosts[id], h, name, pl)
 			}
 		}
 		if err := v.err(); err != nil {
@@ -154,14 +157,14 @@ func (s *Server) usedVNIs(st *labState) map[uint32]bool {
 // hostSpec is the stored form of a requested host: the resource name, its
 // placement (kept from before, or this node) and impairments in canonical
 // form (canonImpair).
-func (s *Server) hostSpec(before, req *labv1.Host, name string) *labv1.Host {
+func (s *Server) hostSpec(before, req *labv1.Host, name string, pl *placer) *labv1.Host {
 	h := proto.Clone(req).(*labv1.Host)
 	h.Name = name
 	if h.Node == "" {
 		if before != nil && before.Node != "" {
 			h.Node = before.Node
 		} else {
-			h.Node = s.cfg.Node
+			h.Node = pl.place()
 		}
 	}
 	for i, ifc := range h.Interfaces {
@@ -263,4 +266,39 @@ func usersOf(st *labState, id string) string {
 		s += ", " + u
 	}
 	return "host(s) " + s
+}
+
+// placer puts hosts that name no node on the least-loaded live node
+// (DESIGN.md: placement), counting the hosts it places as it goes.
+type placer struct {
+	counts map[string]int
+	alive  []string
+}
+
+func (s *Server) newPlacer() *placer {
+	p := &placer{counts: map[string]int{}}
+	for _, n := range s.cfg.Members.Nodes() {
+		if n.State == labv1.NodeState_NODE_STATE_ALIVE {
+			name := strings.TrimPrefix(n.Name, "nodes/")
+			p.alive = append(p.alive, name)
+			p.counts[name] = int(n.HostCount)
+		}
+	}
+	if len(p.alive) == 0 {
+		p.alive = []string{s.cfg.Node}
+	}
+	sort.Strings(p.alive)
+	return p
+}
+
+// place picks a node, the first by name among the least loaded.
+func (p *placer) place() string {
+	best := p.alive[0]
+	for _, n := range p.alive[1:] {
+		if p.counts[n] < p.counts[best] {
+			best = n
+		}
+	}
+	p.counts[best]++
+	return best
 }

@@ -101,6 +101,16 @@ type probe struct {
 
 // Ping sends echo requests like ping(8).
 func (s *Server) Ping(req *labv1.PingRequest, stream labv1.LiveService_PingServer) error {
+	if c, ctx, err := s.forward(stream.Context(), req.Host); err != nil || c != nil {
+		if err != nil {
+			return err
+		}
+		st, err := c.Ping(ctx, req)
+		if err != nil {
+			return err
+		}
+		return relay(st.Recv, stream.Send)
+	}
 	_, h, err := s.liveHost("host", req.Host)
 	if err != nil {
 		return err
@@ -341,6 +351,16 @@ func annotation(ev stack.EchoEvent) string {
 // the timeout passes. It stops at the destination, or at a hop whose every
 // answer says unreachable.
 func (s *Server) Traceroute(req *labv1.TracerouteRequest, stream labv1.LiveService_TracerouteServer) error {
+	if c, ctx, err := s.forward(stream.Context(), req.Host); err != nil || c != nil {
+		if err != nil {
+			return err
+		}
+		st, err := c.Traceroute(ctx, req)
+		if err != nil {
+			return err
+		}
+		return relay(st.Recv, stream.Send)
+	}
 	_, h, err := s.liveHost("host", req.Host)
 	if err != nil {
 		return err
@@ -450,6 +470,12 @@ func (s *Server) Traceroute(req *labv1.TracerouteRequest, stream labv1.LiveServi
 
 // GetHostStatus reports a running host's interfaces, counters and routes.
 func (s *Server) GetHostStatus(ctx context.Context, req *labv1.GetHostStatusRequest) (*labv1.GetHostStatusResponse, error) {
+	if c, fctx, err := s.forward(ctx, req.Name); err != nil || c != nil {
+		if err != nil {
+			return nil, err
+		}
+		return c.GetHostStatus(fctx, req)
+	}
 	spec, h, err := s.liveHost("name", req.Name)
 	if err != nil {
 		if spec != nil && status.Code(err) == codes.Unavailable && spec.Node == s.cfg.Node {

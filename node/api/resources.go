@@ -331,7 +331,7 @@ func (s *Server) CreateHost(ctx context.Context, req *labv1.CreateHostRequest) (
 		if old.hosts[req.HostId] != nil {
 			return nil, nil, status.Errorf(codes.AlreadyExists, "host %q already exists in lab %q", req.HostId, lab)
 		}
-		next.hosts[req.HostId] = s.hostSpec(nil, req.Host, name)
+		next.hosts[req.HostId] = s.hostSpec(nil, req.Host, name, s.newPlacer())
 		return map[string]string{name: "host"}, []string{req.HostId}, nil
 	})
 	if err != nil {
@@ -355,7 +355,7 @@ func (s *Server) UpdateHost(ctx context.Context, req *labv1.UpdateHostRequest) (
 			return nil, nil, notFound("host %q not found in lab %q", id, lab)
 		}
 		h := proto.Clone(cur).(*labv1.Host)
-		upd := s.hostSpec(cur, req.Host, h.Name)
+		upd := s.hostSpec(cur, req.Host, h.Name, s.newPlacer())
 		for _, p := range maskPaths(req.UpdateMask, fields...) {
 			switch p {
 			case "forwarding":

@@ -53,6 +53,9 @@ type Config struct {
 	Members Members
 	Now     func() time.Time
 	Logger  *slog.Logger
+	// Peer returns a connection to another node's API, to forward live
+	// calls for the hosts it runs; nil for a labd without a cluster.
+	Peer peerDialer
 }
 
 // Server implements the lab.v1 services.
