@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -76,7 +77,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("--overlay %s: %w", cfg.Overlay, err)
 	}
-	oconn, err := overlay.Listen(oaddr, overlay.Options{Key: key})
+	// Only members may send overlay packets: others are dropped and
+	// counted (the sealing authenticates them too when there is a key).
+	var members atomic.Pointer[map[netip.AddrPort]bool]
+	members.Store(&map[netip.AddrPort]bool{})
+	accept := func(from netip.AddrPort) bool { return (*members.Load())[from] }
+	oconn, err := overlay.Listen(oaddr, overlay.Options{Key: key, Accept: accept})
 	if err != nil {
 		return fmt.Errorf("--overlay %s: %w", cfg.Overlay, err)
 	}
@@ -99,6 +105,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	membersChanged, stopWatch := cl.WatchMembers()
 	defer stopWatch()
+	allowChanged, stopAllow := cl.WatchMembers()
+	defer stopAllow()
+	refreshAllowed := func() {
+		m := map[netip.AddrPort]bool{}
+		for _, ap := range peersOf(cl, cfg.Name) {
+			m[ap] = true
+		}
+		members.Store(&m)
+	}
 	rt := runtime.New(runtime.Config{
 		Node: cfg.Name, Store: st, Fabric: fab, Clock: stack.SystemClock{}, Logger: log.With("component", "runtime"),
 		Peers: func() map[string]netip.AddrPort { return peersOf(cl, cfg.Name) }, PeersChanged: membersChanged,
@@ -123,6 +138,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Warn("joining the cluster", "err", err)
 	}
 	eg.Go(func() error { return link.Run(ctx) })
+	eg.Go(func() error {
+		for {
+			refreshAllowed()
+			select {
+			case <-ctx.Done():
+				return nil
+			case _, ok := <-allowChanged:
+				if !ok {
+					return nil
+				}
+			}
+		}
+	})
 	eg.Go(func() error { return rt.Run(ctx) })
 	eg.Go(func() error {
 		if err := g.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
