@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Version is labd's version.
@@ -30,6 +31,9 @@ type Config struct {
 	LogLevel  slog.Level
 	Insecure  bool   // allow non-loopback gossip/overlay without a cluster key
 	Key       []byte // cluster key: encrypts gossip and seals the overlay
+	// FailoverAfter is how long a node may be gone before its hosts are
+	// placed again elsewhere; 0 turns failover off.
+	FailoverAfter time.Duration
 }
 
 // Defaults, as DESIGN.md's table gives them.
@@ -76,6 +80,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&key, "cluster-key", "", "cluster key: encrypts gossip and seals overlay packets (every node needs the same)")
 	fs.StringVar(&keyFile, "cluster-key-file", "", "file holding the cluster key")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.DurationVar(&cfg.FailoverAfter, "failover-after", time.Minute, "place the hosts of a node gone this long on live nodes (0: never)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow gossip and overlay on non-loopback addresses without a cluster key")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: labd [flags]\n\nRuns a labnet node. With no flags: a single-node lab on loopback, API on %s.\nEvery flag can also be set as LABD_<FLAG> in the environment (LABD_LOG_LEVEL=debug).\n\nFlags:\n", DefaultAPI)

@@ -138,6 +138,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Warn("joining the cluster", "err", err)
 	}
 	eg.Go(func() error { return link.Run(ctx) })
+	if cfg.FailoverAfter > 0 {
+		fo := &failover{cl: cl, st: st, self: cfg.Name, after: cfg.FailoverAfter, log: log.With("component", "failover"), gone: map[string]time.Time{}}
+		eg.Go(func() error { return fo.run(ctx) })
+	}
 	eg.Go(func() error {
 		for {
 			refreshAllowed()

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -42,7 +43,7 @@ func TestCluster(t *testing.T) {
 	for i, name := range []string{"a", "b", "c"} {
 		ip := "127.0.0." + string(rune('1'+i))
 		gossip := seed
-		args := []string{"--name", name, "--api", ip + ":0", "--overlay", ip + ":0"}
+		args := []string{"--name", name, "--api", ip + ":0", "--overlay", ip + ":0", "--failover-after", "1s"}
 		if i > 0 {
 			gossip = ip + ":" + freePort(t, ip)
 			args = append(args, "--join", seed)
@@ -121,4 +122,23 @@ func TestCluster(t *testing.T) {
 	c.ok("apply", "-f", f)
 	waitOut(b, "h3 placed on a", func(out string) bool { return strings.Contains(out, `"node": "a"`) }, "get", "hosts", "demo/h3", "-o", "json")
 	b.waitPing("demo/h3", "10.0.1.1") // r1, on c
+
+	// kill -9 of b: the others mark it dead, and h2 comes up on a live
+	// node, where h1 reaches it again.
+	start := time.Now()
+	b.stop(syscall.SIGKILL)
+	waitOut(a, "b dead", func(out string) bool {
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "b ") && strings.Contains(line, "dead") {
+				return true
+			}
+		}
+		return false
+	}, "get", "nodes")
+	t.Logf("b detected dead after %v", time.Since(start).Round(time.Millisecond))
+	waitOut(c, "h2 placed again", func(out string) bool {
+		return strings.Contains(out, `"node": "c"`) || strings.Contains(out, `"node": "a"`)
+	}, "get", "hosts", "demo/h2", "-o", "json")
+	a.waitPing("h1", "h2")
+	t.Logf("h2 answering again %v after the kill", time.Since(start).Round(time.Millisecond))
 }

@@ -36,6 +36,8 @@ type fileHost struct {
 	Interfaces []fileInterface `yaml:"interfaces,omitempty"`
 	Routes     []fileRoute     `yaml:"routes,omitempty"`
 	Services   []text          `yaml:"services,omitempty"`
+	// Failover false keeps the host on its node when the node is gone.
+	Failover *bool `yaml:"failover,omitempty"`
 	// Shorthands for a default route; Parse expands them into Routes and
 	// Marshal never writes them.
 	Gateway  text `yaml:"gateway,omitempty"`
@@ -134,6 +136,7 @@ func (f *file) toProto() *labv1.Topology {
 		for _, svc := range h.Services {
 			ph.Services = append(ph.Services, string(svc))
 		}
+		ph.NoFailover = h.Failover != nil && !*h.Failover
 		if h.Gateway != "" {
 			ph.Routes = append(ph.Routes, &labv1.Route{To: "default", Via: string(h.Gateway)})
 		}
@@ -173,6 +176,10 @@ func fromProto(t *labv1.Topology) *file {
 		}
 		for _, svc := range h.GetServices() {
 			fh.Services = append(fh.Services, text(svc))
+		}
+		if h.GetNoFailover() {
+			no := false
+			fh.Failover = &no
 		}
 		f.Hosts = append(f.Hosts, fh)
 	}

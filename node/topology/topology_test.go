@@ -428,7 +428,7 @@ hosts:
 		{
 			name: "mapping wanted",
 			in:   "hosts:\n  - h1\n",
-			want: `line 2: hosts[0]: must be a mapping of name, forwarding, node, interfaces, routes, services, gateway, gateway6`,
+			want: `line 2: hosts[0]: must be a mapping of name, forwarding, node, interfaces, routes, services, failover, gateway, gateway6`,
 		},
 		{
 			name: "interface neither name nor mapping",
@@ -798,5 +798,23 @@ func TestParseServices(t *testing.T) {
 	}
 	if _, err := Parse([]byte("hosts:\n  - name: h1\n    services: echo\n")); err == nil || !strings.Contains(err.Error(), "hosts[0].services") {
 		t.Fatalf("services as a string: %v", err)
+	}
+}
+
+func TestParseFailover(t *testing.T) {
+	got, err := Parse([]byte("hosts:\n  - name: h1\n    node: n2\n    failover: false\n    interfaces: [lan1]\n  - name: h2\n    failover: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Hosts[0].NoFailover || got.Hosts[1].NoFailover {
+		t.Fatalf("no_failover = %v, %v", got.Hosts[0].NoFailover, got.Hosts[1].NoFailover)
+	}
+	out, err := Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse(out)
+	if err != nil || !again.Hosts[0].NoFailover {
+		t.Fatalf("round trip: %v\n%s", err, out)
 	}
 }

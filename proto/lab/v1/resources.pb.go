@@ -263,7 +263,11 @@ type Host struct {
 	Node string `protobuf:"bytes,5,opt,name=node,proto3" json:"node,omitempty"`
 	// Services the host runs: "echo" (TCP and UDP 7), "discard" (9),
 	// "daytime" (13), "chargen" (19), "http" (80).
-	Services      []string `protobuf:"bytes,6,rep,name=services,proto3" json:"services,omitempty"`
+	Services []string `protobuf:"bytes,6,rep,name=services,proto3" json:"services,omitempty"`
+	// Keep the host on its node even when that node is gone: by default a
+	// host whose node has been dead (or away) for the failover time is
+	// placed again on a live node.
+	NoFailover    bool `protobuf:"varint,7,opt,name=no_failover,json=noFailover,proto3" json:"no_failover,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -338,6 +342,13 @@ func (x *Host) GetServices() []string {
 		return x.Services
 	}
 	return nil
+}
+
+func (x *Host) GetNoFailover() bool {
+	if x != nil {
+		return x.NoFailover
+	}
+	return false
 }
 
 // An Interface attaches a host to a network.
@@ -783,7 +794,7 @@ const file_lab_v1_resources_proto_rawDesc = "" +
 	"\x04ipv4\x18\x02 \x01(\tR\x04ipv4\x12\x12\n" +
 	"\x04ipv6\x18\x03 \x01(\tR\x04ipv6\x12\x10\n" +
 	"\x03mtu\x18\x04 \x01(\rR\x03mtu\x12\x10\n" +
-	"\x03vni\x18\x05 \x01(\rR\x03vni\"\xc4\x01\n" +
+	"\x03vni\x18\x05 \x01(\rR\x03vni\"\xe5\x01\n" +
 	"\x04Host\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\n" +
@@ -794,7 +805,9 @@ const file_lab_v1_resources_proto_rawDesc = "" +
 	"interfaces\x12%\n" +
 	"\x06routes\x18\x04 \x03(\v2\r.lab.v1.RouteR\x06routes\x12\x12\n" +
 	"\x04node\x18\x05 \x01(\tR\x04node\x12\x1a\n" +
-	"\bservices\x18\x06 \x03(\tR\bservices\"\x8d\x01\n" +
+	"\bservices\x18\x06 \x03(\tR\bservices\x12\x1f\n" +
+	"\vno_failover\x18\a \x01(\bR\n" +
+	"noFailover\"\x8d\x01\n" +
 	"\tInterface\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\anetwork\x18\x02 \x01(\tR\anetwork\x12\x12\n" +

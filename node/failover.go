@@ -1,0 +1,119 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/labnet-dev/labnet/node/cluster"
+	"github.com/labnet-dev/labnet/node/store"
+	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
+)
+
+// failover places again the hosts of nodes that have been gone (dead, or
+// left) for longer than after, on the least-loaded live nodes, unless a
+// host opts out (no_failover). One node decides, the live one first by
+// name, so that two nodes never move the same host at once; the write
+// replicates like any other and the new node starts the host.
+type failover struct {
+	cl    *cluster.Cluster
+	st    *store.Store
+	self  string
+	after time.Duration
+	log   *slog.Logger
+	gone  map[string]time.Time // node -> when this node first saw it gone
+}
+
+func (f *failover) run(ctx context.Context) error {
+	t := time.NewTicker(max(f.after/4, 250*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			f.check(time.Now())
+		}
+	}
+}
+
+func (f *failover) check(now time.Time) {
+	var alive []string
+	for _, m := range f.cl.Members() {
+		if m.State == cluster.StateAlive || m.State == cluster.StateSuspect {
+			delete(f.gone, m.Name)
+			if m.State == cluster.StateAlive {
+				alive = append(alive, m.Name)
+			}
+			continue
+		}
+		if _, ok := f.gone[m.Name]; !ok {
+			f.gone[m.Name] = now
+		}
+	}
+	sort.Strings(alive)
+	if len(alive) == 0 || alive[0] != f.self {
+		return
+	}
+	expired := map[string]bool{}
+	for n, since := range f.gone {
+		if now.Sub(since) >= f.after {
+			expired[n] = true
+		}
+	}
+	if len(expired) == 0 {
+		return
+	}
+	var moved []string
+	_, err := f.st.Update(func(tx *store.Tx) error {
+		counts := map[string]int{}
+		for _, n := range alive {
+			counts[n] = 0
+		}
+		var hosts []*labv1.Host
+		for _, rec := range tx.List("labs/") {
+			if parts := strings.Split(rec.Key, "/"); len(parts) != 4 || parts[2] != "hosts" {
+				continue
+			}
+			h := &labv1.Host{}
+			if proto.Unmarshal(rec.Value, h) != nil {
+				continue
+			}
+			if _, ok := counts[h.Node]; ok {
+				counts[h.Node]++
+			}
+			hosts = append(hosts, h)
+		}
+		for _, h := range hosts {
+			if !expired[h.Node] || h.NoFailover {
+				continue
+			}
+			best := alive[0]
+			for _, n := range alive[1:] {
+				if counts[n] < counts[best] {
+					best = n
+				}
+			}
+			counts[best]++
+			moved = append(moved, h.Name+" "+h.Node+"->"+best)
+			h.Node = best
+			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(h)
+			if err != nil {
+				return err
+			}
+			tx.Put(h.Name, b)
+		}
+		return nil
+	})
+	if err != nil {
+		f.log.Error("failover", "err", err)
+		return
+	}
+	for _, m := range moved {
+		f.log.Info("host placed again: its node is gone", "move", m)
+	}
+}
