@@ -96,7 +96,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	cl, err := cluster.New(cluster.Config{
 		Name: cfg.Name, BindAddr: cfg.Gossip, AdvertiseAddr: cfg.Advertise, Join: cfg.Join, Store: st,
-		Meta: cluster.NodeMeta{APIAddr: apiAddr, OverlayAddr: overlayAddr, Version: Version},
+		Meta: cluster.NodeMeta{APIAddr: apiAddr, OverlayAddr: overlayAddr, Version: Version, Started: started.Unix()},
 		Key:  cfg.Key, Logger: log.With("component", "cluster"),
 	})
 	if err != nil {
@@ -250,8 +250,11 @@ func (c *clusterNodes) Nodes() []*labv1.Node {
 			GossipAddress: m.Addr, OverlayAddress: m.Meta.OverlayAddr, Version: m.Meta.Version,
 			HostCount: counts[m.Name],
 		}
-		if m.Name == c.name {
+		switch {
+		case m.Name == c.name:
 			n.StartTime = timestamppb.New(c.started)
+		case m.Meta.Started != 0:
+			n.StartTime = timestamppb.New(time.Unix(m.Meta.Started, 0))
 		}
 		out = append(out, n)
 	}

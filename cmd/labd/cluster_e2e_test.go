@@ -142,3 +142,35 @@ func TestCluster(t *testing.T) {
 	a.waitPing("h1", "h2")
 	t.Logf("h2 answering again %v after the kill", time.Since(start).Round(time.Millisecond))
 }
+
+// TestClusterKey: nodes with the cluster key form a cluster; a node with
+// another key cannot join it.
+func TestClusterKey(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three labd processes")
+	}
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	os.WriteFile(keyFile, []byte("the class of 2026\n"), 0o600)
+	seed := "127.0.0.4:" + freePort(t, "127.0.0.4")
+	a := startLabdArgs(t, filepath.Join(dir, "a"), "--name", "a", "--api", "127.0.0.4:0", "--overlay", "127.0.0.4:0", "--gossip", seed, "--cluster-key-file", keyFile)
+	startLabdArgs(t, filepath.Join(dir, "b"), "--name", "b", "--api", "127.0.0.5:0", "--overlay", "127.0.0.5:0",
+		"--gossip", "127.0.0.5:"+freePort(t, "127.0.0.5"), "--join", seed, "--cluster-key", "the class of 2026")
+	startLabdArgs(t, filepath.Join(dir, "x"), "--name", "x", "--api", "127.0.0.6:0", "--overlay", "127.0.0.6:0",
+		"--gossip", "127.0.0.6:"+freePort(t, "127.0.0.6"), "--join", seed, "--cluster-key", "a guess")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out := a.ok("get", "nodes")
+		if strings.Contains(out, "\nb ") && !strings.Contains(out, "\nx ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want a and b only:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // give x time to try
+	if out := a.ok("get", "nodes"); strings.Contains(out, "\nx ") {
+		t.Fatalf("a node with the wrong key joined:\n%s", out)
+	}
+}

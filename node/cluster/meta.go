@@ -14,6 +14,7 @@ type NodeMeta struct {
 	APIAddr     string `json:"api,omitempty"`     // gRPC API, host:port
 	OverlayAddr string `json:"overlay,omitempty"` // GENEVE overlay, host:port
 	Version     string `json:"version,omitempty"` // labd version
+	Started     int64  `json:"started,omitempty"` // when labd started, Unix seconds
 }
 
 // metaVersion leads the encoding so that a later format can be told apart.
