@@ -12,7 +12,7 @@ import (
 
 // freePort returns a port free on ip for both TCP and UDP (memberlist
 // needs both), to give a seed node a known gossip address.
-func freePort(t *testing.T, ip string) string {
+func freePort(t testing.TB, ip string) string {
 	for range 20 {
 		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 		if err != nil {

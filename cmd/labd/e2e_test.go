@@ -50,7 +50,7 @@ func examples(t *testing.T, name string) string {
 
 // labd is one running labd process.
 type labd struct {
-	t    *testing.T
+	t    testing.TB
 	data string
 	api  string
 	cmd  *exec.Cmd
@@ -62,7 +62,7 @@ var readyRE = regexp.MustCompile(`labd ready.*api=(\S+)`)
 
 // startLabd starts labd on data with the API on an ephemeral loopback port
 // (or api, when given) and waits until it is ready.
-func startLabd(t *testing.T, data, api string) *labd {
+func startLabd(t testing.TB, data, api string) *labd {
 	t.Helper()
 	if api == "" {
 		api = "127.0.0.1:0"
@@ -71,7 +71,7 @@ func startLabd(t *testing.T, data, api string) *labd {
 }
 
 // startLabdArgs starts labd on data with the given flags.
-func startLabdArgs(t *testing.T, data string, args ...string) *labd {
+func startLabdArgs(t testing.TB, data string, args ...string) *labd {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "labd"), append([]string{"--data", data}, args...)...)
 	stderr, err := cmd.StderrPipe()

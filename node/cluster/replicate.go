@@ -93,9 +93,13 @@ func lastSent(recs []store.Record) map[string]store.Stamp {
 }
 
 // runBroadcaster waits for the store's change signals, finds the records
-// that changed since the last signal and broadcasts this node's own writes
-// among them, until ctx is done. Records that came from other nodes are
-// not relayed: their writer broadcast them, and push/pull repairs any loss.
+// that changed since the last signal and broadcasts them, until ctx is
+// done. Records learned from other nodes are relayed too (epidemic
+// dissemination, as Serf relays its events): a writer's own broadcasts
+// reach only a few random nodes per gossip round, and without relaying the
+// rest would wait for push/pull (30s on the LAN preset). A record seen
+// before is never relayed again, and named broadcasts replace older queued
+// ones, so this converges instead of storming.
 //
 // The store's Subscribe says that something changed, not what, so each
 // signal costs a walk of the replica (store.All) and a comparison with the
@@ -116,9 +120,7 @@ func (c *Cluster) runBroadcaster(ctx context.Context, changes <-chan struct{}, s
 				continue
 			}
 			sent[r.Key] = r.Stamp
-			if r.Stamp.Origin == c.cfg.Name {
-				c.broadcast(r)
-			}
+			c.broadcast(r, r.Stamp.Origin == c.cfg.Name)
 		}
 		for k := range sent {
 			if _, ok := seen[k]; !ok {
@@ -130,7 +132,8 @@ func (c *Cluster) runBroadcaster(ctx context.Context, changes <-chan struct{}, s
 
 // broadcast sends r to the other nodes: as a named broadcast piggybacked on
 // gossip when it fits in a UDP packet, otherwise over TCP to each live node.
-func (c *Cluster) broadcast(r store.Record) {
+// Large records of other nodes are left to push/pull.
+func (c *Cluster) broadcast(r store.Record, own bool) {
 	if err := checkRecord(r); err != nil {
 		c.log.Warn("record not replicated", "err", err)
 		return
@@ -138,6 +141,9 @@ func (c *Cluster) broadcast(r store.Record) {
 	msg := encodeMessage(kindRecords, []store.Record{r})
 	if len(msg) <= c.maxBroadcast {
 		c.queue.QueueBroadcast(&namedBroadcast{name: "rec:" + r.Key, msg: msg})
+		return
+	}
+	if !own {
 		return
 	}
 	ml := c.ml.Load()
