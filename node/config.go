@@ -34,6 +34,8 @@ type Config struct {
 	// FailoverAfter is how long a node may be gone before its hosts are
 	// placed again elsewhere; 0 turns failover off.
 	FailoverAfter time.Duration
+	// Metrics is where Prometheus metrics are served; empty: off.
+	Metrics string
 }
 
 // Defaults, as DESIGN.md's table gives them.
@@ -81,6 +83,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&keyFile, "cluster-key-file", "", "file holding the cluster key")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&cfg.FailoverAfter, "failover-after", time.Minute, "place the hosts of a node gone this long on live nodes (0: never)")
+	fs.StringVar(&cfg.Metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (off when empty)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow gossip and overlay on non-loopback addresses without a cluster key")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: labd [flags]\n\nRuns a labnet node. With no flags: a single-node lab on loopback, API on %s.\nEvery flag can also be set as LABD_<FLAG> in the environment (LABD_LOG_LEVEL=debug).\n\nFlags:\n", DefaultAPI)

@@ -27,6 +27,7 @@ import (
 	"github.com/labnet-dev/labnet/node/api"
 	"github.com/labnet-dev/labnet/node/cluster"
 	"github.com/labnet-dev/labnet/node/fabric"
+	"github.com/labnet-dev/labnet/node/metrics"
 	"github.com/labnet-dev/labnet/node/overlay"
 	"github.com/labnet-dev/labnet/node/runtime"
 	"github.com/labnet-dev/labnet/node/store"
@@ -61,6 +62,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	lis, err := net.Listen("tcp", cfg.API)
 	if err != nil {
 		return fmt.Errorf("--api %s: %w", cfg.API, err)
+	}
+	var ml net.Listener
+	if cfg.Metrics != "" {
+		if ml, err = metrics.Listen(cfg.Metrics); err != nil {
+			lis.Close()
+			return fmt.Errorf("--metrics %s: %w", cfg.Metrics, err)
+		}
 	}
 	started := time.Now()
 	fab := fabric.New(fabric.WithClock(stack.SystemClock{}))
@@ -138,6 +146,27 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Warn("joining the cluster", "err", err)
 	}
 	eg.Go(func() error { return link.Run(ctx) })
+	if ml != nil {
+		reg := metrics.New(metrics.Sources{
+			Overlay: oconn.Counters,
+			Members: func() map[string]int {
+				m := map[string]int{}
+				for _, mem := range cl.Members() {
+					m[mem.State.String()]++
+				}
+				return m
+			},
+			Interfaces: metrics.HostInterfaces(func(yield func(string, metrics.Host) bool) {
+				for name, h := range rt.All() {
+					if !yield(name, h) {
+						return
+					}
+				}
+			}),
+		})
+		eg.Go(func() error { return metrics.Serve(ctx, ml, reg) })
+		log.Info("metrics", "addr", ml.Addr().String())
+	}
 	if cfg.FailoverAfter > 0 {
 		fo := &failover{cl: cl, st: st, self: cfg.Name, after: cfg.FailoverAfter, log: log.With("component", "failover"), gone: map[string]time.Time{}}
 		eg.Go(func() error { return fo.run(ctx) })

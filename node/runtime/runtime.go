@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"iter"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -223,6 +224,24 @@ func (r *Runtime) Host(name string) (*Host, bool) {
 	defer r.mu.RUnlock()
 	h, ok := r.hosts[name]
 	return h, ok
+}
+
+// All yields every running host by resource name (a snapshot: hosts may
+// stop while it runs).
+func (r *Runtime) All() iter.Seq2[string, *Host] {
+	r.mu.RLock()
+	hosts := make(map[string]*Host, len(r.hosts))
+	for k, v := range r.hosts {
+		hosts[k] = v
+	}
+	r.mu.RUnlock()
+	return func(yield func(string, *Host) bool) {
+		for k, v := range hosts {
+			if !yield(k, v) {
+				return
+			}
+		}
+	}
 }
 
 // Count is the number of running hosts.
