@@ -420,7 +420,7 @@ func TestGetHostStatus(t *testing.T) {
 		t.Fatalf("interfaces %v, want 1", before.Interfaces)
 	}
 	ifc := before.Interfaces[0]
-	if ifc.Name != "eth0" || ifc.Network != "lan1" || ifc.Mtu != 1500 ||
+	if ifc.Name != "eth0" || ifc.Network != "lan1" || ifc.Mtu != 1400 ||
 		!cmp.Equal(ifc.Addresses, []string{"10.0.1.2/24", "fd00:0:0:1::2/64"}) {
 		t.Errorf("interface = %v", ifc)
 	}

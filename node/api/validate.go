@@ -17,7 +17,7 @@ var (
 const (
 	minMTU     = 576
 	maxMTU     = 65535
-	defaultMTU = 1500
+	defaultMTU = 1400 // as node/runtime: room for the overlay in 1500
 )
 
 // fieldOf returns the request field path of a resource, or its resource name

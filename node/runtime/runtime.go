@@ -375,7 +375,7 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 		}
 		mtu := int(n.Mtu)
 		if mtu == 0 {
-			mtu = 1500
+			mtu = defaultMTU
 		}
 		// The NIC needs its link and the port needs its NIC: the link is
 		// filled in once the port exists, before any packet can be sent.
@@ -478,3 +478,9 @@ func (r *Runtime) stopAll() {
 type portLink struct{ port *fabric.Port }
 
 func (l *portLink) Send(nextHop netip.Addr, pkt []byte) error { return l.port.Send(nextHop, pkt) }
+
+// defaultMTU is a network's MTU when it names none: 1500 less room for the
+// overlay (outer IPv4 20 + UDP 8 + GENEVE 8 + next-hop option up to 20 +
+// sealing 28 = 84 bytes; DESIGN.md), so that a packet between hosts on
+// different labd fits a 1500-byte real network unfragmented.
+const defaultMTU = 1400

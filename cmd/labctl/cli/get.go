@@ -328,10 +328,10 @@ func (a *app) networkRow(n *labv1.Network) []string {
 	)
 }
 
-// mtu is a network's MTU: 1500 when unset.
+// mtu is a network's MTU: 1400 when unset.
 func mtu(m uint32) uint32 {
 	if m == 0 {
-		return 1500
+		return 1400
 	}
 	return m
 }

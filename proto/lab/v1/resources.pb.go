@@ -172,7 +172,8 @@ type Network struct {
 	Ipv4 string `protobuf:"bytes,2,opt,name=ipv4,proto3" json:"ipv4,omitempty"`
 	// Optional IPv6 prefix, for example "fd00:0:0:1::/64".
 	Ipv6 string `protobuf:"bytes,3,opt,name=ipv6,proto3" json:"ipv6,omitempty"`
-	// Link MTU in bytes for interfaces on this network; 1500 when zero.
+	// Link MTU in bytes for interfaces on this network; 1400 when zero (room
+	// for the overlay on a 1500-byte real network).
 	Mtu uint32 `protobuf:"varint,4,opt,name=mtu,proto3" json:"mtu,omitempty"`
 	// Output only: the 24-bit virtual network identifier (the GENEVE VNI).
 	Vni           uint32 `protobuf:"varint,5,opt,name=vni,proto3" json:"vni,omitempty"`
