@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"crypto/sha256"
 	"net"
 	"os"
 	"path/filepath"
@@ -75,7 +76,7 @@ func TestCluster(t *testing.T) {
 		"  - name: r1\n", "  - name: r1\n    node: c\n",
 		"  - name: h1\n", "  - name: h1\n    node: a\n",
 		"  - name: h2\n", "  - name: h2\n    node: b\n",
-	).Replace(string(topo))
+	).Replace(string(topo)) + "  - name: h4\n    node: b\n    interfaces: [lan2]\n"
 	f := filepath.Join(dir, "cluster.yaml")
 	os.WriteFile(f, []byte(pinned), 0o644)
 	b.ok("apply", "-f", f)
@@ -83,7 +84,7 @@ func TestCluster(t *testing.T) {
 		return strings.Contains(out, "h1") && strings.Contains(out, "h2") && strings.Contains(out, "r1")
 	}, "get", "hosts")
 	waitOut(a, "each host on its node", func(out string) bool {
-		return strings.Contains(out, `"hostCount": 1`) && strings.Count(out, `"hostCount": 1`) == 3
+		return strings.Count(out, `"hostCount": 1`) == 2 && strings.Count(out, `"hostCount": 2`) == 1 // a: h1, b: h2 h4, c: r1
 	}, "get", "nodes", "-o", "json")
 
 	a.waitPing("h1", "h2")
@@ -95,10 +96,14 @@ func TestCluster(t *testing.T) {
 	if hops := hopAddrs(out); strings.Join(hops, " ") != "10.0.1.1 10.0.2.10" {
 		t.Errorf("cross-node traceroute: %v\n%s", hops, out)
 	}
-	file := filepath.Join(dir, "bytes")
+	// TCP across the overlay and a router on a third node delivers exactly
+	// what the same transfer within one node does (h4 and h2 are both on b).
+	file, local := filepath.Join(dir, "bytes"), filepath.Join(dir, "bytes-local")
 	a.ok("fetch", "h1", "http://h2/bytes/3000000", "-O", file)
-	if st, err := os.Stat(file); err != nil || st.Size() != 3000000 {
-		t.Errorf("cross-node fetch: %v %v", st, err)
+	b.ok("fetch", "h4", "http://h2/bytes/3000000", "-O", local)
+	crossSum, localSum := sha256File(t, file), sha256File(t, local)
+	if crossSum != localSum {
+		t.Errorf("cross-node fetch differs: sha256 %x, within one node %x", crossSum, localSum)
 	}
 
 	// Every node is a front door: c, which runs neither, serves live calls
@@ -141,6 +146,35 @@ func TestCluster(t *testing.T) {
 	}, "get", "hosts", "demo/h2", "-o", "json")
 	a.waitPing("h1", "h2")
 	t.Logf("h2 answering again %v after the kill", time.Since(start).Round(time.Millisecond))
+
+	// A change made while b is down reaches b when it comes back.
+	os.WriteFile(f, []byte("name: demo\nhosts:\n  - name: h5\n    interfaces: [lan1]\n"), 0o644)
+	a.ok("apply", "-f", f)
+	b = startLabdArgs(t, filepath.Join(dir, "b"), b.args...)
+	waitOut(b, "b learns of h5", func(out string) bool { return strings.Contains(out, "h5") }, "get", "hosts")
+
+	// All three restarted at once: the lab is intact.
+	want := a.ok("get", "hosts", "-o", "json")
+	for _, d := range []*labd{a, b, c} {
+		d.stop(syscall.SIGTERM)
+	}
+	a = startLabdArgs(t, filepath.Join(dir, "a"), a.args...)
+	b = startLabdArgs(t, filepath.Join(dir, "b"), b.args...)
+	c = startLabdArgs(t, filepath.Join(dir, "c"), c.args...)
+	if got := a.ok("get", "hosts", "-o", "json"); got != want {
+		t.Errorf("after restarting every node the lab differs:\nwant %s\ngot %s", want, got)
+	}
+	waitOut(a, "three nodes alive again", func(out string) bool { return strings.Count(out, "alive") == 3 }, "get", "nodes")
+	a.waitPing("h1", "h2")
+}
+
+func sha256File(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
 }
 
 // TestClusterKey: nodes with the cluster key form a cluster; a node with

@@ -50,6 +50,7 @@ func examples(t *testing.T, name string) string {
 
 // labd is one running labd process.
 type labd struct {
+	args []string // to start it again
 	t    testing.TB
 	data string
 	api  string
@@ -81,7 +82,7 @@ func startLabdArgs(t testing.TB, data string, args ...string) *labd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &labd{t: t, data: data, cmd: cmd, log: &bytes.Buffer{}, done: make(chan error, 1)}
+	d := &labd{args: args, t: t, data: data, cmd: cmd, log: &bytes.Buffer{}, done: make(chan error, 1)}
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
