@@ -90,7 +90,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	var members atomic.Pointer[map[netip.AddrPort]bool]
 	members.Store(&map[netip.AddrPort]bool{})
 	accept := func(from netip.AddrPort) bool { return (*members.Load())[from] }
-	oconn, err := overlay.Listen(oaddr, overlay.Options{Key: key, Accept: accept})
+	// Large socket buffers absorb the trains a TCP flow sends at once.
+	oconn, err := overlay.Listen(oaddr, overlay.Options{Key: key, Accept: accept, ReadBuffer: 8 << 20, WriteBuffer: 8 << 20})
 	if err != nil {
 		return fmt.Errorf("--overlay %s: %w", cfg.Overlay, err)
 	}
