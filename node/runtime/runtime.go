@@ -166,7 +166,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 // updateRemote tells the fabric, for every network, its VNI and which of
 // its addresses belong to hosts placed on other live nodes, and where
 // those nodes' overlays are.
-func (r *Runtime) updateRemote() {
+func (r *Runtime) updateRemote(st labState) {
 	if r.cfg.Peers == nil {
 		return
 	}
@@ -176,23 +176,13 @@ func (r *Runtime) updateRemote() {
 		remote map[netip.Addr]netip.AddrPort
 	}
 	nets := map[string]*netInfo{}
+	for name, n := range st.nets {
+		nets[name] = &netInfo{vni: n.Vni, remote: map[netip.Addr]netip.AddrPort{}}
+	}
 	var hosts []*labv1.Host
-	for _, rec := range r.cfg.Store.List("labs/") {
-		parts := strings.Split(rec.Key, "/")
-		if len(parts) != 4 {
-			continue
-		}
-		switch parts[2] {
-		case "networks":
-			n := &labv1.Network{}
-			if proto.Unmarshal(rec.Value, n) == nil {
-				nets[rec.Key] = &netInfo{vni: n.Vni, remote: map[netip.Addr]netip.AddrPort{}}
-			}
-		case "hosts":
-			h := &labv1.Host{}
-			if proto.Unmarshal(rec.Value, h) == nil && h.Node != r.cfg.Node {
-				hosts = append(hosts, h)
-			}
+	for _, h := range st.hosts {
+		if h.Node != r.cfg.Node {
+			hosts = append(hosts, h)
 		}
 	}
 	for _, h := range hosts {
@@ -260,8 +250,9 @@ type desired struct {
 
 // Reconcile makes the running hosts match the store once.
 func (r *Runtime) Reconcile() {
-	r.updateRemote()
-	want := r.desired()
+	st := r.read()
+	r.updateRemote(st)
+	want := r.desired(st)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for name, h := range r.hosts {
@@ -288,9 +279,15 @@ func (r *Runtime) Reconcile() {
 	}
 }
 
-func (r *Runtime) desired() map[string]*desired {
-	nets := map[string]*labv1.Network{}
-	var hosts []*labv1.Host
+// labState is the store's networks (by resource name) and hosts, read once
+// per reconcile.
+type labState struct {
+	nets  map[string]*labv1.Network
+	hosts []*labv1.Host
+}
+
+func (r *Runtime) read() labState {
+	st := labState{nets: map[string]*labv1.Network{}}
 	for _, rec := range r.cfg.Store.List("labs/") {
 		parts := strings.Split(rec.Key, "/")
 		if len(parts) != 4 {
@@ -300,13 +297,24 @@ func (r *Runtime) desired() map[string]*desired {
 		case "networks":
 			n := &labv1.Network{}
 			if err := proto.Unmarshal(rec.Value, n); err == nil {
-				nets[rec.Key] = n
+				st.nets[rec.Key] = n
 			}
 		case "hosts":
 			h := &labv1.Host{}
-			if err := proto.Unmarshal(rec.Value, h); err == nil && h.Node == r.cfg.Node {
-				hosts = append(hosts, h)
+			if err := proto.Unmarshal(rec.Value, h); err == nil {
+				st.hosts = append(st.hosts, h)
 			}
+		}
+	}
+	return st
+}
+
+func (r *Runtime) desired(st labState) map[string]*desired {
+	nets := st.nets
+	var hosts []*labv1.Host
+	for _, h := range st.hosts {
+		if h.Node == r.cfg.Node {
+			hosts = append(hosts, h)
 		}
 	}
 	marshal := proto.MarshalOptions{Deterministic: true}
