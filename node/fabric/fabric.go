@@ -21,7 +21,7 @@ type Fabric struct {
 
 	mu     sync.Mutex
 	segs   map[string]*Segment
-	byVNI  map[uint32]*Segment
+	byVNI  atomic.Pointer[map[uint32]*Segment] // copy-on-write: read per overlay packet
 	remote atomic.Pointer[Remote]
 }
 
@@ -42,13 +42,19 @@ func (f *Fabric) SetNetwork(network string, vni uint32, remote map[netip.Addr]ne
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	seg := f.segmentLocked(network)
-	if old := seg.vni.Load(); old != 0 && f.byVNI[old] == seg {
-		delete(f.byVNI, old)
+	if old := seg.vni.Load(); old != vni {
+		m := map[uint32]*Segment{}
+		for k, v := range *f.byVNI.Load() {
+			if v != seg {
+				m[k] = v
+			}
+		}
+		if vni != 0 {
+			m[vni] = seg
+		}
+		f.byVNI.Store(&m)
 	}
 	seg.vni.Store(vni)
-	if vni != 0 {
-		f.byVNI[vni] = seg
-	}
 	m := make(map[netip.Addr]netip.AddrPort, len(remote))
 	for a, p := range remote {
 		m[a] = p
@@ -60,9 +66,7 @@ func (f *Fabric) SetNetwork(network string, vni uint32, remote map[netip.Addr]ne
 // interface that owns nextHop on the network with this VNI. It takes
 // ownership of pkt and reports whether an interface took it.
 func (f *Fabric) DeliverRemote(vni uint32, nextHop netip.Addr, pkt []byte) bool {
-	f.mu.Lock()
-	seg := f.byVNI[vni]
-	f.mu.Unlock()
+	seg := (*f.byVNI.Load())[vni]
 	if seg == nil {
 		return false
 	}
@@ -105,7 +109,8 @@ func WithSeed(seed uint64) Option { return func(f *Fabric) { f.seed = seed } }
 
 // New returns an empty fabric.
 func New(opts ...Option) *Fabric {
-	f := &Fabric{clock: stack.SystemClock{}, seed: rand.Uint64(), segs: map[string]*Segment{}, byVNI: map[uint32]*Segment{}}
+	f := &Fabric{clock: stack.SystemClock{}, seed: rand.Uint64(), segs: map[string]*Segment{}}
+	f.byVNI.Store(&map[uint32]*Segment{})
 	for _, o := range opts {
 		o(f)
 	}
