@@ -88,15 +88,8 @@ func (s *Server) dialer(host string, h LiveHost) func(ctx context.Context, netwo
 
 // Fetch makes an HTTP GET from a host, streaming the response.
 func (s *Server) Fetch(req *labv1.FetchRequest, stream labv1.LiveService_FetchServer) error {
-	if c, ctx, err := s.forward(stream.Context(), req.Host); err != nil || c != nil {
-		if err != nil {
-			return err
-		}
-		st, err := c.Fetch(ctx, req)
-		if err != nil {
-			return err
-		}
-		return relay(st.Recv, stream.Send)
+	if done, err := forwardStream(s, stream.Context(), req.Host, req, labv1.LiveServiceClient.Fetch, stream.Send); done {
+		return err
 	}
 	_, h, err := s.liveHost("host", req.Host)
 	if err != nil {
@@ -163,15 +156,8 @@ func (s *Server) Fetch(req *labv1.FetchRequest, stream labv1.LiveService_FetchSe
 // Bench sends TCP data from a host to another host's discard service (port
 // 9) and reports the throughput when the receiver has everything.
 func (s *Server) Bench(req *labv1.BenchRequest, stream labv1.LiveService_BenchServer) error {
-	if c, ctx, err := s.forward(stream.Context(), req.Host); err != nil || c != nil {
-		if err != nil {
-			return err
-		}
-		st, err := c.Bench(ctx, req)
-		if err != nil {
-			return err
-		}
-		return relay(st.Recv, stream.Send)
+	if done, err := forwardStream(s, stream.Context(), req.Host, req, labv1.LiveServiceClient.Bench, stream.Send); done {
+		return err
 	}
 	_, h, err := s.liveHost("host", req.Host)
 	if err != nil {

@@ -48,6 +48,23 @@ func (s *Server) forward(ctx context.Context, host string) (labv1.LiveServiceCli
 	return labv1.NewLiveServiceClient(conn), metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Node), nil
 }
 
+// forwardStream serves a streaming live call on the node that runs host,
+// when that is another node: it reports whether it did, and how the
+// forwarded call ended.
+func forwardStream[Req, Resp any](s *Server, ctx context.Context, host string, req Req,
+	call func(labv1.LiveServiceClient, context.Context, Req, ...grpc.CallOption) (grpc.ServerStreamingClient[Resp], error),
+	send func(*Resp) error) (bool, error) {
+	c, fctx, err := s.forward(ctx, host)
+	if err != nil || c == nil {
+		return err != nil, err
+	}
+	st, err := call(c, fctx, req)
+	if err != nil {
+		return true, err
+	}
+	return true, relay(st.Recv, send)
+}
+
 // relay copies a forwarded stream back to the caller.
 func relay[T any](recv func() (*T, error), send func(*T) error) error {
 	for {

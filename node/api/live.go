@@ -101,15 +101,8 @@ type probe struct {
 
 // Ping sends echo requests like ping(8).
 func (s *Server) Ping(req *labv1.PingRequest, stream labv1.LiveService_PingServer) error {
-	if c, ctx, err := s.forward(stream.Context(), req.Host); err != nil || c != nil {
-		if err != nil {
-			return err
-		}
-		st, err := c.Ping(ctx, req)
-		if err != nil {
-			return err
-		}
-		return relay(st.Recv, stream.Send)
+	if done, err := forwardStream(s, stream.Context(), req.Host, req, labv1.LiveServiceClient.Ping, stream.Send); done {
+		return err
 	}
 	_, h, err := s.liveHost("host", req.Host)
 	if err != nil {
@@ -351,15 +344,8 @@ func annotation(ev stack.EchoEvent) string {
 // the timeout passes. It stops at the destination, or at a hop whose every
 // answer says unreachable.
 func (s *Server) Traceroute(req *labv1.TracerouteRequest, stream labv1.LiveService_TracerouteServer) error {
-	if c, ctx, err := s.forward(stream.Context(), req.Host); err != nil || c != nil {
-		if err != nil {
-			return err
-		}
-		st, err := c.Traceroute(ctx, req)
-		if err != nil {
-			return err
-		}
-		return relay(st.Recv, stream.Send)
+	if done, err := forwardStream(s, stream.Context(), req.Host, req, labv1.LiveServiceClient.Traceroute, stream.Send); done {
+		return err
 	}
 	_, h, err := s.liveHost("host", req.Host)
 	if err != nil {
