@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,8 +25,9 @@ var (
 // by unlock, so that no lock is held while the stack delivers (a connection
 // to this host's own address loops straight back into HandlePacket).
 type endpoint struct {
-	p  *Protocol
-	mu sync.Mutex
+	p       *Protocol
+	mu      sync.Mutex
+	removed atomic.Bool // gone from the demultiplexer (Protocol.last may still hold it)
 
 	state         state
 	local, remote netip.AddrPort

@@ -79,6 +79,7 @@ type Protocol struct {
 	nextPort  uint16
 
 	stats protoStats
+	last  atomic.Pointer[endpoint] // the connection of the last segment
 }
 
 type protoStats struct {
@@ -156,6 +157,13 @@ func (p *Protocol) HandlePacket(pi stack.PacketInfo, payload []byte) bool {
 		p.stats.malformed.Add(1)
 		return true
 	}
+	// Bulk traffic is one connection after another segment of it: a
+	// one-entry cache spares hashing the 4-tuple (map keys of netip
+	// values hash slowly).
+	if e := p.last.Load(); e != nil && e.local == seg.dst && e.remote == seg.src && !e.removed.Load() {
+		e.handle(seg)
+		return true
+	}
 	p.mu.RLock()
 	e := p.conns[fourTuple{seg.dst, seg.src}]
 	var l *Listener
@@ -174,6 +182,7 @@ func (p *Protocol) HandlePacket(pi stack.PacketInfo, payload []byte) bool {
 	p.mu.RUnlock()
 	switch {
 	case e != nil:
+		p.last.Store(e)
 		e.handle(seg)
 	case l != nil:
 		l.handleSYN(seg)
@@ -239,6 +248,8 @@ func (p *Protocol) send(dst netip.Addr, pkts [][]byte) {
 }
 
 func (p *Protocol) remove(e *endpoint) {
+	e.removed.Store(true) // before the map forgets it: the cache checks this
+	p.last.CompareAndSwap(e, nil)
 	p.mu.Lock()
 	if p.conns[fourTuple{e.local, e.remote}] == e {
 		delete(p.conns, fourTuple{e.local, e.remote})
