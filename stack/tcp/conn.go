@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/labnet-dev/labnet/stack"
+	"github.com/labnet-dev/labnet/stack/internal/deadline"
 	"github.com/labnet-dev/labnet/stack/wire"
 )
 
@@ -40,23 +41,21 @@ type Conn struct {
 
 	abortOnClose bool // SetLinger(0): Close resets
 
-	rdl, wdl deadline
+	rdl, wdl *deadline.Deadline
 	once     sync.Once
 }
 
 var _ net.Conn = (*Conn)(nil)
 
 func newConn(e *endpoint) *Conn {
-	c := &Conn{e: e}
-	c.rdl.init()
-	c.wdl.init()
+	c := &Conn{e: e, rdl: deadline.New(), wdl: deadline.New()}
 	return c
 }
 
 // Read reads received data; io.EOF after the peer's FIN.
 func (c *Conn) Read(b []byte) (int, error) {
 	e := c.e
-	if passed(c.rdl.wait()) {
+	if c.rdl.Passed() {
 		// A deadline in the past fails the call, data or not (net.Conn).
 		return 0, c.opError("read", os.ErrDeadlineExceeded)
 	}
@@ -98,7 +97,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		e.mu.Unlock()
 		select {
 		case <-e.rcvSignal:
-		case <-c.rdl.wait():
+		case <-c.rdl.Done():
 			return 0, c.opError("read", os.ErrDeadlineExceeded)
 		}
 	}
@@ -107,7 +106,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 // Write queues data for sending, blocking while the send buffer is full.
 func (c *Conn) Write(b []byte) (int, error) {
 	e := c.e
-	if passed(c.wdl.wait()) {
+	if c.wdl.Passed() {
 		return 0, c.opError("write", os.ErrDeadlineExceeded)
 	}
 	written := 0
@@ -135,7 +134,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 		}
 		select {
 		case <-e.sndSignal:
-		case <-c.wdl.wait():
+		case <-c.wdl.Done():
 			return written, c.opError("write", os.ErrDeadlineExceeded)
 		}
 	}
@@ -210,8 +209,8 @@ func (c *Conn) Close() error {
 		notify(e.rcvSignal)
 		notify(e.sndSignal)
 		e.unlock()
-		c.rdl.stop()
-		c.wdl.stop()
+		c.rdl.Stop()
+		c.wdl.Stop()
 	})
 	return err
 }
@@ -228,16 +227,16 @@ func (c *Conn) RemoteAddr() net.Addr { return tcpAddr(c.e.remote) }
 
 // SetDeadline sets both deadlines.
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.rdl.set(t)
-	c.wdl.set(t)
+	c.rdl.Set(t)
+	c.wdl.Set(t)
 	return nil
 }
 
 // SetReadDeadline sets the read deadline.
-func (c *Conn) SetReadDeadline(t time.Time) error { c.rdl.set(t); return nil }
+func (c *Conn) SetReadDeadline(t time.Time) error { c.rdl.Set(t); return nil }
 
 // SetWriteDeadline sets the write deadline.
-func (c *Conn) SetWriteDeadline(t time.Time) error { c.wdl.set(t); return nil }
+func (c *Conn) SetWriteDeadline(t time.Time) error { c.wdl.Set(t); return nil }
 
 // SetLinger with sec 0 makes Close reset the connection at once, dropping
 // unsent data, as SO_LINGER with a zero timeout does; any other value
@@ -276,70 +275,6 @@ func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
 	e.keepalive = d
 	e.armKeepalive()
 	return nil
-}
-
-// deadline is a settable deadline whose channel closes when it passes.
-// Deadlines are wall-clock times (net.Conn's contract), so they use the
-// time package, not the stack's clock.
-type deadline struct {
-	mu     sync.Mutex
-	timer  *time.Timer
-	cancel chan struct{}
-}
-
-func (d *deadline) init() { d.cancel = make(chan struct{}) }
-
-func (d *deadline) set(t time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.timer != nil && !d.timer.Stop() {
-		<-d.cancel // the timer fired and closed it
-	}
-	d.timer = nil
-	closed := false
-	select {
-	case <-d.cancel:
-		closed = true
-	default:
-	}
-	if t.IsZero() {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		return
-	}
-	if closed {
-		d.cancel = make(chan struct{})
-	}
-	if dur := time.Until(t); dur > 0 {
-		ch := d.cancel
-		d.timer = time.AfterFunc(dur, func() { close(ch) })
-		return
-	}
-	close(d.cancel)
-}
-
-func (d *deadline) wait() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cancel
-}
-
-func passed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
-func (d *deadline) stop() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.timer != nil {
-		d.timer.Stop()
-	}
 }
 
 // handleICMP reacts to an ICMP error quoting one of our segments (RFC 5927

@@ -106,8 +106,8 @@ func (e *endpoint) closeConn() error {
 }
 
 func (e *endpoint) setDeadline(t time.Time) error {
-	e.rd.set(t)
-	e.wd.set(t)
+	e.rd.Set(t)
+	e.wd.Set(t)
 	return nil
 }
 
@@ -164,10 +164,10 @@ func (c *PacketConn) SetDeadline(t time.Time) error { return c.e.setDeadline(t) 
 
 // SetReadDeadline sets the time after which reads fail with a timeout
 // (os.ErrDeadlineExceeded), pending ones included; zero means never.
-func (c *PacketConn) SetReadDeadline(t time.Time) error { c.e.rd.set(t); return nil }
+func (c *PacketConn) SetReadDeadline(t time.Time) error { c.e.rd.Set(t); return nil }
 
 // SetWriteDeadline sets the time after which writes fail with a timeout.
-func (c *PacketConn) SetWriteDeadline(t time.Time) error { c.e.wd.set(t); return nil }
+func (c *PacketConn) SetWriteDeadline(t time.Time) error { c.e.wd.Set(t); return nil }
 
 // SetReadBuffer sets how many bytes of datagrams may wait to be read (256 KiB
 // by default; each datagram counts at least 1 KiB), as SO_RCVBUF does.
@@ -208,10 +208,10 @@ func (c *Conn) SetDeadline(t time.Time) error { return c.e.setDeadline(t) }
 
 // SetReadDeadline sets the time after which reads fail with a timeout
 // (os.ErrDeadlineExceeded), pending ones included; zero means never.
-func (c *Conn) SetReadDeadline(t time.Time) error { c.e.rd.set(t); return nil }
+func (c *Conn) SetReadDeadline(t time.Time) error { c.e.rd.Set(t); return nil }
 
 // SetWriteDeadline sets the time after which writes fail with a timeout.
-func (c *Conn) SetWriteDeadline(t time.Time) error { c.e.wd.set(t); return nil }
+func (c *Conn) SetWriteDeadline(t time.Time) error { c.e.wd.Set(t); return nil }
 
 // SetReadBuffer sets how many bytes of datagrams may wait to be read, as
 // (*PacketConn).SetReadBuffer.

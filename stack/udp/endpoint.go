@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/labnet-dev/labnet/stack"
+	"github.com/labnet-dev/labnet/stack/internal/deadline"
 	"github.com/labnet-dev/labnet/stack/wire"
 )
 
@@ -42,7 +43,7 @@ type endpoint struct {
 	// for an unconnected one.
 	remote netip.AddrPort
 
-	rd, wd *deadline
+	rd, wd *deadline.Deadline
 
 	// readable holds a token when a reader may find something: a datagram
 	// or an error. A reader that takes a datagram and leaves more passes
@@ -62,7 +63,7 @@ type endpoint struct {
 func newEndpoint(p *Protocol, local, remote netip.AddrPort) *endpoint {
 	return &endpoint{
 		p: p, local: local, remote: remote,
-		rd: newDeadline(), wd: newDeadline(),
+		rd: deadline.New(), wd: deadline.New(),
 		readable: make(chan struct{}, 1),
 		closedCh: make(chan struct{}),
 		readBuf:  defaultReadBuffer,
@@ -123,7 +124,7 @@ func (e *endpoint) read(b []byte) (int, netip.AddrPort, error) {
 		}
 		// As Go's poller does, a passed deadline fails the call even if
 		// data is waiting.
-		if e.rd.passed() {
+		if e.rd.Passed() {
 			e.mu.Unlock()
 			return 0, netip.AddrPort{}, os.ErrDeadlineExceeded
 		}
@@ -153,7 +154,7 @@ func (e *endpoint) read(b []byte) (int, netip.AddrPort, error) {
 		select {
 		case <-e.readable:
 		case <-e.closedCh:
-		case <-e.rd.done():
+		case <-e.rd.Done():
 		}
 	}
 }
@@ -190,7 +191,7 @@ func (e *endpoint) send(b []byte, to netip.AddrPort) error {
 	}
 	// Sends never block: there is no send buffer to wait for. The write
 	// deadline only fails a call made after it passed.
-	if e.wd.passed() {
+	if e.wd.Passed() {
 		e.mu.Unlock()
 		return os.ErrDeadlineExceeded
 	}
@@ -256,8 +257,8 @@ func (e *endpoint) close() error {
 	close(e.closedCh)
 	e.mu.Unlock()
 	e.p.unbind(e)
-	e.rd.stop()
-	e.wd.stop()
+	e.rd.Stop()
+	e.wd.Stop()
 	return nil
 }
 

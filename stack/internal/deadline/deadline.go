@@ -1,11 +1,13 @@
-package udp
+// Package deadline is a net.Conn deadline for the stack's sockets (TCP and
+// UDP): a channel closed when the deadline passes.
+package deadline
 
 import (
 	"sync"
 	"time"
 )
 
-// deadline is one direction's net.Conn deadline: a channel that is closed
+// Deadline is one direction's net.Conn deadline: a channel that is closed
 // when it passes. Deadlines are wall-clock times by net.Conn's contract, so
 // this is the one place the package uses the time package's clock; the
 // stack's clock (virtual in tests) drives everything else. The scheme is
@@ -13,16 +15,17 @@ import (
 // it got when it started, and moving the deadline keeps that channel
 // whenever the old timer could still be stopped, so "a deadline applies to
 // all future and pending I/O" (net.Conn).
-type deadline struct {
+type Deadline struct {
 	mu    sync.Mutex
 	timer *time.Timer
 	ch    chan struct{}
 }
 
-func newDeadline() *deadline { return &deadline{ch: make(chan struct{})} }
+// New returns a deadline that is not set.
+func New() *Deadline { return &Deadline{ch: make(chan struct{})} }
 
-// set moves the deadline to t; the zero t means none.
-func (d *deadline) set(t time.Time) {
+// Set moves the deadline to t; the zero t means none.
+func (d *Deadline) Set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil && !d.timer.Stop() {
@@ -49,25 +52,25 @@ func (d *deadline) set(t time.Time) {
 	d.timer = time.AfterFunc(wait, func() { close(ch) })
 }
 
-// done returns a channel that is closed once the deadline passes.
-func (d *deadline) done() <-chan struct{} {
+// Done returns a channel that is closed once the deadline passes.
+func (d *Deadline) Done() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.ch
 }
 
-// passed reports whether the deadline has passed.
-func (d *deadline) passed() bool {
+// Passed reports whether the deadline has passed.
+func (d *Deadline) Passed() bool {
 	select {
-	case <-d.done():
+	case <-d.Done():
 		return true
 	default:
 		return false
 	}
 }
 
-// stop releases the timer.
-func (d *deadline) stop() {
+// Stop releases the timer.
+func (d *Deadline) Stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil {
