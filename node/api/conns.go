@@ -159,11 +159,7 @@ func (s *Server) Bench(req *labv1.BenchRequest, stream labv1.LiveService_BenchSe
 	if done, err := forwardStream(s, stream.Context(), req.Host, req, labv1.LiveServiceClient.Bench, stream.Send); done {
 		return err
 	}
-	_, h, err := s.liveHost("host", req.Host)
-	if err != nil {
-		return err
-	}
-	dst, err := s.resolve("destination", req.Host, req.Destination, req.Ipv6)
+	h, dst, err := s.liveTarget(req.Host, req.Destination, req.Ipv6)
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,17 @@ func (s *Server) liveHost(field, name string) (*labv1.Host, LiveHost, error) {
 	return spec, h, nil
 }
 
+// liveTarget is the running host a probe leaves from and the address of
+// its destination (request fields "host" and "destination").
+func (s *Server) liveTarget(host, dest string, v6 bool) (LiveHost, netip.Addr, error) {
+	_, h, err := s.liveHost("host", host)
+	if err != nil {
+		return nil, netip.Addr{}, err
+	}
+	dst, err := s.resolve("destination", host, dest, v6)
+	return h, dst, err
+}
+
 // resolve turns a destination (an address, or a host of the same lab) into
 // an address. A host name gives its first IPv4 address, or its first IPv6
 // address when v6 is set or it has no IPv4.
@@ -104,11 +115,7 @@ func (s *Server) Ping(req *labv1.PingRequest, stream labv1.LiveService_PingServe
 	if done, err := forwardStream(s, stream.Context(), req.Host, req, labv1.LiveServiceClient.Ping, stream.Send); done {
 		return err
 	}
-	_, h, err := s.liveHost("host", req.Host)
-	if err != nil {
-		return err
-	}
-	dst, err := s.resolve("destination", req.Host, req.Destination, req.Ipv6)
+	h, dst, err := s.liveTarget(req.Host, req.Destination, req.Ipv6)
 	if err != nil {
 		return err
 	}
@@ -319,11 +326,7 @@ func (s *Server) Traceroute(req *labv1.TracerouteRequest, stream labv1.LiveServi
 	if done, err := forwardStream(s, stream.Context(), req.Host, req, labv1.LiveServiceClient.Traceroute, stream.Send); done {
 		return err
 	}
-	_, h, err := s.liveHost("host", req.Host)
-	if err != nil {
-		return err
-	}
-	dst, err := s.resolve("destination", req.Host, req.Destination, req.Ipv6)
+	h, dst, err := s.liveTarget(req.Host, req.Destination, req.Ipv6)
 	if err != nil {
 		return err
 	}
