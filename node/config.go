@@ -153,6 +153,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("--%s: %s is not a loopback address: refusing to carry unauthenticated lab traffic on a real network without --cluster-key (or --insecure)", a.flag, a.addr)
 		}
 	}
+	if _, err := netip.ParseAddr(c.Advertise); c.Advertise != "" && err != nil {
+		return fmt.Errorf("--advertise: %q is not an IP address", c.Advertise)
+	}
 	for _, j := range c.Join {
 		if _, _, err := net.SplitHostPort(j); err != nil {
 			return fmt.Errorf("--join: %q is not host:port", j)

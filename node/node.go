@@ -98,13 +98,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	link := overlay.NewLink(oconn, fab.DeliverRemote)
 	fab.SetRemote(link)
 	apiAddr, overlayAddr := lis.Addr().String(), oconn.LocalAddr().String()
+	var gossipAdvertise string
 	if cfg.Advertise != "" {
 		_, p, _ := net.SplitHostPort(apiAddr)
 		apiAddr = net.JoinHostPort(cfg.Advertise, p)
 		overlayAddr = net.JoinHostPort(cfg.Advertise, strconv.Itoa(int(oconn.LocalAddr().Port())))
+		_, gp, _ := net.SplitHostPort(cfg.Gossip) // port 0: memberlist advertises the port it binds
+		gossipAdvertise = net.JoinHostPort(cfg.Advertise, gp)
 	}
 	cl, err := cluster.New(cluster.Config{
-		Name: cfg.Name, BindAddr: cfg.Gossip, AdvertiseAddr: cfg.Advertise, Join: cfg.Join, Store: st,
+		Name: cfg.Name, BindAddr: cfg.Gossip, AdvertiseAddr: gossipAdvertise, Join: cfg.Join, Store: st,
 		Meta: cluster.NodeMeta{APIAddr: apiAddr, OverlayAddr: overlayAddr, Version: Version, Started: started.Unix()},
 		Key:  cfg.Key, Logger: log.With("component", "cluster"),
 	})

@@ -67,6 +67,7 @@ func TestParseFlags(t *testing.T) {
 			}
 		}},
 		{name: "bad join", args: []string{"--join", "nowhere"}, env: home, wantErr: "--join"},
+		{name: "bad advertise", args: []string{"--advertise", "10.0.0.1:7946"}, env: home, wantErr: "--advertise"},
 		{name: "non-loopback allowed with a key", args: []string{"--gossip", "0.0.0.0:7946", "--overlay", "0.0.0.0:6081", "--cluster-key", "s3cret"}, env: home},
 		{name: "two keys", args: []string{"--cluster-key", "a", "--cluster-key-file", "/nonexistent"}, env: home, wantErr: "give one"},
 		{name: "stray argument", args: []string{"run"}, env: home, wantErr: "unexpected argument"},
@@ -248,6 +249,56 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{`labnet_cluster_members{state="alive"} 1`, "labnet_overlay_packets_total", "go_goroutines"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+// TestRunAdvertise: --advertise (a bare IP) is the address the node
+// publishes for its gossip, API and overlay, with the bound ports.
+func TestRunAdvertise(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	// Bound on 127.0.0.1, advertised as 127.0.0.1 too: what changes is that
+	// the address comes from --advertise, on all three ports.
+	cfg := Config{Name: "adv", DataDir: t.TempDir(), API: addr, Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0", Advertise: "127.0.0.1"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	nodes, err := labv1.NewNodeServiceClient(conn).ListNodes(cctx, &labv1.ListNodesRequest{}, grpc.WaitForReady(true))
+	if err != nil {
+		select {
+		case err := <-done:
+			done <- nil
+			t.Fatalf("labd with --advertise exited: %v", err)
+		default:
+		}
+		t.Fatal(err)
+	}
+	if len(nodes.Nodes) != 1 {
+		t.Fatalf("nodes: %v", nodes.Nodes)
+	}
+	n := nodes.Nodes[0]
+	for _, a := range []string{n.ApiAddress, n.GossipAddress, n.OverlayAddress} {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host != "127.0.0.1" || port == "0" {
+			t.Errorf("advertised address %q, want 127.0.0.1 with the bound port", a)
 		}
 	}
 }
