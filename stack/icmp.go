@@ -25,11 +25,10 @@ func icmp4IsError(typ uint8) bool {
 }
 
 // icmp4Input handles an ICMPv4 message for this host (RFC 792).
-func (s *Stack) icmp4Input(nic *NIC, ip wire.IPv4) {
+func (s *Stack) icmp4Input(nic *NIC, ip wire.IPv4) Drop {
 	m := wire.ICMP(ip.Payload())
 	if m.Check() != nil || !m.ChecksumValidV4() {
-		s.stats.malformed.Add(1)
-		return
+		return s.drop(DropMalformed)
 	}
 	s.stats.delivered.Add(1)
 	switch m.Type() {
@@ -38,12 +37,12 @@ func (s *Stack) icmp4Input(nic *NIC, ip wire.IPv4) {
 		// (RFC 1122 §3.2.2.6: the reply's source is the request's
 		// destination).
 		if m.Code() != 0 {
-			return
+			return DropNone
 		}
 		src, dst := ip.Dst(), ip.Src()
 		r, _, err := s.route(dst)
 		if err != nil {
-			return
+			return DropNone
 		}
 		pkt := s.buildIP(src, dst, wire.ProtoICMPv4, 0, len(m))
 		reply := wire.ICMPMessage{Type: wire.ICMPv4EchoReply, Rest: m.Rest(), Body: m.Body()}
@@ -57,6 +56,7 @@ func (s *Stack) icmp4Input(nic *NIC, ip wire.IPv4) {
 	case wire.ICMPv4DestUnreach, wire.ICMPv4TimeExceeded, wire.ICMPv4ParamProblem:
 		s.icmp4Error(ip, m)
 	}
+	return DropNone
 }
 
 // icmp4Error passes an ICMP error to the endpoint whose packet it quotes
@@ -133,11 +133,10 @@ func (s *Stack) sendICMPv4Error(in *NIC, orig wire.IPv4, typ, code uint8, rest u
 }
 
 // icmp6Input handles an ICMPv6 message for this host (RFC 4443).
-func (s *Stack) icmp6Input(nic *NIC, ip wire.IPv6) {
+func (s *Stack) icmp6Input(nic *NIC, ip wire.IPv6) Drop {
 	m := wire.ICMP(ip.Payload())
 	if m.Check() != nil || !m.ChecksumValidV6(ip.Src(), ip.Dst()) {
-		s.stats.malformed.Add(1)
-		return
+		return s.drop(DropMalformed)
 	}
 	s.stats.delivered.Add(1)
 	switch m.Type() {
@@ -146,12 +145,12 @@ func (s *Stack) icmp6Input(nic *NIC, ip wire.IPv6) {
 		// sequence and data; its source is the request's (unicast)
 		// destination.
 		if m.Code() != 0 {
-			return
+			return DropNone
 		}
 		src, dst := ip.Dst(), ip.Src()
 		r, _, err := s.route(dst)
 		if err != nil {
-			return
+			return DropNone
 		}
 		pkt := s.buildIP(src, dst, wire.ProtoICMPv6, 0, len(m))
 		reply := wire.ICMPMessage{Type: wire.ICMPv6EchoReply, Rest: m.Rest(), Body: m.Body()}
@@ -165,6 +164,7 @@ func (s *Stack) icmp6Input(nic *NIC, ip wire.IPv6) {
 	case wire.ICMPv6DestUnreach, wire.ICMPv6PacketTooBig, wire.ICMPv6TimeExceeded, wire.ICMPv6ParamProblem:
 		s.icmp6Error(ip, m)
 	}
+	return DropNone
 }
 
 func (s *Stack) icmp6Error(ip wire.IPv6, m wire.ICMP) {

@@ -13,21 +13,31 @@ import (
 func (s *Stack) Deliver(nic *NIC, pkt []byte) {
 	nic.rxPackets.Add(1)
 	nic.rxBytes.Add(uint64(len(pkt)))
+	if taps := nic.taps.Load(); taps != nil {
+		// Taps see the packet as it arrived (forwarding rewrites the TTL in
+		// place) and what the stack then did with it.
+		at := s.clock.Now()
+		seen := append([]byte(nil), pkt...)
+		d := s.input(nic, pkt)
+		taps.emit(TapRecord{Time: at, Dir: TapIn, Packet: seen, Drop: d})
+		return
+	}
 	s.input(nic, pkt)
 }
 
-func (s *Stack) input(nic *NIC, pkt []byte) {
+// input processes a received packet and says whether and why it was
+// dropped.
+func (s *Stack) input(nic *NIC, pkt []byte) Drop {
 	if len(pkt) == 0 {
-		s.stats.malformed.Add(1)
-		return
+		return s.drop(DropMalformed)
 	}
 	switch pkt[0] >> 4 {
 	case wire.IPv4Version:
-		s.input4(nic, pkt)
+		return s.input4(nic, pkt)
 	case wire.IPv6Version:
-		s.input6(nic, pkt)
+		return s.input6(nic, pkt)
 	default:
-		s.stats.malformed.Add(1)
+		return s.drop(DropMalformed)
 	}
 }
 
@@ -39,171 +49,163 @@ func martian(src netip.Addr) bool {
 }
 
 // input4 is RFC 791 §3.2 receive processing, RFC 1122 §3.2.1 checks first.
-func (s *Stack) input4(nic *NIC, pkt []byte) {
+func (s *Stack) input4(nic *NIC, pkt []byte) Drop {
 	ip := wire.IPv4(pkt)
 	// RFC 1122 §3.2.1.1-2: silently discard a bad version or checksum.
 	if ip.Check() != nil || !ip.ChecksumValid() || martian(ip.Src()) {
-		s.stats.malformed.Add(1)
-		return
+		return s.drop(DropMalformed)
 	}
 	ip = ip[:ip.TotalLength()] // drop link padding
 	dst := ip.Dst()
 	switch {
 	case s.isLocal(dst):
-		s.deliver4(nic, ip)
+		return s.deliver4(nic, ip)
 	case s.forwarding:
-		s.forward4(nic, ip)
+		return s.forward4(nic, ip)
 	default:
 		// RFC 1122 §3.3.4.2: a host silently discards what is not its own.
-		s.stats.notForUs.Add(1)
+		return s.drop(DropNotForUs)
 	}
 }
 
-func (s *Stack) deliver4(nic *NIC, ip wire.IPv4) {
+func (s *Stack) deliver4(nic *NIC, ip wire.IPv4) Drop {
 	if ip.IsFragment() {
 		// RFC 791 reassembly is not implemented: our own senders never
 		// fragment, they answer with fragmentation-needed instead.
-		s.stats.fragmentsDropped.Add(1)
-		return
+		return s.drop(DropFragment)
 	}
 	switch ip.Protocol() {
 	case wire.ProtoICMPv4:
-		s.icmp4Input(nic, ip)
+		return s.icmp4Input(nic, ip)
 	default:
 		if t := s.transport(ip.Protocol()); t != nil {
 			s.stats.delivered.Add(1)
 			if !t.HandlePacket(PacketInfo{NIC: nic, Src: ip.Src(), Dst: ip.Dst(), TTL: ip.TTL()}, ip.Payload()) {
 				s.sendICMPv4Error(nic, ip, wire.ICMPv4DestUnreach, wire.ICMPv4PortUnreach, 0)
+				return DropPortUnreachable
 			}
-			return
+			return DropNone
 		}
 		// RFC 1122 §3.2.2.1: SHOULD send protocol unreachable.
-		s.stats.unknownProtocol.Add(1)
 		s.sendICMPv4Error(nic, ip, wire.ICMPv4DestUnreach, wire.ICMPv4ProtoUnreach, 0)
+		return s.drop(DropUnknownProtocol)
 	}
 }
 
 // forward4 is RFC 1812 §5.2 / §5.3: TTL, route lookup, MTU, next hop.
-func (s *Stack) forward4(in *NIC, ip wire.IPv4) {
+func (s *Stack) forward4(in *NIC, ip wire.IPv4) Drop {
 	dst := ip.Dst()
 	if dst.IsMulticast() || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
-		s.stats.notForUs.Add(1)
-		return
+		return s.drop(DropNotForUs)
 	}
 	// RFC 1812 §5.3.1: a router that would decrement the TTL to zero (or
 	// receives it zero) discards the packet and sends time exceeded.
 	ttl := ip.TTL()
 	if ttl <= 1 {
-		s.stats.ttlExceeded.Add(1)
 		s.sendICMPv4Error(in, ip, wire.ICMPv4TimeExceeded, wire.ICMPv4TTLExceeded, 0)
-		return
+		return s.drop(DropTTLExceeded)
 	}
 	r := s.routes.Load().lookup(dst)
 	if r == nil {
 		// RFC 1812 §5.2.7.1: network unreachable when there is no route.
-		s.stats.noRoute.Add(1)
 		s.sendICMPv4Error(in, ip, wire.ICMPv4DestUnreach, wire.ICMPv4NetUnreach, 0)
-		return
+		return s.drop(DropNoRoute)
 	}
 	if len(ip) > r.NIC.mtu {
 		// We never fragment (DESIGN: the lab shows path MTU discovery). RFC
 		// 1191 §4: fragmentation needed, with the next-hop MTU.
-		s.stats.tooBig.Add(1)
 		s.sendICMPv4Error(in, ip, wire.ICMPv4DestUnreach, wire.ICMPv4FragNeeded, uint32(r.NIC.mtu))
-		return
+		return s.drop(DropTooBig)
 	}
 	ip.SetTTL(ttl - 1)
 	if err := r.NIC.send(r.nextHop(dst), ip); err != nil {
 		// RFC 1812 §5.2.7.1: host unreachable when the next hop cannot be
 		// reached on its network.
-		s.stats.hostUnreachable.Add(1)
 		s.sendICMPv4Error(in, ip, wire.ICMPv4DestUnreach, wire.ICMPv4HostUnreach, 0)
-		return
+		return s.drop(DropHostUnreachable)
 	}
 	s.stats.forwarded.Add(1)
+	return DropNone
 }
 
 // input6 is RFC 8200 receive processing.
-func (s *Stack) input6(nic *NIC, pkt []byte) {
+func (s *Stack) input6(nic *NIC, pkt []byte) Drop {
 	ip := wire.IPv6(pkt)
 	if ip.Check() != nil || martian(ip.Src()) {
-		s.stats.malformed.Add(1)
-		return
+		return s.drop(DropMalformed)
 	}
 	ip = ip[:ip.TotalLength()]
 	dst := ip.Dst()
 	switch {
 	case s.isLocal(dst):
-		s.deliver6(nic, ip)
+		return s.deliver6(nic, ip)
 	case s.forwarding:
-		s.forward6(nic, ip)
+		return s.forward6(nic, ip)
 	default:
-		s.stats.notForUs.Add(1)
+		return s.drop(DropNotForUs)
 	}
 }
 
-func (s *Stack) deliver6(nic *NIC, ip wire.IPv6) {
+func (s *Stack) deliver6(nic *NIC, ip wire.IPv6) Drop {
 	switch ip.NextHeader() {
 	case wire.ProtoICMPv6:
-		s.icmp6Input(nic, ip)
+		return s.icmp6Input(nic, ip)
 	case wire.ProtoIPv6Frag:
-		s.stats.fragmentsDropped.Add(1)
+		return s.drop(DropFragment)
 	case wire.ProtoIPv6NoNext:
 		s.stats.delivered.Add(1)
+		return DropNone
 	default:
 		if t := s.transport(ip.NextHeader()); t != nil {
 			s.stats.delivered.Add(1)
 			if !t.HandlePacket(PacketInfo{NIC: nic, Src: ip.Src(), Dst: ip.Dst(), TTL: ip.HopLimit()}, ip.Payload()) {
 				s.sendICMPv6Error(nic, ip, wire.ICMPv6DestUnreach, wire.ICMPv6PortUnreach, 0)
+				return DropPortUnreachable
 			}
-			return
+			return DropNone
 		}
 		// RFC 8200 §4: an unrecognised Next Header makes the node discard the
 		// packet and send a parameter problem, code 1, pointing at the
 		// field (offset 6 of the fixed header). Extension headers are not
 		// processed: no sender in the lab emits them.
-		s.stats.unknownProtocol.Add(1)
 		s.sendICMPv6Error(nic, ip, wire.ICMPv6ParamProblem, wire.ICMPv6UnrecognizedNH, 6)
+		return s.drop(DropUnknownProtocol)
 	}
 }
 
 // forward6 is RFC 8200 §3 (hop limit) with RFC 4443's errors.
-func (s *Stack) forward6(in *NIC, ip wire.IPv6) {
+func (s *Stack) forward6(in *NIC, ip wire.IPv6) Drop {
 	dst := ip.Dst()
 	if dst.IsMulticast() || dst.IsLinkLocalUnicast() || ip.Src().IsLinkLocalUnicast() {
 		// RFC 4291 §2.5.6: link-local packets are never forwarded.
-		s.stats.notForUs.Add(1)
-		return
+		return s.drop(DropNotForUs)
 	}
 	hl := ip.HopLimit()
 	if hl <= 1 {
 		// RFC 8200 §3 / RFC 4443 §3.3: hop limit exceeded in transit.
-		s.stats.ttlExceeded.Add(1)
 		s.sendICMPv6Error(in, ip, wire.ICMPv6TimeExceeded, wire.ICMPv6HopLimitExceed, 0)
-		return
+		return s.drop(DropTTLExceeded)
 	}
 	r := s.routes.Load().lookup(dst)
 	if r == nil {
 		// RFC 4443 §3.1: code 0, no route to destination.
-		s.stats.noRoute.Add(1)
 		s.sendICMPv6Error(in, ip, wire.ICMPv6DestUnreach, wire.ICMPv6NoRoute, 0)
-		return
+		return s.drop(DropNoRoute)
 	}
 	if len(ip) > r.NIC.mtu {
 		// RFC 8200 §5: routers never fragment; RFC 4443 §3.2 packet too big.
-		s.stats.tooBig.Add(1)
 		s.sendICMPv6Error(in, ip, wire.ICMPv6PacketTooBig, 0, uint32(r.NIC.mtu))
-		return
+		return s.drop(DropTooBig)
 	}
 	ip.SetHopLimit(hl - 1)
 	if err := r.NIC.send(r.nextHop(dst), ip); err != nil {
 		// RFC 4443 §3.1: code 3, address unreachable (neighbour resolution
 		// failed).
-		s.stats.hostUnreachable.Add(1)
 		s.sendICMPv6Error(in, ip, wire.ICMPv6DestUnreach, wire.ICMPv6AddrUnreach, 0)
-		return
+		return s.drop(DropHostUnreachable)
 	}
 	s.stats.forwarded.Add(1)
+	return DropNone
 }
 
 // route finds the outgoing route and source address for a locally sent

@@ -27,6 +27,9 @@ type NIC struct {
 
 	rxPackets, rxBytes, txPackets, txBytes atomic.Uint64
 	rxDropped, txDropped                   atomic.Uint64
+
+	taps  atomic.Pointer[tapSet] // nil when untapped
+	clock Clock                  // the stack's, for tap timestamps
 }
 
 // Name is the interface name, e.g. "eth0".
@@ -54,12 +57,40 @@ func (n *NIC) addrOf(v4 bool) (netip.Addr, bool) {
 // send hands pkt to the link, counting it. Takes ownership of pkt.
 func (n *NIC) send(nextHop netip.Addr, pkt []byte) error {
 	size := len(pkt)
+	if taps := n.taps.Load(); taps != nil {
+		return n.sendTapped(taps, nextHop, pkt)
+	}
 	if err := n.link.Send(nextHop, pkt); err != nil {
 		n.txDropped.Add(1)
 		return err
 	}
 	n.txPackets.Add(1)
 	n.txBytes.Add(uint64(size))
+	return nil
+}
+
+// sendTapped is send while taps watch: they get a copy taken before the
+// link owns pkt, stamped with the time it was sent, and what the link did.
+func (n *NIC) sendTapped(taps *tapSet, nextHop netip.Addr, pkt []byte) error {
+	rec := TapRecord{Time: n.clock.Now(), Dir: TapOut, Packet: append([]byte(nil), pkt...)}
+	size := len(pkt)
+	var err error
+	if fl, ok := n.link.(FateLink); ok {
+		var fate LinkFate
+		fate, err = fl.SendFate(nextHop, pkt)
+		rec.Drop, rec.Note = fate.Drop, fate.Note
+	} else {
+		err = n.link.Send(nextHop, pkt)
+	}
+	if err != nil {
+		n.txDropped.Add(1)
+		rec.Drop = DropHostUnreachable
+		taps.emit(rec)
+		return err
+	}
+	n.txPackets.Add(1)
+	n.txBytes.Add(uint64(size))
+	taps.emit(rec)
 	return nil
 }
 
@@ -100,7 +131,7 @@ func (s *Stack) AddInterface(name string, mtu int, link Link, addrs ...netip.Pre
 			return nil, fmt.Errorf("stack %s: interface %s exists", s.name, name)
 		}
 	}
-	n := &NIC{id: len(s.nics), name: name, mtu: mtu, link: link, addrs: append([]netip.Prefix(nil), addrs...)}
+	n := &NIC{id: len(s.nics), name: name, mtu: mtu, link: link, clock: s.clock, addrs: append([]netip.Prefix(nil), addrs...)}
 	s.nics = append(s.nics, n)
 	s.rebuildRoutesLocked()
 	return n, nil

@@ -179,18 +179,24 @@ func (f *Fabric) Attach(network, name string, addrs []netip.Addr, recv func(pkt 
 // delivered, and Send returns nil either way: as on a real link, the sender
 // does not learn the packet's fate.
 func (p *Port) Send(nextHop netip.Addr, pkt []byte) error {
+	_, err := p.SendFate(nextHop, pkt)
+	return err
+}
+
+// SendFate is Send, also saying what the impairments did to the packet
+// (stack.FateLink: captures show it).
+func (p *Port) SendFate(nextHop netip.Addr, pkt []byte) (stack.LinkFate, error) {
 	if (*p.seg.owners.Load())[nextHop] == nil {
 		if _, remote := (*p.seg.remote.Load())[nextHop]; !remote {
 			p.seg.noOwner.Add(1)
-			return stack.ErrHostUnreachable
+			return stack.LinkFate{}, stack.ErrHostUnreachable
 		}
 	}
 	if im := p.impair.Load(); im != nil {
-		im.eng.send(im, nextHop, pkt)
-		return nil
+		return im.eng.send(im, nextHop, pkt), nil
 	}
 	p.deliver(nextHop, pkt)
-	return nil
+	return stack.LinkFate{}, nil
 }
 
 // Detach removes the port from its segment, dropping the packets its

@@ -242,20 +242,23 @@ func (e *engine) setRate(r uint64) {
 	e.mu.Unlock()
 }
 
-// send impairs one packet whose next hop has an owner. It takes ownership
-// of pkt.
-func (e *engine) send(st *impairState, nextHop netip.Addr, pkt []byte) {
+// send impairs one packet whose next hop has an owner, and says what it
+// did (for captures). It takes ownership of pkt.
+func (e *engine) send(st *impairState, nextHop netip.Addr, pkt []byte) stack.LinkFate {
 	// now and now2 (the duplicate) go at once, after the lock is released.
 	var now, now2 []byte
+	var fate stack.LinkFate
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		return
+		fate.Drop = stack.DropHostUnreachable
+		return fate
 	}
 	if st.loss > 0 && e.rng.Float64() < st.loss {
 		e.mu.Unlock()
 		e.counters.dropped.Add(1)
-		return
+		fate.Drop = stack.DropLoss
+		return fate
 	}
 	var dup []byte
 	if st.dup > 0 && e.rng.Float64() < st.dup {
@@ -263,9 +266,20 @@ func (e *engine) send(st *impairState, nextHop netip.Addr, pkt []byte) {
 		e.counters.duplicated.Add(1)
 	}
 	t := e.clock.Now()
-	now = e.pass(st, t, nextHop, pkt)
+	var v verdict
+	now, v = e.pass(st, t, nextHop, pkt)
+	fate.Drop, fate.Note = v.drop, v.note
 	if dup != nil {
-		now2 = e.pass(st, t, nextHop, dup)
+		var v2 verdict
+		now2, v2 = e.pass(st, t, nextHop, dup)
+		fate.Note = joinNotes(fate.Note, "duplicated")
+		if v2.note != "" && v2.note != v.note {
+			fate.Note = joinNotes(fate.Note, "copy "+v2.note)
+		}
+		if v.drop != stack.DropNone && v2.drop == stack.DropNone {
+			// The copy got through: the packet was not lost.
+			fate.Drop, fate.Note = stack.DropNone, joinNotes(fate.Note, "original "+v.drop.String())
+		}
 	}
 	e.scheduleLocked()
 	e.mu.Unlock()
@@ -275,22 +289,39 @@ func (e *engine) send(st *impairState, nextHop netip.Addr, pkt []byte) {
 	if now2 != nil {
 		e.port.deliver(nextHop, now2)
 	}
+	return fate
+}
+
+// verdict is what pass did to one packet.
+type verdict struct {
+	drop stack.Drop
+	note string
+}
+
+func joinNotes(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + ", " + b
 }
 
 // pass runs one packet (the original or its duplicate) through corrupt,
 // reorder, delay and rate at time t, holding it or returning it for
 // delivery at once. e.mu is held.
-func (e *engine) pass(st *impairState, t time.Time, nextHop netip.Addr, pkt []byte) []byte {
+func (e *engine) pass(st *impairState, t time.Time, nextHop netip.Addr, pkt []byte) ([]byte, verdict) {
+	var v verdict
 	if st.corrupt > 0 && len(pkt) > 0 && e.rng.Float64() < st.corrupt {
 		c := append([]byte(nil), pkt...)
 		c[e.rng.IntN(len(c))] ^= 1 << e.rng.IntN(8)
 		pkt = c
 		e.counters.corrupted.Add(1)
+		v.note = "corrupted"
 	}
 	var d time.Duration
 	if st.delay > 0 || st.jitter > 0 {
 		if st.reorder > 0 && e.rng.Float64() < st.reorder {
 			e.counters.reordered.Add(1)
+			v.note = joinNotes(v.note, "reordered")
 		} else {
 			d = st.delay
 			if st.jitter > 0 {
@@ -300,19 +331,21 @@ func (e *engine) pass(st *impairState, t time.Time, nextHop netip.Addr, pkt []by
 		}
 	}
 	if d == 0 && e.rate == 0 {
-		return pkt
+		return pkt, v
 	}
 	if len(e.held) >= st.limit {
 		e.counters.queueDropped.Add(1)
-		return nil
+		v.drop = stack.DropLinkQueueFull
+		return nil, v
 	}
 	e.counters.delayed.Add(1)
 	if d > 0 {
 		e.hold(t.Add(d), stageDelay, nextHop, pkt)
+		v.note = joinNotes(v.note, "delayed "+d.String())
 	} else {
 		e.toLink(t, nextHop, pkt)
 	}
-	return nil
+	return nil, v
 }
 
 func (e *engine) hold(at time.Time, s stage, nextHop netip.Addr, pkt []byte) {

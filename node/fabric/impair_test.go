@@ -588,3 +588,40 @@ func BenchmarkSendImpaired(b *testing.B) {
 		a.Send(addrB, pkt)
 	}
 }
+
+// TestSendFate: what the impairments did to a packet is what captures are
+// told (stack.FateLink).
+func TestSendFate(t *testing.T) {
+	cases := []struct {
+		im   Impairment
+		drop stack.Drop
+		note string
+	}{
+		{Impairment{}, stack.DropNone, ""},
+		{Impairment{Loss: 100}, stack.DropLoss, ""},
+		{Impairment{Corrupt: 100}, stack.DropNone, "corrupted"},
+		{Impairment{Delay: 5 * time.Millisecond}, stack.DropNone, "delayed 5ms"},
+		{Impairment{Duplicate: 100}, stack.DropNone, "duplicated"},
+		{Impairment{Delay: time.Millisecond, Limit: 1}, stack.DropNone, "delayed 1ms"},
+	}
+	for _, tc := range cases {
+		l := newLink(t, 1)
+		l.a.SetImpair(&tc.im)
+		var _ stack.FateLink = l.a
+		fate, err := l.a.SendFate(addrB, make([]byte, 40))
+		if err != nil || fate.Drop != tc.drop || fate.Note != tc.note {
+			t.Errorf("%+v: fate %+v, %v; want drop %q note %q", tc.im, fate, err, tc.drop, tc.note)
+		}
+		if tc.im.Limit == 1 {
+			// The second packet finds the one held packet filling the limit.
+			fate, _ := l.a.SendFate(addrB, make([]byte, 40))
+			if fate.Drop != stack.DropLinkQueueFull {
+				t.Errorf("over the limit: fate %+v, want %q", fate, stack.DropLinkQueueFull)
+			}
+		}
+	}
+	l := newLink(t, 1)
+	if _, err := l.a.SendFate(netip.MustParseAddr("10.0.0.9"), make([]byte, 40)); !errors.Is(err, stack.ErrHostUnreachable) {
+		t.Errorf("unowned next hop: %v", err)
+	}
+}
