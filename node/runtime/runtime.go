@@ -90,7 +90,8 @@ func (n hostNet) ListenTCP(port uint16) (net.Listener, error) {
 }
 
 func (n hostNet) ListenUDP(port uint16) (net.PacketConn, error) {
-	return n.h.udp.ListenPacket(netip.AddrPortFrom(netip.IPv6Unspecified(), port))
+	// The zero address: datagrams to every address of both families.
+	return n.h.udp.ListenPacket(netip.AddrPortFrom(netip.Addr{}, port))
 }
 
 // Stack is the host's network stack.
