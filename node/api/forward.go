@@ -23,6 +23,16 @@ const forwardedKey = "labnet-forwarded-by"
 // served here (including when the host does not exist: the local path
 // reports that).
 func (s *Server) forward(ctx context.Context, host string) (labv1.LiveServiceClient, context.Context, error) {
+	conn, fctx, err := s.forwardConn(ctx, host)
+	if conn == nil {
+		return nil, nil, err
+	}
+	return labv1.NewLiveServiceClient(conn), fctx, nil
+}
+
+// forwardConn is forward's connection to the node that runs host, for a
+// client of any service; nil when the call is served here.
+func (s *Server) forwardConn(ctx context.Context, host string) (grpc.ClientConnInterface, context.Context, error) {
 	if s.cfg.Peer == nil {
 		return nil, nil, nil
 	}
@@ -45,7 +55,7 @@ func (s *Server) forward(ctx context.Context, host string) (labv1.LiveServiceCli
 	if err != nil {
 		return nil, nil, status.Errorf(codes.Unavailable, "host %s runs on node %s, which cannot be reached: %v", id, spec.Node, err)
 	}
-	return labv1.NewLiveServiceClient(conn), metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Node), nil
+	return conn, metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Node), nil
 }
 
 // forwardStream serves a streaming live call on the node that runs host,

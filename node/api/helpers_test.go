@@ -51,6 +51,7 @@ type env struct {
 	lab   labv1.LabServiceClient
 	live  labv1.LiveServiceClient
 	nodes labv1.NodeServiceClient
+	sock  labv1.SocketServiceClient
 }
 
 // tb is what newEnv needs from a *testing.T or *testing.B.
@@ -102,6 +103,7 @@ func newEnv(t tb, run bool) *env {
 		lab:   labv1.NewLabServiceClient(conn),
 		live:  labv1.NewLiveServiceClient(conn),
 		nodes: labv1.NewNodeServiceClient(conn),
+		sock:  labv1.NewSocketServiceClient(conn),
 	}
 }
 

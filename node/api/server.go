@@ -89,6 +89,7 @@ func (s *Server) Register(g *grpc.Server) {
 	labv1.RegisterLabServiceServer(g, s)
 	labv1.RegisterNodeServiceServer(g, s)
 	labv1.RegisterLiveServiceServer(g, s)
+	labv1.RegisterSocketServiceServer(g, newSocketServer(s))
 }
 
 // errAbort makes store.Update discard a validated write (validate_only).

@@ -1,0 +1,487 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
+	"github.com/labnet-dev/labnet/stack/tcp"
+)
+
+// Limits of the socket calls.
+const (
+	defaultDialTimeout = 10 * time.Second
+	maxDialTimeout     = 5 * time.Minute
+	// acceptWait is how long a connection announced by Expose waits for
+	// Accept before it is reset.
+	acceptWait = 10 * time.Second
+	// chunk is the most bytes one data message carries.
+	chunk = 64 << 10
+)
+
+// socketServer serves lab.v1.SocketService: the byte streams behind labctl
+// port-forward, socks and expose.
+type socketServer struct {
+	labv1.UnimplementedSocketServiceServer
+	*Server
+
+	nextID  atomic.Uint64
+	mu      sync.Mutex
+	pending map[uint64]*pendingConn // announced by Expose, waiting for Accept
+}
+
+// pendingConn is a connection accepted on an exposed port.
+type pendingConn struct {
+	host  string
+	conn  *tcp.Conn
+	timer *time.Timer
+}
+
+func newSocketServer(s *Server) *socketServer {
+	return &socketServer{Server: s, pending: map[uint64]*pendingConn{}}
+}
+
+// forwardBidi serves a bidirectional socket call on the node that runs
+// host, when that is another node: first is the request already read. It
+// reports whether it did, and how the forwarded call ended.
+func forwardBidi[Req, Resp any](s *Server, stream grpc.BidiStreamingServer[Req, Resp], host string, first *Req,
+	call func(labv1.SocketServiceClient, context.Context, ...grpc.CallOption) (grpc.BidiStreamingClient[Req, Resp], error)) (bool, error) {
+	conn, fctx, err := s.forwardConn(stream.Context(), host)
+	if err != nil || conn == nil {
+		return err != nil, err
+	}
+	// Cancelling fctx (when this call ends, or fails) resets the forwarded
+	// one, and with it the connection it carries.
+	fctx, cancel := context.WithCancel(fctx)
+	defer cancel()
+	peer, err := call(labv1.NewSocketServiceClient(conn), fctx)
+	if err != nil {
+		return true, err
+	}
+	go func() {
+		m := first
+		for peer.Send(m) == nil { // else the peer's status comes out of Recv below
+			var err error
+			if m, err = stream.Recv(); err != nil {
+				if errors.Is(err, io.EOF) {
+					peer.CloseSend()
+				} else {
+					cancel()
+				}
+				return
+			}
+		}
+	}()
+	// The peer ends the call once both directions are done: a Recv of
+	// the goroutine still waiting ends with this call.
+	return true, relay(peer.Recv, stream.Send)
+}
+
+// openCall reads a socket call's first message, which must be open, and
+// forwards the call when its host runs on another node; done says the call
+// is over (forwarded, or failed with err).
+func openCall[Req, Resp any, Open interface {
+	comparable
+	GetHost() string
+}](s *Server, stream grpc.BidiStreamingServer[Req, Resp], get func(*Req) Open,
+	call func(labv1.SocketServiceClient, context.Context, ...grpc.CallOption) (grpc.BidiStreamingClient[Req, Resp], error)) (open Open, done bool, err error) {
+	first, err := stream.Recv()
+	if err != nil {
+		return open, true, err
+	}
+	var none Open
+	if open = get(first); open == none {
+		return open, true, invalid("open", "the first message must be open")
+	}
+	done, err = forwardBidi(s, stream, open.GetHost(), first, call)
+	return open, done, err
+}
+
+// addrPort resolves "ADDRESS:PORT" or "NAME:PORT" (a host of host's lab)
+// for request field field.
+func (s *Server) addrPort(field, host, addr string) (netip.AddrPort, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return netip.AddrPort{}, invalid(field, "%q is not ADDRESS:PORT or NAME:PORT", addr)
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil || port == 0 {
+		return netip.AddrPort{}, invalid(field, "%q: port %q is not 1-65535", addr, p)
+	}
+	ip, err := s.resolve(field, host, h, false)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return netip.AddrPortFrom(ip, uint16(port)), nil
+}
+
+// Dial opens a TCP connection from a host and carries its bytes.
+func (ss *socketServer) Dial(stream labv1.SocketService_DialServer) error {
+	open, done, err := openCall(ss.Server, stream, (*labv1.DialRequest).GetOpen, labv1.SocketServiceClient.Dial)
+	if done {
+		return err
+	}
+	_, h, err := ss.liveHost("open.host", open.Host)
+	if err != nil {
+		return err
+	}
+	dst, err := ss.addrPort("open.address", open.Host, open.Address)
+	if err != nil {
+		return err
+	}
+	timeout := durationOr(open.Timeout, defaultDialTimeout)
+	if timeout <= 0 || timeout > maxDialTimeout {
+		return invalid("open.timeout", "%v is outside (0, %v]", timeout, maxDialTimeout)
+	}
+	ctx, cancel := context.WithTimeout(stream.Context(), timeout)
+	c, err := h.TCP().Dial(ctx, dst)
+	cancel()
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "connect to %s: %v", dst, connectError(err))
+	}
+	return carry(c, stream, (*labv1.DialRequest).GetData, func(o *labv1.SocketOpened, data []byte) *labv1.DialResponse {
+		switch {
+		case o != nil:
+			return &labv1.DialResponse{Event: &labv1.DialResponse_Opened{Opened: o}}
+		case data != nil:
+			return &labv1.DialResponse{Event: &labv1.DialResponse_Data{Data: data}}
+		}
+		return &labv1.DialResponse{Event: &labv1.DialResponse_Eof{Eof: &labv1.SocketEOF{}}}
+	})
+}
+
+// carry sends opened, then carries c's bytes (pump). msg makes the
+// response that says opened (o set), carries data (data set) or eof
+// (neither). carry owns c.
+func carry[Req, Resp any](c *tcp.Conn, stream grpc.BidiStreamingServer[Req, Resp], data func(*Req) []byte,
+	msg func(o *labv1.SocketOpened, data []byte) *Resp) error {
+	opened := &labv1.SocketOpened{LocalAddress: c.LocalAddr().String(), RemoteAddress: c.RemoteAddr().String()}
+	if err := stream.Send(msg(opened, nil)); err != nil {
+		reset(c)
+		return err
+	}
+	return pump(c, byteStream{
+		recv: func() ([]byte, error) {
+			m, err := stream.Recv()
+			if err != nil {
+				return nil, err
+			}
+			return data(m), nil
+		},
+		data: func(b []byte) error { return stream.Send(msg(nil, b)) },
+		eof:  func() error { return stream.Send(msg(nil, nil)) },
+	})
+}
+
+// connectError is the reason a connection failed, without the *net.OpError
+// wrapping that repeats the addresses.
+func connectError(err error) error {
+	var oe *net.OpError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return errors.New("timed out")
+	case errors.As(err, &oe):
+		return oe.Err
+	}
+	return err
+}
+
+// byteStream is one side of a socket call: the client's data, and how to
+// send it data and the end of the peer's.
+type byteStream struct {
+	recv func() ([]byte, error) // io.EOF after the client's CloseSend
+	data func([]byte) error
+	eof  func() error
+}
+
+// pump carries bytes between c and the call until both directions have
+// ended: the client's CloseSend half-closes c (FIN), and the peer's FIN is
+// sent as eof. A call that fails or is cancelled resets c; a reset of c
+// ends the call with ABORTED. pump owns c.
+func pump(c *tcp.Conn, bs byteStream) error {
+	up := make(chan error, 1)
+	go func() {
+		for {
+			b, err := bs.recv()
+			if errors.Is(err, io.EOF) {
+				up <- c.CloseWrite()
+				return
+			}
+			if err != nil {
+				up <- err
+				return
+			}
+			if _, err := c.Write(b); err != nil {
+				up <- nil // the reader reports what happened to c
+				return
+			}
+		}
+	}()
+	down := make(chan error, 1)
+	go func() { down <- copyDown(c, bs) }()
+	var upDone, downDone bool
+	for !upDone || !downDone {
+		var err error
+		select {
+		case err = <-up:
+			upDone = true
+		case err = <-down:
+			downDone = true
+		}
+		if err != nil {
+			// Either side failing resets the connection; the caller's
+			// stream ends, and a Recv still waiting returns with it.
+			c.SetLinger(0)
+			c.Close()
+			return err
+		}
+	}
+	return c.Close()
+}
+
+// copyDown sends what c receives to the client, then eof.
+func copyDown(c *tcp.Conn, bs byteStream) error {
+	for {
+		buf := make([]byte, chunk)
+		n, err := c.Read(buf)
+		if n > 0 {
+			if err := bs.data(buf[:n]); err != nil {
+				return err
+			}
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			return bs.eof()
+		case errors.Is(err, syscall.ECONNRESET):
+			return status.Error(codes.Aborted, "connection reset by peer")
+		case errors.Is(err, net.ErrClosed):
+			return status.Error(codes.Aborted, "connection closed")
+		case err != nil:
+			return status.Errorf(codes.Aborted, "%v", connectError(err))
+		}
+	}
+}
+
+// Expose listens on a host's port and announces each connection.
+func (ss *socketServer) Expose(req *labv1.ExposeRequest, stream labv1.SocketService_ExposeServer) error {
+	ctx := stream.Context()
+	if conn, fctx, err := ss.forwardConn(ctx, req.Host); err != nil || conn != nil {
+		if err != nil {
+			return err
+		}
+		st, err := labv1.NewSocketServiceClient(conn).Expose(fctx, req)
+		if err != nil {
+			return err
+		}
+		return relay(st.Recv, stream.Send)
+	}
+	_, h, err := ss.liveHost("host", req.Host)
+	if err != nil {
+		return err
+	}
+	if req.Port == 0 || req.Port > 65535 {
+		return invalid("port", "%d is not 1-65535", req.Port)
+	}
+	l, err := h.TCP().Listen(netip.AddrPortFrom(netip.Addr{}, uint16(req.Port)))
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return status.Errorf(codes.FailedPrecondition, "port %d of host %s is in use", req.Port, lastSegment(req.Host))
+		}
+		return status.Errorf(codes.Unavailable, "listen on port %d: %v", req.Port, err)
+	}
+	defer l.Close()
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	var mine []uint64
+	defer func() {
+		// Connections nobody took are reset when the listener goes.
+		for _, id := range mine {
+			if p := ss.take(id, req.Host); p != nil {
+				reset(p.conn)
+			}
+		}
+	}()
+	if err := stream.Send(&labv1.ExposeResponse{Event: &labv1.ExposeResponse_Listening{Listening: &labv1.ExposeListening{
+		Address: l.Addr().String(),
+	}}}); err != nil {
+		return err
+	}
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			select {
+			case <-ss.stopping:
+				return status.Error(codes.Unavailable, "labd is shutting down")
+			default:
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return status.Errorf(codes.Unavailable, "accept: %v", err)
+		}
+		c := nc.(*tcp.Conn)
+		id := ss.nextID.Add(1)
+		p := &pendingConn{host: req.Host, conn: c}
+		ss.mu.Lock()
+		ss.pending[id] = p
+		p.timer = time.AfterFunc(acceptWait, func() {
+			if p := ss.take(id, req.Host); p != nil {
+				reset(p.conn)
+			}
+		})
+		ss.mu.Unlock()
+		mine = append(mine, id)
+		if err := stream.Send(&labv1.ExposeResponse{Event: &labv1.ExposeResponse_Connection{Connection: &labv1.ExposeConnection{
+			Id: id, LocalAddress: c.LocalAddr().String(), RemoteAddress: c.RemoteAddr().String(),
+		}}}); err != nil {
+			return err
+		}
+	}
+}
+
+// take removes connection id of host from the pending ones; nil when it is
+// not waiting.
+func (ss *socketServer) take(id uint64, host string) *pendingConn {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	p := ss.pending[id]
+	if p == nil || p.host != host {
+		return nil
+	}
+	delete(ss.pending, id)
+	p.timer.Stop()
+	return p
+}
+
+// reset aborts c with a RST.
+func reset(c *tcp.Conn) {
+	c.SetLinger(0)
+	c.Close()
+}
+
+// Accept carries a connection announced by Expose.
+func (ss *socketServer) Accept(stream labv1.SocketService_AcceptServer) error {
+	open, done, err := openCall(ss.Server, stream, (*labv1.AcceptRequest).GetOpen, labv1.SocketServiceClient.Accept)
+	if done {
+		return err
+	}
+	if _, _, err := ss.liveHost("open.host", open.Host); err != nil {
+		return err
+	}
+	p := ss.take(open.Connection, open.Host)
+	if p == nil {
+		return status.Errorf(codes.NotFound, "connection %d of host %s is not waiting: taken, reset after %v, or its expose ended", open.Connection, lastSegment(open.Host), acceptWait)
+	}
+	c := p.conn
+	if open.Reject {
+		reset(c)
+		return nil
+	}
+	return carry(c, stream, (*labv1.AcceptRequest).GetData, func(o *labv1.SocketOpened, data []byte) *labv1.AcceptResponse {
+		switch {
+		case o != nil:
+			return &labv1.AcceptResponse{Event: &labv1.AcceptResponse_Opened{Opened: o}}
+		case data != nil:
+			return &labv1.AcceptResponse{Event: &labv1.AcceptResponse_Data{Data: data}}
+		}
+		return &labv1.AcceptResponse{Event: &labv1.AcceptResponse_Eof{Eof: &labv1.SocketEOF{}}}
+	})
+}
+
+// Datagrams opens a UDP socket on a host and carries its datagrams.
+func (ss *socketServer) Datagrams(stream labv1.SocketService_DatagramsServer) error {
+	open, done, err := openCall(ss.Server, stream, (*labv1.DatagramsRequest).GetOpen, labv1.SocketServiceClient.Datagrams)
+	if done {
+		return err
+	}
+	_, h, err := ss.liveHost("open.host", open.Host)
+	if err != nil {
+		return err
+	}
+	if open.Port > 65535 {
+		return invalid("open.port", "%d is above 65535", open.Port)
+	}
+	// The zero address takes datagrams to every address of both families.
+	pc, err := h.UDP().ListenPacket(netip.AddrPortFrom(netip.Addr{}, uint16(open.Port)))
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return status.Errorf(codes.FailedPrecondition, "UDP port %d of host %s is in use", open.Port, lastSegment(open.Host))
+		}
+		return status.Errorf(codes.Unavailable, "%v", err)
+	}
+	defer pc.Close()
+	if err := stream.Send(&labv1.DatagramsResponse{Event: &labv1.DatagramsResponse_Opened{Opened: &labv1.SocketOpened{
+		LocalAddress: pc.LocalAddr().String(),
+	}}}); err != nil {
+		return err
+	}
+	down := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				down <- nil // closed: the call is ending
+				return
+			}
+			d := &labv1.Datagram{Address: from.String(), Data: append([]byte(nil), buf[:n]...)}
+			if err := stream.Send(&labv1.DatagramsResponse{Event: &labv1.DatagramsResponse_Datagram{Datagram: d}}); err != nil {
+				down <- err
+				return
+			}
+		}
+	}()
+	err = ss.sendDatagrams(stream, open.Host, pc)
+	pc.Close()
+	if derr := <-down; err == nil {
+		err = derr
+	}
+	return err
+}
+
+// sendDatagrams sends the client's datagrams until it closes its side.
+// UDP is unreliable: a datagram the host cannot send (no route, too big
+// for the path) is dropped, as the kernel drops it for a UDP socket.
+func (ss *socketServer) sendDatagrams(stream labv1.SocketService_DatagramsServer, host string, pc interface {
+	WriteToUDPAddrPort([]byte, netip.AddrPort) (int, error)
+}) error {
+	names := map[string]netip.AddrPort{}
+	for {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		d := m.GetDatagram()
+		if d == nil {
+			return invalid("datagram", "every message after open must be a datagram")
+		}
+		if len(d.Data) > 65507 {
+			return invalid("datagram.data", "%d bytes is above 65507", len(d.Data))
+		}
+		dst, ok := names[d.Address]
+		if !ok {
+			if dst, err = ss.addrPort("datagram.address", host, d.Address); err != nil {
+				return err
+			}
+			if len(names) < 1024 {
+				names[d.Address] = dst
+			}
+		}
+		pc.WriteToUDPAddrPort(d.Data, dst)
+	}
+}
