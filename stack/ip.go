@@ -16,10 +16,9 @@ func (s *Stack) Deliver(nic *NIC, pkt []byte) {
 	if taps := nic.taps.Load(); taps != nil {
 		// Taps see the packet as it arrived (forwarding rewrites the TTL in
 		// place) and what the stack then did with it.
-		at := s.clock.Now()
-		seen := append([]byte(nil), pkt...)
-		d := s.input(nic, pkt)
-		taps.emit(TapRecord{Time: at, Dir: TapIn, Packet: seen, Drop: d})
+		rec := TapRecord{Time: s.clock.Now(), Seq: tapSeq.Add(1), Dir: TapIn, Packet: append([]byte(nil), pkt...)}
+		rec.Drop = s.input(nic, pkt)
+		taps.emit(rec)
 		return
 	}
 	s.input(nic, pkt)

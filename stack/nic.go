@@ -72,7 +72,7 @@ func (n *NIC) send(nextHop netip.Addr, pkt []byte) error {
 // sendTapped is send while taps watch: they get a copy taken before the
 // link owns pkt, stamped with the time it was sent, and what the link did.
 func (n *NIC) sendTapped(taps *tapSet, nextHop netip.Addr, pkt []byte) error {
-	rec := TapRecord{Time: n.clock.Now(), Dir: TapOut, Packet: append([]byte(nil), pkt...)}
+	rec := TapRecord{Time: n.clock.Now(), Seq: tapSeq.Add(1), Dir: TapOut, Packet: append([]byte(nil), pkt...)}
 	size := len(pkt)
 	var err error
 	if fl, ok := n.link.(FateLink); ok {

@@ -3,6 +3,7 @@ package stack
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -88,7 +89,12 @@ const (
 // TapRecord is one packet an interface sent or received, for captures.
 type TapRecord struct {
 	Time time.Time
-	Dir  TapDir
+	// Seq orders records of one process that have the same Time: it is
+	// taken when the packet arrives or is sent, from a counter all stacks
+	// share, so a packet received always comes before what the stack
+	// sent because of it.
+	Seq uint64
+	Dir TapDir
 	// Packet is the whole IP packet as it crossed the interface. It is the
 	// tap's own copy, shared by every tap of the interface: read it, do not
 	// change it.
@@ -116,6 +122,8 @@ func (t *tapSet) emit(r TapRecord) {
 }
 
 var tapMu sync.Mutex // serialises AddTap and its removals across NICs
+
+var tapSeq atomic.Uint64 // TapRecord.Seq
 
 // AddTap calls t with every packet the interface sends or receives from
 // now on, until remove is called. Taps cost nothing while none is added;
@@ -175,6 +183,6 @@ type FateLink interface {
 func (n *NIC) DropRx(pkt []byte, d Drop, now time.Time) {
 	n.rxDropped.Add(1)
 	if taps := n.taps.Load(); taps != nil {
-		taps.emit(TapRecord{Time: now, Dir: TapIn, Packet: append([]byte(nil), pkt...), Drop: d})
+		taps.emit(TapRecord{Time: now, Seq: tapSeq.Add(1), Dir: TapIn, Packet: append([]byte(nil), pkt...), Drop: d})
 	}
 }
