@@ -65,12 +65,12 @@ type flow struct {
 }
 
 type dirState struct {
-	maxEnd   uint32
-	haveEnd  bool
-	lastAck  uint32
-	lastWin  uint16
-	haveAck  bool
-	dupAcks  int
+	maxEnd  uint32
+	haveEnd bool
+	lastAck uint32
+	lastWin uint16
+	haveAck bool
+	dupAcks int
 }
 
 type arrow struct {

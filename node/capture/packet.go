@@ -137,13 +137,13 @@ func (f *Filter) Match(pkt []byte) bool {
 
 // dissected is what the decoders need of an IP packet.
 type dissected struct {
-	v6       bool
-	src, dst netip.Addr
-	proto    uint8
-	ttl      uint8
-	ipID     uint16
-	ipOK     bool // header checksum (IPv4) verifies
-	l4       []byte
+	v6        bool
+	src, dst  netip.Addr
+	proto     uint8
+	ttl       uint8
+	ipID      uint16
+	ipOK      bool // header checksum (IPv4) verifies
+	l4        []byte
 	truncated bool // l4 shorter than the IP header says
 
 	hasPorts     bool
