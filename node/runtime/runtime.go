@@ -395,7 +395,7 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 		}
 		port, err := r.cfg.Fabric.Attach(n.Name, spec.Name+":"+ifc.Name, addrs, func(pkt []byte) {
 			if !h.queue.push(inbound{nic, pkt}) {
-				nic.CountRxDrop()
+				nic.DropRx(pkt, stack.DropQueueFull, st.Now())
 			}
 		})
 		if err != nil {
@@ -487,6 +487,11 @@ func (r *Runtime) stopAll() {
 type portLink struct{ port *fabric.Port }
 
 func (l *portLink) Send(nextHop netip.Addr, pkt []byte) error { return l.port.Send(nextHop, pkt) }
+
+// SendFate tells captures what the port's impairments did (stack.FateLink).
+func (l *portLink) SendFate(nextHop netip.Addr, pkt []byte) (stack.LinkFate, error) {
+	return l.port.SendFate(nextHop, pkt)
+}
 
 // defaultMTU is a network's MTU when it names none: 1500 less room for the
 // overlay (outer IPv4 20 + UDP 8 + GENEVE 8 + next-hop option up to 20 +
