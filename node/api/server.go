@@ -90,6 +90,7 @@ func (s *Server) Register(g *grpc.Server) {
 	labv1.RegisterNodeServiceServer(g, s)
 	labv1.RegisterLiveServiceServer(g, s)
 	labv1.RegisterSocketServiceServer(g, newSocketServer(s))
+	labv1.RegisterCaptureServiceServer(g, &captureServer{s: s})
 }
 
 // errAbort makes store.Update discard a validated write (validate_only).

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"time"
 )
 
@@ -27,6 +28,8 @@ const (
 	optShbUserap = 4 // shb_userappl
 	optIfName    = 2 // if_name
 	optIfDesc    = 3 // if_description
+	optIfIPv4    = 4 // if_IPv4addr
+	optIfIPv6    = 5 // if_IPv6addr
 	optIfTsresol = 9 // if_tsresol
 	optEpbFlags  = 2 // epb_flags
 
@@ -62,10 +65,10 @@ func NewWriter(w io.Writer, snaplen int) (*Writer, error) {
 	return pw, pw.err
 }
 
-// AddInterface describes an interface ("host:iface"); packets on it may
-// follow. Adding a known interface does nothing. desc is free text (the
-// node that runs it, say).
-func (pw *Writer) AddInterface(name, desc string) error {
+// AddInterface describes an interface ("host:iface") and its addresses;
+// packets on it may follow. Adding a known interface does nothing. desc is
+// free text (the node that runs it, say).
+func (pw *Writer) AddInterface(name, desc string, addrs ...netip.Addr) error {
 	if _, ok := pw.ifaces[name]; ok {
 		return pw.err
 	}
@@ -77,6 +80,17 @@ func (pw *Writer) AddInterface(name, desc string) error {
 	body = appendOpt(body, optIfName, []byte(name))
 	if desc != "" {
 		body = appendOpt(body, optIfDesc, []byte(desc))
+	}
+	for _, a := range addrs {
+		// §4.2 if_IPv4addr: address and netmask; if_IPv6addr: address and
+		// prefix length. Host addresses: the prefix is not ours to tell.
+		if a.Is4() {
+			b := a.As4()
+			body = appendOpt(body, optIfIPv4, append(b[:], 255, 255, 255, 255))
+		} else {
+			b := a.As16()
+			body = appendOpt(body, optIfIPv6, append(b[:], 128))
+		}
 	}
 	body = appendOpt(body, optIfTsresol, []byte{9}) // nanoseconds
 	body = appendOpt(body, optEnd, nil)
@@ -148,6 +162,10 @@ var ErrNotPcapng = errors.New("not a pcapng file")
 // pcapng whose interfaces carry raw IP (LINKTYPE_RAW, or IPv4/IPv6 link
 // types 228/229); packets of other link types are skipped and counted.
 type Reader struct {
+	// OnInterface, when set, is called for each interface described, with
+	// its addresses.
+	OnInterface func(name string, addrs []netip.Addr)
+
 	r       *bufio.Reader
 	order   binary.ByteOrder
 	ifaces  []ifaceInfo
@@ -248,10 +266,19 @@ func (pr *Reader) idb(b []byte) error {
 		return fmt.Errorf("pcapng: short interface description")
 	}
 	info := ifaceInfo{name: fmt.Sprintf("if%d", len(pr.ifaces)), link: pr.order.Uint16(b), tsUnits: 1e6}
+	var addrs []netip.Addr
 	for code, v := range pr.options(b[8:]) {
 		switch code {
 		case optIfName:
 			info.name = string(v)
+		case optIfIPv4:
+			if len(v) >= 4 {
+				addrs = append(addrs, netip.AddrFrom4([4]byte(v[:4])))
+			}
+		case optIfIPv6:
+			if len(v) >= 16 {
+				addrs = append(addrs, netip.AddrFrom16([16]byte(v[:16])))
+			}
 		case optIfTsresol:
 			if len(v) >= 1 {
 				// §4.2: high bit clear, a power of 10; set, a power of 2.
@@ -264,6 +291,9 @@ func (pr *Reader) idb(b []byte) error {
 		}
 	}
 	pr.ifaces = append(pr.ifaces, info)
+	if pr.OnInterface != nil {
+		pr.OnInterface(info.name, addrs)
+	}
 	return nil
 }
 

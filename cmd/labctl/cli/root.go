@@ -179,6 +179,7 @@ packets from the virtual hosts and measure what their TCP connections do:
 		a.newConnectionsCommand(),
 		a.newFetchCommand(),
 		a.newBenchCommand(),
+		a.newCaptureCommand(),
 		a.newPortForwardCommand(), a.newSocksCommand(), a.newExposeCommand(),
 		a.newHealthCommand(),
 	)

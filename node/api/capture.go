@@ -1,0 +1,405 @@
+package api
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/labnet-dev/labnet/node/capture"
+	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
+	"github.com/labnet-dev/labnet/stack"
+)
+
+// Capture tuning.
+const (
+	// captureBuffer is how many packets a capture holds between the taps
+	// and the stream; beyond it packets are lost to the capture (counted),
+	// never held up in the lab.
+	captureBuffer = 8192
+	// captureWindow is how long packets wait so that those from several
+	// interfaces (and nodes) go out in time order.
+	captureWindowLocal  = 20 * time.Millisecond
+	captureWindowRemote = 200 * time.Millisecond
+)
+
+type captureServer struct {
+	labv1.UnimplementedCaptureServiceServer
+	s *Server
+}
+
+// captureIface is one interface to capture and who runs it.
+type captureIface struct {
+	info *labv1.CaptureInterface
+	host string // short id
+	nic  string
+}
+
+// Capture implements CaptureService.Capture.
+func (c *captureServer) Capture(req *labv1.CaptureRequest, stream labv1.CaptureService_CaptureServer) error {
+	s := c.s
+	filter, err := captureFilter(req)
+	if err != nil {
+		return err
+	}
+	ifaces, err := s.captureTargets(req)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	if req.Duration != nil {
+		d := req.Duration.AsDuration()
+		if d <= 0 {
+			return invalid("duration", "must be positive")
+		}
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	forwarded := false
+	if md, ok := metadata.FromIncomingContext(stream.Context()); ok && len(md.Get(forwardedKey)) > 0 {
+		forwarded = true
+	}
+
+	// Group the interfaces by node.
+	byNode := map[string][]captureIface{}
+	for _, ci := range ifaces {
+		node := ci.info.Node
+		if node == "" || s.cfg.Peer == nil {
+			node = s.cfg.Node
+		}
+		byNode[node] = append(byNode[node], ci)
+	}
+	sink := newCaptureSink(req.Snaplen)
+	var stops []func()
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	remote := false
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	remoteErr := make(chan error, len(byNode))
+	for node, list := range byNode {
+		if node == s.cfg.Node {
+			for _, ci := range list {
+				stop, err := s.tapLocal(ci, filter, sink)
+				if err != nil {
+					return err
+				}
+				stops = append(stops, stop)
+			}
+			continue
+		}
+		if forwarded {
+			return status.Errorf(codes.Unavailable, "host %s runs on node %s, not here (the call was already forwarded)", list[0].host, node)
+		}
+		conn, err := s.cfg.Peer(node)
+		if err != nil {
+			return status.Errorf(codes.Unavailable, "node %s, which runs %s, cannot be reached: %v", node, list[0].host, err)
+		}
+		sub := &labv1.CaptureRequest{Lab: req.Lab, Protocol: req.Protocol, Port: req.Port, Address: req.Address, Snaplen: req.Snaplen}
+		for _, ci := range list {
+			sub.Targets = append(sub.Targets, ci.host+":"+ci.nic)
+		}
+		rs, err := labv1.NewCaptureServiceClient(conn).Capture(metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Node), sub)
+		if err != nil {
+			return err
+		}
+		remote = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			remoteErr <- sink.relay(rs)
+		}()
+	}
+
+	started := &labv1.CaptureStarted{}
+	for _, ci := range ifaces {
+		started.Interfaces = append(started.Interfaces, ci.info)
+	}
+	if err := stream.Send(&labv1.CaptureResponse{Event: &labv1.CaptureResponse_Started{Started: started}}); err != nil {
+		return err
+	}
+	window := captureWindowLocal
+	if remote {
+		window = captureWindowRemote
+	}
+	return sink.run(ctx, stream, window, uint64(req.Count), remoteErr, s.stopping)
+}
+
+// captureFilter checks the request's filter fields.
+func captureFilter(req *labv1.CaptureRequest) (capture.Filter, error) {
+	var f capture.Filter
+	var v violations
+	if !strings.HasPrefix(req.Lab, "labs/") || !validID(strings.TrimPrefix(req.Lab, "labs/")) {
+		v.add("lab", "%q is not a lab name (labs/{lab})", req.Lab)
+	}
+	if len(req.Targets) == 0 {
+		v.add("targets", "name at least one host, host:interface or net/network")
+	}
+	p, err := capture.ParseProto(req.Protocol)
+	if err != nil {
+		v.add("protocol", "%v", err)
+	}
+	f.Proto = p
+	if req.Port > 65535 {
+		v.add("port", "%d is not a port", req.Port)
+	}
+	f.Port = uint16(req.Port)
+	if req.Address != "" {
+		a, err := netip.ParseAddr(req.Address)
+		if err != nil {
+			v.add("address", "%q is not an IP address", req.Address)
+		}
+		f.Host = a
+	}
+	return f, v.err()
+}
+
+// captureTargets resolves the targets to interfaces (each once).
+func (s *Server) captureTargets(req *labv1.CaptureRequest) ([]captureIface, error) {
+	lab := strings.TrimPrefix(req.Lab, "labs/")
+	st, err := loadLab(s.cfg.Store, lab)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	if st.lab == nil {
+		return nil, notFound("lab %q not found", lab)
+	}
+	var out []captureIface
+	seen := map[string]bool{}
+	add := func(hostID string, h *labv1.Host, ifc *labv1.Interface) {
+		name := hostID + ":" + ifc.Name
+		if seen[name] {
+			return
+		}
+		seen[name] = true
+		info := &labv1.CaptureInterface{Name: name, Host: hostName(lab, hostID), Network: networkName(lab, ifc.Network), Node: h.Node}
+		for _, a := range []string{ifc.Ipv4, ifc.Ipv6} {
+			if p, err := netip.ParsePrefix(a); err == nil {
+				info.Addresses = append(info.Addresses, p.Addr().String())
+			} else if a, err := netip.ParseAddr(a); err == nil {
+				info.Addresses = append(info.Addresses, a.String())
+			}
+		}
+		out = append(out, captureIface{info: info, host: hostID, nic: ifc.Name})
+	}
+	for i, t := range req.Targets {
+		field := fmt.Sprintf("targets[%d]", i)
+		if netID, ok := strings.CutPrefix(t, "net/"); ok {
+			if st.nets[netID] == nil {
+				return nil, notFound("network %q not found in lab %q", netID, lab)
+			}
+			for _, id := range sortedKeys(st.hosts) {
+				for _, ifc := range st.hosts[id].Interfaces {
+					if ifc.Network == netID {
+						add(id, st.hosts[id], ifc)
+					}
+				}
+			}
+			continue
+		}
+		hostID, nic, hasNIC := strings.Cut(t, ":")
+		if !validID(hostID) {
+			return nil, invalid(field, "%q: want HOST, HOST:IFACE or net/NETWORK", t)
+		}
+		h := st.hosts[hostID]
+		if h == nil {
+			return nil, notFound("host %q not found in lab %q", hostID, lab)
+		}
+		found := false
+		for _, ifc := range h.Interfaces {
+			if !hasNIC || ifc.Name == nic {
+				add(hostID, h, ifc)
+				found = true
+			}
+		}
+		if !found {
+			return nil, notFound("host %q has no interface %q", hostID, nic)
+		}
+	}
+	return out, nil
+}
+
+// tapLocal taps one interface of a host running here into sink.
+func (s *Server) tapLocal(ci captureIface, f capture.Filter, sink *captureSink) (func(), error) {
+	h, ok := s.cfg.Hosts.Host(ci.info.Host)
+	if !ok {
+		return nil, status.Errorf(codes.Unavailable, "host %s is not running yet", ci.host)
+	}
+	for _, nic := range h.Stack().Interfaces() {
+		if nic.Name() == ci.nic {
+			name := ci.info.Name
+			return nic.AddTap(func(r stack.TapRecord) {
+				if !f.Match(r.Packet) {
+					return
+				}
+				sink.push(capture.FromTap(name, r))
+			}), nil
+		}
+	}
+	return nil, status.Errorf(codes.Unavailable, "host %s has no running interface %s", ci.host, ci.nic)
+}
+
+// captureSink gathers packets from taps and peers, and sends them in time
+// order.
+type captureSink struct {
+	ch      chan capture.Packet
+	snaplen int
+	lost    atomic.Uint64 // here, plus what peers last reported
+
+	mu    sync.Mutex
+	peers map[any]uint64 // each peer's last reported loss
+}
+
+// peerLost adds to lost what a peer lost since it last reported.
+func (k *captureSink) peerLost(peer any, total uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.peers == nil {
+		k.peers = map[any]uint64{}
+	}
+	if total > k.peers[peer] {
+		k.lost.Add(total - k.peers[peer])
+		k.peers[peer] = total
+	}
+}
+
+func newCaptureSink(snaplen uint32) *captureSink {
+	return &captureSink{ch: make(chan capture.Packet, captureBuffer), snaplen: int(snaplen)}
+}
+
+// push never blocks: a full buffer loses the packet to the capture only.
+func (k *captureSink) push(p capture.Packet) {
+	select {
+	case k.ch <- p:
+	default:
+		k.lost.Add(1)
+	}
+}
+
+// relay feeds a peer's capture stream into the sink.
+func (k *captureSink) relay(rs labv1.CaptureService_CaptureClient) error {
+	for {
+		m, err := rs.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled || status.Code(err) == codes.DeadlineExceeded {
+				return nil
+			}
+			return err
+		}
+		switch ev := m.Event.(type) {
+		case *labv1.CaptureResponse_Packet:
+			k.push(capture.FromProto(ev.Packet))
+		case *labv1.CaptureResponse_Stats:
+			k.peerLost(rs, ev.Stats.Lost)
+		}
+	}
+}
+
+// packetHeap orders held packets by time, then Seq.
+type packetHeap []capture.Packet
+
+func (h packetHeap) Len() int { return len(h) }
+func (h packetHeap) Less(i, j int) bool {
+	if c := h[i].Time.Compare(h[j].Time); c != 0 {
+		return c < 0
+	}
+	return h[i].Seq < h[j].Seq
+}
+func (h packetHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *packetHeap) Push(x any)   { *h = append(*h, x.(capture.Packet)) }
+func (h *packetHeap) Pop() any {
+	old := *h
+	p := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return p
+}
+
+// run sends packets once they are window old, in time order, with stats
+// every second, until ctx ends (duration, or the client went), count
+// packets were sent, or a peer's stream failed.
+func (k *captureSink) run(ctx context.Context, stream labv1.CaptureService_CaptureServer, window time.Duration, count uint64, remoteErr <-chan error, stopping <-chan struct{}) error {
+	var held packetHeap
+	var sent uint64
+	tick := time.NewTicker(window / 2)
+	defer tick.Stop()
+	statsEvery := time.NewTicker(time.Second)
+	defer statsEvery.Stop()
+	sendStats := func(done bool) error {
+		return stream.Send(&labv1.CaptureResponse{Event: &labv1.CaptureResponse_Stats{Stats: &labv1.CaptureStats{Packets: sent, Lost: k.lost.Load(), Done: done}}})
+	}
+	flush := func(all bool) (bool, error) {
+		cut := time.Now().Add(-window)
+		for held.Len() > 0 && (all || !held[0].Time.After(cut)) {
+			p := heap.Pop(&held).(capture.Packet)
+			if k.snaplen > 0 && len(p.Data) > k.snaplen {
+				p.Data = p.Data[:k.snaplen]
+			}
+			if err := stream.Send(&labv1.CaptureResponse{Event: &labv1.CaptureResponse_Packet{Packet: capture.ToProto(&p)}}); err != nil {
+				return true, err
+			}
+			sent++
+			if count > 0 && sent >= count {
+				return true, sendStats(true)
+			}
+		}
+		return false, nil
+	}
+	for {
+		select {
+		case p := <-k.ch:
+			heap.Push(&held, p)
+			if held.Len() > captureBuffer {
+				// Time order costs memory only up to a point.
+				if done, err := flush(true); done {
+					return err
+				}
+			}
+		case <-tick.C:
+			if done, err := flush(false); done {
+				return err
+			}
+		case <-statsEvery.C:
+			if err := sendStats(false); err != nil {
+				return err
+			}
+		case err := <-remoteErr:
+			if err != nil {
+				return err
+			}
+		case <-stopping:
+			return status.Error(codes.Unavailable, "labd is shutting down")
+		case <-ctx.Done():
+			if stream.Context().Err() != nil {
+				return nil // the client hung up
+			}
+			// The duration is over: send what was captured, then the end.
+		drain:
+			for {
+				select {
+				case p := <-k.ch:
+					heap.Push(&held, p)
+				default:
+					break drain
+				}
+			}
+			if done, err := flush(true); done {
+				return err
+			}
+			return sendStats(true)
+		}
+	}
+}
