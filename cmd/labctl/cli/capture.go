@@ -19,6 +19,9 @@ import (
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
+// captureDrain is how long labctl capture keeps reading after Ctrl-C.
+const captureDrain = 500 * time.Millisecond
+
 type captureOptions struct {
 	write    string
 	read     string
@@ -328,8 +331,19 @@ func (a *app) runCapture(ctx context.Context, args []string, o captureOptions) e
 		out.close()
 		return err
 	}
-	sctx, cancel := context.WithCancel(ctx)
+	// On Ctrl-C the stream stays open a moment longer: the server holds
+	// packets back briefly to send them in time order (longer for other
+	// nodes' packets), and those were captured before the interrupt.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	go func() {
+		select {
+		case <-ctx.Done():
+			time.Sleep(captureDrain)
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
 	stream, err := labv1.NewCaptureServiceClient(a.conn).Capture(sctx, req)
 	if err != nil {
 		out.close()
@@ -337,16 +351,18 @@ func (a *app) runCapture(ctx context.Context, args []string, o captureOptions) e
 	}
 	var lost uint64
 	var runErr error
+	started := false
 	for {
 		m, err := stream.Recv()
 		if err != nil {
-			if err != io.EOF && !(ctx.Err() != nil && status.Code(err) == codes.Canceled) {
+			if err != io.EOF && (ctx.Err() == nil || status.Code(err) != codes.Canceled) {
 				runErr = err
 			}
 			break
 		}
 		switch ev := m.Event.(type) {
 		case *labv1.CaptureResponse_Started:
+			started = true
 			var names []string
 			for _, ci := range ev.Started.Interfaces {
 				var addrs []netip.Addr
@@ -377,10 +393,12 @@ func (a *app) runCapture(ctx context.Context, args []string, o captureOptions) e
 	if err := out.close(); err != nil && runErr == nil {
 		runErr = err
 	}
-	fmt.Fprintf(a.stderr, "%d packets captured", out.n)
-	if lost > 0 {
-		fmt.Fprintf(a.stderr, ", %d lost by the capture (a reader slower than the lab)", lost)
+	if started {
+		fmt.Fprintf(a.stderr, "%d packets captured", out.n)
+		if lost > 0 {
+			fmt.Fprintf(a.stderr, ", %d lost by the capture (a reader slower than the lab)", lost)
+		}
+		fmt.Fprintln(a.stderr)
 	}
-	fmt.Fprintln(a.stderr)
 	return runErr
 }
