@@ -36,9 +36,10 @@ type pod struct {
 // TestStatefulSetPodsFormACluster starts labd processes with exactly the
 // command, arguments and environment the built StatefulSet gives its pods,
 // in the order it starts them, and checks that they form one cluster,
-// carry packets between hosts on different pods, and that scaling down
+// carry packets between hosts on different pods, that scaling down
 // (SIGTERM to the highest ordinal) leaves the cluster cleanly within the
-// pod's termination grace period.
+// pod's termination grace period, and that scaling up again brings that pod
+// back, with its volume at a new IP, running its host.
 //
 // What a kubelet and the cluster's DNS would provide is substituted, and
 // nothing else: the downward API (pod name labd-N, a loopback address as
@@ -65,10 +66,12 @@ func TestStatefulSetPodsFormACluster(t *testing.T) {
 	if replicas < 3 {
 		t.Fatalf("replicas %d: a cluster that survives one node away needs 3", replicas)
 	}
-	ips := freeLoopbackIPs(t, replicas, c.Ports)
-	apiOf := func(i int) string { return net.JoinHostPort(ips[i], fmt.Sprint(ports["api"])) }
-	run := func(i int, stdin string, args ...string) (string, error) {
-		cmd := exec.Command(labctl, append([]string{"--server", apiOf(i)}, args...)...)
+	// One address more: a pod that comes back usually has a new IP.
+	ips := freeLoopbackIPs(t, replicas+1, c.Ports)
+	apiAt := func(ip string) string { return net.JoinHostPort(ip, fmt.Sprint(ports["api"])) }
+	apiOf := func(i int) string { return apiAt(ips[i]) }
+	run := func(ip, stdin string, args ...string) (string, error) {
+		cmd := exec.Command(labctl, append([]string{"--server", apiAt(ip)}, args...)...)
 		cmd.Env = []string{}
 		cmd.Stdin = strings.NewReader(stdin)
 		var stderr bytes.Buffer
@@ -82,18 +85,19 @@ func TestStatefulSetPodsFormACluster(t *testing.T) {
 
 	ps := newPodSet(t)
 	var pods []*pod
+	claims := map[string]string{} // persistent volume claim (data-labd-N): directory
 	// OrderedReady: each pod is started once the one before it is ready
 	// (its readiness probe, grpc health on the API port, answers SERVING).
 	for i := range replicas {
 		name := fmt.Sprintf("%s-%d", sts.Name, i)
-		env := podEnv(t, m, name, ips[i], ips[:i+1])
+		env := podEnv(t, m, name, ips[i], ips[:i+1], claims)
 		if i == 0 {
 			t.Logf("pod environment (%s): %s", name, strings.Join(env, " "))
 		}
 		p := ps.start(name, ips[i], argv, env)
 		pods = append(pods, p)
 		waitFor(t, p, "is ready", func() error {
-			_, err := run(i, "", "--timeout", "2s", "health")
+			_, err := run(ips[i], "", "--timeout", "2s", "health")
 			return err
 		})
 	}
@@ -105,7 +109,7 @@ func TestStatefulSetPodsFormACluster(t *testing.T) {
 	}
 	for i, p := range pods {
 		waitFor(t, p, "sees the whole cluster", func() error {
-			out, err := run(i, "", "get", "nodes", "-o", "json")
+			out, err := run(ips[i], "", "get", "nodes", "-o", "json")
 			if err != nil {
 				return err
 			}
@@ -155,13 +159,14 @@ hosts:
     interfaces: [{network: lan2, ipv4: 10.0.2.10/24}]
     gateway: 10.0.2.1
 `, pods[0].name, pods[1].name, pods[2].name)
-	if _, err := run(0, topo, "apply", "-f", "-"); err != nil {
+	if _, err := run(ips[0], topo, "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, pods[2], "answers a ping from h1 on "+pods[0].name, func() error {
-		_, err := run(1, "", "ping", "k8s/h1", "10.0.2.10", "-c", "1", "-W", "1")
+	ping := func() error {
+		_, err := run(ips[1], "", "ping", "k8s/h1", "10.0.2.10", "-c", "1", "-W", "1")
 		return err
-	})
+	}
+	waitFor(t, pods[2], "answers a ping from h1 on "+pods[0].name, ping)
 
 	// Scaling down stops the highest ordinal with SIGTERM; the kubelet
 	// kills it after the grace period.
@@ -179,7 +184,7 @@ hosts:
 		t.Fatalf("%s still running %s after SIGTERM: the kubelet would kill it", last.name, grace)
 	}
 	waitFor(t, pods[0], "sees "+last.name+" leave", func() error {
-		out, err := run(0, "", "get", "nodes", "-o", "json")
+		out, err := run(ips[0], "", "get", "nodes", "-o", "json")
 		if err != nil {
 			return err
 		}
@@ -188,6 +193,18 @@ hosts:
 		}
 		return nil
 	})
+
+	// Scaling up again: the pod comes back with the same name and volume
+	// (the claim outlives the pod) at a new IP, rejoins, and runs its host
+	// again.
+	newIP := ips[replicas]
+	peers := append(slices.Clone(ips[:replicas-1]), newIP)
+	back := ps.start(last.name, newIP, argv, podEnv(t, m, last.name, newIP, peers, claims))
+	waitFor(t, back, "is ready again", func() error {
+		_, err := run(newIP, "", "--timeout", "2s", "health")
+		return err
+	})
+	waitFor(t, back, "answers a ping from h1 again, at its new address", ping)
 }
 
 // podArgv is what the container runs: the image's entrypoint (the
@@ -206,8 +223,10 @@ func podArgv(t *testing.T, c corev1.Container) []string {
 }
 
 // podEnv is the environment the kubelet gives pod name (IP ip), with the
-// headless Service resolving to peers.
-func podEnv(t *testing.T, m *manifests, name, ip string, peers []string) []string {
+// headless Service resolving to peers. claims maps a persistent volume
+// claim to its directory, made on first use, so a pod that comes back
+// finds its data.
+func podEnv(t *testing.T, m *manifests, name, ip string, peers []string, claims map[string]string) []string {
 	t.Helper()
 	spec := m.sts.Spec.Template.Spec
 	c := spec.Containers[0]
@@ -220,6 +239,11 @@ func podEnv(t *testing.T, m *manifests, name, ip string, peers []string) []strin
 		isClaim := slices.ContainsFunc(m.sts.Spec.VolumeClaimTemplates, func(p corev1.PersistentVolumeClaim) bool { return p.Name == vm.Name })
 		switch {
 		case isClaim:
+			claim := vm.Name + "-" + name // as the StatefulSet names it
+			if claims[claim] == "" {
+				claims[claim] = dir
+			}
+			dirs[vm.MountPath] = claims[claim]
 		case i >= 0 && spec.Volumes[i].Secret != nil && spec.Volumes[i].Secret.SecretName == m.secret.Name:
 			for _, it := range spec.Volumes[i].Secret.Items {
 				if err := os.WriteFile(filepath.Join(dir, it.Path), m.secret.Data[it.Key], 0o440); err != nil {
