@@ -36,6 +36,8 @@ type Config struct {
 	FailoverAfter time.Duration
 	// Metrics is where Prometheus metrics are served; empty: off.
 	Metrics string
+	// Tun is the TUN gateway (gateway.go); none when Tun.Device is empty.
+	Tun TunConfig
 }
 
 // Defaults, as DESIGN.md's table gives them.
@@ -84,6 +86,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&cfg.FailoverAfter, "failover-after", time.Minute, "place the hosts of a node gone this long on live nodes (0: never)")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (off when empty)")
+	parseTun := tunFlags(fs, &cfg.Tun)
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow gossip and overlay on non-loopback addresses without a cluster key")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: labd [flags]\n\nRuns a labnet node. With no flags: a single-node lab on loopback, API on %s.\nEvery flag can also be set as LABD_<FLAG> in the environment (LABD_LOG_LEVEL=debug).\n\nFlags:\n", DefaultAPI)
@@ -104,6 +107,9 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 		return Config{}, envErr
 	}
 	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if err := parseTun(); err != nil {
 		return Config{}, err
 	}
 	if fs.NArg() > 0 {
@@ -142,6 +148,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("--data: required")
+	}
+	if err := c.Tun.Validate(); err != nil {
+		return err
 	}
 	for _, a := range []struct{ flag, addr string }{{"api", c.API}, {"gossip", c.Gossip}, {"overlay", c.Overlay}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {

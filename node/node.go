@@ -59,6 +59,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer st.Close()
 
+	var gw *gateway
+	if cfg.Tun.Device != "" {
+		if gw, err = openGateway(cfg.Tun, log.With("component", "tun")); err != nil {
+			return err
+		}
+		defer gw.close()
+	}
 	lis, err := net.Listen("tcp", cfg.API)
 	if err != nil {
 		return fmt.Errorf("--api %s: %w", cfg.API, err)
@@ -129,6 +136,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	rt := runtime.New(runtime.Config{
 		Node: cfg.Name, Store: st, Fabric: fab, Clock: stack.SystemClock{}, Logger: log.With("component", "runtime"),
 		Peers: func() map[string]netip.AddrPort { return peersOf(cl, cfg.Name) }, PeersChanged: membersChanged,
+		Started: gw.hook(),
 	})
 	self := &clusterNodes{cl: cl, st: st, name: cfg.Name, started: started}
 	peers := &peerConns{cl: cl, conns: map[string]*grpc.ClientConn{}}

@@ -51,6 +51,7 @@ func examples(t *testing.T, name string) string {
 // labd is one running labd process.
 type labd struct {
 	args []string // to start it again
+	wrap []string // a command labd and labctl run under (ip netns exec NS), if any
 	t    testing.TB
 	data string
 	api  string
@@ -74,7 +75,20 @@ func startLabd(t testing.TB, data, api string) *labd {
 // startLabdArgs starts labd on data with the given flags.
 func startLabdArgs(t testing.TB, data string, args ...string) *labd {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "labd"), append([]string{"--data", data}, args...)...)
+	return startLabdUnder(t, nil, data, args...)
+}
+
+// command is bin (from binDir) with args, run under wrap.
+func command(ctx context.Context, wrap []string, bin string, args ...string) *exec.Cmd {
+	argv := append(append(append([]string(nil), wrap...), filepath.Join(binDir, bin)), args...)
+	return exec.CommandContext(ctx, argv[0], argv[1:]...)
+}
+
+// startLabdUnder is startLabdArgs with labd, and the labctl commands of
+// the labd returned, run under wrap.
+func startLabdUnder(t testing.TB, wrap []string, data string, args ...string) *labd {
+	t.Helper()
+	cmd := command(context.Background(), wrap, "labd", append([]string{"--data", data}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +96,7 @@ func startLabdArgs(t testing.TB, data string, args ...string) *labd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &labd{args: args, t: t, data: data, cmd: cmd, log: &bytes.Buffer{}, done: make(chan error, 1)}
+	d := &labd{args: args, wrap: wrap, t: t, data: data, cmd: cmd, log: &bytes.Buffer{}, done: make(chan error, 1)}
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -131,7 +145,7 @@ func (d *labd) labctl(args ...string) (string, string, int) {
 	d.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "labctl"), append([]string{"--server", d.api}, args...)...)
+	cmd := command(ctx, d.wrap, "labctl", append([]string{"--server", d.api}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -7,6 +7,7 @@ package main_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -58,7 +59,7 @@ func (s *syncBuffer) String() string {
 // background starts labctl against d.
 func (d *labd) background(t *testing.T, args ...string) *bg {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "labctl"), append([]string{"--server", d.api}, args...)...)
+	cmd := command(context.Background(), d.wrap, "labctl", append([]string{"--server", d.api}, args...)...)
 	p := &bg{t: t, cmd: cmd, stderr: newSyncBuffer(), lines: make(chan string, 100), done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()

@@ -36,6 +36,9 @@ type Config struct {
 	// nil for a labd without a cluster. PeersChanged signals a change.
 	Peers        func() map[string]netip.AddrPort
 	PeersChanged <-chan struct{}
+	// Started, when set, is called with the stack of every host started
+	// (or restarted after a change), before the host is visible to Host.
+	Started func(name string, st *stack.Stack)
 }
 
 // Runtime owns the running hosts.
@@ -274,6 +277,9 @@ func (r *Runtime) Reconcile() {
 		if err != nil {
 			r.cfg.Logger.Error("host failed to start", "host", name, "err", err)
 			continue
+		}
+		if r.cfg.Started != nil {
+			r.cfg.Started(name, h.stack)
 		}
 		r.hosts[name] = h
 		r.cfg.Logger.Debug("host started", "host", name)

@@ -40,7 +40,7 @@ func Attach(d *Device, s *stack.Stack, nicName string, mtu int, addrs ...netip.P
 	var readErr error
 	go func() {
 		defer close(done)
-		readErr = readLoop(d, s, nic)
+		readErr = readLoop(d, func(pkt []byte) { s.Deliver(nic, pkt) })
 	}()
 	var once sync.Once
 	stop = func() error {
@@ -55,9 +55,9 @@ func Attach(d *Device, s *stack.Stack, nicName string, mtu int, addrs ...netip.P
 	return nic, stop, nil
 }
 
-// readLoop delivers the device's packets to the stack until the device is
-// closed (nil) or a read fails (the error).
-func readLoop(d *Device, s *stack.Stack, nic *stack.NIC) error {
+// readLoop hands the device's packets to deliver, which takes ownership of
+// each, until the device is closed (nil) or a read fails (the error).
+func readLoop(d *Device, deliver func(pkt []byte)) error {
 	buf := make([]byte, maxPacket)
 	for {
 		n, err := d.ReadPacket(buf)
@@ -70,10 +70,10 @@ func readLoop(d *Device, s *stack.Stack, nic *stack.NIC) error {
 		if n == 0 {
 			continue
 		}
-		// Deliver takes ownership of the packet, so it gets its own
+		// deliver takes ownership of the packet, so it gets its own
 		// copy and buf is read into again.
 		pkt := make([]byte, n)
 		copy(pkt, buf[:n])
-		s.Deliver(nic, pkt)
+		deliver(pkt)
 	}
 }
