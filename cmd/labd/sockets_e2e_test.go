@@ -396,3 +396,56 @@ func TestSocketBadInput(t *testing.T) {
 	d.waitPing("h1", "h2")
 	pf.interrupt()
 }
+
+// TestSocketsForwarded: labd a is the front door of a lab that runs on
+// labd b; port-forward, socks and expose through a reach b's hosts (the
+// streams are forwarded one hop).
+func TestSocketsForwarded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two labd processes")
+	}
+	dir := t.TempDir()
+	seed := "127.0.0.1:" + freePort(t, "127.0.0.1")
+	a := startLabdArgs(t, filepath.Join(dir, "a"), "--name", "a", "--api", "127.0.0.1:0", "--overlay", "127.0.0.1:0", "--gossip", seed)
+	b := startLabdArgs(t, filepath.Join(dir, "b"), "--name", "b", "--api", "127.0.0.2:0", "--overlay", "127.0.0.2:0",
+		"--gossip", "127.0.0.2:"+freePort(t, "127.0.0.2"), "--join", seed)
+	topo, err := os.ReadFile(examples(t, "two-lans.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := strings.Index(string(topo), "\nhosts:")
+	onB := string(topo)[:hosts] + strings.ReplaceAll(string(topo)[hosts:], "  - name: ", "  - node: b\n    name: ")
+	f := filepath.Join(dir, "on-b.yaml")
+	os.WriteFile(f, []byte(onB), 0o644)
+	b.ok("apply", "-f", f)
+	if out := a.ok("get", "hosts", "h2", "-o", "json"); !strings.Contains(out, `"node": "b"`) {
+		t.Fatalf("h2 is not on b:\n%s", out)
+	}
+	a.waitPing("h1", "h2")
+
+	pf := a.background(t, "port-forward", "h2", ":80")
+	web := pf.line(`Forwarding from (127\.0\.0\.1:\d+) -> h2:80`)[1]
+	if body := curl(t, "http://"+web+"/bytes/3000000"); len(body) != 3000000 {
+		t.Errorf("curl through port-forward via a: %d bytes", len(body))
+	}
+	p := a.background(t, "socks", "h1", "--listen", "127.0.0.1:0")
+	proxy := p.line(`SOCKS5 proxy on (127\.0\.0\.1:\d+)`)[1]
+	if page := string(curl(t, "--socks5-hostname", proxy, "http://h2/")); !strings.Contains(page, "You are 10.0.1.10") {
+		t.Errorf("socks via a:\n%s", page)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "real") })}
+	go srv.Serve(l)
+	defer srv.Close()
+	e := a.background(t, "expose", "h2:8080", "--to", l.Addr().String())
+	e.line(`Exposing h2:8080`)
+	if out := a.ok("fetch", "h1", "http://h2:8080/"); out != "real" {
+		t.Errorf("fetch through expose via a: %q", out)
+	}
+	for _, p := range []*bg{pf, p, e} {
+		p.interrupt()
+	}
+}
