@@ -418,10 +418,10 @@ func TestSocketsForwarded(t *testing.T) {
 	f := filepath.Join(dir, "on-b.yaml")
 	os.WriteFile(f, []byte(onB), 0o644)
 	b.ok("apply", "-f", f)
+	a.waitPing("h1", "h2") // once a has the lab
 	if out := a.ok("get", "hosts", "h2", "-o", "json"); !strings.Contains(out, `"node": "b"`) {
 		t.Fatalf("h2 is not on b:\n%s", out)
 	}
-	a.waitPing("h1", "h2")
 
 	pf := a.background(t, "port-forward", "h2", ":80")
 	web := pf.line(`Forwarding from (127\.0\.0\.1:\d+) -> h2:80`)[1]

@@ -30,6 +30,8 @@ const (
 	// captureWindow is how long packets wait so that those from several
 	// interfaces (and nodes) go out in time order.
 	captureWindowLocal  = 20 * time.Millisecond
+	// captureBatch is the most packets sent in one message.
+	captureBatch = 512
 	captureWindowRemote = 200 * time.Millisecond
 )
 
@@ -246,7 +248,8 @@ func (s *Server) tapLocal(ci captureIface, f capture.Filter, sink *captureSink) 
 				if !f.Match(r.Packet) {
 					return
 				}
-				sink.push(capture.FromTap(name, r))
+				p := capture.FromTap(name, r)
+				sink.push(&p)
 			}), nil
 		}
 	}
@@ -256,7 +259,7 @@ func (s *Server) tapLocal(ci captureIface, f capture.Filter, sink *captureSink) 
 // captureSink gathers packets from taps and peers, and sends them in time
 // order.
 type captureSink struct {
-	ch      chan capture.Packet
+	ch      chan *capture.Packet
 	snaplen int
 	lost    atomic.Uint64 // here, plus what peers last reported
 
@@ -278,11 +281,11 @@ func (k *captureSink) peerLost(peer any, total uint64) {
 }
 
 func newCaptureSink(snaplen uint32) *captureSink {
-	return &captureSink{ch: make(chan capture.Packet, captureBuffer), snaplen: int(snaplen)}
+	return &captureSink{ch: make(chan *capture.Packet, captureBuffer), snaplen: int(snaplen)}
 }
 
 // push never blocks: a full buffer loses the packet to the capture only.
-func (k *captureSink) push(p capture.Packet) {
+func (k *captureSink) push(p *capture.Packet) {
 	select {
 	case k.ch <- p:
 	default:
@@ -301,8 +304,11 @@ func (k *captureSink) relay(rs labv1.CaptureService_CaptureClient) error {
 			return err
 		}
 		switch ev := m.Event.(type) {
-		case *labv1.CaptureResponse_Packet:
-			k.push(capture.FromProto(ev.Packet))
+		case *labv1.CaptureResponse_Packets:
+			for _, m := range ev.Packets.Packets {
+				p := capture.FromProto(m)
+				k.push(&p)
+			}
 		case *labv1.CaptureResponse_Stats:
 			k.peerLost(rs, ev.Stats.Lost)
 		}
@@ -310,7 +316,7 @@ func (k *captureSink) relay(rs labv1.CaptureService_CaptureClient) error {
 }
 
 // packetHeap orders held packets by time, then Seq.
-type packetHeap []capture.Packet
+type packetHeap []*capture.Packet
 
 func (h packetHeap) Len() int { return len(h) }
 func (h packetHeap) Less(i, j int) bool {
@@ -320,10 +326,11 @@ func (h packetHeap) Less(i, j int) bool {
 	return h[i].Seq < h[j].Seq
 }
 func (h packetHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *packetHeap) Push(x any)   { *h = append(*h, x.(capture.Packet)) }
+func (h *packetHeap) Push(x any)   { *h = append(*h, x.(*capture.Packet)) }
 func (h *packetHeap) Pop() any {
 	old := *h
 	p := old[len(old)-1]
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
 	return p
 }
@@ -341,17 +348,28 @@ func (k *captureSink) run(ctx context.Context, stream labv1.CaptureService_Captu
 	sendStats := func(done bool) error {
 		return stream.Send(&labv1.CaptureResponse{Event: &labv1.CaptureResponse_Stats{Stats: &labv1.CaptureStats{Packets: sent, Lost: k.lost.Load(), Done: done}}})
 	}
+	// flush sends the packets that are due (all of them with all) in
+	// batches of up to captureBatch packets or about 1 MB.
 	flush := func(all bool) (bool, error) {
 		cut := time.Now().Add(-window)
 		for held.Len() > 0 && (all || !held[0].Time.After(cut)) {
-			p := heap.Pop(&held).(capture.Packet)
-			if k.snaplen > 0 && len(p.Data) > k.snaplen {
-				p.Data = p.Data[:k.snaplen]
+			batch := &labv1.CapturedPackets{Packets: make([]*labv1.CapturedPacket, 0, min(held.Len(), captureBatch))}
+			size := 0
+			for held.Len() > 0 && (all || !held[0].Time.After(cut)) && len(batch.Packets) < captureBatch && size < 1<<20 {
+				p := heap.Pop(&held).(*capture.Packet)
+				if k.snaplen > 0 && len(p.Data) > k.snaplen {
+					p.Data = p.Data[:k.snaplen]
+				}
+				batch.Packets = append(batch.Packets, capture.ToProto(p))
+				size += len(p.Data)
+				if count > 0 && sent+uint64(len(batch.Packets)) >= count {
+					break
+				}
 			}
-			if err := stream.Send(&labv1.CaptureResponse{Event: &labv1.CaptureResponse_Packet{Packet: capture.ToProto(&p)}}); err != nil {
+			if err := stream.Send(&labv1.CaptureResponse{Event: &labv1.CaptureResponse_Packets{Packets: batch}}); err != nil {
 				return true, err
 			}
-			sent++
+			sent += uint64(len(batch.Packets))
 			if count > 0 && sent >= count {
 				return true, sendStats(true)
 			}

@@ -124,18 +124,16 @@ func TestCapture(t *testing.T) {
 			}
 			continue
 		}
-		p := m.GetPacket()
-		if p == nil {
-			continue
-		}
-		if tm := p.Time.AsTime(); tm.Before(last) {
-			t.Errorf("packet at %v after one at %v", tm, last)
-		} else {
-			last = tm
-		}
-		seen[p.Interface+" "+p.Direction.String()]++
-		if p.Interface == "r1:eth0" && p.Drop == "TTL exceeded" {
-			ttlDrop = true
+		for _, p := range m.GetPackets().GetPackets() {
+			if tm := p.Time.AsTime(); tm.Before(last) {
+				t.Errorf("packet at %v after one at %v", tm, last)
+			} else {
+				last = tm
+			}
+			seen[p.Interface+" "+p.Direction.String()]++
+			if p.Interface == "r1:eth0" && p.Drop == "TTL exceeded" {
+				ttlDrop = true
+			}
 		}
 	}
 	if !ttlDrop {

@@ -194,13 +194,6 @@ func (c *captureOutput) packet(p *capture.Packet) error {
 		if err := c.pcap.WritePacket(p); err != nil {
 			return err
 		}
-		if c.file == nil {
-			// Streaming to another program (wireshark -k -i -): it
-			// should see each packet now.
-			if err := c.pcap.Flush(); err != nil {
-				return err
-			}
-		}
 	}
 	if c.dec != nil {
 		fmt.Fprintln(c.a.stdout, c.dec.Line(p))
@@ -377,10 +370,18 @@ func (a *app) runCapture(ctx context.Context, args []string, o captureOptions) e
 				}
 			}
 			fmt.Fprintf(a.stderr, "capturing on %s\n", strings.Join(names, ", "))
-		case *labv1.CaptureResponse_Packet:
-			p := capture.FromProto(ev.Packet)
-			if err := out.packet(&p); err != nil {
-				runErr = err
+		case *labv1.CaptureResponse_Packets:
+			for _, m := range ev.Packets.Packets {
+				p := capture.FromProto(m)
+				if err := out.packet(&p); err != nil {
+					runErr = err
+					break
+				}
+			}
+			if out.pcap != nil && out.file == nil && runErr == nil {
+				// Streaming to another program (wireshark -k -i -): it
+				// should see each batch now.
+				runErr = out.pcap.Flush()
 			}
 		case *labv1.CaptureResponse_Stats:
 			lost = ev.Stats.Lost

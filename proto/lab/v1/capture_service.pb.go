@@ -189,7 +189,7 @@ type CaptureResponse struct {
 	// Types that are valid to be assigned to Event:
 	//
 	//	*CaptureResponse_Started
-	//	*CaptureResponse_Packet
+	//	*CaptureResponse_Packets
 	//	*CaptureResponse_Stats
 	Event         isCaptureResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
@@ -242,10 +242,10 @@ func (x *CaptureResponse) GetStarted() *CaptureStarted {
 	return nil
 }
 
-func (x *CaptureResponse) GetPacket() *CapturedPacket {
+func (x *CaptureResponse) GetPackets() *CapturedPackets {
 	if x != nil {
-		if x, ok := x.Event.(*CaptureResponse_Packet); ok {
-			return x.Packet
+		if x, ok := x.Event.(*CaptureResponse_Packets); ok {
+			return x.Packets
 		}
 	}
 	return nil
@@ -268,8 +268,10 @@ type CaptureResponse_Started struct {
 	Started *CaptureStarted `protobuf:"bytes,1,opt,name=started,proto3,oneof"`
 }
 
-type CaptureResponse_Packet struct {
-	Packet *CapturedPacket `protobuf:"bytes,2,opt,name=packet,proto3,oneof"`
+type CaptureResponse_Packets struct {
+	// Packets in time order, as many as were due together (sending them in
+	// batches keeps the cost of a capture down).
+	Packets *CapturedPackets `protobuf:"bytes,2,opt,name=packets,proto3,oneof"`
 }
 
 type CaptureResponse_Stats struct {
@@ -278,9 +280,53 @@ type CaptureResponse_Stats struct {
 
 func (*CaptureResponse_Started) isCaptureResponse_Event() {}
 
-func (*CaptureResponse_Packet) isCaptureResponse_Event() {}
+func (*CaptureResponse_Packets) isCaptureResponse_Event() {}
 
 func (*CaptureResponse_Stats) isCaptureResponse_Event() {}
+
+type CapturedPackets struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Packets       []*CapturedPacket      `protobuf:"bytes,1,rep,name=packets,proto3" json:"packets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CapturedPackets) Reset() {
+	*x = CapturedPackets{}
+	mi := &file_lab_v1_capture_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CapturedPackets) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CapturedPackets) ProtoMessage() {}
+
+func (x *CapturedPackets) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_capture_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CapturedPackets.ProtoReflect.Descriptor instead.
+func (*CapturedPackets) Descriptor() ([]byte, []int) {
+	return file_lab_v1_capture_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CapturedPackets) GetPackets() []*CapturedPacket {
+	if x != nil {
+		return x.Packets
+	}
+	return nil
+}
 
 // CaptureStarted lists the interfaces being captured.
 type CaptureStarted struct {
@@ -292,7 +338,7 @@ type CaptureStarted struct {
 
 func (x *CaptureStarted) Reset() {
 	*x = CaptureStarted{}
-	mi := &file_lab_v1_capture_service_proto_msgTypes[2]
+	mi := &file_lab_v1_capture_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +350,7 @@ func (x *CaptureStarted) String() string {
 func (*CaptureStarted) ProtoMessage() {}
 
 func (x *CaptureStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_capture_service_proto_msgTypes[2]
+	mi := &file_lab_v1_capture_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +363,7 @@ func (x *CaptureStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureStarted.ProtoReflect.Descriptor instead.
 func (*CaptureStarted) Descriptor() ([]byte, []int) {
-	return file_lab_v1_capture_service_proto_rawDescGZIP(), []int{2}
+	return file_lab_v1_capture_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CaptureStarted) GetInterfaces() []*CaptureInterface {
@@ -345,7 +391,7 @@ type CaptureInterface struct {
 
 func (x *CaptureInterface) Reset() {
 	*x = CaptureInterface{}
-	mi := &file_lab_v1_capture_service_proto_msgTypes[3]
+	mi := &file_lab_v1_capture_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +403,7 @@ func (x *CaptureInterface) String() string {
 func (*CaptureInterface) ProtoMessage() {}
 
 func (x *CaptureInterface) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_capture_service_proto_msgTypes[3]
+	mi := &file_lab_v1_capture_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +416,7 @@ func (x *CaptureInterface) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureInterface.ProtoReflect.Descriptor instead.
 func (*CaptureInterface) Descriptor() ([]byte, []int) {
-	return file_lab_v1_capture_service_proto_rawDescGZIP(), []int{3}
+	return file_lab_v1_capture_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CaptureInterface) GetName() string {
@@ -433,7 +479,7 @@ type CapturedPacket struct {
 
 func (x *CapturedPacket) Reset() {
 	*x = CapturedPacket{}
-	mi := &file_lab_v1_capture_service_proto_msgTypes[4]
+	mi := &file_lab_v1_capture_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -445,7 +491,7 @@ func (x *CapturedPacket) String() string {
 func (*CapturedPacket) ProtoMessage() {}
 
 func (x *CapturedPacket) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_capture_service_proto_msgTypes[4]
+	mi := &file_lab_v1_capture_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -458,7 +504,7 @@ func (x *CapturedPacket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapturedPacket.ProtoReflect.Descriptor instead.
 func (*CapturedPacket) Descriptor() ([]byte, []int) {
-	return file_lab_v1_capture_service_proto_rawDescGZIP(), []int{4}
+	return file_lab_v1_capture_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CapturedPacket) GetInterface() string {
@@ -532,7 +578,7 @@ type CaptureStats struct {
 
 func (x *CaptureStats) Reset() {
 	*x = CaptureStats{}
-	mi := &file_lab_v1_capture_service_proto_msgTypes[5]
+	mi := &file_lab_v1_capture_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +590,7 @@ func (x *CaptureStats) String() string {
 func (*CaptureStats) ProtoMessage() {}
 
 func (x *CaptureStats) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_capture_service_proto_msgTypes[5]
+	mi := &file_lab_v1_capture_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +603,7 @@ func (x *CaptureStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureStats.ProtoReflect.Descriptor instead.
 func (*CaptureStats) Descriptor() ([]byte, []int) {
-	return file_lab_v1_capture_service_proto_rawDescGZIP(), []int{5}
+	return file_lab_v1_capture_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CaptureStats) GetPackets() uint64 {
@@ -594,12 +640,14 @@ const file_lab_v1_capture_service_proto_rawDesc = "" +
 	"\aaddress\x18\x05 \x01(\tR\aaddress\x12\x14\n" +
 	"\x05count\x18\x06 \x01(\rR\x05count\x125\n" +
 	"\bduration\x18\a \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x18\n" +
-	"\asnaplen\x18\b \x01(\rR\asnaplen\"\xae\x01\n" +
+	"\asnaplen\x18\b \x01(\rR\asnaplen\"\xb1\x01\n" +
 	"\x0fCaptureResponse\x122\n" +
-	"\astarted\x18\x01 \x01(\v2\x16.lab.v1.CaptureStartedH\x00R\astarted\x120\n" +
-	"\x06packet\x18\x02 \x01(\v2\x16.lab.v1.CapturedPacketH\x00R\x06packet\x12,\n" +
+	"\astarted\x18\x01 \x01(\v2\x16.lab.v1.CaptureStartedH\x00R\astarted\x123\n" +
+	"\apackets\x18\x02 \x01(\v2\x17.lab.v1.CapturedPacketsH\x00R\apackets\x12,\n" +
 	"\x05stats\x18\x03 \x01(\v2\x14.lab.v1.CaptureStatsH\x00R\x05statsB\a\n" +
-	"\x05event\"J\n" +
+	"\x05event\"C\n" +
+	"\x0fCapturedPackets\x120\n" +
+	"\apackets\x18\x01 \x03(\v2\x16.lab.v1.CapturedPacketR\apackets\"J\n" +
 	"\x0eCaptureStarted\x128\n" +
 	"\n" +
 	"interfaces\x18\x01 \x03(\v2\x18.lab.v1.CaptureInterfaceR\n" +
@@ -643,33 +691,35 @@ func file_lab_v1_capture_service_proto_rawDescGZIP() []byte {
 }
 
 var file_lab_v1_capture_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_lab_v1_capture_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_lab_v1_capture_service_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_lab_v1_capture_service_proto_goTypes = []any{
 	(CaptureDirection)(0),         // 0: lab.v1.CaptureDirection
 	(*CaptureRequest)(nil),        // 1: lab.v1.CaptureRequest
 	(*CaptureResponse)(nil),       // 2: lab.v1.CaptureResponse
-	(*CaptureStarted)(nil),        // 3: lab.v1.CaptureStarted
-	(*CaptureInterface)(nil),      // 4: lab.v1.CaptureInterface
-	(*CapturedPacket)(nil),        // 5: lab.v1.CapturedPacket
-	(*CaptureStats)(nil),          // 6: lab.v1.CaptureStats
-	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*CapturedPackets)(nil),       // 3: lab.v1.CapturedPackets
+	(*CaptureStarted)(nil),        // 4: lab.v1.CaptureStarted
+	(*CaptureInterface)(nil),      // 5: lab.v1.CaptureInterface
+	(*CapturedPacket)(nil),        // 6: lab.v1.CapturedPacket
+	(*CaptureStats)(nil),          // 7: lab.v1.CaptureStats
+	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
 }
 var file_lab_v1_capture_service_proto_depIdxs = []int32{
-	7, // 0: lab.v1.CaptureRequest.duration:type_name -> google.protobuf.Duration
-	3, // 1: lab.v1.CaptureResponse.started:type_name -> lab.v1.CaptureStarted
-	5, // 2: lab.v1.CaptureResponse.packet:type_name -> lab.v1.CapturedPacket
-	6, // 3: lab.v1.CaptureResponse.stats:type_name -> lab.v1.CaptureStats
-	4, // 4: lab.v1.CaptureStarted.interfaces:type_name -> lab.v1.CaptureInterface
-	0, // 5: lab.v1.CapturedPacket.direction:type_name -> lab.v1.CaptureDirection
-	8, // 6: lab.v1.CapturedPacket.time:type_name -> google.protobuf.Timestamp
-	1, // 7: lab.v1.CaptureService.Capture:input_type -> lab.v1.CaptureRequest
-	2, // 8: lab.v1.CaptureService.Capture:output_type -> lab.v1.CaptureResponse
-	8, // [8:9] is the sub-list for method output_type
-	7, // [7:8] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	8, // 0: lab.v1.CaptureRequest.duration:type_name -> google.protobuf.Duration
+	4, // 1: lab.v1.CaptureResponse.started:type_name -> lab.v1.CaptureStarted
+	3, // 2: lab.v1.CaptureResponse.packets:type_name -> lab.v1.CapturedPackets
+	7, // 3: lab.v1.CaptureResponse.stats:type_name -> lab.v1.CaptureStats
+	6, // 4: lab.v1.CapturedPackets.packets:type_name -> lab.v1.CapturedPacket
+	5, // 5: lab.v1.CaptureStarted.interfaces:type_name -> lab.v1.CaptureInterface
+	0, // 6: lab.v1.CapturedPacket.direction:type_name -> lab.v1.CaptureDirection
+	9, // 7: lab.v1.CapturedPacket.time:type_name -> google.protobuf.Timestamp
+	1, // 8: lab.v1.CaptureService.Capture:input_type -> lab.v1.CaptureRequest
+	2, // 9: lab.v1.CaptureService.Capture:output_type -> lab.v1.CaptureResponse
+	9, // [9:10] is the sub-list for method output_type
+	8, // [8:9] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_lab_v1_capture_service_proto_init() }
@@ -679,7 +729,7 @@ func file_lab_v1_capture_service_proto_init() {
 	}
 	file_lab_v1_capture_service_proto_msgTypes[1].OneofWrappers = []any{
 		(*CaptureResponse_Started)(nil),
-		(*CaptureResponse_Packet)(nil),
+		(*CaptureResponse_Packets)(nil),
 		(*CaptureResponse_Stats)(nil),
 	}
 	type x struct{}
@@ -688,7 +738,7 @@ func file_lab_v1_capture_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lab_v1_capture_service_proto_rawDesc), len(file_lab_v1_capture_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,7 +31,7 @@ const (
 // the interface, direction, time and what became of each.
 type CaptureServiceClient interface {
 	// Capture streams `started` (the interfaces captured) first, then
-	// packets in time order and `stats` about once a second; the last
+	// batches of packets in time order and `stats` about once a second; the last
 	// message is `stats` with `done` set when count or duration ends the
 	// capture. A slow reader loses packets (counted in stats), never slows
 	// the lab.
@@ -74,7 +74,7 @@ type CaptureService_CaptureClient = grpc.ServerStreamingClient[CaptureResponse]
 // the interface, direction, time and what became of each.
 type CaptureServiceServer interface {
 	// Capture streams `started` (the interfaces captured) first, then
-	// packets in time order and `stats` about once a second; the last
+	// batches of packets in time order and `stats` about once a second; the last
 	// message is `stats` with `done` set when count or duration ends the
 	// capture. A slow reader loses packets (counted in stats), never slows
 	// the lab.
