@@ -29,9 +29,9 @@ const (
 	captureBuffer = 8192
 	// captureWindow is how long packets wait so that those from several
 	// interfaces (and nodes) go out in time order.
-	captureWindowLocal  = 20 * time.Millisecond
+	captureWindowLocal = 20 * time.Millisecond
 	// captureBatch is the most packets sent in one message.
-	captureBatch = 512
+	captureBatch        = 512
 	captureWindowRemote = 200 * time.Millisecond
 )
 
