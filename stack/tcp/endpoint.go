@@ -111,7 +111,9 @@ type endpoint struct {
 	estSignal chan struct{} // closed when the handshake completes or fails
 	estClosed bool
 
-	out [][]byte
+	out      [][]byte // built under mu, sent by unlock
+	outSpare [][]byte // out's other buffer, while the sender sends one
+	sending  bool     // a goroutine is in unlock sending out
 
 	retransmits, bytesSent, bytesAcked, bytesReceived uint64
 	timeouts, recoveries                              uint64
@@ -151,14 +153,36 @@ func newEndpoint(p *Protocol, local, remote netip.AddrPort) *endpoint {
 	return e
 }
 
-// unlock releases the endpoint and sends what it queued.
+// unlock releases the endpoint and sends what it queued, in the order it
+// was built. Packets go out after the lock is released (a packet to this
+// host's own address comes straight back into the stack, to this
+// endpoint), and the application's goroutine and the host's receive loop
+// both build segments: whoever finds no send in progress becomes the
+// sender and sends until nothing is left, so the other's packets wait
+// their turn instead of overtaking. Segments overtaking each other look
+// like loss to the receiver (RFC 5681 §3.2: a duplicate ACK) and cost
+// spurious fast retransmits.
 func (e *endpoint) unlock() {
-	out := e.out
-	e.out = nil
-	e.mu.Unlock()
-	if len(out) > 0 {
-		e.p.send(e.remote.Addr(), out)
+	if len(e.out) == 0 {
+		e.mu.Unlock()
+		return
 	}
+	if e.sending {
+		e.mu.Unlock() // the sender, up this goroutine's stack or another's, takes them
+		return
+	}
+	e.sending = true
+	for len(e.out) > 0 {
+		out := e.out
+		e.out = e.outSpare[:0]
+		e.mu.Unlock()
+		e.p.send(e.remote.Addr(), out)
+		clear(out) // the link owns the packets now
+		e.mu.Lock()
+		e.outSpare = out
+	}
+	e.sending = false
+	e.mu.Unlock()
 }
 
 func notify(ch chan struct{}) {

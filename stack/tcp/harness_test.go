@@ -20,6 +20,9 @@ type impairment struct {
 // does between hosts, optionally impaired.
 type chanLink struct {
 	ch chan []byte
+	// before, when set, sees every packet first, on the sending goroutine,
+	// which it may hold up.
+	before func(pkt []byte)
 
 	mu   sync.Mutex
 	imp  *impairment
@@ -31,6 +34,9 @@ type chanLink struct {
 }
 
 func (l *chanLink) Send(nextHop netip.Addr, pkt []byte) error {
+	if l.before != nil {
+		l.before(pkt)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.imp == nil {
