@@ -8,8 +8,11 @@ import (
 
 // queueLimit bounds each host's receive queue, like a NIC's receive ring: a
 // full queue drops and counts. Its storage grows on demand, so an idle host
-// costs nothing for it.
-const queueLimit = 2048
+// costs nothing for it. It holds one TCP connection's whole window (4 MiB
+// by default: about 3100 segments at MTU 1400) and its ACKs, so a single
+// bulk transfer whose receiver falls behind for a moment queues rather than
+// loses a burst at the end of slow start; several at once can still fill it.
+const queueLimit = 4096
 
 // rxQueue is a host's receive queue: any goroutine pushes, the host's loop
 // takes everything queued at once.
