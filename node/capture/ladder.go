@@ -120,15 +120,19 @@ func (l *Ladder) Add(p *Packet) []string {
 	}
 	toRight := netip.AddrPortFrom(d.src, portOf(&d)) == f.left
 	host := p.Host()
+	var lines []string
 	if host != l.hosts[d.src] && host != l.hosts[d.dst] && host != "" && !slices.Contains(f.routers, host) {
 		f.routers = append(f.routers, host)
+		if l.last == f {
+			// The heading is out already: say so live.
+			lines = append(lines, l.note(f, p.Time, "(through "+host+")")...)
+		}
 	}
 
 	h := fnv.New64a()
 	h.Write(d.l4)
 	k := h.Sum64() ^ uint64(d.ipID)<<48
 	seenAt := p.Iface + "/" + p.Dir.String()
-	var lines []string
 	// The same packet seen at another point is the same arrow.
 	for i := len(f.arrows) - 1; i >= 0; i-- {
 		a := f.arrows[i]
