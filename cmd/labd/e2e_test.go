@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 }
 
 // examples is the repository's examples/ directory.
-func examples(t *testing.T, name string) string {
+func examples(t testing.TB, name string) string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..", "examples", name)
 }

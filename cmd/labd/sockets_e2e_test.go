@@ -29,7 +29,7 @@ import (
 // bg is a labctl process running in the background (port-forward, socks,
 // expose).
 type bg struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	stderr *syncBuffer
 	lines  chan string // stdout
@@ -57,7 +57,7 @@ func (s *syncBuffer) String() string {
 }
 
 // background starts labctl against d.
-func (d *labd) background(t *testing.T, args ...string) *bg {
+func (d *labd) background(t testing.TB, args ...string) *bg {
 	t.Helper()
 	cmd := command(context.Background(), d.wrap, "labctl", append([]string{"--server", d.api}, args...)...)
 	p := &bg{t: t, cmd: cmd, stderr: newSyncBuffer(), lines: make(chan string, 100), done: make(chan error, 1)}
@@ -121,7 +121,7 @@ func (p *bg) interrupt() {
 }
 
 // curl runs curl and returns its stdout; it fails the test when curl fails.
-func curl(t *testing.T, args ...string) []byte {
+func curl(t testing.TB, args ...string) []byte {
 	t.Helper()
 	nstest.RequireCommand(t, "curl", "curl")
 	out, err := exec.Command("curl", append([]string{"-sS", "--max-time", "60"}, args...)...).Output()
@@ -147,7 +147,7 @@ func (d *labd) fetchSum(t *testing.T, host, url string) [32]byte {
 	return sha256.Sum256(b)
 }
 
-func twoLans(t *testing.T) *labd {
+func twoLans(t testing.TB) *labd {
 	d := startLabd(t, t.TempDir(), "")
 	d.ok("apply", "-f", examples(t, "two-lans.yaml"))
 	d.waitPing("h1", "h2")

@@ -28,7 +28,7 @@ const (
 	// Accept before it is reset.
 	acceptWait = 10 * time.Second
 	// chunk is the most bytes one data message carries.
-	chunk = 64 << 10
+	chunk = 256 << 10
 )
 
 // socketServer serves lab.v1.SocketService: the byte streams behind labctl

@@ -75,7 +75,7 @@ func bridge[Req any, Resp socketResponse](local *net.TCPConn, v *virtualConn[Req
 	defer v.cancel()
 	up := make(chan error, 1)
 	go func() {
-		buf := make([]byte, 64<<10)
+		buf := make([]byte, 256<<10)
 		for {
 			n, err := local.Read(buf)
 			if n > 0 {
