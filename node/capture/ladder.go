@@ -342,7 +342,7 @@ func (l *Ladder) width() int {
 }
 
 // arrowWidth is the space between the two bars.
-func (l *Ladder) arrowWidth() int { return (l.width() - timeCol - 2) * 52 / 100 }
+func (l *Ladder) arrowWidth() int { return (l.width() - timeCol - 2) * 56 / 100 }
 
 // live returns the lines for a new arrow (with the flow's heading first
 // when needed).
