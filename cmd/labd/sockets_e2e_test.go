@@ -308,7 +308,56 @@ func TestSocks(t *testing.T) {
 			t.Fatalf("echo over UDP to % x: % x, %v; want % x", dst, buf[:n], err, want)
 		}
 	}
+	pySocks(t, proxy)
 	p.interrupt()
+}
+
+// pySocksClient connects through the proxy with PySocks: TCP to b by name
+// (the proxy resolves it), UDP to b's echo.
+const pySocksClient = `import socket, sys, socks
+host, port = sys.argv[1], int(sys.argv[2])
+s = socks.socksocket()
+s.set_proxy(socks.SOCKS5, host, port, rdns=True)
+s.settimeout(20)
+s.connect(("b", 80))
+s.sendall(b"GET / HTTP/1.0\r\nHost: b\r\n\r\n")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(data.decode().splitlines()[0])
+print([l for l in data.decode().splitlines() if l.startswith("You are")][0])
+u = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
+u.set_proxy(socks.SOCKS5, host, port)
+u.settimeout(20)
+u.sendto(b"hello over udp", ("10.7.3.10", 7))
+d, addr = u.recvfrom(1024)
+print(d.decode(), addr[0], addr[1])
+`
+
+// pySocks runs pySocksClient with a python3 that has PySocks (Debian
+// package python3-socks), or skips.
+func pySocks(t *testing.T, proxy string) {
+	t.Helper()
+	var py string
+	for _, p := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(p, "-c", "import socks").Run() == nil {
+			py = p
+			break
+		}
+	}
+	if py == "" {
+		t.Log("skipping the Python SOCKS client: no python3 with PySocks (Debian package python3-socks)")
+		return
+	}
+	host, port, _ := net.SplitHostPort(proxy)
+	out, err := exec.Command(py, "-c", pySocksClient, host, port).CombinedOutput()
+	want := "HTTP/1.0 200 OK\nYou are 10.7.1.10 port"
+	if err != nil || !strings.HasPrefix(string(out), want) || !strings.Contains(string(out), "hello over udp 10.7.3.10 7") {
+		t.Errorf("Python SOCKS client: %v\n%s\nwant %q... and the UDP echo from 10.7.3.10 7", err, out, want)
+	}
 }
 
 // TestExpose: a real TCP server on 127.0.0.1 answers a connection made by
