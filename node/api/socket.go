@@ -172,7 +172,7 @@ func carry[Req, Resp any](c *tcp.Conn, stream grpc.BidiStreamingServer[Req, Resp
 		reset(c)
 		return err
 	}
-	return pump(c, byteStream{
+	return pump(stream.Context(), c, byteStream{
 		recv: func() ([]byte, error) {
 			m, err := stream.Recv()
 			if err != nil {
@@ -210,7 +210,11 @@ type byteStream struct {
 // ended: the client's CloseSend half-closes c (FIN), and the peer's FIN is
 // sent as eof. A call that fails or is cancelled resets c; a reset of c
 // ends the call with ABORTED. pump owns c.
-func pump(c *tcp.Conn, bs byteStream) error {
+func pump(ctx context.Context, c *tcp.Conn, bs byteStream) error {
+	// A cancelled call resets c even while both directions wait on it (a
+	// silent peer that does not read either).
+	stop := context.AfterFunc(ctx, func() { reset(c) })
+	defer stop()
 	up := make(chan error, 1)
 	go func() {
 		for {
@@ -243,8 +247,7 @@ func pump(c *tcp.Conn, bs byteStream) error {
 		if err != nil {
 			// Either side failing resets the connection; the caller's
 			// stream ends, and a Recv still waiting returns with it.
-			c.SetLinger(0)
-			c.Close()
+			reset(c)
 			return err
 		}
 	}
@@ -253,11 +256,12 @@ func pump(c *tcp.Conn, bs byteStream) error {
 
 // copyDown sends what c receives to the client, then eof.
 func copyDown(c *tcp.Conn, bs byteStream) error {
+	buf := make([]byte, chunk)
 	for {
-		buf := make([]byte, chunk)
 		n, err := c.Read(buf)
 		if n > 0 {
-			if err := bs.data(buf[:n]); err != nil {
+			// A message must not change once sent: each gets its own bytes.
+			if err := bs.data(append([]byte(nil), buf[:n]...)); err != nil {
 				return err
 			}
 		}
