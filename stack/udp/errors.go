@@ -71,7 +71,7 @@ var unreach4 = [...]unreach{
 	{syscall.EOPNOTSUPP, false},   // 5 source route failed
 	{syscall.ENETUNREACH, true},   // 6 destination network unknown
 	{syscall.EHOSTDOWN, true},     // 7 destination host unknown
-	{syscall.ENONET, true},        // 8 source host isolated
+	{errnoSourceIsolated, true},   // 8 source host isolated
 	{syscall.ENETUNREACH, true},   // 9 network administratively prohibited
 	{syscall.EHOSTUNREACH, true},  // 10 host administratively prohibited
 	{syscall.ENETUNREACH, false},  // 11 network unreachable for TOS
