@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,7 +40,7 @@ func opErr(op string, local, remote netip.AddrPort, err error) error {
 type Conn struct {
 	e *endpoint
 
-	abortOnClose bool // SetLinger(0): Close resets
+	abortOnClose atomic.Bool // SetLinger(0): Close resets
 
 	rdl, wdl *deadline.Deadline
 	once     sync.Once
@@ -192,7 +193,7 @@ func (c *Conn) Close() error {
 		case e.state == stateClosed:
 		case e.state == stateSynSent:
 			e.closeLocked(errClosed)
-		case e.rcvBuf.len() > 0 && !e.readShut || c.abortOnClose:
+		case e.rcvBuf.len() > 0 && !e.readShut || c.abortOnClose.Load():
 			e.sendSegment(wire.TCPFlagRST|wire.TCPFlagACK, e.sndNxt, 0)
 			e.p.stats.resetsSent.Add(1)
 			e.closeLocked(errClosed)
@@ -242,7 +243,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error { c.wdl.Set(t); return nil }
 // unsent data, as SO_LINGER with a zero timeout does; any other value
 // keeps the default (a graceful close finishing in the background).
 func (c *Conn) SetLinger(sec int) error {
-	c.abortOnClose = sec == 0
+	c.abortOnClose.Store(sec == 0)
 	return nil
 }
 
