@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -38,16 +39,7 @@ func TestTunGateway(t *testing.T) {
 	}
 
 	// Kernel -> lab: ping h2 across r1 (h2's TTL 64, less r1's hop).
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		out, err := ns.Exec("ping", "-c", "1", "-W", "1", "10.0.2.10")
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the namespace's ping does not reach h2 through the gateway:\n%s\nlabd:\n%s", out, d.log)
-		}
-	}
+	waitKernelPing(t, ns, d, "10.0.2.10")
 	for _, dst := range []string{"10.0.2.10", "fd00:0:0:2::10"} {
 		out := string(ns.Run("ping", "-c", "3", "-i", "0.2", "-W", "2", dst))
 		if !strings.Contains(out, "3 received") || !strings.Contains(out, "ttl=63") {
@@ -81,6 +73,44 @@ func TestTunGateway(t *testing.T) {
 	}
 	if out := d.ok("ping", "h2", "10.254.0.1", "-c", "2", "-i", "0.2"); !strings.Contains(out, "2 received") {
 		t.Errorf("ping from h2 to the kernel:\n%s", out)
+	}
+
+	// A change to r1 restarts it (a new stack): the gateway is attached to
+	// the new r1, and the kernel reaches h2 again.
+	topo, err := os.ReadFile(examples(t, "two-lans.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(topo), "  - name: r1\n", "  - name: r1\n    routes: [{to: 192.0.2.0/24, via: 10.0.2.10}]\n", 1)
+	f := filepath.Join(t.TempDir(), "r1-changed.yaml")
+	os.WriteFile(f, []byte(changed), 0o644)
+	d.ok("apply", "-f", f)
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(d.ok("describe", "host", "r1"), "192.0.2.0/24") {
+		if time.Now().After(deadline) {
+			t.Fatalf("r1 did not restart with its new route:\n%s", d.ok("describe", "host", "r1"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out := d.ok("describe", "host", "r1"); !strings.Contains(out, "labtun0") {
+		t.Errorf("the restarted r1 has no labtun0 interface:\n%s", out)
+	}
+	waitKernelPing(t, ns, d, "10.0.2.10")
+}
+
+// waitKernelPing waits until the namespace's ping reaches dst: the router
+// starts, and the gateway attaches, a moment after apply.
+func waitKernelPing(t *testing.T, ns *nstest.NS, d *labd, dst string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := ns.Exec("ping", "-c", "1", "-W", "1", dst)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the namespace's ping does not reach %s through the gateway:\n%s\nlabd:\n%s", dst, out, d.log)
+		}
 	}
 }
 
