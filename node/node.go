@@ -153,8 +153,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer cancel()
 	eg, ctx := errgroup.WithContext(ctx)
 	if err := cl.Start(ctx); err != nil {
-		// Joining can fail while the other nodes are still starting;
-		// they join us instead, or a later push/pull does.
+		// Joining can fail while the other nodes are still starting:
+		// the cluster keeps trying while this node is alone.
 		log.Warn("joining the cluster", "err", err)
 	}
 	eg.Go(func() error { return link.Run(ctx) })

@@ -63,6 +63,11 @@ type Config struct {
 	Local bool
 	// DeadNodeReclaimTime overrides DefaultDeadNodeReclaimTime.
 	DeadNodeReclaimTime time.Duration
+	// RejoinInterval is the first wait before joining Join again while this
+	// node is alone (the others were not up yet when it started, or it lost
+	// them all); the wait doubles up to MaxRejoinInterval. Zero takes
+	// DefaultRejoinInterval.
+	RejoinInterval time.Duration
 	// Tune, when set, adjusts the memberlist configuration after the
 	// cluster has filled it in (timers in tests). It must not replace the
 	// delegates.
@@ -237,9 +242,17 @@ func splitHostPort(s string) (string, int, error) {
 	return host, int(port), nil
 }
 
+// Rejoin timing (Config.RejoinInterval).
+const (
+	DefaultRejoinInterval = time.Second
+	MaxRejoinInterval     = 30 * time.Second
+)
+
 // Start binds the gossip address, starts replicating and joins the nodes in
 // Config.Join. It fails if Join lists nodes and none of them could be
-// joined; the cluster then still runs, and Join may be retried.
+// joined; the cluster then still runs, and keeps trying to join them for
+// as long as it is alone (a student's laptop started before the
+// instructor's, say).
 func (c *Cluster) Start(ctx context.Context) error {
 	c.lifeMu.Lock()
 	if c.shutdown {
@@ -264,7 +277,11 @@ func (c *Cluster) Start(ctx context.Context) error {
 	c.started = true
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	c.wg.Add(2)
+	c.wg.Add(3)
+	go func() {
+		defer c.wg.Done()
+		c.runRejoin(runCtx)
+	}()
 	go func() {
 		defer c.wg.Done()
 		defer unsubscribe()
@@ -282,6 +299,52 @@ func (c *Cluster) Start(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// runRejoin joins Config.Join again whenever this node has been alone for
+// a while, backing off from RejoinInterval to MaxRejoinInterval.
+func (c *Cluster) runRejoin(ctx context.Context) {
+	if len(c.cfg.Join) == 0 {
+		return
+	}
+	first := c.cfg.RejoinInterval
+	if first <= 0 {
+		first = DefaultRejoinInterval
+	}
+	wait := first
+	failures := 0
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ml := c.ml.Load()
+		if ml.NumMembers() > 1 {
+			wait, failures = first, 0
+			t.Reset(MaxRejoinInterval)
+			continue
+		}
+		n, err := c.Join(ctx, c.cfg.Join)
+		switch {
+		case err != nil:
+			failures++
+			if failures == 1 {
+				c.log.Warn("alone: joining again until a node answers", "join", c.cfg.Join, "err", err)
+			} else {
+				c.log.Debug("join failed", "join", c.cfg.Join, "err", err)
+			}
+			wait = min(wait*2, MaxRejoinInterval)
+		default:
+			if ml.NumMembers() > 1 {
+				c.log.Info("joined the cluster", "reached", n, "members", ml.NumMembers())
+			}
+			wait, failures = first, 0
+		}
+		t.Reset(wait)
+	}
 }
 
 // Join contacts the given nodes (host:port) and exchanges full state with

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,8 @@ type testNode struct {
 	st   *store.Store
 	c    *Cluster
 	addr string // gossip address, fixed after the first start
+
+	rejoin time.Duration // Config.RejoinInterval
 }
 
 func testLogger() *slog.Logger {
@@ -70,6 +73,8 @@ func (n *testNode) start(join ...string) error {
 		Logger:   testLogger().With("node", n.name),
 		Local:    true,
 		Tune:     fastTimers,
+
+		RejoinInterval: n.rejoin,
 	})
 	if err != nil {
 		n.t.Fatal(err)
@@ -393,4 +398,26 @@ func TestPushPullRepairs(t *testing.T) {
 	for _, n := range []*testNode{b, c} {
 		eventually(t, 10*time.Second, "push/pull", func() error { return hasValue(n, "labs/ghost", "boo") })
 	}
+}
+
+// TestJoinRetries: a node started before the node it joins keeps trying,
+// and joins once that node is up.
+func TestJoinRetries(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := l.Addr().String()
+	l.Close()
+	b := newTestNode(t, "node-b", nil)
+	b.rejoin = 50 * time.Millisecond
+	if err := b.start(seed); err == nil {
+		t.Fatal("joined a node that is not running")
+	}
+	a := newTestNode(t, "node-a", nil)
+	a.addr = seed
+	a.mustStart()
+	eventually(t, 10*time.Second, "b joined a", wantState(a, "node-b", StateAlive))
+	eventually(t, 10*time.Second, "a seen by b", wantState(b, "node-a", StateAlive))
 }
