@@ -215,36 +215,11 @@ func pump(ctx context.Context, c *tcp.Conn, bs byteStream) error {
 	// silent peer that does not read either).
 	stop := context.AfterFunc(ctx, func() { reset(c) })
 	defer stop()
-	up := make(chan error, 1)
-	go func() {
-		for {
-			b, err := bs.recv()
-			if errors.Is(err, io.EOF) {
-				up <- c.CloseWrite()
-				return
-			}
-			if err != nil {
-				up <- err
-				return
-			}
-			if _, err := c.Write(b); err != nil {
-				up <- nil // the reader reports what happened to c
-				return
-			}
-		}
-	}()
-	down := make(chan error, 1)
-	go func() { down <- copyDown(c, bs) }()
-	var upDone, downDone bool
-	for !upDone || !downDone {
-		var err error
-		select {
-		case err = <-up:
-			upDone = true
-		case err = <-down:
-			downDone = true
-		}
-		if err != nil {
+	done := make(chan error, 2)
+	go func() { done <- copyUp(c, bs) }()
+	go func() { done <- copyDown(c, bs) }()
+	for range 2 {
+		if err := <-done; err != nil {
 			// Either side failing resets the connection; the caller's
 			// stream ends, and a Recv still waiting returns with it.
 			reset(c)
@@ -252,6 +227,22 @@ func pump(ctx context.Context, c *tcp.Conn, bs byteStream) error {
 		}
 	}
 	return c.Close()
+}
+
+// copyUp writes the client's data to c, then half-closes c.
+func copyUp(c *tcp.Conn, bs byteStream) error {
+	for {
+		b, err := bs.recv()
+		if errors.Is(err, io.EOF) {
+			return c.CloseWrite()
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := c.Write(b); err != nil {
+			return nil // copyDown reports what happened to c
+		}
+	}
 }
 
 // copyDown sends what c receives to the client, then eof.

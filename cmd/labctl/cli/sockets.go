@@ -73,73 +73,60 @@ func (v *virtualConn[Req, Resp]) open(first *Req) (*labv1.SocketOpened, error) {
 // reset, nil when it ended cleanly.
 func bridge[Req any, Resp socketResponse](local *net.TCPConn, v *virtualConn[Req, Resp]) error {
 	defer v.cancel()
-	up := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 256<<10)
-		for {
-			n, err := local.Read(buf)
-			if n > 0 {
-				if serr := v.stream.Send(v.data(append([]byte(nil), buf[:n]...))); serr != nil {
-					up <- nil // the call's end comes from Recv
-					return
-				}
-			}
-			if errors.Is(err, io.EOF) {
-				up <- v.stream.CloseSend()
-				return
-			}
-			if err != nil {
-				up <- err
-				return
-			}
-		}
-	}()
-	down := make(chan error, 1)
-	go func() {
-		for {
-			m, err := v.stream.Recv()
-			if errors.Is(err, io.EOF) {
-				down <- nil
-				return
-			}
-			if err != nil {
-				down <- err
-				return
-			}
-			if d := m.GetData(); len(d) > 0 {
-				if _, err := local.Write(d); err != nil {
-					down <- err
-					return
-				}
-			}
-			if m.GetEof() != nil {
-				local.CloseWrite()
-			}
-		}
-	}()
-	var upDone, downDone bool
-	for !upDone || !downDone {
-		var err error
-		select {
-		case err = <-up:
-			upDone = true
-		case err = <-down:
-			downDone = true
-		}
-		if err != nil {
+	done := make(chan error, 2)
+	go func() { done <- sendLocal(local, v) }()
+	go func() { done <- receiveVirtual(local, v) }()
+	for range 2 {
+		if err := <-done; err != nil {
 			local.SetLinger(0) // close with a RST
 			local.Close()
 			v.cancel() // the virtual connection is reset too
-			if !upDone {
-				<-up
-			}
-			if !downDone {
-				<-down
-			}
 			return err
 		}
 	}
 	return local.Close()
+}
+
+// sendLocal sends what local receives to the virtual connection, then
+// half-closes it.
+func sendLocal[Req any, Resp socketResponse](local *net.TCPConn, v *virtualConn[Req, Resp]) error {
+	buf := make([]byte, 256<<10)
+	for {
+		n, err := local.Read(buf)
+		if n > 0 {
+			if v.stream.Send(v.data(append([]byte(nil), buf[:n]...))) != nil {
+				return nil // the call's end comes from Recv
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return v.stream.CloseSend()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// receiveVirtual writes what the virtual connection receives to local, and
+// half-closes local after the virtual peer's FIN.
+func receiveVirtual[Req any, Resp socketResponse](local *net.TCPConn, v *virtualConn[Req, Resp]) error {
+	for {
+		m, err := v.stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if d := m.GetData(); len(d) > 0 {
+			if _, err := local.Write(d); err != nil {
+				return err
+			}
+		}
+		if m.GetEof() != nil {
+			local.CloseWrite()
+		}
+	}
 }
 
 // dial opens a virtual TCP connection from host to addr.
