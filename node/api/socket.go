@@ -215,13 +215,29 @@ func pump(ctx context.Context, c *tcp.Conn, bs byteStream) error {
 	// silent peer that does not read either).
 	stop := context.AfterFunc(ctx, func() { reset(c) })
 	defer stop()
-	done := make(chan error, 2)
-	go func() { done <- copyUp(c, bs) }()
-	go func() { done <- copyDown(c, bs) }()
-	for range 2 {
-		if err := <-done; err != nil {
-			// Either side failing resets the connection; the caller's
-			// stream ends, and a Recv still waiting returns with it.
+	up, down := make(chan error, 1), make(chan error, 1)
+	go func() { up <- copyUp(c, bs) }()
+	go func() { down <- copyDown(c, bs) }()
+	// Either side failing resets the connection. Nothing may send on the
+	// stream once the call has ended, so a failed upstream waits for
+	// copyDown, which the reset ends; a Recv still waiting in copyUp
+	// returns when the call ends.
+	select {
+	case err := <-up:
+		if err != nil {
+			reset(c)
+			<-down
+			return err
+		}
+		if err := <-down; err != nil {
+			reset(c)
+			return err
+		}
+	case err := <-down:
+		if err == nil {
+			err = <-up
+		}
+		if err != nil {
 			reset(c)
 			return err
 		}
