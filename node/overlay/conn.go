@@ -203,43 +203,72 @@ func (c *Conn) Counters() Counters {
 	}
 }
 
-// sendState is one WriteBatch's scratch, pooled.
+// A Datagram is one UDP payload in two parts, Head then Body: the GENEVE
+// header and the IP packet it carries, which WriteDatagrams sends without
+// joining them first (the kernel gathers the parts, scatter-gather I/O).
+// Either part may be empty.
+type Datagram struct{ Head, Body []byte }
+
+func (d *Datagram) len() int { return len(d.Head) + len(d.Body) }
+
+// sendState is one write's scratch, pooled.
 type sendState struct {
+	dgs   []Datagram // WriteBatch's packets as datagrams
+	iov   [][]byte   // the parts of every datagram, in order
+	dgIov []int      // datagram j's parts are iov[dgIov[j]:dgIov[j+1]]
 	ms    []ipv4.Message
-	bufs  [][]byte // ms[i].Buffers is bufs[i : i+1]
-	segs  []int    // datagrams in ms[i]
-	sizes []int    // their size; all but the last of a train are this size
-	arena []byte   // sealed or coalesced datagrams
-	oob   []byte   // UDP_SEGMENT control messages
+	first []int  // ms[i] carries datagrams first[i] to first[i]+segs[i]
+	segs  []int  // datagrams in ms[i]
+	sizes []int  // their size; all but the last of a train are this size
+	arena []byte // sealed datagrams
+	oob   []byte // UDP_SEGMENT control messages
 	split []ipv4.Message
 	to    *net.UDPAddr
 	toAP  netip.AddrPort
 }
 
-func (st *sendState) add(buf []byte, segs, size int) {
-	st.bufs = append(st.bufs, buf)
-	st.segs = append(st.segs, segs)
-	st.sizes = append(st.sizes, size)
-}
-
 // release drops the references to the caller's packets before the state
 // goes back to the pool.
 func (st *sendState) release() {
-	clear(st.bufs)
+	clear(st.dgs)
+	clear(st.iov)
 	clear(st.ms)
 	clear(st.split)
-	st.bufs, st.ms, st.segs, st.sizes, st.split = st.bufs[:0], st.ms[:0], st.segs[:0], st.sizes[:0], st.split[:0]
+	st.dgs, st.iov, st.dgIov, st.ms, st.split = st.dgs[:0], st.iov[:0], st.dgIov[:0], st.ms[:0], st.split[:0]
+	st.first, st.segs, st.sizes = st.first[:0], st.segs[:0], st.sizes[:0]
 }
 
-// WriteBatch sends pkts, each a GENEVE packet, as datagrams to dst, in order,
-// sealing them when the Conn has a key. It does not keep pkts after it
-// returns. With GSO it cuts pkts into trains: a run of datagrams of one size,
-// ended early by a shorter one, at most 64 datagrams and MaxDatagramIPv4
-// (IPv6) bytes, goes to the kernel as one buffer that it segments (UDP_SEGMENT
-// in udp(7)); several trains go in one sendmmsg. Without GSO every datagram is
-// its own message of one sendmmsg. On error, some of pkts may have been sent.
+// WriteBatch sends pkts, each a GENEVE packet, as datagrams to dst: it is
+// WriteDatagrams with each packet as a Body.
 func (c *Conn) WriteBatch(dst netip.AddrPort, pkts [][]byte) error {
-	if len(pkts) == 0 {
+	st := c.sendStates.Get().(*sendState)
+	defer c.sendStates.Put(st)
+	defer st.release()
+	for _, p := range pkts {
+		st.dgs = append(st.dgs, Datagram{Body: p})
+	}
+	return c.write(dst, st, st.dgs)
+}
+
+// WriteDatagrams sends dgs as datagrams to dst, in order, sealing them when
+// the Conn has a key. It does not keep dgs after it returns. With GSO it
+// cuts dgs into trains: a run of datagrams of one size, ended early by a
+// shorter one, at most 64 datagrams and MaxDatagramIPv4 (IPv6) bytes, goes
+// to the kernel as one message that it segments (UDP_SEGMENT in udp(7));
+// several trains go in one sendmmsg. Without GSO every datagram is its own
+// message of one sendmmsg. Unsealed datagrams are not copied: each message
+// gathers its datagrams' parts (an iovec), so a train is read by the kernel
+// straight from the caller's buffers. Sealing writes each datagram once,
+// into a buffer of the Conn's. On error, some of dgs may have been sent.
+func (c *Conn) WriteDatagrams(dst netip.AddrPort, dgs []Datagram) error {
+	st := c.sendStates.Get().(*sendState)
+	defer c.sendStates.Put(st)
+	defer st.release()
+	return c.write(dst, st, dgs)
+}
+
+func (c *Conn) write(dst netip.AddrPort, st *sendState, dgs []Datagram) error {
+	if len(dgs) == 0 {
 		return nil
 	}
 	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
@@ -251,54 +280,56 @@ func (c *Conn) WriteBatch(dst netip.AddrPort, pkts [][]byte) error {
 		overhead = SealOverhead
 	}
 	total := 0
-	for _, p := range pkts {
-		if len(p) == 0 || len(p)+overhead > c.maxDatagram {
-			return c.writeErr(dst, fmt.Errorf("%w: %d bytes", ErrTooBig, len(p)+overhead))
+	for i := range dgs {
+		n := dgs[i].len()
+		if n == 0 || n+overhead > c.maxDatagram {
+			return c.writeErr(dst, fmt.Errorf("%w: %d bytes", ErrTooBig, n+overhead))
 		}
-		total += len(p) + overhead
+		total += n + overhead
 	}
-	st := c.sendStates.Get().(*sendState)
-	defer c.sendStates.Put(st)
-	defer st.release()
 	if st.toAP != dst || st.to == nil {
 		st.to, st.toAP = net.UDPAddrFromAddrPort(dst), dst
 	}
 
-	gso := c.gso.Load()
-	if gso || c.key != nil {
+	// Every datagram's parts, in order: its own or, sealed, one piece of
+	// the arena.
+	if c.key != nil {
 		// One allocation up front, so appending never moves what earlier
-		// messages point at.
+		// datagrams point at.
 		st.arena = slices.Grow(st.arena[:0], total)
 	}
-	for i := 0; i < len(pkts); {
-		if !gso {
-			buf := pkts[i]
-			if c.key != nil {
-				start := len(st.arena)
-				st.arena = c.key.Seal(st.arena, pkts[i])
-				buf = st.arena[start:]
-			}
-			st.add(buf, 1, len(buf))
-			i++
+	for i := range dgs {
+		st.dgIov = append(st.dgIov, len(st.iov))
+		d := &dgs[i]
+		if c.key != nil {
+			start := len(st.arena)
+			st.arena = c.key.sealParts(st.arena, d.Head, d.Body)
+			st.iov = append(st.iov, st.arena[start:])
 			continue
 		}
-		end := trainEnd(pkts, i, overhead, c.maxDatagram)
-		start := len(st.arena)
-		for _, p := range pkts[i:end] {
-			if c.key != nil {
-				st.arena = c.key.Seal(st.arena, p)
-			} else {
-				st.arena = append(st.arena, p...)
-			}
+		if len(d.Head) > 0 {
+			st.iov = append(st.iov, d.Head)
 		}
-		n, size := end-i, len(pkts[i])+overhead
-		i = end
-		st.add(st.arena[start:], n, size)
+		if len(d.Body) > 0 {
+			st.iov = append(st.iov, d.Body)
+		}
 	}
+	st.dgIov = append(st.dgIov, len(st.iov))
 
-	st.oob = slices.Grow(st.oob[:0], len(st.bufs)*gsoControlLen)
-	for i := range st.bufs {
-		m := ipv4.Message{Buffers: st.bufs[i : i+1], Addr: st.to}
+	gso := c.gso.Load()
+	for i := 0; i < len(dgs); {
+		end := i + 1
+		if gso {
+			end = trainEnd(dgs, i, overhead, c.maxDatagram)
+		}
+		st.first = append(st.first, i)
+		st.segs = append(st.segs, end-i)
+		st.sizes = append(st.sizes, dgs[i].len()+overhead)
+		i = end
+	}
+	st.oob = slices.Grow(st.oob[:0], len(st.segs)*gsoControlLen)
+	for i, first := range st.first {
+		m := ipv4.Message{Buffers: st.iov[st.dgIov[first]:st.dgIov[first+st.segs[i]]], Addr: st.to}
 		if st.segs[i] > 1 {
 			off := len(st.oob)
 			st.oob = st.oob[:off+gsoControlLen]
@@ -312,18 +343,18 @@ func (c *Conn) WriteBatch(dst netip.AddrPort, pkts [][]byte) error {
 	return nil
 }
 
-// trainEnd returns the end of the GSO train that starts at pkts[i]: udp(7),
+// trainEnd returns the end of the GSO train that starts at dgs[i]: udp(7),
 // UDP_SEGMENT, asks that every segment but the last have the same size, and
 // the last may be shorter. So the first datagram sets the size, a longer one
 // starts the next train, and a shorter one is the last of this train. A train
 // also ends at maxSegments datagrams and before its bytes pass maxBytes (the
 // whole train is one UDP datagram until the kernel segments it).
 // overhead is added to every length (sealing).
-func trainEnd(pkts [][]byte, i, overhead, maxBytes int) int {
-	size := len(pkts[i]) + overhead
+func trainEnd(dgs []Datagram, i, overhead, maxBytes int) int {
+	size := dgs[i].len() + overhead
 	bytes, j := 0, i
-	for ; j < len(pkts) && j-i < maxSegments; j++ {
-		s := len(pkts[j]) + overhead
+	for ; j < len(dgs) && j-i < maxSegments; j++ {
+		s := dgs[j].len() + overhead
 		if s > size || bytes+s > maxBytes {
 			return j
 		}
@@ -333,6 +364,15 @@ func trainEnd(pkts [][]byte, i, overhead, maxBytes int) int {
 		}
 	}
 	return j
+}
+
+// msgLen is the bytes of message i of st.
+func (st *sendState) msgLen(i int) int {
+	n := 0
+	for _, b := range st.ms[i].Buffers {
+		n += len(b)
+	}
+	return n
 }
 
 // send hands st's messages to the kernel, as many per sendmmsg as it takes.
@@ -347,7 +387,7 @@ func (c *Conn) send(st *sendState) error {
 		var packets, bytes uint64
 		for j := i; j < i+n; j++ {
 			packets += uint64(st.segs[j])
-			bytes += uint64(len(st.bufs[j]))
+			bytes += uint64(st.msgLen(j))
 		}
 		c.stats.packetsSent.Add(packets)
 		c.stats.bytesSent.Add(bytes)
@@ -376,11 +416,9 @@ func (c *Conn) send(st *sendState) error {
 
 // sendSegments sends train i of st as separate datagrams, without GSO.
 func (c *Conn) sendSegments(st *sendState, i int) error {
-	buf, size := st.bufs[i], st.sizes[i]
 	st.split = st.split[:0]
-	for off := 0; off < len(buf); off += size {
-		seg := buf[off:min(off+size, len(buf))]
-		st.split = append(st.split, ipv4.Message{Buffers: [][]byte{seg}, Addr: st.to})
+	for j := st.first[i]; j < st.first[i]+st.segs[i]; j++ {
+		st.split = append(st.split, ipv4.Message{Buffers: st.iov[st.dgIov[j]:st.dgIov[j+1]], Addr: st.to})
 	}
 	for j := 0; j < len(st.split); {
 		n, err := c.pc.WriteBatch(st.split[j:], 0)
@@ -390,7 +428,9 @@ func (c *Conn) sendSegments(st *sendState, i int) error {
 		}
 		for _, m := range st.split[j : j+max(n, 0)] {
 			c.stats.packetsSent.Add(1)
-			c.stats.bytesSent.Add(uint64(len(m.Buffers[0])))
+			for _, b := range m.Buffers {
+				c.stats.bytesSent.Add(uint64(len(b)))
+			}
 		}
 		j += max(n, 0)
 		if err != nil {

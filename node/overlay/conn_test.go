@@ -129,10 +129,10 @@ func TestConnMixedSizes(t *testing.T) {
 }
 
 func TestTrainEnd(t *testing.T) {
-	lens := func(ls ...int) [][]byte {
-		var p [][]byte
+	lens := func(ls ...int) []Datagram {
+		var p []Datagram
 		for _, l := range ls {
-			p = append(p, make([]byte, l))
+			p = append(p, Datagram{Head: make([]byte, l/2), Body: make([]byte, l-l/2)})
 		}
 		return p
 	}
@@ -142,7 +142,7 @@ func TestTrainEnd(t *testing.T) {
 	}
 	tests := []struct {
 		name     string
-		pkts     [][]byte
+		pkts     []Datagram
 		overhead int
 		max      int
 		want     []int // train ends, from the start

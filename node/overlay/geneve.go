@@ -304,23 +304,27 @@ func EncapLen(nextHop netip.Addr) int {
 
 // AppendPacket appends to dst a GENEVE packet that carries the IP packet ip
 // on network vni to nextHop, and returns the extended buffer. The protocol
-// type follows the IP version in ip's first byte. It is the sender's fast
-// path: no allocation when dst has room.
+// type follows the IP version in ip's first byte. No allocation when dst
+// has room.
 func AppendPacket(dst []byte, vni uint32, nextHop netip.Addr, ip []byte) ([]byte, error) {
-	if vni > MaxVNI {
-		return dst, fmt.Errorf("overlay: VNI %d does not fit in 24 bits", vni)
+	dst, err := AppendHeader(dst, vni, nextHop, ip)
+	if err != nil {
+		return dst, err
 	}
-	if !nextHop.IsValid() || nextHop.Zone() != "" {
-		return dst, fmt.Errorf("overlay: next hop %v is not an address", nextHop)
+	return append(dst, ip...), nil
+}
+
+// AppendHeader appends to dst the GENEVE header (EncapLen(nextHop) bytes)
+// of the packet AppendPacket would make, without ip itself: the sender's
+// fast path, which sends the header and the IP packet as two parts of one
+// datagram (Datagram). No allocation when dst has room.
+func AppendHeader(dst []byte, vni uint32, nextHop netip.Addr, ip []byte) ([]byte, error) {
+	if err := checkEncap(vni, nextHop, ip); err != nil {
+		return dst, err
 	}
-	var proto uint16
-	switch {
-	case len(ip) > 0 && ip[0]>>4 == 4:
-		proto = ProtoIPv4
-	case len(ip) > 0 && ip[0]>>4 == 6:
+	proto := uint16(ProtoIPv4)
+	if ip[0]>>4 == 6 {
 		proto = ProtoIPv6
-	default:
-		return dst, fmt.Errorf("overlay: payload is not an IPv4 or IPv6 packet")
 	}
 	hl := EncapLen(nextHop)
 	off := len(dst)
@@ -339,5 +343,19 @@ func AppendPacket(dst []byte, vni uint32, nextHop netip.Addr, ip []byte) ([]byte
 		a := nextHop.As16()
 		copy(h[HeaderMinLen+optHeaderLen:], a[:])
 	}
-	return append(dst, ip...), nil
+	return dst, nil
+}
+
+// checkEncap reports why ip cannot go in GENEVE on network vni to nextHop.
+func checkEncap(vni uint32, nextHop netip.Addr, ip []byte) error {
+	if vni > MaxVNI {
+		return fmt.Errorf("overlay: VNI %d does not fit in 24 bits", vni)
+	}
+	if !nextHop.IsValid() || nextHop.Zone() != "" {
+		return fmt.Errorf("overlay: next hop %v is not an address", nextHop)
+	}
+	if len(ip) == 0 || ip[0]>>4 != 4 && ip[0]>>4 != 6 {
+		return fmt.Errorf("overlay: payload is not an IPv4 or IPv6 packet")
+	}
+	return nil
 }

@@ -89,7 +89,7 @@ func (s *stream) check(h Header) (uint64, error) {
 type transferConfig struct {
 	n         int           // datagrams to send
 	size      int           // bytes each, before sealing
-	train     func() int    // datagrams per WriteBatch
+	train     func() int    // datagrams per WriteBatch (or WriteDatagrams)
 	readBatch int           // len(msgs) per ReadBatch
 	window    int           // most datagrams sent and not yet received
 	idle      time.Duration // the receiver gives up after this long without a datagram
@@ -104,7 +104,8 @@ type transferResult struct {
 // transfer sends cfg.n numbered datagrams from snd to rcv in trains, paced by
 // a window: the sender waits while cfg.window datagrams are in flight, so
 // that a receiver that keeps up never sees its socket buffer overflow. It
-// checks every datagram that arrives: content, sender, and order.
+// checks every datagram that arrives: content, sender, and order. Trains
+// alternate between WriteBatch and WriteDatagrams.
 func transfer(snd, rcv *Conn, cfg transferConfig) transferResult {
 	s := newStream(cfg.size)
 	var got atomic.Int64
@@ -160,6 +161,8 @@ func transfer(snd, rcv *Conn, cfg transferConfig) transferResult {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var sendErr error
+	var dgs []Datagram
+	trains, split := 0, rand.New(rand.NewPCG(4, 5))
 send:
 	for sent := 0; sent < cfg.n; {
 		k := min(cfg.train(), cfg.n-sent, maxSegments)
@@ -175,7 +178,23 @@ send:
 		for i := range k {
 			pkts = append(pkts, s.packet(bufs[i], uint64(sent+i)))
 		}
-		if err := snd.WriteBatch(rcv.LocalAddr(), pkts); err != nil {
+		// Every other train goes as datagrams in two parts, split after
+		// the GENEVE header as Link sends them, or at a random place.
+		var err error
+		if trains++; trains%2 == 0 {
+			err = snd.WriteBatch(rcv.LocalAddr(), pkts)
+		} else {
+			dgs = dgs[:0]
+			for _, p := range pkts {
+				at := EncapLen(testNextHop)
+				if trains%4 == 3 {
+					at = split.IntN(len(p) + 1)
+				}
+				dgs = append(dgs, Datagram{Head: p[:at], Body: p[at:]})
+			}
+			err = snd.WriteDatagrams(rcv.LocalAddr(), dgs)
+		}
+		if err != nil {
 			sendErr = err
 			break
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -17,8 +18,9 @@ type Link struct {
 	c       *Conn
 	deliver func(vni uint32, nextHop netip.Addr, pkt []byte) bool
 
-	mu     sync.Mutex
-	queues map[netip.AddrPort]*sendQueue
+	mu     sync.Mutex                                    // serialises adding queues
+	queues atomic.Pointer[map[netip.AddrPort]*sendQueue] // copy-on-write
+	last   atomic.Pointer[sendQueue]                     // the queue of the last SendRemote
 	done   chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup
@@ -27,32 +29,50 @@ type Link struct {
 }
 
 // sendQueue holds packets for one peer. Senders append and return at once;
-// one goroutine per peer writes whatever has gathered in one WriteBatch, so
-// under load packets go out as trains (GSO) and one syscall carries many
+// one goroutine per peer writes whatever has gathered with WriteDatagrams,
+// so under load packets go out as trains (GSO) and one syscall carries many
 // (the batching DESIGN.md asks of the overlay), and when idle a packet
 // goes at once.
 type sendQueue struct {
+	peer   netip.AddrPort
 	mu     sync.Mutex
-	pkts   [][]byte
-	spare  [][]byte
+	pkts   []queued
+	spare  []queued
 	signal chan struct{}
+}
+
+// queued is a packet waiting for its GENEVE header.
+type queued struct {
+	vni     uint32
+	nextHop netip.Addr
+	pkt     []byte
 }
 
 // sendQueueLimit bounds a peer's queue; beyond it packets are dropped, as a
 // full NIC queue drops.
 const sendQueueLimit = 4096
 
+// flushBatch is the most datagrams one WriteDatagrams of a flush carries:
+// up to 16 GSO trains of 64 in one sendmmsg.
+const flushBatch = 1024
+
+// maxEncapLen is EncapLen of an IPv6 next hop, the longer.
+const maxEncapLen = HeaderMinLen + optHeaderLen + 16
+
 // NewLink returns a link over c that delivers received packets with
 // deliver, which takes ownership of pkt.
 func NewLink(c *Conn, deliver func(vni uint32, nextHop netip.Addr, pkt []byte) bool) *Link {
-	return &Link{c: c, deliver: deliver, queues: map[netip.AddrPort]*sendQueue{}, done: make(chan struct{})}
+	l := &Link{c: c, deliver: deliver, done: make(chan struct{})}
+	l.queues.Store(&map[netip.AddrPort]*sendQueue{})
+	return l
 }
 
-// SendRemote encapsulates pkt (an IP packet) in GENEVE with the VNI and
-// next-hop option and queues it for peer. It takes ownership of pkt.
+// SendRemote queues pkt (an IP packet) for peer, to go in GENEVE with the
+// VNI and next-hop option. It takes ownership of pkt: the packet is not
+// copied, its header is written beside it and the two go to the kernel as
+// one datagram (Conn.WriteDatagrams).
 func (l *Link) SendRemote(peer netip.AddrPort, vni uint32, nextHop netip.Addr, pkt []byte) error {
-	b, err := AppendPacket(make([]byte, 0, EncapLen(nextHop)+len(pkt)), vni, nextHop, pkt)
-	if err != nil {
+	if err := checkEncap(vni, nextHop, pkt); err != nil {
 		return err
 	}
 	q := l.queue(peer)
@@ -65,7 +85,7 @@ func (l *Link) SendRemote(peer netip.AddrPort, vni uint32, nextHop netip.Addr, p
 		l.queueDrops.Add(1)
 		return nil
 	}
-	q.pkts = append(q.pkts, b)
+	q.pkts = append(q.pkts, queued{vni, nextHop, pkt})
 	first := len(q.pkts) == 1
 	q.mu.Unlock()
 	if first {
@@ -80,27 +100,43 @@ func (l *Link) SendRemote(peer netip.AddrPort, vni uint32, nextHop netip.Addr, p
 // QueueDrops counts packets dropped because a peer's queue was full.
 func (l *Link) QueueDrops() uint64 { return l.queueDrops.Load() }
 
+// queue returns peer's queue, starting its goroutine the first time; nil
+// once the link has stopped. Most calls find the queue of the call before.
 func (l *Link) queue(peer netip.AddrPort) *sendQueue {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	select {
-	case <-l.done:
-		return nil
-	default:
+	if q := l.last.Load(); q != nil && q.peer == peer {
+		return q
 	}
-	q := l.queues[peer]
+	q := (*l.queues.Load())[peer]
 	if q == nil {
-		q = &sendQueue{signal: make(chan struct{}, 1)}
-		l.queues[peer] = q
-		l.wg.Add(1)
-		go l.flush(peer, q)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		select {
+		case <-l.done:
+			return nil
+		default:
+		}
+		old := *l.queues.Load()
+		if q = old[peer]; q == nil {
+			q = &sendQueue{peer: peer, signal: make(chan struct{}, 1)}
+			m := make(map[netip.AddrPort]*sendQueue, len(old)+1)
+			for k, v := range old {
+				m[k] = v
+			}
+			m[peer] = q
+			l.queues.Store(&m)
+			l.wg.Add(1)
+			go l.flush(q)
+		}
 	}
+	l.last.Store(q)
 	return q
 }
 
 // flush writes a peer's queue until the link stops.
-func (l *Link) flush(peer netip.AddrPort, q *sendQueue) {
+func (l *Link) flush(q *sendQueue) {
 	defer l.wg.Done()
+	var heads []byte
+	var dgs []Datagram
 	for {
 		select {
 		case <-l.done:
@@ -112,11 +148,21 @@ func (l *Link) flush(peer netip.AddrPort, q *sendQueue) {
 		q.pkts = q.spare[:0] // spare belongs to this goroutine alone
 		q.mu.Unlock()
 		for rest := batch; len(rest) > 0; {
-			n := min(len(rest), 64)
-			_ = l.c.WriteBatch(peer, rest[:n]) // a lost packet is the transport's to recover
+			n := min(len(rest), flushBatch)
+			// Room for every header up front: appending never moves
+			// the ones already pointed at.
+			heads = slices.Grow(heads[:0], n*maxEncapLen)
+			dgs = dgs[:0]
+			for _, p := range rest[:n] {
+				off := len(heads)
+				heads, _ = AppendHeader(heads, p.vni, p.nextHop, p.pkt) // checked by SendRemote
+				dgs = append(dgs, Datagram{Head: heads[off:], Body: p.pkt})
+			}
+			_ = l.c.WriteDatagrams(q.peer, dgs) // a lost packet is the transport's to recover
 			rest = rest[n:]
 		}
 		clear(batch)
+		clear(dgs)
 		q.spare = batch[:0]
 	}
 }
@@ -125,6 +171,8 @@ func (l *Link) stop() {
 	l.once.Do(func() {
 		l.mu.Lock()
 		close(l.done)
+		l.queues.Store(&map[netip.AddrPort]*sendQueue{}) // queue now finds none and says so
+		l.last.Store(nil)
 		l.mu.Unlock()
 	})
 	l.wg.Wait()

@@ -84,12 +84,18 @@ func NewKey(secret []byte) (*Key, error) {
 // Seal appends the sealed form of pkt (nonce, ciphertext, tag: len(pkt) +
 // SealOverhead bytes) to dst and returns the extended buffer. pkt must not
 // overlap dst's spare capacity.
-func (k *Key) Seal(dst, pkt []byte) []byte {
+func (k *Key) Seal(dst, pkt []byte) []byte { return k.sealParts(dst, nil, pkt) }
+
+// sealParts is Seal of head followed by body, written once: the two are
+// copied into dst after the nonce and encrypted there, in place.
+func (k *Key) sealParts(dst, head, body []byte) []byte {
 	var nonce [NonceSize]byte
 	copy(nonce[:4], k.prefix[:])
 	binary.BigEndian.PutUint64(nonce[4:], k.next.Add(1))
 	dst = append(dst, nonce[:]...)
-	return k.aead.Seal(dst, nonce[:], pkt, nil)
+	off := len(dst)
+	dst = append(append(dst, head...), body...)
+	return k.aead.Seal(dst[:off], nonce[:], dst[off:], nil)
 }
 
 // Open checks and decrypts a sealed payload, appends the GENEVE packet to dst
