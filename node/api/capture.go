@@ -107,7 +107,7 @@ func (c *captureServer) Capture(req *labv1.CaptureRequest, stream labv1.CaptureS
 		if forwarded {
 			return status.Errorf(codes.Unavailable, "host %s runs on node %s, not here (the call was already forwarded)", list[0].host, node)
 		}
-		conn, err := s.cfg.Peer(node)
+		conn, err := s.peer(node)
 		if err != nil {
 			return status.Errorf(codes.Unavailable, "node %s, which runs %s, cannot be reached: %v", node, list[0].host, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -51,11 +52,66 @@ func (s *Server) forwardConn(ctx context.Context, host string) (grpc.ClientConnI
 	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
 		return nil, nil, status.Errorf(codes.Unavailable, "host %s runs on node %s, not here (the call was already forwarded by %s)", id, spec.Node, md.Get(forwardedKey)[0])
 	}
-	conn, err := s.cfg.Peer(spec.Node)
+	conn, err := s.peer(spec.Node)
 	if err != nil {
 		return nil, nil, status.Errorf(codes.Unavailable, "host %s runs on node %s, which cannot be reached: %v", id, spec.Node, err)
 	}
 	return conn, metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Node), nil
+}
+
+// peer is a connection to another node's API whose connection errors say
+// which node could not be reached: passed on as they are, they would read
+// as the caller's own failure to reach this labd.
+func (s *Server) peer(node string) (grpc.ClientConnInterface, error) {
+	conn, err := s.cfg.Peer(node)
+	if err != nil {
+		return nil, err
+	}
+	return peerConn{conn, node}, nil
+}
+
+type peerConn struct {
+	grpc.ClientConnInterface
+	node string
+}
+
+func (p peerConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	return p.wrap(p.ClientConnInterface.Invoke(ctx, method, args, reply, opts...))
+}
+
+func (p peerConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	cs, err := p.ClientConnInterface.NewStream(ctx, desc, method, opts...)
+	if err != nil {
+		return nil, p.wrap(err)
+	}
+	return peerStream{cs, p}, nil
+}
+
+type peerStream struct {
+	grpc.ClientStream
+	p peerConn
+}
+
+func (s peerStream) SendMsg(m any) error { return s.p.wrap(s.ClientStream.SendMsg(m)) }
+func (s peerStream) RecvMsg(m any) error { return s.p.wrap(s.ClientStream.RecvMsg(m)) }
+
+// wrap rewords the client's own connection errors (Unavailable with a
+// transport message) as this node's failure to reach the peer.
+func (p peerConn) wrap(err error) error {
+	st, ok := status.FromError(err)
+	if err == nil || !ok || st.Code() != codes.Unavailable {
+		return err
+	}
+	msg := st.Message()
+	if !strings.HasPrefix(msg, "connection error") && !strings.Contains(msg, "transport: ") {
+		return err // the peer's own answer
+	}
+	if _, after, ok := strings.Cut(msg, `desc = "`); ok {
+		msg = strings.TrimSuffix(after, `"`)
+	}
+	msg = strings.TrimPrefix(msg, "transport: Error while dialing: ")
+	msg = strings.TrimPrefix(msg, "transport: ")
+	return status.Errorf(codes.Unavailable, "node %s cannot be reached from here: %s", p.node, msg)
 }
 
 // forwardStream serves a streaming live call on the node that runs host,
