@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	sockaddr "github.com/hashicorp/go-sockaddr"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -105,6 +106,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	link := overlay.NewLink(oconn, fab.DeliverRemote)
 	fab.SetRemote(link)
 	apiAddr, overlayAddr := lis.Addr().String(), oconn.LocalAddr().String()
+	if cfg.Advertise == "" {
+		// An address bound to all interfaces is no address peers can use:
+		// advertise the private IP memberlist would pick for itself.
+		apiAddr = reachable(apiAddr, sockaddr.GetPrivateIP, log)
+		overlayAddr = reachable(overlayAddr, sockaddr.GetPrivateIP, log)
+	}
 	var gossipAdvertise string
 	if cfg.Advertise != "" {
 		_, p, _ := net.SplitHostPort(apiAddr)
@@ -356,4 +363,24 @@ func (p *peerConns) close() {
 	for _, c := range p.conns {
 		c.Close()
 	}
+}
+
+// reachable replaces the unspecified host of addr (0.0.0.0, ::) with the
+// machine's private IP (from private), so that peers are told an address
+// they can dial; addr is kept when it names a host or no private IP is
+// found.
+func reachable(addr string, private func() (string, error), log *slog.Logger) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || !ip.IsUnspecified() {
+		return addr
+	}
+	ip, err := private()
+	if err != nil || ip == "" {
+		log.Warn("binding all addresses and no private IP found to tell peers: give --advertise", "address", addr)
+		return addr
+	}
+	return net.JoinHostPort(ip, port)
 }

@@ -302,3 +302,24 @@ func TestRunAdvertise(t *testing.T) {
 		}
 	}
 }
+
+func TestReachable(t *testing.T) {
+	private := func() (string, error) { return "192.0.2.7", nil }
+	none := func() (string, error) { return "", nil }
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		addr string
+		priv func() (string, error)
+		want string
+	}{
+		{"0.0.0.0:7700", private, "192.0.2.7:7700"},
+		{"[::]:6081", private, "192.0.2.7:6081"},
+		{"127.0.0.1:7700", private, "127.0.0.1:7700"},
+		{"10.1.2.3:7700", private, "10.1.2.3:7700"},
+		{"0.0.0.0:7700", none, "0.0.0.0:7700"},
+	} {
+		if got := reachable(tc.addr, tc.priv, log); got != tc.want {
+			t.Errorf("reachable(%s) = %s, want %s", tc.addr, got, tc.want)
+		}
+	}
+}
