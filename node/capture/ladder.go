@@ -407,6 +407,10 @@ func (l *Ladder) arrowLines(a *arrow) []string {
 	aw := l.arrowWidth()
 	label := " " + a.label + " "
 	if len(label) > aw-6 {
+		// Too long for the arrow: PSH is the flag that says least.
+		label = strings.Replace(label, "PSH,", "", 1)
+	}
+	if len(label) > aw-6 {
 		label = label[:aw-6]
 	}
 	body := []byte(strings.Repeat("-", aw))
