@@ -109,6 +109,23 @@ func openCall[Req, Resp any, Open interface {
 	return open, done, err
 }
 
+// untilStop is ctx, cancelled also when labd shuts down (Stop): long-lived
+// socket calls end then rather than hold up a graceful shutdown.
+// Its cause is then errShuttingDown.
+func (s *Server) untilStop(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-s.stopping:
+			cancel(errShuttingDown)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { cancel(context.Canceled) }
+}
+
+var errShuttingDown = status.Error(codes.Unavailable, "labd is shutting down")
+
 // addrPort resolves "ADDRESS:PORT" or "NAME:PORT" (a host of host's lab)
 // for request field field.
 func (s *Server) addrPort(field, host, addr string) (netip.AddrPort, error) {
@@ -151,7 +168,7 @@ func (ss *socketServer) Dial(stream labv1.SocketService_DialServer) error {
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "connect to %s: %v", dst, connectError(err))
 	}
-	return carry(c, stream, (*labv1.DialRequest).GetData, func(o *labv1.SocketOpened, data []byte) *labv1.DialResponse {
+	return carry(ss.Server, c, stream, (*labv1.DialRequest).GetData, func(o *labv1.SocketOpened, data []byte) *labv1.DialResponse {
 		switch {
 		case o != nil:
 			return &labv1.DialResponse{Event: &labv1.DialResponse_Opened{Opened: o}}
@@ -165,14 +182,17 @@ func (ss *socketServer) Dial(stream labv1.SocketService_DialServer) error {
 // carry sends opened, then carries c's bytes (pump). msg makes the
 // response that says opened (o set), carries data (data set) or eof
 // (neither). carry owns c.
-func carry[Req, Resp any](c *tcp.Conn, stream grpc.BidiStreamingServer[Req, Resp], data func(*Req) []byte,
+func carry[Req, Resp any](s *Server, c *tcp.Conn, stream grpc.BidiStreamingServer[Req, Resp], data func(*Req) []byte,
 	msg func(o *labv1.SocketOpened, data []byte) *Resp) error {
+	// labd shutting down resets the connection rather than wait for it.
+	ctx, cancel := s.untilStop(stream.Context())
+	defer cancel()
 	opened := &labv1.SocketOpened{LocalAddress: c.LocalAddr().String(), RemoteAddress: c.RemoteAddr().String()}
 	if err := stream.Send(msg(opened, nil)); err != nil {
 		reset(c)
 		return err
 	}
-	return pump(stream.Context(), c, byteStream{
+	return pump(ctx, c, byteStream{
 		recv: func() ([]byte, error) {
 			m, err := stream.Recv()
 			if err != nil {
@@ -217,7 +237,7 @@ func pump(ctx context.Context, c *tcp.Conn, bs byteStream) error {
 	defer stop()
 	up, down := make(chan error, 1), make(chan error, 1)
 	go func() { up <- copyUp(c, bs) }()
-	go func() { down <- copyDown(c, bs) }()
+	go func() { down <- copyDown(ctx, c, bs) }()
 	// Either side failing resets the connection. Nothing may send on the
 	// stream once the call has ended, so a failed upstream waits for
 	// copyDown, which the reset ends; a Recv still waiting in copyUp
@@ -235,7 +255,11 @@ func pump(ctx context.Context, c *tcp.Conn, bs byteStream) error {
 		}
 	case err := <-down:
 		if err == nil {
-			err = <-up
+			select {
+			case err = <-up:
+			case <-ctx.Done(): // copyUp may wait in Recv
+				err = context.Cause(ctx)
+			}
 		}
 		if err != nil {
 			reset(c)
@@ -262,7 +286,7 @@ func copyUp(c *tcp.Conn, bs byteStream) error {
 }
 
 // copyDown sends what c receives to the client, then eof.
-func copyDown(c *tcp.Conn, bs byteStream) error {
+func copyDown(ctx context.Context, c *tcp.Conn, bs byteStream) error {
 	buf := make([]byte, chunk)
 	for {
 		n, err := c.Read(buf)
@@ -273,6 +297,8 @@ func copyDown(c *tcp.Conn, bs byteStream) error {
 			}
 		}
 		switch {
+		case errors.Is(err, io.EOF) && ctx.Err() != nil:
+			return context.Cause(ctx) // pump reset c: not the peer's FIN
 		case errors.Is(err, io.EOF):
 			return bs.eof()
 		case errors.Is(err, syscall.ECONNRESET):
@@ -313,6 +339,9 @@ func (ss *socketServer) Expose(req *labv1.ExposeRequest, stream labv1.SocketServ
 		return status.Errorf(codes.Unavailable, "listen on port %d: %v", req.Port, err)
 	}
 	defer l.Close()
+	// The call ending, or labd shutting down, closes the listener.
+	ctx, cancel := ss.untilStop(ctx)
+	defer cancel()
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
 	var mine []uint64
@@ -334,7 +363,7 @@ func (ss *socketServer) Expose(req *labv1.ExposeRequest, stream labv1.SocketServ
 		if err != nil {
 			select {
 			case <-ss.stopping:
-				return status.Error(codes.Unavailable, "labd is shutting down")
+				return errShuttingDown
 			default:
 			}
 			if ctx.Err() != nil {
@@ -400,7 +429,7 @@ func (ss *socketServer) Accept(stream labv1.SocketService_AcceptServer) error {
 		reset(c)
 		return nil
 	}
-	return carry(c, stream, (*labv1.AcceptRequest).GetData, func(o *labv1.SocketOpened, data []byte) *labv1.AcceptResponse {
+	return carry(ss.Server, c, stream, (*labv1.AcceptRequest).GetData, func(o *labv1.SocketOpened, data []byte) *labv1.AcceptResponse {
 		switch {
 		case o != nil:
 			return &labv1.AcceptResponse{Event: &labv1.AcceptResponse_Opened{Opened: o}}
@@ -454,7 +483,14 @@ func (ss *socketServer) Datagrams(stream labv1.SocketService_DatagramsServer) er
 			}
 		}
 	}()
-	err = ss.sendDatagrams(stream, open.Host, pc)
+	up := make(chan error, 1)
+	go func() { up <- ss.sendDatagrams(stream, open.Host, pc) }()
+	select {
+	case err = <-up:
+	case <-ss.stopping:
+		// A Recv still waiting in sendDatagrams returns with the call.
+		err = errShuttingDown
+	}
 	pc.Close()
 	if derr := <-down; err == nil {
 		err = derr

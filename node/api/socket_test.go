@@ -277,3 +277,30 @@ func TestDatagrams(t *testing.T) {
 	}
 	wantField(t, err, "datagram.address")
 }
+
+// TestSocketsEndOnStop: labd shutting down (Server.Stop) ends open socket
+// calls at once instead of holding up the graceful stop.
+func TestSocketsEndOnStop(t *testing.T) {
+	e, ctx := socketEnv(t)
+	d, _ := e.sock.Dial(ctx)
+	d.Send(dialOpen(h1, "h2:7"))
+	if m, err := d.Recv(); err != nil || m.GetOpened() == nil {
+		t.Fatalf("dial: %v %v", m, err)
+	}
+	x, _ := e.sock.Expose(ctx, &labv1.ExposeRequest{Host: h2, Port: 8080})
+	if m, err := x.Recv(); err != nil || m.GetListening() == nil {
+		t.Fatalf("expose: %v %v", m, err)
+	}
+	u, _ := e.sock.Datagrams(ctx)
+	u.Send(&labv1.DatagramsRequest{Event: &labv1.DatagramsRequest_Open{Open: &labv1.DatagramsOpen{Host: h1}}})
+	if m, err := u.Recv(); err != nil || m.GetOpened() == nil {
+		t.Fatalf("datagrams: %v %v", m, err)
+	}
+	e.srv.Stop()
+	_, _, err := readAll(d.Recv)
+	wantCode(t, err, codes.Unavailable)
+	_, err = x.Recv()
+	wantCode(t, err, codes.Unavailable)
+	_, err = u.Recv()
+	wantCode(t, err, codes.Unavailable)
+}
