@@ -62,9 +62,9 @@ func forwardBidi[Req, Resp any](s *Server, stream grpc.BidiStreamingServer[Req, 
 	if err != nil || conn == nil {
 		return err != nil, err
 	}
-	// Cancelling fctx (when this call ends, or fails) resets the forwarded
-	// one, and with it the connection it carries.
-	fctx, cancel := context.WithCancel(fctx)
+	// Cancelling fctx (when this call ends or fails, or labd shuts down)
+	// resets the forwarded one, and with it the connection it carries.
+	fctx, cancel := s.untilStop(fctx)
 	defer cancel()
 	peer, err := call(labv1.NewSocketServiceClient(conn), fctx)
 	if err != nil {
@@ -318,6 +318,8 @@ func (ss *socketServer) Expose(req *labv1.ExposeRequest, stream labv1.SocketServ
 		if err != nil {
 			return err
 		}
+		fctx, cancel := ss.untilStop(fctx)
+		defer cancel()
 		st, err := labv1.NewSocketServiceClient(conn).Expose(fctx, req)
 		if err != nil {
 			return err
