@@ -450,7 +450,9 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 	return h, nil
 }
 
-// loop feeds received packets to the stack.
+// loop feeds received packets to the stack, a batch at a time: everything
+// queued since the last pass. TCP ACKs a batch's data once, at its end
+// (tcp.Protocol.BeginBatch), as Linux does for what GRO coalesced.
 func (h *Host) loop() {
 	for {
 		select {
@@ -458,10 +460,12 @@ func (h *Host) loop() {
 			return
 		case <-h.queue.signal:
 			batch := h.queue.take()
+			h.tcp.BeginBatch()
 			for i, in := range batch {
 				h.stack.Deliver(in.nic, in.pkt)
 				batch[i] = inbound{}
 			}
+			h.tcp.EndBatch()
 		}
 	}
 }

@@ -56,6 +56,7 @@ type endpoint struct {
 	peerFinSeq   seq
 	peerFinSeen  bool // a FIN arrived, maybe beyond a hole
 	ackPending   int  // segments received since the last ACK sent
+	ackQueued    bool // in Protocol.ackLater, to ACK at the end of the batch
 	rcvWscale    uint8
 	sndWscale    uint8
 	wsOK         bool

@@ -80,6 +80,12 @@ type Protocol struct {
 
 	stats protoStats
 	last  atomic.Pointer[endpoint] // the connection of the last segment
+
+	// Batched input (batch.go).
+	batching atomic.Bool
+	ackMu    sync.Mutex
+	ackLater []*endpoint // connections to ACK at the end of the batch
+	ackSpare []*endpoint // EndBatch's
 }
 
 type protoStats struct {

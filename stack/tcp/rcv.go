@@ -261,10 +261,12 @@ func (e *endpoint) receiveData(seg *segment) {
 	notify(e.rcvSignal)
 	e.ackPending++
 	switch {
-	case filledHole || e.ackPending >= 2:
-		// RFC 5681 §4.2: at least every second full segment, and at once
-		// when a hole is filled.
-		e.sendACK()
+	case filledHole:
+		e.sendACK() // RFC 5681 §4.2: at once when a hole is filled
+	case e.ackInBatch():
+		// With the rest of its batch (batch.go).
+	case e.ackPending >= 2:
+		e.sendACK() // RFC 5681 §4.2: at least every second full segment
 	default:
 		e.armDelack()
 	}

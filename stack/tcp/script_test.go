@@ -66,6 +66,7 @@ package tcp
 //	nodelay                  SetNoDelay(true)
 //	keepalive DUR            SetKeepAlivePeriod(DUR)
 //	state NAME               the connection's state (RFC 9293 names; CLOSED when gone)
+//	batch | end-batch        Protocol.BeginBatch / EndBatch: the segments between arrive as one batch
 //
 // ERR is EOF, ECONNRESET, ECONNREFUSED, ETIMEDOUT, EPIPE or ECLOSED (net.ErrClosed).
 //
@@ -953,6 +954,10 @@ func (s *script) call(text string) {
 		}
 		c := s.connection()
 		s.run("keepalive", func() { c.SetKeepAlivePeriod(d) })
+	case "batch":
+		s.p.BeginBatch()
+	case "end-batch":
+		s.p.EndBatch()
 	case "state":
 		if got := s.state(); got != arg() {
 			s.fatalf("state %s, want %s", got, f[1])
