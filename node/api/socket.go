@@ -47,6 +47,7 @@ type pendingConn struct {
 	host  string
 	conn  *tcp.Conn
 	timer *time.Timer
+	from  *tcp.Listener // the Expose call's
 }
 
 func newSocketServer(s *Server) *socketServer {
@@ -346,11 +347,14 @@ func (ss *socketServer) Expose(req *labv1.ExposeRequest, stream labv1.SocketServ
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
-	var mine []uint64
 	defer func() {
 		// Connections nobody took are reset when the listener goes.
-		for _, id := range mine {
-			if p := ss.take(id, req.Host); p != nil {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		for id, p := range ss.pending {
+			if p.from == l {
+				delete(ss.pending, id)
+				p.timer.Stop()
 				reset(p.conn)
 			}
 		}
@@ -375,7 +379,7 @@ func (ss *socketServer) Expose(req *labv1.ExposeRequest, stream labv1.SocketServ
 		}
 		c := nc.(*tcp.Conn)
 		id := ss.nextID.Add(1)
-		p := &pendingConn{host: req.Host, conn: c}
+		p := &pendingConn{host: req.Host, conn: c, from: l}
 		ss.mu.Lock()
 		ss.pending[id] = p
 		p.timer = time.AfterFunc(acceptWait, func() {
@@ -384,7 +388,6 @@ func (ss *socketServer) Expose(req *labv1.ExposeRequest, stream labv1.SocketServ
 			}
 		})
 		ss.mu.Unlock()
-		mine = append(mine, id)
 		if err := stream.Send(&labv1.ExposeResponse{Event: &labv1.ExposeResponse_Connection{Connection: &labv1.ExposeConnection{
 			Id: id, LocalAddress: c.LocalAddr().String(), RemoteAddress: c.RemoteAddr().String(),
 		}}}); err != nil {

@@ -304,3 +304,22 @@ func TestSocketsEndOnStop(t *testing.T) {
 	_, err = u.Recv()
 	wantCode(t, err, codes.Unavailable)
 }
+
+// TestExposeEndResetsPending: a connection announced but not taken is
+// reset when its Expose call ends.
+func TestExposeEndResetsPending(t *testing.T) {
+	e, ctx := socketEnv(t)
+	xctx, cancel := context.WithCancel(ctx)
+	next := expose(t, e, xctx, 9100)
+	d, _ := e.sock.Dial(ctx)
+	d.Send(dialOpen(h1, "h2:9100"))
+	if m, err := d.Recv(); err != nil || m.GetOpened() == nil {
+		t.Fatalf("dial: %v %v", m, err)
+	}
+	next()
+	cancel()
+	_, _, err := readAll(d.Recv)
+	if s := wantCode(t, err, codes.Aborted); !strings.Contains(s.Message(), "reset") {
+		t.Errorf("dial after its expose ended: %v", s.Message())
+	}
+}
