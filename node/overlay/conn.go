@@ -31,6 +31,12 @@ const (
 	// takes; each has a receive buffer of recvBufLen bytes.
 	maxReadMsgs = 64
 	recvBufLen  = 1 << 16
+
+	// A read of at least detachMin bytes (a coalesced train, GRO) gives
+	// its buffer away with its packets (Message.Detached) and reads on
+	// into a new one, carved from slabs of recvSlabLen bytes.
+	detachMin   = 16 << 10
+	recvSlabLen = 16 * recvBufLen
 )
 
 // ErrTooBig is returned by WriteBatch for an empty datagram or one larger
@@ -78,9 +84,14 @@ type Counters struct {
 type Message struct {
 	Addr netip.AddrPort // the sender
 	// Packet is the GENEVE packet, opened if sealed; Check has passed, so
-	// its accessors are safe. It aliases the Conn's receive buffers and is
-	// valid only until the next ReadBatch.
+	// its accessors are safe. Unless Detached, it aliases the Conn's
+	// receive buffers and is valid only until the next ReadBatch.
 	Packet Header
+	// Detached says that Packet lies in a buffer the Conn has given up,
+	// one a coalesced train (GRO) was read into: the caller may keep it
+	// and write to it (but not beyond its length; its capacity ends with
+	// it), and the packet is never copied. Small reads are not detached.
+	Detached bool
 }
 
 // Conn is a UDP socket for the overlay. WriteBatch may be called from several
@@ -460,12 +471,23 @@ type recvState struct {
 	oob     []byte
 	pending []Message
 	next    int
+	slab    []byte // what is left of the slab new buffers come from
+}
+
+// newBuffer returns a receive buffer of recvBufLen bytes.
+func (rx *recvState) newBuffer() []byte {
+	if len(rx.slab) < recvBufLen {
+		rx.slab = make([]byte, recvSlabLen)
+	}
+	b := rx.slab[:recvBufLen:recvBufLen]
+	rx.slab = rx.slab[recvBufLen:]
+	return b
 }
 
 // grow makes sure there are k messages with their buffers.
 func (rx *recvState) grow(k int) {
 	for len(rx.ms) < k {
-		rx.ms = append(rx.ms, ipv4.Message{Buffers: [][]byte{make([]byte, recvBufLen)}})
+		rx.ms = append(rx.ms, ipv4.Message{Buffers: [][]byte{rx.newBuffer()}})
 	}
 	if len(rx.oob) < len(rx.ms)*groControlLen {
 		rx.oob = make([]byte, len(rx.ms)*groControlLen)
@@ -513,8 +535,13 @@ func (c *Conn) fill(k int) error {
 	clear(rx.pending) // drop references to the previous datagrams' senders
 	rx.pending, rx.next = rx.pending[:0], 0
 	var packets, bytes, malformed, badTag, unknown uint64
-	for _, m := range ms[:n] {
+	for i := range ms[:n] {
+		m := &ms[i]
 		buf := m.Buffers[0][:m.N]
+		detach := m.N >= detachMin
+		if detach {
+			m.Buffers[0] = rx.newBuffer() // buf goes with its packets
+		}
 		var from netip.AddrPort
 		if ua, ok := m.Addr.(*net.UDPAddr); ok {
 			from = ua.AddrPort()
@@ -535,7 +562,8 @@ func (c *Conn) fill(k int) error {
 		}
 		accepted := c.accept == nil || c.accept(from)
 		for off := 0; off < len(buf); off += size {
-			d := buf[off:min(off+size, len(buf))]
+			end := min(off+size, len(buf))
+			d := buf[off:end:end]
 			packets++
 			bytes += uint64(len(d))
 			if !accepted {
@@ -557,7 +585,7 @@ func (c *Conn) fill(k int) error {
 				malformed++
 				continue
 			}
-			rx.pending = append(rx.pending, Message{Addr: from, Packet: Header(d)})
+			rx.pending = append(rx.pending, Message{Addr: from, Packet: Header(d), Detached: detach})
 		}
 	}
 	s := &c.stats

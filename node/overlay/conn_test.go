@@ -383,3 +383,54 @@ func TestConnGSOFallback(t *testing.T) {
 		t.Error("GSO still on after EIO")
 	}
 }
+
+// TestConnDetached: the packets of a coalesced train come in a buffer the
+// Conn gives up, so they stay intact however much is read after them, and
+// none can grow into the next; a lone datagram comes in the Conn's buffers.
+func TestConnDetached(t *testing.T) {
+	a, b := listen(t, Options{}), listen(t, Options{ReadBuffer: socketBuffer})
+	if !a.GSO() || !b.GRO() {
+		t.Skip("no UDP GSO and GRO")
+	}
+	s := newStream(datagramLen)
+	const trains, perTrain = 8, 64
+	var kept []Message
+	msgs := make([]Message, 64)
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := range trains {
+		pkts := make([][]byte, perTrain)
+		for j := range pkts {
+			pkts[j] = s.packet(make([]byte, datagramLen), uint64(i*perTrain+j))
+		}
+		if err := a.WriteBatch(b.LocalAddr(), pkts); err != nil {
+			t.Fatal(err)
+		}
+		for got := 0; got < perTrain; {
+			n, err := b.ReadBatch(msgs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range msgs[:n] {
+				if !m.Detached {
+					t.Fatalf("packet %d of a train not detached", i*perTrain+got)
+				}
+				if cap(m.Packet) != len(m.Packet) {
+					t.Fatalf("detached packet of %d bytes has room for %d", len(m.Packet), cap(m.Packet))
+				}
+				kept = append(kept, m)
+				got++
+			}
+		}
+	}
+	for i, m := range kept {
+		if seq, err := s.check(m.Packet); err != nil || seq != uint64(i) {
+			t.Fatalf("kept packet %d after later reads: seq %d, %v", i, seq, err)
+		}
+	}
+	if err := a.WriteBatch(b.LocalAddr(), [][]byte{s.packet(make([]byte, datagramLen), 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.ReadBatch(msgs); err != nil || n != 1 || msgs[0].Detached {
+		t.Fatalf("a lone datagram: %d messages, detached %v, %v", n, n > 0 && msgs[0].Detached, err)
+	}
+}

@@ -192,9 +192,13 @@ func (l *Link) Run(ctx context.Context) error {
 			if !nh.IsValid() {
 				continue
 			}
-			// The payload aliases the receive buffers: the stack gets its
-			// own copy.
-			l.deliver(h.VNI(), nh, append([]byte(nil), h.Payload()...))
+			// The stack gets a packet of its own: a detached one as it
+			// is, a copy of one in the receive buffers.
+			pkt := h.Payload()
+			if !m.Detached {
+				pkt = append([]byte(nil), pkt...)
+			}
+			l.deliver(h.VNI(), nh, pkt)
 		}
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
