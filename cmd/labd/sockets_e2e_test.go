@@ -454,10 +454,7 @@ func TestSocketsForwarded(t *testing.T) {
 		t.Skip("starts two labd processes")
 	}
 	dir := t.TempDir()
-	seed := "127.0.0.1:" + freePort(t, "127.0.0.1")
-	a := startLabdArgs(t, filepath.Join(dir, "a"), "--name", "a", "--api", "127.0.0.1:0", "--overlay", "127.0.0.1:0", "--gossip", seed)
-	b := startLabdArgs(t, filepath.Join(dir, "b"), "--name", "b", "--api", "127.0.0.2:0", "--overlay", "127.0.0.2:0",
-		"--gossip", "127.0.0.2:"+freePort(t, "127.0.0.2"), "--join", seed)
+	a, b := startTwoNodes(t, dir)
 	topo, err := os.ReadFile(examples(t, "two-lans.yaml"))
 	if err != nil {
 		t.Fatal(err)
