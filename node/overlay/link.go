@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -41,10 +40,11 @@ type sendQueue struct {
 	signal chan struct{}
 }
 
-// queued is a packet waiting for its GENEVE header.
+// queued is a packet with its GENEVE header, written by SendRemote while
+// the packet is fresh in the cache (the flush may come much later).
 type queued struct {
-	vni     uint32
-	nextHop netip.Addr
+	head    [maxEncapLen]byte
+	headLen uint8
 	pkt     []byte
 }
 
@@ -72,9 +72,12 @@ func NewLink(c *Conn, deliver func(vni uint32, nextHop netip.Addr, pkt []byte) b
 // copied, its header is written beside it and the two go to the kernel as
 // one datagram (Conn.WriteDatagrams).
 func (l *Link) SendRemote(peer netip.AddrPort, vni uint32, nextHop netip.Addr, pkt []byte) error {
-	if err := checkEncap(vni, nextHop, pkt); err != nil {
+	p := queued{pkt: pkt}
+	head, err := AppendHeader(p.head[:0], vni, nextHop, pkt)
+	if err != nil {
 		return err
 	}
+	p.headLen = uint8(len(head))
 	q := l.queue(peer)
 	if q == nil {
 		return net.ErrClosed
@@ -85,7 +88,7 @@ func (l *Link) SendRemote(peer netip.AddrPort, vni uint32, nextHop netip.Addr, p
 		l.queueDrops.Add(1)
 		return nil
 	}
-	q.pkts = append(q.pkts, queued{vni, nextHop, pkt})
+	q.pkts = append(q.pkts, p)
 	first := len(q.pkts) == 1
 	q.mu.Unlock()
 	if first {
@@ -135,7 +138,6 @@ func (l *Link) queue(peer netip.AddrPort) *sendQueue {
 // flush writes a peer's queue until the link stops.
 func (l *Link) flush(q *sendQueue) {
 	defer l.wg.Done()
-	var heads []byte
 	var dgs []Datagram
 	for {
 		select {
@@ -149,14 +151,10 @@ func (l *Link) flush(q *sendQueue) {
 		q.mu.Unlock()
 		for rest := batch; len(rest) > 0; {
 			n := min(len(rest), flushBatch)
-			// Room for every header up front: appending never moves
-			// the ones already pointed at.
-			heads = slices.Grow(heads[:0], n*maxEncapLen)
 			dgs = dgs[:0]
-			for _, p := range rest[:n] {
-				off := len(heads)
-				heads, _ = AppendHeader(heads, p.vni, p.nextHop, p.pkt) // checked by SendRemote
-				dgs = append(dgs, Datagram{Head: heads[off:], Body: p.pkt})
+			for i := range rest[:n] {
+				p := &rest[i]
+				dgs = append(dgs, Datagram{Head: p.head[:p.headLen], Body: p.pkt})
 			}
 			_ = l.c.WriteDatagrams(q.peer, dgs) // a lost packet is the transport's to recover
 			rest = rest[n:]
