@@ -70,7 +70,7 @@ func (f *Fabric) DeliverRemote(vni uint32, nextHop netip.Addr, pkt []byte) bool 
 	if seg == nil {
 		return false
 	}
-	dst := (*seg.owners.Load())[nextHop]
+	dst, _, _ := seg.arrivals.where(seg, nextHop)
 	if dst == nil {
 		seg.noOwner.Add(1)
 		return false
@@ -128,6 +128,37 @@ type Segment struct {
 	ports int
 
 	delivered, noOwner, sentRemote atomic.Uint64
+	arrivals                       hopCache // of DeliverRemote
+}
+
+// hopCache remembers the last address a sender looked up and where it
+// is, so that a stream of packets to one next hop (any bulk transfer)
+// hashes it once: netip.Addr map keys hash slowly, and each packet looks
+// its next hop up twice or more. An entry is good while the segment's
+// maps are the ones it was found in (they are replaced, never changed).
+type hopCache struct{ last atomic.Pointer[hop] }
+
+type hop struct {
+	owners *map[netip.Addr]*Port
+	remote *map[netip.Addr]netip.AddrPort
+	addr   netip.Addr
+	port   *Port
+	peer   netip.AddrPort
+	isPeer bool
+}
+
+func (c *hopCache) where(s *Segment, a netip.Addr) (port *Port, peer netip.AddrPort, remote bool) {
+	owners, rem := s.owners.Load(), s.remote.Load()
+	if h := c.last.Load(); h != nil && h.addr == a && h.owners == owners && h.remote == rem {
+		return h.port, h.peer, h.isPeer
+	}
+	if port = (*owners)[a]; port == nil {
+		peer, remote = (*rem)[a]
+	}
+	if port != nil || remote {
+		c.last.Store(&hop{owners: owners, remote: rem, addr: a, port: port, peer: peer, isPeer: remote})
+	}
+	return port, peer, remote
 }
 
 // Port is an interface's attachment to a segment. It implements stack.Link.
@@ -138,6 +169,8 @@ type Port struct {
 	recv  func(pkt []byte)
 	f     *Fabric
 	once  sync.Once
+
+	hops hopCache // where the port's next hops are
 
 	// impair is nil when the port has no impairments: all Send looks at.
 	impair   atomic.Pointer[impairState]
@@ -186,11 +219,9 @@ func (p *Port) Send(nextHop netip.Addr, pkt []byte) error {
 // SendFate is Send, also saying what the impairments did to the packet
 // (stack.FateLink: captures show it).
 func (p *Port) SendFate(nextHop netip.Addr, pkt []byte) (stack.LinkFate, error) {
-	if (*p.seg.owners.Load())[nextHop] == nil {
-		if _, remote := (*p.seg.remote.Load())[nextHop]; !remote {
-			p.seg.noOwner.Add(1)
-			return stack.LinkFate{}, stack.ErrHostUnreachable
-		}
+	if port, _, remote := p.hops.where(p.seg, nextHop); port == nil && !remote {
+		p.seg.noOwner.Add(1)
+		return stack.LinkFate{}, stack.ErrHostUnreachable
 	}
 	if im := p.impair.Load(); im != nil {
 		return im.eng.send(im, nextHop, pkt), nil

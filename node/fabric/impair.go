@@ -439,12 +439,13 @@ func (e *engine) close() {
 // owner may have gone while the packet was held.
 func (p *Port) deliver(nextHop netip.Addr, pkt []byte) {
 	seg := p.seg
-	if dst := (*seg.owners.Load())[nextHop]; dst != nil {
+	dst, peer, ok := p.hops.where(seg, nextHop)
+	if dst != nil {
 		seg.delivered.Add(1)
 		dst.recv(pkt)
 		return
 	}
-	if peer, ok := (*seg.remote.Load())[nextHop]; ok {
+	if ok {
 		if r := p.f.remote.Load(); r != nil {
 			seg.sentRemote.Add(1)
 			_ = (*r).SendRemote(peer, seg.vni.Load(), nextHop, pkt)
