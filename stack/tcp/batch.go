@@ -28,14 +28,18 @@ func (e *endpoint) stretchLimit() int { return min(maxStretch, e.rcvBuf.cap()/4)
 // BeginBatch tells TCP that the segments delivered until EndBatch arrived
 // together. BeginBatch and EndBatch come in pairs from the goroutine that
 // delivers packets to the stack.
-func (p *Protocol) BeginBatch() { p.batching.Store(true) }
+func (p *Protocol) BeginBatch() {
+	p.ackMu.Lock()
+	p.batching.Store(true)
+	p.ackMu.Unlock()
+}
 
 // EndBatch ends a batch: every connection that received data in it and
 // has not yet ACKed it does so now (or, for a single segment, arms the
 // delayed ACK).
 func (p *Protocol) EndBatch() {
-	p.batching.Store(false)
 	p.ackMu.Lock()
+	p.batching.Store(false) // with the list taken: nothing is queued after
 	eps := p.ackLater
 	p.ackLater = p.ackSpare[:0]
 	p.ackMu.Unlock()
@@ -58,15 +62,23 @@ func (p *Protocol) EndBatch() {
 // ackInBatch reports whether an ACK for the data just received can wait
 // for the end of the batch, and if so queues e for it. Called with e.mu
 // held.
+// Segments for this host's own addresses arrive on the sender's goroutine,
+// so a batch may end while one is being taken in: the batch is checked
+// again under ackMu, which EndBatch holds to end it.
 func (e *endpoint) ackInBatch() bool {
-	if !e.p.batching.Load() || e.rcvNxt.diff(e.lastAckSent) >= e.stretchLimit() {
+	p := e.p
+	if !p.batching.Load() || e.rcvNxt.diff(e.lastAckSent) >= e.stretchLimit() {
 		return false
 	}
-	if !e.ackQueued {
-		e.ackQueued = true
-		e.p.ackMu.Lock()
-		e.p.ackLater = append(e.p.ackLater, e)
-		e.p.ackMu.Unlock()
+	if e.ackQueued {
+		return true // EndBatch has yet to reach e (it takes e.mu to)
 	}
+	p.ackMu.Lock()
+	defer p.ackMu.Unlock()
+	if !p.batching.Load() {
+		return false
+	}
+	e.ackQueued = true
+	p.ackLater = append(p.ackLater, e)
 	return true
 }
