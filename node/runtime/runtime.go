@@ -273,6 +273,13 @@ func (r *Runtime) Reconcile() {
 			h.setImpairments(d.spec)
 			continue
 		}
+		if missing := d.missingNetwork(); missing != "" {
+			// Replication is under way: the host's record came before its
+			// network's. The next reconcile (on the network's arrival)
+			// starts it.
+			r.cfg.Logger.Debug("host waits for its network", "host", name, "network", missing)
+			continue
+		}
 		h, err := r.start(d)
 		if err != nil {
 			r.cfg.Logger.Error("host failed to start", "host", name, "err", err)
@@ -343,6 +350,17 @@ func (r *Runtime) desired(st labState) map[string]*desired {
 		want[h.Name] = d
 	}
 	return want
+}
+
+// missingNetwork names a network the host is on that the store does not
+// have (yet); "" when it has them all.
+func (d *desired) missingNetwork() string {
+	for _, ifc := range d.spec.Interfaces {
+		if d.nets[ifc.Network] == nil {
+			return ifc.Network
+		}
+	}
+	return ""
 }
 
 // withoutImpairments is h with no interface impairments: the part of the

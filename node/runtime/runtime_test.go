@@ -2,8 +2,11 @@ package runtime
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -177,3 +180,43 @@ func TestImpairmentsWithoutRestart(t *testing.T) {
 	}
 	rt.stopAll()
 }
+
+// TestHostBeforeItsNetwork: a host whose record arrives before its
+// network's (replication order) waits, without an error, and starts when
+// the network comes.
+func TestHostBeforeItsNetwork(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{Origin: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	rt := New(Config{Node: "n1", Store: st, Fabric: fabric.New(), Logger: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go rt.Run(ctx)
+
+	a := &labv1.Host{Name: "labs/l/hosts/a", Node: "n1", Interfaces: []*labv1.Interface{{Name: "eth0", Network: "lan", Ipv4: "10.0.0.1/24"}}}
+	put(t, st, a)
+	time.Sleep(50 * time.Millisecond)
+	if rt.Count() != 0 {
+		t.Fatal("a host without its network runs")
+	}
+	put(t, st, &labv1.Network{Name: "labs/l/networks/lan", Ipv4: "10.0.0.0/24"})
+	waitFor(t, "a running", func() bool { return rt.Count() == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("errors logged while the host waited for its network:\n%s", logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
