@@ -14,12 +14,14 @@ func (s *Stack) Deliver(nic *NIC, pkt []byte) {
 	nic.rxPackets.Add(1)
 	nic.rxBytes.Add(uint64(len(pkt)))
 	if taps := nic.taps.Load(); taps != nil {
-		// Taps see the packet as it arrived (forwarding rewrites the TTL in
-		// place) and what the stack then did with it.
-		rec := TapRecord{Time: s.clock.Now(), Seq: tapSeq.Add(1), Dir: TapIn, Packet: append([]byte(nil), pkt...)}
-		rec.Drop = s.input(nic, pkt)
-		taps.emit(rec)
-		return
+		if mask := taps.wants(pkt); mask != 0 {
+			// Taps see the packet as it arrived (forwarding rewrites the
+			// TTL in place) and what the stack then did with it.
+			rec := TapRecord{Time: s.clock.Now(), Seq: tapSeq.Add(1), Dir: TapIn, Packet: append([]byte(nil), pkt...)}
+			rec.Drop = s.input(nic, pkt)
+			taps.emit(rec, mask)
+			return
+		}
 	}
 	s.input(nic, pkt)
 }

@@ -58,7 +58,9 @@ func (n *NIC) addrOf(v4 bool) (netip.Addr, bool) {
 func (n *NIC) send(nextHop netip.Addr, pkt []byte) error {
 	size := len(pkt)
 	if taps := n.taps.Load(); taps != nil {
-		return n.sendTapped(taps, nextHop, pkt)
+		if mask := taps.wants(pkt); mask != 0 {
+			return n.sendTapped(taps, mask, nextHop, pkt)
+		}
 	}
 	if err := n.link.Send(nextHop, pkt); err != nil {
 		n.txDropped.Add(1)
@@ -71,7 +73,7 @@ func (n *NIC) send(nextHop netip.Addr, pkt []byte) error {
 
 // sendTapped is send while taps watch: they get a copy taken before the
 // link owns pkt, stamped with the time it was sent, and what the link did.
-func (n *NIC) sendTapped(taps *tapSet, nextHop netip.Addr, pkt []byte) error {
+func (n *NIC) sendTapped(taps *tapSet, mask uint64, nextHop netip.Addr, pkt []byte) error {
 	rec := TapRecord{Time: n.clock.Now(), Seq: tapSeq.Add(1), Dir: TapOut, Packet: append([]byte(nil), pkt...)}
 	size := len(pkt)
 	var err error
@@ -85,12 +87,12 @@ func (n *NIC) sendTapped(taps *tapSet, nextHop netip.Addr, pkt []byte) error {
 	if err != nil {
 		n.txDropped.Add(1)
 		rec.Drop = DropHostUnreachable
-		taps.emit(rec)
+		taps.emit(rec, mask)
 		return err
 	}
 	n.txPackets.Add(1)
 	n.txBytes.Add(uint64(size))
-	taps.emit(rec)
+	taps.emit(rec, mask)
 	return nil
 }
 

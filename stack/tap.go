@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"errors"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -113,11 +114,35 @@ type Tap func(TapRecord)
 
 // tapSet is an interface's taps: an immutable slice swapped on change, so
 // the packet path pays one atomic load when nothing is tapped.
-type tapSet struct{ taps []*Tap }
+type tapSet struct{ taps []*tapEntry }
 
-func (t *tapSet) emit(r TapRecord) {
-	for _, f := range t.taps {
-		(*f)(r)
+type tapEntry struct {
+	want func(pkt []byte) bool // nil: every packet
+	fn   Tap
+}
+
+// maxTaps bounds an interface's taps: which of them want a packet is a
+// bit mask.
+const maxTaps = 64
+
+// wants returns the mask of taps that want pkt: 0 when none does, and then
+// the packet is not even copied.
+func (t *tapSet) wants(pkt []byte) uint64 {
+	var m uint64
+	for i, e := range t.taps {
+		if e.want == nil || e.want(pkt) {
+			m |= 1 << i
+		}
+	}
+	return m
+}
+
+// emit gives r to the taps in mask.
+func (t *tapSet) emit(r TapRecord, mask uint64) {
+	for i, e := range t.taps {
+		if mask&(1<<i) != 0 {
+			e.fn(r)
+		}
 	}
 }
 
@@ -125,16 +150,25 @@ var tapMu sync.Mutex // serialises AddTap and its removals across NICs
 
 var tapSeq atomic.Uint64 // TapRecord.Seq
 
+// ErrTooManyTaps is returned by AddTap when an interface has maxTaps.
+var ErrTooManyTaps = errors.New("too many captures on one interface")
+
 // AddTap calls t with every packet the interface sends or receives from
-// now on, until remove is called. Taps cost nothing while none is added;
-// while one is, each packet is copied once.
-func (n *NIC) AddTap(t Tap) (remove func()) {
-	p := &t
+// now on, until remove is called; with want set, only with the packets
+// want accepts (it sees the packet as it crosses the interface, must not
+// keep or change it, and must be quick). Taps cost nothing while none is
+// added; while one is, each packet some tap wants is copied once.
+func (n *NIC) AddTap(want func(pkt []byte) bool, t Tap) (remove func(), err error) {
+	p := &tapEntry{want: want, fn: t}
 	tapMu.Lock()
 	old := n.taps.Load()
 	next := &tapSet{}
 	if old != nil {
 		next.taps = append(next.taps, old.taps...)
+	}
+	if len(next.taps) >= maxTaps {
+		tapMu.Unlock()
+		return nil, ErrTooManyTaps
 	}
 	next.taps = append(next.taps, p)
 	n.taps.Store(next)
@@ -145,7 +179,7 @@ func (n *NIC) AddTap(t Tap) (remove func()) {
 			tapMu.Lock()
 			defer tapMu.Unlock()
 			cur := n.taps.Load()
-			var keep []*Tap
+			var keep []*tapEntry
 			for _, q := range cur.taps {
 				if q != p {
 					keep = append(keep, q)
@@ -157,7 +191,7 @@ func (n *NIC) AddTap(t Tap) (remove func()) {
 				n.taps.Store(&tapSet{taps: keep})
 			}
 		})
-	}
+	}, nil
 }
 
 // Tapped reports whether the interface has taps.
@@ -183,6 +217,8 @@ type FateLink interface {
 func (n *NIC) DropRx(pkt []byte, d Drop, now time.Time) {
 	n.rxDropped.Add(1)
 	if taps := n.taps.Load(); taps != nil {
-		taps.emit(TapRecord{Time: now, Seq: tapSeq.Add(1), Dir: TapIn, Packet: append([]byte(nil), pkt...), Drop: d})
+		if mask := taps.wants(pkt); mask != 0 {
+			taps.emit(TapRecord{Time: now, Seq: tapSeq.Add(1), Dir: TapIn, Packet: append([]byte(nil), pkt...), Drop: d}, mask)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package stack_test
 
 import (
+	"errors"
 	"sync"
 	"testing"
 
@@ -34,8 +35,8 @@ func TestTapDrops(t *testing.T) {
 		c := newChain(t, chainConfig{Routers: 1})
 		r1 := c.router(1)
 		var in, out tapLog
-		removeIn := r1.nics["eth0"].AddTap(in.tap)
-		removeOut := r1.nics["eth1"].AddTap(out.tap)
+		removeIn, _ := r1.nics["eth0"].AddTap(nil, in.tap)
+		removeOut, _ := r1.nics["eth1"].AddTap(nil, out.tap)
 
 		cases := []struct {
 			name string
@@ -123,9 +124,13 @@ func TestTapsIndependent(t *testing.T) {
 	c := newChain(t, chainConfig{Routers: 1})
 	nic := c.h1.nics["eth0"]
 	var a, b tapLog
-	ra := nic.AddTap(a.tap)
-	rb := nic.AddTap(b.tap)
+	ra, _ := nic.AddTap(nil, a.tap)
+	rb, _ := nic.AddTap(nil, b.tap)
 	defer rb()
+	// A tap that wants only what h1 sends (the reply) sees only that.
+	var fromH1 tapLog
+	rc, _ := nic.AddTap(func(pkt []byte) bool { return pkt[12] == 10 && pkt[15] == 10 }, fromH1.tap)
+	defer rc()
 	ping := func(seq uint16) {
 		c.h1.s.Deliver(nic, echoPacket(c.router(1).nics["eth0"].Addresses()[0].Addr(), c.h1Addr(false), 9, 7, seq, nil))
 	}
@@ -133,9 +138,26 @@ func TestTapsIndependent(t *testing.T) {
 	if len(a.take()) != 2 || len(b.take()) != 2 {
 		t.Fatalf("taps did not both see the request and the reply")
 	}
+	if got := fromH1.take(); len(got) != 1 || got[0].Dir != stack.TapOut {
+		t.Fatalf("the filtered tap saw %d records, want the reply only", len(got))
+	}
 	ra()
 	ping(2)
 	if len(a.take()) != 0 || len(b.take()) != 2 {
 		t.Fatalf("removing one tap affected the other")
+	}
+}
+
+// TestTapLimit: an interface takes at most 64 taps, then says so.
+func TestTapLimit(t *testing.T) {
+	c := newChain(t, chainConfig{Routers: 1})
+	nic := c.h1.nics["eth0"]
+	for i := range 64 {
+		if _, err := nic.AddTap(nil, func(stack.TapRecord) {}); err != nil {
+			t.Fatalf("tap %d: %v", i, err)
+		}
+	}
+	if _, err := nic.AddTap(nil, func(stack.TapRecord) {}); !errors.Is(err, stack.ErrTooManyTaps) {
+		t.Fatalf("tap 65: %v, want ErrTooManyTaps", err)
 	}
 }

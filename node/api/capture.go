@@ -244,13 +244,18 @@ func (s *Server) tapLocal(ci captureIface, f capture.Filter, sink *captureSink) 
 	for _, nic := range h.Stack().Interfaces() {
 		if nic.Name() == ci.nic {
 			name := ci.info.Name
-			return nic.AddTap(func(r stack.TapRecord) {
-				if !f.Match(r.Packet) {
-					return
-				}
+			var want func([]byte) bool
+			if !f.All() {
+				want = f.Match // decided before the packet is copied
+			}
+			remove, err := nic.AddTap(want, func(r stack.TapRecord) {
 				p := capture.FromTap(name, r)
 				sink.push(&p)
-			}), nil
+			})
+			if err != nil {
+				return nil, status.Errorf(codes.ResourceExhausted, "%s: %v", name, err)
+			}
+			return remove, nil
 		}
 	}
 	return nil, status.Errorf(codes.Unavailable, "host %s has no running interface %s", ci.host, ci.nic)

@@ -100,13 +100,16 @@ func ParseProto(s string) (string, error) {
 	return "", fmt.Errorf("protocol %q: want tcp, udp or icmp", s)
 }
 
+// All reports whether the filter selects every packet.
+func (f *Filter) All() bool { return f.Proto == "" && f.Port == 0 && !f.Host.IsValid() }
+
 // Match reports whether the IP packet pkt passes the filter. Malformed
 // packets pass only the zero filter.
 func (f *Filter) Match(pkt []byte) bool {
-	if f.Proto == "" && f.Port == 0 && !f.Host.IsValid() {
+	if f.All() {
 		return true
 	}
-	d, ok := dissect(pkt)
+	d, ok := dissectHeaders(pkt, false)
 	if !ok {
 		return false
 	}
@@ -165,7 +168,11 @@ type dissected struct {
 
 // dissect reads pkt's IP and transport headers; ok is false when the IP
 // header itself cannot be read.
-func dissect(pkt []byte) (d dissected, ok bool) {
+func dissect(pkt []byte) (d dissected, ok bool) { return dissectHeaders(pkt, true) }
+
+// dissectHeaders is dissect; without full it skips what a filter does not
+// need (TCP options, checksums), as filters run on every packet.
+func dissectHeaders(pkt []byte, full bool) (d dissected, ok bool) {
 	if len(pkt) == 0 {
 		return d, false
 	}
@@ -182,7 +189,7 @@ func dissect(pkt []byte) (d dissected, ok bool) {
 		}
 		d.src, d.dst = ip.Src(), ip.Dst()
 		d.proto, d.ttl, d.ipID = ip.Protocol(), ip.TTL(), ip.ID()
-		d.ipOK = ip.ChecksumValid()
+		d.ipOK = !full || ip.ChecksumValid()
 		total = ip.TotalLength()
 		d.l4 = pkt[hl:]
 		total -= hl
@@ -214,12 +221,14 @@ func dissect(pkt []byte) (d dissected, ok bool) {
 		d.tcp, d.hasPorts = true, true
 		d.sport, d.dport = t.SrcPort(), t.DstPort()
 		d.seq, d.ack, d.flags, d.win = t.Seq(), t.Ack(), t.Flags(), t.Window()
-		wire.ParseTCPOptions(t.Options(), &d.opts)
+		if full {
+			wire.ParseTCPOptions(t.Options(), &d.opts)
+		}
 		d.dataLen = len(t.Payload())
 		if d.truncated {
 			d.dataLen = total - t.DataOffset()
 		}
-		d.l4OK = !d.truncated && t.ChecksumValid(d.src, d.dst)
+		d.l4OK = full && !d.truncated && t.ChecksumValid(d.src, d.dst)
 	case wire.ProtoUDP:
 		u := wire.UDP(d.l4)
 		if u.Check() != nil {
@@ -228,7 +237,7 @@ func dissect(pkt []byte) (d dissected, ok bool) {
 		d.hasPorts = true
 		d.sport, d.dport = u.SrcPort(), u.DstPort()
 		d.dataLen = u.Length() - wire.UDPHeaderLen
-		d.l4OK = !d.truncated && u.ChecksumValid(d.src, d.dst)
+		d.l4OK = full && !d.truncated && u.ChecksumValid(d.src, d.dst)
 	case wire.ProtoICMPv4, wire.ProtoICMPv6:
 		m := wire.ICMP(d.l4)
 		if m.Check() != nil {
@@ -237,9 +246,11 @@ func dissect(pkt []byte) (d dissected, ok bool) {
 		d.icmpType, d.icmpCode = m.Type(), m.Code()
 		d.icmpID, d.icmpSeq = m.Ident(), m.Seq()
 		d.dataLen = len(m.Body())
-		if d.v6 {
+		switch {
+		case !full:
+		case d.v6:
 			d.l4OK = !d.truncated && m.ChecksumValidV6(d.src, d.dst)
-		} else {
+		default:
 			d.l4OK = !d.truncated && m.ChecksumValidV4()
 		}
 	}

@@ -85,11 +85,12 @@ func (l *lab) host(name string, fwd bool, ifs ...string) {
 // capture taps the named interfaces into l.caps.
 func (l *lab) capture(ifaces ...string) {
 	for _, id := range ifaces {
-		l.nics[id].AddTap(func(r stack.TapRecord) {
+		_, err := l.nics[id].AddTap(nil, func(r stack.TapRecord) {
 			l.capMu.Lock()
 			defer l.capMu.Unlock()
 			l.caps = append(l.caps, FromTap(id, r))
 		})
+		must(l.t, err)
 	}
 }
 
