@@ -139,6 +139,13 @@ func TestCaptureAcrossNodes(t *testing.T) {
 		}
 	}
 
+	// -c ends a capture that spans both nodes (the peers' streams end too).
+	wait, _ = startCapture(t, a, "net/lan2", "--proto", "icmp", "-c", "4")
+	a.ok("ping", "h1", "h2", "-c", "2", "-i", "0.2")
+	if out, errs := wait(); strings.Count(out, "\n") != 4 || !strings.Contains(errs, "4 packets captured") {
+		t.Errorf("capture -c 4 of net/lan2:\n%s%s", out, errs)
+	}
+
 	// Live decode through the other node, until Ctrl-C.
 	wait, cmd := startCapture(t, b, "h1", "--proto", "icmp")
 	a.ok("ping", "h1", "h2", "-c", "2", "-i", "0.2")

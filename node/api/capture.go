@@ -58,15 +58,19 @@ func (c *captureServer) Capture(req *labv1.CaptureRequest, stream labv1.CaptureS
 	if err != nil {
 		return err
 	}
+	if req.Duration != nil && req.Duration.AsDuration() <= 0 {
+		return invalid("duration", "must be positive")
+	}
 	ctx, cancel := context.WithCancel(stream.Context())
+	// Peers' streams end when ctx does; wait for their relays after that,
+	// whichever way the call ends.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
 	if req.Duration != nil {
-		d := req.Duration.AsDuration()
-		if d <= 0 {
-			return invalid("duration", "must be positive")
-		}
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
+		var cancelTimeout context.CancelFunc
+		ctx, cancelTimeout = context.WithTimeout(ctx, req.Duration.AsDuration())
+		defer cancelTimeout()
 	}
 	forwarded := false
 	if md, ok := metadata.FromIncomingContext(stream.Context()); ok && len(md.Get(forwardedKey)) > 0 {
@@ -90,8 +94,6 @@ func (c *captureServer) Capture(req *labv1.CaptureRequest, stream labv1.CaptureS
 		}
 	}()
 	remote := false
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	remoteErr := make(chan error, len(byNode))
 	for node, list := range byNode {
 		if node == s.cfg.Node {
