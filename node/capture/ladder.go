@@ -100,7 +100,7 @@ func (l *Ladder) Add(p *Packet) []string {
 	if !ok {
 		return nil
 	}
-	key, _, ok := l.keyOf(&d)
+	key, ok := l.keyOf(&d)
 	if !ok {
 		return nil
 	}
@@ -150,7 +150,7 @@ func (l *Ladder) Add(p *Packet) []string {
 		a.seen[seenAt] = true
 		if p.Drop != "" && a.drop == "" {
 			a.drop = "at " + p.Iface + ": " + p.Drop
-			a.dropAt = l.where(host, &d, toRight)
+			a.dropAt = l.where(host, &d)
 			lines = append(lines, l.note(f, p.Time, "^ "+a.label+" dropped "+a.drop)...)
 		}
 		return lines
@@ -170,7 +170,7 @@ func (l *Ladder) Add(p *Packet) []string {
 	}
 	if p.Drop != "" {
 		a.drop = "at " + p.Iface + ": " + p.Drop
-		a.dropAt = l.where(host, &d, toRight)
+		a.dropAt = l.where(host, &d)
 	}
 	if p.Note != "" {
 		a.mark(p.Note)
@@ -184,7 +184,7 @@ func (l *Ladder) Add(p *Packet) []string {
 
 // where places a drop on the arrow: at the sender, a router, or the
 // receiver.
-func (l *Ladder) where(host string, d *dissected, toRight bool) int {
+func (l *Ladder) where(host string, d *dissected) int {
 	switch host {
 	case l.hosts[d.src]:
 		return 0
@@ -203,32 +203,33 @@ func portOf(d *dissected) uint16 {
 
 // keyOf finds a packet's flow. An ICMP error belongs to the flow of the
 // packet it quotes, when that flow is known.
-func (l *Ladder) keyOf(d *dissected) (ladderKey, bool, bool) {
+func (l *Ladder) keyOf(d *dissected) (ladderKey, bool) {
 	a, b := netip.AddrPortFrom(d.src, d.sport), netip.AddrPortFrom(d.dst, d.dport)
 	k := ladderKey{proto: d.proto}
 	switch d.proto {
 	case wire.ProtoTCP, wire.ProtoUDP:
 		if !d.hasPorts {
-			return k, false, false
+			return k, false
 		}
 	case wire.ProtoICMPv4, wire.ProtoICMPv6:
 		a, b = netip.AddrPortFrom(d.src, 0), netip.AddrPortFrom(d.dst, 0)
 		if isEcho(d) {
 			k.echoID = d.icmpID
-		} else if q, ok := dissect(wire.ICMP(d.l4).Body()); ok && len(d.l4) >= wire.ICMPHeaderLen {
-			qk, _, ok := l.keyOf(&q)
-			if _, known := l.flows[qk]; ok && known {
-				return qk, false, true
+		} else if len(d.l4) >= wire.ICMPHeaderLen {
+			if q, ok := dissect(wire.ICMP(d.l4).Body()); ok {
+				qk, ok := l.keyOf(&q)
+				if _, known := l.flows[qk]; ok && known {
+					return qk, true
+				}
 			}
 		}
 	}
-	fromA := cmpAddrPort(a, b) <= 0
-	if fromA {
+	if cmpAddrPort(a, b) <= 0 {
 		k.a, k.b = a, b
 	} else {
 		k.a, k.b = b, a
 	}
-	return k, fromA, true
+	return k, true
 }
 
 func cmpAddrPort(a, b netip.AddrPort) int {

@@ -111,6 +111,14 @@ func FuzzReader(f *testing.F) {
 	_ = pw.Flush()
 	f.Add(buf.Bytes())
 	f.Add([]byte{})
+	// An ICMPv6 message shorter than its header.
+	short := make([]byte, 40+4)
+	short[0], short[5], short[6] = 0x60, 4, 58
+	var buf2 bytes.Buffer
+	pw2, _ := NewWriter(&buf2, 0)
+	_ = pw2.WritePacket(&Packet{Iface: "h1:eth0", Dir: In, Data: short})
+	_ = pw2.Flush()
+	f.Add(buf2.Bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := NewReader(bytes.NewReader(b))
 		dc := NewDecoder()
