@@ -134,3 +134,37 @@ func FuzzReader(f *testing.F) {
 		l.Render()
 	})
 }
+
+// FuzzDecode feeds packets straight to the decoder, the filter and the
+// ladder (FuzzReader has to get through pcapng first).
+func FuzzDecode(f *testing.F) {
+	for _, p := range tcpSessionSeeds {
+		f.Add(p)
+	}
+	f.Add([]byte{0x60, 0, 0, 0, 0, 4, 58, 64})
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		dc := NewDecoder()
+		l := NewLadder()
+		flt := Filter{Proto: "tcp", Port: 80}
+		for _, dir := range []Dir{Out, In} {
+			p := &Packet{Iface: "h1:eth0", Dir: dir, Data: pkt}
+			dc.Line(p)
+			l.Add(p)
+			flt.Match(pkt)
+		}
+		l.Render()
+	})
+}
+
+// tcpSessionSeeds are IP packets of several kinds for FuzzDecode.
+var tcpSessionSeeds = [][]byte{
+	// IPv4 TCP SYN 10.0.1.10:40000 -> 10.0.2.10:80 with MSS and SACK-permitted.
+	{0x45, 0, 0, 48, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 1, 10, 10, 0, 2, 10,
+		0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x70, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+		2, 4, 5, 0x50, 4, 2, 1, 1},
+	// IPv4 ICMP time exceeded quoting a UDP header.
+	{0x45, 0, 0, 56, 0, 2, 0, 0, 64, 1, 0, 0, 10, 0, 1, 1, 10, 0, 1, 10,
+		11, 0, 0, 0, 0, 0, 0, 0,
+		0x45, 0, 0, 28, 0, 3, 0, 0, 1, 17, 0, 0, 10, 0, 1, 10, 10, 0, 2, 10,
+		0x9c, 0x40, 0, 53, 0, 8, 0, 0},
+}
