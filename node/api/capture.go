@@ -87,10 +87,10 @@ func (c *captureServer) Capture(req *labv1.CaptureRequest, stream labv1.CaptureS
 		byNode[node] = append(byNode[node], ci)
 	}
 	sink := newCaptureSink(req.Snaplen)
-	var stops []func()
+	var taps []*localTap
 	defer func() {
-		for _, stop := range stops {
-			stop()
+		for _, t := range taps {
+			t.remove()
 		}
 	}()
 	remote := false
@@ -98,11 +98,11 @@ func (c *captureServer) Capture(req *labv1.CaptureRequest, stream labv1.CaptureS
 	for node, list := range byNode {
 		if node == s.cfg.Node {
 			for _, ci := range list {
-				stop, err := s.tapLocal(ci, filter, sink)
+				t, err := s.tapLocal(ci, filter, sink)
 				if err != nil {
 					return err
 				}
-				stops = append(stops, stop)
+				taps = append(taps, t)
 			}
 			continue
 		}
@@ -140,7 +140,12 @@ func (c *captureServer) Capture(req *labv1.CaptureRequest, stream labv1.CaptureS
 	if remote {
 		window = captureWindowRemote
 	}
-	return sink.run(ctx, stream, window, uint64(req.Count), remoteErr, s.stopping)
+	follow := func() {
+		for _, t := range taps {
+			s.follow(t, filter, sink)
+		}
+	}
+	return sink.run(ctx, stream, window, uint64(req.Count), remoteErr, s.stopping, follow)
 }
 
 // captureFilter checks the request's filter fields.
@@ -237,8 +242,30 @@ func (s *Server) captureTargets(req *labv1.CaptureRequest) ([]captureIface, erro
 	return out, nil
 }
 
+// localTap is a tapped interface of a host running here.
+type localTap struct {
+	ci     captureIface
+	stack  *stack.Stack // the host's stack when tapped
+	remove func()
+}
+
+// follow taps t's interface again when its host runs a new stack (a
+// changed spec restarts a host), so that a capture outlives the restart.
+func (s *Server) follow(t *localTap, f capture.Filter, sink *captureSink) {
+	h, ok := s.cfg.Hosts.Host(t.ci.info.Host)
+	if !ok || h.Stack() == t.stack {
+		return // the same host, or not running again yet
+	}
+	nt, err := s.tapLocal(t.ci, f, sink)
+	if err != nil {
+		return
+	}
+	t.remove()
+	*t = *nt
+}
+
 // tapLocal taps one interface of a host running here into sink.
-func (s *Server) tapLocal(ci captureIface, f capture.Filter, sink *captureSink) (func(), error) {
+func (s *Server) tapLocal(ci captureIface, f capture.Filter, sink *captureSink) (*localTap, error) {
 	h, ok := s.cfg.Hosts.Host(ci.info.Host)
 	if !ok {
 		return nil, status.Errorf(codes.Unavailable, "host %s is not running yet", ci.host)
@@ -257,7 +284,7 @@ func (s *Server) tapLocal(ci captureIface, f capture.Filter, sink *captureSink) 
 			if err != nil {
 				return nil, status.Errorf(codes.ResourceExhausted, "%s: %v", name, err)
 			}
-			return remove, nil
+			return &localTap{ci: ci, stack: h.Stack(), remove: remove}, nil
 		}
 	}
 	return nil, status.Errorf(codes.Unavailable, "host %s has no running interface %s", ci.host, ci.nic)
@@ -343,9 +370,9 @@ func (h *packetHeap) Pop() any {
 }
 
 // run sends packets once they are window old, in time order, with stats
-// every second, until ctx ends (duration, or the client went), count
-// packets were sent, or a peer's stream failed.
-func (k *captureSink) run(ctx context.Context, stream labv1.CaptureService_CaptureServer, window time.Duration, count uint64, remoteErr <-chan error, stopping <-chan struct{}) error {
+// (and a call of everySecond) every second, until ctx ends (duration, or
+// the client went), count packets were sent, or a peer's stream failed.
+func (k *captureSink) run(ctx context.Context, stream labv1.CaptureService_CaptureServer, window time.Duration, count uint64, remoteErr <-chan error, stopping <-chan struct{}, everySecond func()) error {
 	var held packetHeap
 	var sent uint64
 	tick := time.NewTicker(window / 2)
@@ -398,6 +425,7 @@ func (k *captureSink) run(ctx context.Context, stream labv1.CaptureService_Captu
 				return err
 			}
 		case <-statsEvery.C:
+			everySecond()
 			if err := sendStats(false); err != nil {
 				return err
 			}

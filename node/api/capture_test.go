@@ -145,3 +145,69 @@ func TestCapture(t *testing.T) {
 		}
 	}
 }
+
+// TestCaptureFollowsRestart: a host restarted by a change to its spec
+// runs a new stack; a capture of it goes on with the new one.
+func TestCaptureFollowsRestart(t *testing.T) {
+	e := newEnv(t, true)
+	e.apply(t, demo())
+	e.waitRunning(t, "labs/demo/hosts/r1", "labs/demo/hosts/h1", "labs/demo/hosts/h2")
+	c := captureClient(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := c.Capture(ctx, &labv1.CaptureRequest{Lab: "labs/demo", Targets: []string{"h1"}, Protocol: "icmp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != nil { // started
+		t.Fatal(err)
+	}
+	old, _ := e.rt.Host("labs/demo/hosts/h1")
+	topo := demo()
+	topo.Hosts[1].Routes = append(topo.Hosts[1].Routes, &labv1.Route{To: "192.0.2.0/24", Via: "10.0.1.1"})
+	e.apply(t, topo)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if h, ok := e.rt.Host("labs/demo/hosts/h1"); ok && h != old {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("h1 did not restart")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Ping until the capture shows the new stack's packets (it follows
+	// within about a second).
+	got := make(chan bool, 1)
+	go func() {
+		for {
+			m, err := st.Recv()
+			if err != nil {
+				return
+			}
+			if len(m.GetPackets().GetPackets()) > 0 {
+				got <- true
+				return
+			}
+		}
+	}()
+	for {
+		ps, err := e.live.Ping(ctx, &labv1.PingRequest{Host: "labs/demo/hosts/h1", Destination: "10.0.1.1", Count: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := ps.Recv(); err != nil {
+				break
+			}
+		}
+		select {
+		case <-got:
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the capture saw nothing of the restarted host")
+		}
+	}
+}
