@@ -146,11 +146,23 @@ func TestCaptureAcrossNodes(t *testing.T) {
 		t.Errorf("capture -c 4 of net/lan2:\n%s%s", out, errs)
 	}
 
+	// -w - streams pcapng on stdout (for wireshark -k -i -).
+	wait, _ = startCapture(t, b, "h1", "--proto", "icmp", "-c", "4", "-w", "-")
+	a.ok("ping", "h1", "h2", "-c", "2", "-i", "0.2")
+	out, _ := wait()
+	r = capture.NewReader(strings.NewReader(out))
+	for i := range 5 {
+		p, err := r.Next()
+		if i == 4 && err != io.EOF || i < 4 && (err != nil || p.Iface != "h1:eth0") {
+			t.Fatalf("pcapng from -w -, packet %d: %v, %v", i, p, err)
+		}
+	}
+
 	// Live decode through the other node, until Ctrl-C.
 	wait, cmd := startCapture(t, b, "h1", "--proto", "icmp")
 	a.ok("ping", "h1", "h2", "-c", "2", "-i", "0.2")
 	cmd.Process.Signal(os.Interrupt)
-	out, errs := wait()
+	out, errs = wait()
 	if strings.Count(out, "ICMP echo request") != 2 || strings.Count(out, "ICMP echo reply") != 2 || !strings.Contains(errs, "4 packets captured") {
 		t.Errorf("live decode of two pings, stopped by Ctrl-C:\n%s%s", out, errs)
 	}
