@@ -230,10 +230,12 @@ func TestKernelMulticastDropped(t *testing.T) {
 	ns, s, nic := attached(t, stack.Config{Name: "host"})
 	before := s.Stats()
 	// The answer, if any, comes from the kernel itself (multicast loop).
-	ns.Exec("ping", "-6", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-I", devName, "ff02::1")
+	// Four requests, of which at least two must arrive: under load the
+	// kernel may still hold the first back while the link comes up.
+	ns.Exec("ping", "-6", "-n", "-c", "4", "-i", "0.2", "-W", "1", "-I", devName, "ff02::1")
 	after := s.Stats()
 	if after.NotForUs < before.NotForUs+2 {
-		t.Errorf("NotForUs %d -> %d: want the 2 multicast echo requests dropped as not for us", before.NotForUs, after.NotForUs)
+		t.Errorf("NotForUs %d -> %d: want the multicast echo requests dropped as not for us", before.NotForUs, after.NotForUs)
 	}
 	if out, err := ns.Exec("ping", "-n", "-c", "1", "-W", "2", "10.99.0.2"); err != nil {
 		t.Fatalf("ping after multicast: %v\n%s", err, out)
