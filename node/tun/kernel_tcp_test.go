@@ -103,7 +103,11 @@ func newKernelLab(t *testing.T, loss float64) *kernelLab {
 	})
 	t.Cleanup(func() { tp.Close(); up.Close() })
 
-	ns.Run("ip", "link", "set", devName, "up", "mtu", "1500")
+	// A queue deep enough that the kernel does not drop what it sends us
+	// while our reader waits for a CPU: the default 500 packets overflow
+	// when other tests load the machine, and the clean link (loss=0%)
+	// would then lose packets after all.
+	ns.Run("ip", "link", "set", devName, "up", "mtu", "1500", "txqueuelen", "10000")
 	ns.Run("ip", "addr", "add", "10.99.0.1/24", "dev", devName)
 	ns.Run("ip", "-6", "addr", "add", "fd00:99::1/64", "dev", devName, "nodad")
 	// Make the kernel ask for ECN (RFC 3168) in its SYNs, so its SYN has
