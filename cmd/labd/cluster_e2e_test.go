@@ -159,8 +159,8 @@ func TestCluster(t *testing.T) {
 		d.stop(syscall.SIGTERM)
 	}
 	a = startLabdArgs(t, filepath.Join(dir, "a"), a.args...)
-	b = startLabdArgs(t, filepath.Join(dir, "b"), b.args...)
-	c = startLabdArgs(t, filepath.Join(dir, "c"), c.args...)
+	startLabdArgs(t, filepath.Join(dir, "b"), b.args...)
+	startLabdArgs(t, filepath.Join(dir, "c"), c.args...)
 	if got := a.ok("get", "hosts", "-o", "json"); got != want {
 		t.Errorf("after restarting every node the lab differs:\nwant %s\ngot %s", want, got)
 	}

@@ -3,41 +3,27 @@ package api_test
 import (
 	"context"
 	"io"
-	"net"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
-// captureClient is a CaptureService client of env's server.
-func captureClient(t *testing.T, e *env) labv1.CaptureServiceClient {
-	g := grpc.NewServer()
-	e.srv.Register(g)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go g.Serve(lis)
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return labv1.NewCaptureServiceClient(conn)
-}
-
-func TestCaptureValidation(t *testing.T) {
+// captureEnv is the demo lab running, for captures.
+func captureEnv(t *testing.T) (*env, context.Context) {
 	e := newEnv(t, true)
 	e.apply(t, demo())
 	e.waitRunning(t, "labs/demo/hosts/r1", "labs/demo/hosts/h1", "labs/demo/hosts/h2")
-	c := captureClient(t, e)
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return e, ctx
+}
+
+func TestCaptureValidation(t *testing.T) {
+	e, ctx := captureEnv(t)
+	c := e.capt
 	recvErr := func(req *labv1.CaptureRequest) error {
 		st, err := c.Capture(ctx, req)
 		if err != nil {
@@ -69,12 +55,8 @@ func TestCaptureValidation(t *testing.T) {
 // interface in time order, the router's drop of an expiring one with its
 // reason, and ends after count packets with stats.
 func TestCapture(t *testing.T) {
-	e := newEnv(t, true)
-	e.apply(t, demo())
-	e.waitRunning(t, "labs/demo/hosts/r1", "labs/demo/hosts/h1", "labs/demo/hosts/h2")
-	c := captureClient(t, e)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	e, ctx := captureEnv(t)
+	c := e.capt
 
 	// 2 pings through r1 cross the 4 interfaces twice each (16 packets);
 	// a ping with TTL 1 dies at r1:eth0, whose time exceeded goes back
@@ -149,12 +131,8 @@ func TestCapture(t *testing.T) {
 // TestCaptureFollowsRestart: a host restarted by a change to its spec
 // runs a new stack; a capture of it goes on with the new one.
 func TestCaptureFollowsRestart(t *testing.T) {
-	e := newEnv(t, true)
-	e.apply(t, demo())
-	e.waitRunning(t, "labs/demo/hosts/r1", "labs/demo/hosts/h1", "labs/demo/hosts/h2")
-	c := captureClient(t, e)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	e, ctx := captureEnv(t)
+	c := e.capt
 	st, err := c.Capture(ctx, &labv1.CaptureRequest{Lab: "labs/demo", Targets: []string{"h1"}, Protocol: "icmp"})
 	if err != nil {
 		t.Fatal(err)

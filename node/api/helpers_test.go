@@ -52,6 +52,7 @@ type env struct {
 	live  labv1.LiveServiceClient
 	nodes labv1.NodeServiceClient
 	sock  labv1.SocketServiceClient
+	capt  labv1.CaptureServiceClient
 }
 
 // tb is what newEnv needs from a *testing.T or *testing.B.
@@ -64,8 +65,9 @@ type tb interface {
 }
 
 // newEnv starts a gRPC server over a fresh store in a temporary directory.
-// With run, the runtime reconciles the store, so hosts actually run.
-func newEnv(t tb, run bool) *env {
+// With run, the runtime reconciles the store, so hosts actually run; opts
+// adjust the server's configuration.
+func newEnv(t tb, run bool, opts ...func(*api.Config)) *env {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{Origin: testNode})
 	if err != nil {
@@ -84,7 +86,11 @@ func newEnv(t tb, run bool) *env {
 			}
 		})
 	}
-	srv := api.New(api.Config{Node: testNode, Store: st, Hosts: runtimeHosts{rt}, Members: oneNode{}})
+	cfg := api.Config{Node: testNode, Store: st, Hosts: runtimeHosts{rt}, Members: oneNode{}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv := api.New(cfg)
 	g := grpc.NewServer()
 	srv.Register(g)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -104,6 +110,7 @@ func newEnv(t tb, run bool) *env {
 		live:  labv1.NewLiveServiceClient(conn),
 		nodes: labv1.NewNodeServiceClient(conn),
 		sock:  labv1.NewSocketServiceClient(conn),
+		capt:  labv1.NewCaptureServiceClient(conn),
 	}
 }
 

@@ -228,7 +228,7 @@ func TestResets(t *testing.T) {
 	}
 
 	dctx, cancel := context.WithCancel(ctx)
-	d = dialer(dctx)
+	_ = dialer(dctx) // the connection the Accept below takes
 	acc, _ = e.sock.Accept(ctx)
 	acc.Send(&labv1.AcceptRequest{Event: &labv1.AcceptRequest_Open{Open: &labv1.AcceptOpen{Host: h2, Connection: next().Id}}})
 	if m, err := acc.Recv(); err != nil || m.GetOpened() == nil {

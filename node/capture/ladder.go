@@ -53,15 +53,14 @@ type ladderKey struct {
 }
 
 type flow struct {
-	key        ladderKey
-	left       netip.AddrPort // drawn on the left: the first sender
-	right      netip.AddrPort
-	start      time.Time
-	arrows     []*arrow
-	routers    []string
-	seqs       seqBases
-	dirs       [2]dirState // 0: left to right
-	headerDone bool
+	key     ladderKey
+	left    netip.AddrPort // drawn on the left: the first sender
+	right   netip.AddrPort
+	start   time.Time
+	arrows  []*arrow
+	routers []string
+	seqs    seqBases
+	dirs    [2]dirState // 0: left to right
 }
 
 type dirState struct {
@@ -79,7 +78,6 @@ type arrow struct {
 	label   string
 	marks   []string
 	key     uint64
-	v4ID    bool
 	seen    map[string]bool // iface+dir observed
 	drop    string          // "why at where"
 	dropAt  int             // 0 sender side, 1 middle, 2 receiver side

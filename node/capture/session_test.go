@@ -126,22 +126,6 @@ func (l *lab) queued() int {
 	return len(l.queue)
 }
 
-// until pumps and lets virtual time pass in 10ms steps until done.
-func (l *lab) until(what string, done <-chan struct{}) {
-	l.t.Helper()
-	for i := 0; i < 3000; i++ {
-		l.pump()
-		select {
-		case <-done:
-			l.pump()
-			return
-		case <-time.After(time.Millisecond):
-		}
-		l.clk.Advance(10 * time.Millisecond)
-	}
-	l.t.Fatalf("%s: never done", what)
-}
-
 // advance lets d of virtual time pass, pumping at each 10ms step.
 func (l *lab) advance(d time.Duration) {
 	for ; d > 0; d -= 10 * time.Millisecond {

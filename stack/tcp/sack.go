@@ -61,8 +61,6 @@ func (b *scoreboard) ack(una seq) {
 	}
 }
 
-func (b *scoreboard) reset() { b.ranges = nil }
-
 // sacked reports whether s is SACKed.
 func (b *scoreboard) sacked(s seq) bool {
 	for _, r := range b.ranges {
@@ -116,12 +114,4 @@ func (b *scoreboard) lostEdge(una seq, thresh int) seq {
 		c += r.len()
 	}
 	return una
-}
-
-// highest is the end of the highest SACKed range.
-func (b *scoreboard) highest() (seq, bool) {
-	if len(b.ranges) == 0 {
-		return 0, false
-	}
-	return b.ranges[len(b.ranges)-1].end, true
 }
