@@ -105,10 +105,7 @@ func (l *Ladder) Add(p *Packet) []string {
 	f := l.flows[key]
 	if f == nil {
 		f = &flow{key: key, start: p.Time, seqs: seqBases{}}
-		src, dst := netip.AddrPortFrom(d.src, d.sport), netip.AddrPortFrom(d.dst, d.dport)
-		if d.proto == wire.ProtoICMPv4 || d.proto == wire.ProtoICMPv6 {
-			src, dst = netip.AddrPortFrom(d.src, 0), netip.AddrPortFrom(d.dst, 0)
-		}
+		src, dst := ends(&d)
 		if d.tcp && d.flags&(wire.TCPFlagSYN|wire.TCPFlagACK) == wire.TCPFlagSYN|wire.TCPFlagACK {
 			src, dst = dst, src // the SYN-ACK's receiver opened the connection
 		}
@@ -116,7 +113,8 @@ func (l *Ladder) Add(p *Packet) []string {
 		l.flows[key] = f
 		l.order = append(l.order, f)
 	}
-	toRight := netip.AddrPortFrom(d.src, portOf(&d)) == f.left
+	src, _ := ends(&d)
+	toRight := src == f.left
 	host := p.Host()
 	var lines []string
 	if host != l.hosts[d.src] && host != l.hosts[d.dst] && host != "" && !slices.Contains(f.routers, host) {
@@ -131,7 +129,9 @@ func (l *Ladder) Add(p *Packet) []string {
 	h.Write(d.l4)
 	k := h.Sum64() ^ uint64(d.ipID)<<48
 	seenAt := p.Iface + "/" + p.Dir.String()
-	// The same packet seen at another point is the same arrow.
+	// The same packet seen at another point is the same arrow; seen again
+	// at the same point, it is a duplicate.
+	dup := false
 	for i := len(f.arrows) - 1; i >= 0; i-- {
 		a := f.arrows[i]
 		if a.key != k || a.toRight != toRight {
@@ -141,14 +141,14 @@ func (l *Ladder) Add(p *Packet) []string {
 			if !d.v6 || p.Time.Sub(f.start)-a.t < time.Millisecond {
 				// The same bytes (and IPv4 ID) again at the same point:
 				// a duplicate, not a retransmission.
+				dup = true
 				break
 			}
 			continue
 		}
 		a.seen[seenAt] = true
 		if p.Drop != "" && a.drop == "" {
-			a.drop = "at " + p.Iface + ": " + p.Drop
-			a.dropAt = l.where(host, &d)
+			l.dropped(a, p, &d)
 			lines = append(lines, l.note(f, p.Time, "^ "+a.label+" dropped "+a.drop)...)
 		}
 		return lines
@@ -160,15 +160,11 @@ func (l *Ladder) Add(p *Packet) []string {
 		dir = &f.dirs[1]
 	}
 	a.label = l.label(f, &d, dir, a)
-	for _, prev := range f.arrows {
-		if prev.key == k && prev.toRight == toRight && prev.seen[seenAt] && (!d.v6 || a.t-prev.t < time.Millisecond) {
-			a.mark("duplicate")
-			break
-		}
+	if dup {
+		a.mark("duplicate")
 	}
 	if p.Drop != "" {
-		a.drop = "at " + p.Iface + ": " + p.Drop
-		a.dropAt = l.where(host, &d)
+		l.dropped(a, p, &d)
 	}
 	if p.Note != "" {
 		a.mark(p.Note)
@@ -180,8 +176,13 @@ func (l *Ladder) Add(p *Packet) []string {
 	return append(lines, l.live(f, a)...)
 }
 
-// where places a drop on the arrow: at the sender, a router, or the
-// receiver.
+// dropped records where and why p, an observation of a, went no further,
+// and places the X on the arrow: at the sender, a router, or the receiver.
+func (l *Ladder) dropped(a *arrow, p *Packet, d *dissected) {
+	a.drop = "at " + p.Iface + ": " + p.Drop
+	a.dropAt = l.where(p.Host(), d)
+}
+
 func (l *Ladder) where(host string, d *dissected) int {
 	switch host {
 	case l.hosts[d.src]:
@@ -192,17 +193,19 @@ func (l *Ladder) where(host string, d *dissected) int {
 	return 1
 }
 
-func portOf(d *dissected) uint16 {
-	if d.hasPorts {
-		return d.sport
+// ends are a packet's source and destination, with ports when its
+// protocol has them.
+func ends(d *dissected) (src, dst netip.AddrPort) {
+	if !d.hasPorts {
+		return netip.AddrPortFrom(d.src, 0), netip.AddrPortFrom(d.dst, 0)
 	}
-	return 0
+	return netip.AddrPortFrom(d.src, d.sport), netip.AddrPortFrom(d.dst, d.dport)
 }
 
 // keyOf finds a packet's flow. An ICMP error belongs to the flow of the
 // packet it quotes, when that flow is known.
 func (l *Ladder) keyOf(d *dissected) (ladderKey, bool) {
-	a, b := netip.AddrPortFrom(d.src, d.sport), netip.AddrPortFrom(d.dst, d.dport)
+	a, b := ends(d)
 	k := ladderKey{proto: d.proto}
 	switch d.proto {
 	case wire.ProtoTCP, wire.ProtoUDP:
@@ -210,7 +213,6 @@ func (l *Ladder) keyOf(d *dissected) (ladderKey, bool) {
 			return k, false
 		}
 	case wire.ProtoICMPv4, wire.ProtoICMPv6:
-		a, b = netip.AddrPortFrom(d.src, 0), netip.AddrPortFrom(d.dst, 0)
 		if isEcho(d) {
 			k.echoID = d.icmpID
 		} else if len(d.l4) >= wire.ICMPHeaderLen {
