@@ -152,7 +152,7 @@ func (c *captureServer) Capture(req *labv1.CaptureRequest, stream labv1.CaptureS
 func captureFilter(req *labv1.CaptureRequest) (capture.Filter, error) {
 	var f capture.Filter
 	var v violations
-	if !strings.HasPrefix(req.Lab, "labs/") || !validID(strings.TrimPrefix(req.Lab, "labs/")) {
+	if _, ok := parseLabName(req.Lab); !ok {
 		v.add("lab", "%q is not a lab name (labs/{lab})", req.Lab)
 	}
 	if len(req.Targets) == 0 {
@@ -179,7 +179,7 @@ func captureFilter(req *labv1.CaptureRequest) (capture.Filter, error) {
 
 // captureTargets resolves the targets to interfaces (each once).
 func (s *Server) captureTargets(req *labv1.CaptureRequest) ([]captureIface, error) {
-	lab := strings.TrimPrefix(req.Lab, "labs/")
+	lab, _ := parseLabName(req.Lab) // checked by captureFilter
 	st, err := loadLab(s.cfg.Store, lab)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
