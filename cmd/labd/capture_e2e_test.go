@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labnet-dev/labnet/node/capture"
+	"github.com/labnet-dev/labnet/format/capture"
 )
 
 // startCapture runs labctl capture against d in the background and returns

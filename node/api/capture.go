@@ -16,7 +16,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/labnet-dev/labnet/node/capture"
+	"github.com/labnet-dev/labnet/format/capture"
+	nodecapture "github.com/labnet-dev/labnet/node/capture"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 	"github.com/labnet-dev/labnet/stack"
 )
@@ -278,7 +279,7 @@ func (s *Server) tapLocal(ci captureIface, f capture.Filter, sink *captureSink) 
 				want = f.Match // decided before the packet is copied
 			}
 			remove, err := nic.AddTap(want, func(r stack.TapRecord) {
-				p := capture.FromTap(name, r)
+				p := nodecapture.FromTap(name, r)
 				sink.push(&p)
 			})
 			if err != nil {

@@ -1,17 +1,22 @@
+// Package capture is the daemon's side of captures: it turns the stack's
+// tap records into the Packets of format/capture, which labctl shares.
 package capture
 
-import "github.com/labnet-dev/labnet/stack"
+import (
+	"github.com/labnet-dev/labnet/format/capture"
+	"github.com/labnet-dev/labnet/stack"
+)
 
 // FromTap makes a Packet of a stack tap record seen at iface ("host:if").
 // The record's bytes are shared with other taps: the Packet keeps them
 // as they are and must not change them.
-func FromTap(iface string, r stack.TapRecord) Packet {
-	p := Packet{Time: r.Time, Seq: r.Seq, Iface: iface, Data: r.Packet, OrigLen: len(r.Packet), Note: r.Note}
+func FromTap(iface string, r stack.TapRecord) capture.Packet {
+	p := capture.Packet{Time: r.Time, Seq: r.Seq, Iface: iface, Data: r.Packet, OrigLen: len(r.Packet), Note: r.Note}
 	switch r.Dir {
 	case stack.TapIn:
-		p.Dir = In
+		p.Dir = capture.In
 	case stack.TapOut:
-		p.Dir = Out
+		p.Dir = capture.Out
 	}
 	if r.Drop != stack.DropNone {
 		p.Drop = r.Drop.String()

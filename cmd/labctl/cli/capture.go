@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/labnet-dev/labnet/node/capture"
+	"github.com/labnet-dev/labnet/format/capture"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 

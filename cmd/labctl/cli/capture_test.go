@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labnet-dev/labnet/node/capture"
+	"github.com/labnet-dev/labnet/format/capture"
 	"github.com/labnet-dev/labnet/stack/wire"
 )
 

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/labnet-dev/labnet/node/topology"
+	"github.com/labnet-dev/labnet/format/topology"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 

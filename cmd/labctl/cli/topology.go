@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/labnet-dev/labnet/node/topology"
+	"github.com/labnet-dev/labnet/format/topology"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 

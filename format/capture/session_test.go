@@ -88,10 +88,27 @@ func (l *lab) capture(ifaces ...string) {
 		_, err := l.nics[id].AddTap(nil, func(r stack.TapRecord) {
 			l.capMu.Lock()
 			defer l.capMu.Unlock()
-			l.caps = append(l.caps, FromTap(id, r))
+			l.caps = append(l.caps, fromTap(id, r))
 		})
 		must(l.t, err)
 	}
+}
+
+// fromTap makes a Packet of a tap record, as the daemon's
+// node/capture.FromTap does (which this package cannot import: it imports
+// this one).
+func fromTap(iface string, r stack.TapRecord) Packet {
+	p := Packet{Time: r.Time, Seq: r.Seq, Iface: iface, Data: r.Packet, OrigLen: len(r.Packet), Note: r.Note}
+	switch r.Dir {
+	case stack.TapIn:
+		p.Dir = In
+	case stack.TapOut:
+		p.Dir = Out
+	}
+	if r.Drop != stack.DropNone {
+		p.Drop = r.Drop.String()
+	}
+	return p
 }
 
 // pump delivers queued packets until the network is quiet.

@@ -1,0 +1,142 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/labnet-dev/labnet/node/api"
+	"github.com/labnet-dev/labnet/node/cluster"
+)
+
+// shutdownGrace is how long calls in flight may run at shutdown.
+const shutdownGrace = 10 * time.Second
+
+// apiServer is the gRPC API: the lab.v1 services (node/api), grpc health
+// and server reflection on one listener, and connections to the other
+// nodes' APIs for the calls node/api forwards to them.
+type apiServer struct {
+	lis    net.Listener
+	log    *slog.Logger
+	srv    *api.Server
+	grpc   *grpc.Server
+	health *health.Server
+	peers  *peerConns
+}
+
+// listenAPI binds the API address; register then builds the server, which
+// needs the address first (it is advertised to the cluster).
+func listenAPI(addr string, log *slog.Logger) (*apiServer, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--api %s: %w", addr, err)
+	}
+	return &apiServer{lis: lis, log: log}, nil
+}
+
+// register builds the lab.v1 services of cfg (its Peer is set here: live
+// calls are forwarded over connections to cl's members), health and
+// reflection.
+func (a *apiServer) register(cfg api.Config, cl *cluster.Cluster) {
+	a.peers = &peerConns{cl: cl, conns: map[string]*grpc.ClientConn{}}
+	cfg.Peer = a.peers.dial
+	a.srv = api.New(cfg)
+	a.grpc = grpc.NewServer()
+	a.srv.Register(a.grpc)
+	a.health = health.NewServer()
+	healthpb.RegisterHealthServer(a.grpc, a.health)
+	reflection.Register(a.grpc)
+}
+
+// serve serves calls until stop.
+func (a *apiServer) serve() error {
+	if err := a.grpc.Serve(a.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("api: %w", err)
+	}
+	return nil
+}
+
+// stopAccepting reports NOT_SERVING to health checks and ends the calls
+// that would run forever (node/api's Stop); drain follows.
+func (a *apiServer) stopAccepting() {
+	a.health.Shutdown()
+	a.srv.Stop()
+}
+
+// drain stops the server: no new calls, and calls in flight may finish
+// for shutdownGrace before they are cut.
+func (a *apiServer) drain() {
+	a.log.Info("shutting down: finishing calls in flight")
+	done := make(chan struct{})
+	go func() { a.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(shutdownGrace):
+		a.log.Warn("calls still running after the grace period: stopping them", "grace", shutdownGrace)
+		a.grpc.Stop()
+		<-done
+	}
+}
+
+// close closes the connections to peers and the listener (already
+// closed if the server ran).
+func (a *apiServer) close() error {
+	if a.peers != nil {
+		a.peers.close()
+	}
+	if err := a.lis.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("api: close: %w", err)
+	}
+	return nil
+}
+
+// peerConns keeps one gRPC connection per other node's API, for forwarding
+// live calls to the node that runs a host.
+type peerConns struct {
+	cl    *cluster.Cluster
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn // by API address
+}
+
+func (p *peerConns) dial(node string) (grpc.ClientConnInterface, error) {
+	var addr string
+	for _, m := range p.cl.Members() {
+		if m.Name == node {
+			if m.State != cluster.StateAlive {
+				return nil, fmt.Errorf("node %s is %s", node, m.State)
+			}
+			addr = m.Meta.APIAddr
+		}
+	}
+	if addr == "" {
+		return nil, fmt.Errorf("node %s is not a member of the cluster", node)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := p.conns[addr]; c != nil {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	p.conns[addr] = c
+	return c, nil
+}
+
+func (p *peerConns) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+}

@@ -1,0 +1,192 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/labnet-dev/labnet/node/api"
+	"github.com/labnet-dev/labnet/node/cluster"
+	"github.com/labnet-dev/labnet/node/metrics"
+	"github.com/labnet-dev/labnet/node/runtime"
+	"github.com/labnet-dev/labnet/node/store"
+	"github.com/labnet-dev/labnet/stack"
+)
+
+// Daemon is one labd: the replica of the desired state (node/store), the
+// runtime that runs this node's hosts, and three parts around them: the
+// packet path (packetpath.go), the cluster (members.go) and the API
+// (apiserver.go), with the optional TUN gateway (gateway.go) and metrics.
+// New builds it and binds its addresses, Run runs it until its context
+// ends, Close releases what New took.
+type Daemon struct {
+	cfg     Config
+	log     *slog.Logger
+	started time.Time
+
+	store   *store.Store
+	gw      *gateway // nil without --tun
+	api     *apiServer
+	metrics net.Listener // nil without --metrics
+	packets *packetPath
+	members *members
+	rt      *runtime.Runtime
+
+	ran       bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New checks cfg, opens the store (the data directory is locked while the
+// daemon holds it), binds the API, metrics, overlay and, when configured,
+// the TUN device, and wires the parts together. On an error, what was
+// opened is closed again.
+func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	d = &Daemon{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, d.Close())
+			d = nil
+		}
+	}()
+	if d.store, err = store.Open(filepath.Join(cfg.DataDir, "state.db"), store.Options{Origin: cfg.Name}); err != nil {
+		return d, err
+	}
+	if cfg.Tun.Device != "" {
+		if d.gw, err = openGateway(cfg.Tun, log.With("component", "tun")); err != nil {
+			return d, err
+		}
+	}
+	if d.api, err = listenAPI(cfg.API, log); err != nil {
+		return d, err
+	}
+	if cfg.Metrics != "" {
+		if d.metrics, err = metrics.Listen(cfg.Metrics); err != nil {
+			return d, fmt.Errorf("--metrics %s: %w", cfg.Metrics, err)
+		}
+	}
+	d.started = time.Now()
+
+	// The overlay carries packets to hosts on other nodes; the cluster
+	// finds the nodes and replicates the desired state.
+	if d.packets, err = newPacketPath(cfg); err != nil {
+		return d, err
+	}
+	adv := advertise(cfg, d.api.lis.Addr().String(), d.packets.addr(), log)
+	meta := cluster.NodeMeta{APIAddr: adv.api, OverlayAddr: adv.overlay, Version: Version, Started: d.started.Unix()}
+	if d.members, err = newMembers(cfg, d.store, meta, adv.gossip, log); err != nil {
+		return d, err
+	}
+	peersChanged, _ := d.members.watch() // ends when the cluster shuts down
+	d.packets.followMembers(d.members.peers, d.members.watch)
+	d.rt = runtime.New(runtime.Config{
+		Node: cfg.Name, Store: d.store, Fabric: d.packets.fab, Clock: stack.SystemClock{}, Logger: log.With("component", "runtime"),
+		Peers: d.members.peers, PeersChanged: peersChanged,
+		Started: d.gw.hook(),
+	})
+	self := &clusterNodes{cl: d.members.cl, st: d.store, name: cfg.Name, started: d.started}
+	d.api.register(api.Config{Node: cfg.Name, Store: d.store, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api")}, d.members.cl)
+	return d, nil
+}
+
+// Run joins the cluster and runs every part until ctx is done or one
+// fails, then shuts down in order: the API stops accepting calls, the
+// node leaves the cluster, calls in flight finish (shutdownGrace at most)
+// and the hosts stop. Run may be called once; Close follows it.
+func (d *Daemon) Run(ctx context.Context) error {
+	if d.ran {
+		return errors.New("labd: Run called twice")
+	}
+	d.ran = true
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	eg, ctx := errgroup.WithContext(ctx)
+	d.members.start(ctx)
+	eg.Go(func() error { return d.packets.run(ctx) })
+	if d.metrics != nil {
+		reg := metrics.New(d.metricsSources())
+		eg.Go(func() error { return metrics.Serve(ctx, d.metrics, reg) })
+		d.log.Info("metrics", "addr", d.metrics.Addr().String())
+	}
+	eg.Go(func() error { return d.members.run(ctx) })
+	eg.Go(func() error { return d.rt.Run(ctx) })
+	eg.Go(d.api.serve)
+	eg.Go(func() error {
+		<-ctx.Done()
+		d.api.stopAccepting()
+		d.members.leave()
+		d.api.drain()
+		return nil
+	})
+	d.log.Info("labd ready", "name", d.cfg.Name, "api", d.api.lis.Addr().String(), "data", d.cfg.DataDir, "version", Version)
+	return eg.Wait()
+}
+
+// metricsSources are what --metrics reports: the overlay's counters, the
+// members by state and every interface of this node's hosts.
+func (d *Daemon) metricsSources() metrics.Sources {
+	return metrics.Sources{
+		Overlay: d.packets.conn.Counters,
+		Members: d.members.states,
+		Interfaces: metrics.HostInterfaces(func(yield func(string, metrics.Host) bool) {
+			for name, h := range d.rt.All() {
+				if !yield(name, h) {
+					return
+				}
+			}
+		}),
+	}
+}
+
+// Close releases what New took, in reverse: the API's listener and peer
+// connections, the cluster, the overlay socket, the metrics listener, the
+// TUN device and last the store (flushed and unlocked). It is idempotent;
+// its error is the first of them.
+func (d *Daemon) Close() error {
+	d.closeOnce.Do(func() {
+		var errs []error
+		if d.api != nil {
+			errs = append(errs, d.api.close())
+		}
+		if d.members != nil {
+			d.members.close()
+		}
+		if d.packets != nil {
+			errs = append(errs, d.packets.close())
+		}
+		if d.metrics != nil {
+			if err := d.metrics.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				errs = append(errs, fmt.Errorf("--metrics: close: %w", err))
+			}
+		}
+		if d.gw != nil {
+			d.gw.close()
+		}
+		if d.store != nil {
+			if err := d.store.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("store: close: %w", err))
+			}
+		}
+		for _, err := range errs {
+			if err != nil {
+				d.closeErr = err
+				break
+			}
+		}
+	})
+	return d.closeErr
+}

@@ -1,0 +1,132 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/labnet-dev/labnet/node/cluster"
+	"github.com/labnet-dev/labnet/node/store"
+)
+
+// Tombstones of deleted resources are kept this long so that a node that
+// was away can still learn of the delete.
+const tombstoneHorizon = 7 * 24 * time.Hour
+
+// tombstoneEvery is how often tombstones older than the horizon go.
+const tombstoneEvery = time.Hour
+
+// leaveTimeout is how long leaving the cluster may take at shutdown.
+const leaveTimeout = 2 * time.Second
+
+// members is this node in the cluster: membership and replication of the
+// store (node/cluster), the peers the runtime and the packet path reach,
+// failover of the hosts of nodes gone too long, and the collection of old
+// tombstones from the store.
+type members struct {
+	cl            *cluster.Cluster
+	st            *store.Store
+	name          string
+	failoverAfter time.Duration
+	log           *slog.Logger
+}
+
+// newMembers prepares this node's membership; start joins the cluster.
+func newMembers(cfg Config, st *store.Store, meta cluster.NodeMeta, gossipAdvertise string, log *slog.Logger) (*members, error) {
+	cl, err := cluster.New(cluster.Config{
+		Name: cfg.Name, BindAddr: cfg.Gossip, AdvertiseAddr: gossipAdvertise, Join: cfg.Join, Store: st,
+		Meta: meta, Key: cfg.Key, Logger: log.With("component", "cluster"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &members{cl: cl, st: st, name: cfg.Name, failoverAfter: cfg.FailoverAfter, log: log}, nil
+}
+
+// start binds the gossip address and joins the cluster. Joining can fail
+// while the other nodes are still starting: the cluster keeps trying while
+// this node is alone, so that is a warning, not an error.
+func (m *members) start(ctx context.Context) {
+	if err := m.cl.Start(ctx); err != nil {
+		m.log.Warn("joining the cluster", "err", err)
+	}
+}
+
+// run runs failover (unless it is off) and tombstone collection until ctx
+// is done.
+func (m *members) run(ctx context.Context) error {
+	eg, ctx := errgroup.WithContext(ctx)
+	if m.failoverAfter > 0 {
+		fo := &failover{cl: m.cl, st: m.st, self: m.name, after: m.failoverAfter, log: m.log.With("component", "failover"), gone: map[string]time.Time{}}
+		eg.Go(func() error { return fo.run(ctx) })
+	}
+	eg.Go(func() error { return m.collectTombstones(ctx) })
+	return eg.Wait()
+}
+
+// collectTombstones removes, every tombstoneEvery, the tombstones older
+// than tombstoneHorizon. A failed collection is logged and tried again at
+// the next tick: the tombstones only take room meanwhile.
+func (m *members) collectTombstones(ctx context.Context) error {
+	t := time.NewTicker(tombstoneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			if n, err := m.st.CollectTombstones(now, tombstoneHorizon); err != nil {
+				m.log.Warn("tombstone collection failed", "err", err)
+			} else if n > 0 {
+				m.log.Debug("tombstones collected", "count", n)
+			}
+		}
+	}
+}
+
+// peers maps every other live node to its overlay address.
+func (m *members) peers() map[string]netip.AddrPort { return peersOf(m.cl, m.name) }
+
+// watch signals membership changes (cluster.WatchMembers).
+func (m *members) watch() (<-chan struct{}, func()) { return m.cl.WatchMembers() }
+
+// states counts the members by state, for metrics.
+func (m *members) states() map[string]int {
+	out := map[string]int{}
+	for _, mem := range m.cl.Members() {
+		out[mem.State.String()]++
+	}
+	return out
+}
+
+// leave tells the others this node is leaving and stops gossiping.
+func (m *members) leave() {
+	if err := m.cl.Leave(leaveTimeout); err != nil {
+		m.log.Warn("leaving the cluster", "err", err)
+	}
+	m.close()
+}
+
+// close stops gossiping at once (idempotent; leave says goodbye first).
+func (m *members) close() {
+	if err := m.cl.Shutdown(); err != nil {
+		m.log.Warn("stopping the cluster", "err", err)
+	}
+}
+
+// peersOf maps every other live node to its overlay address.
+func peersOf(cl *cluster.Cluster, self string) map[string]netip.AddrPort {
+	out := map[string]netip.AddrPort{}
+	for _, m := range cl.Members() {
+		if m.Name == self || m.State != cluster.StateAlive {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(m.Meta.OverlayAddr); err == nil {
+			out[m.Name] = ap
+		}
+	}
+	return out
+}
