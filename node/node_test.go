@@ -201,7 +201,8 @@ func TestRunRefusesLockedData(t *testing.T) {
 	defer cancel()
 	cfg := Config{Name: "a", DataDir: dir, API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0"}
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
+	first := cfg // the goroutine's own copy: cfg changes below
+	go func() { done <- Run(ctx, first, slog.New(slog.DiscardHandler)) }()
 	time.Sleep(300 * time.Millisecond)
 	cfg.Name = "b"
 	err := Run(context.Background(), cfg, slog.New(slog.DiscardHandler))
