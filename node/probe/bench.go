@@ -88,7 +88,7 @@ func bench(ctx context.Context, h Host, o BenchOptions, yield func(BenchEvent) b
 	}
 	dst := netip.AddrPortFrom(o.Destination, o.Port)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	c, err := h.TCP.Dial(dctx, dst)
+	c, err := h.tcp.Dial(dctx, dst)
 	cancel()
 	if err != nil {
 		return fail(ErrConnect, "connect to %s port %d (discard): %w", dst.Addr(), dst.Port(), err)

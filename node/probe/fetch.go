@@ -132,7 +132,7 @@ func (h Host) dial(ctx context.Context, addr string, resolve func(string) (netip
 	if err != nil {
 		return nil, err
 	}
-	c, err := h.TCP.Dial(ctx, netip.AddrPortFrom(ip, uint16(port)))
+	c, err := h.tcp.Dial(ctx, netip.AddrPortFrom(ip, uint16(port)))
 	if err != nil {
 		return nil, err // net/http names the operation
 	}

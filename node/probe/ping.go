@@ -139,7 +139,7 @@ func ping(ctx context.Context, h Host, o PingOptions, yield func(PingEvent) bool
 	send := func() bool {
 		sent++
 		seq := uint16(sent)
-		at := h.Stack.Now() // the clock answers are stamped with
+		at := h.stack.Now() // the clock answers are stamped with
 		if _, err := ep.Send(dst, seq, uint8(o.TTL), payload); err != nil {
 			return yield(PingError{Seq: seq, Message: localError(err)})
 		}

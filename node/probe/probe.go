@@ -18,12 +18,20 @@ import (
 
 	"github.com/labnet-dev/labnet/stack"
 	"github.com/labnet-dev/labnet/stack/tcp"
+	"github.com/labnet-dev/labnet/stack/udp"
 )
 
-// Host is the virtual host a tool runs from.
+// Host is the virtual host a tool runs from. It is opaque: whoever holds
+// one (node/api) can hand it to the tools but cannot reach the stack.
 type Host struct {
-	Stack *stack.Stack
-	TCP   *tcp.Protocol
+	stack *stack.Stack
+	tcp   *tcp.Protocol
+	udp   *udp.Protocol
+}
+
+// NewHost is the host of a stack and its TCP and UDP.
+func NewHost(st *stack.Stack, t *tcp.Protocol, u *udp.Protocol) Host {
+	return Host{stack: st, tcp: t, udp: u}
 }
 
 // An OptionError is an option out of range: the tool sent nothing.
@@ -66,7 +74,7 @@ func fail(kind error, format string, args ...any) error {
 
 // source is the address h sends from to dst.
 func (h Host) source(dst netip.Addr) (netip.Addr, error) {
-	src, err := h.Stack.SourceAddr(dst)
+	src, err := h.stack.SourceAddr(dst)
 	if err != nil {
 		return netip.Addr{}, fail(ErrNoRoute, "connect: %w", err)
 	}
@@ -75,7 +83,7 @@ func (h Host) source(dst netip.Addr) (netip.Addr, error) {
 
 // openEcho opens an echo endpoint of dst's family.
 func (h Host) openEcho(dst netip.Addr) (*stack.EchoEndpoint, error) {
-	ep, err := h.Stack.OpenEcho(dst.Is6())
+	ep, err := h.stack.OpenEcho(dst.Is6())
 	if err != nil {
 		return nil, fail(ErrNoSocket, "%w", err)
 	}

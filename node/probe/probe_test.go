@@ -391,14 +391,15 @@ func TestStatusAndConnections(t *testing.T) {
 	// b's services listen; a connection shows on both ends.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := a.TCP.Dial(ctx, netip.AddrPortFrom(addrB, 9))
+	ra, _ := l.rt.Host("labs/p/hosts/a")
+	c, err := ra.DialTCP(ctx, netip.AddrPortFrom(addrB, 9))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	h, _ := l.rt.Host("labs/p/hosts/b")
+	b := l.host(t, "b")
 	var listening, estab int
-	for _, conn := range h.Connections() {
+	for _, conn := range probe.Connections(b) {
 		switch {
 		case conn.Protocol == "tcp" && conn.State == "LISTEN" && conn.TCP == nil:
 			listening++
@@ -407,6 +408,6 @@ func TestStatusAndConnections(t *testing.T) {
 		}
 	}
 	if listening != 2 || estab != 1 {
-		t.Errorf("b lists %d listeners and %d connections from a, want 2 (http, discard) and 1: %+v", listening, estab, h.Connections())
+		t.Errorf("b lists %d listeners and %d connections from a, want 2 (http, discard) and 1: %+v", listening, estab, probe.Connections(b))
 	}
 }

@@ -3,9 +3,6 @@ package probe
 import (
 	"net/netip"
 	"time"
-
-	"github.com/labnet-dev/labnet/stack/tcp"
-	"github.com/labnet-dev/labnet/stack/udp"
 )
 
 // HostStatus is what a host looks like from inside: ip addr, ip route and
@@ -57,7 +54,7 @@ func (r RouteStatus) Connected() bool { return !r.Via.IsValid() }
 // Status reports h's interfaces, routes and IP counters.
 func Status(h Host) HostStatus {
 	var out HostStatus
-	for _, n := range h.Stack.Interfaces() {
+	for _, n := range h.stack.Interfaces() {
 		c := n.Counters()
 		out.Interfaces = append(out.Interfaces, InterfaceStatus{
 			Name: n.Name(), MTU: n.MTU(), Addresses: n.Addresses(),
@@ -67,10 +64,10 @@ func Status(h Host) HostStatus {
 			},
 		})
 	}
-	for _, r := range h.Stack.Routes() {
+	for _, r := range h.stack.Routes() {
 		out.Routes = append(out.Routes, RouteStatus{Destination: r.Dst, Via: r.Via, Interface: r.NIC.Name()})
 	}
-	ip := h.Stack.Stats()
+	ip := h.stack.Stats()
 	out.IP = IPStats{
 		Delivered: ip.Delivered, Forwarded: ip.Forwarded, Malformed: ip.Malformed,
 		TTLExceeded: ip.TTLExceeded, NoRoute: ip.NoRoute, HostUnreachable: ip.HostUnreachable,
@@ -106,10 +103,10 @@ type TCPInfo struct {
 	SACK, Timestamps                 bool
 }
 
-// Connections lists the TCP connections, then the UDP sockets, of a host.
-func Connections(t *tcp.Protocol, u *udp.Protocol) []Connection {
+// Connections lists the TCP connections, then the UDP sockets, of h.
+func Connections(h Host) []Connection {
 	var out []Connection
-	for _, c := range t.Connections() {
+	for _, c := range h.tcp.Connections() {
 		conn := Connection{Protocol: "tcp", State: c.State, Local: c.Local, Remote: c.Remote}
 		if c.State != "LISTEN" {
 			conn.TCP = &TCPInfo{
@@ -124,7 +121,7 @@ func Connections(t *tcp.Protocol, u *udp.Protocol) []Connection {
 		}
 		out = append(out, conn)
 	}
-	for _, s := range u.Sockets() {
+	for _, s := range h.udp.Sockets() {
 		conn := Connection{Protocol: "udp", State: "UNCONN", Local: s.Local, Remote: s.Remote}
 		if s.Remote.IsValid() {
 			conn.State = "ESTAB"

@@ -116,7 +116,7 @@ func traceroute(ctx context.Context, h Host, o TraceOptions, yield func(TraceEve
 		done, unreachable := 0, 0 // probes answered or failed; of those, unreachables
 		for i := range hop.Probes {
 			seq++
-			sentAt[i] = h.Stack.Now()
+			sentAt[i] = h.stack.Now()
 			if _, err := ep.Send(dst, seq, uint8(ttl), payload); err != nil {
 				p := &hop.Probes[i]
 				p.From, p.Annotation = src, "!H"

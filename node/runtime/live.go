@@ -16,7 +16,7 @@ import (
 // sockets and capture taps. No stack type crosses it.
 
 // Probe is the host the probes (ping, traceroute, fetch, bench) run from.
-func (h *Host) Probe() probe.Host { return probe.Host{Stack: h.stack, TCP: h.tcp} }
+func (h *Host) Probe() probe.Host { return probe.NewHost(h.stack, h.tcp, h.udp) }
 
 // Status reports the host's interfaces (with their networks and what
 // their impairments did), routes and IP counters.
@@ -35,7 +35,7 @@ func (h *Host) Status() probe.HostStatus {
 }
 
 // Connections lists the host's TCP connections and UDP sockets.
-func (h *Host) Connections() []probe.Connection { return probe.Connections(h.tcp, h.udp) }
+func (h *Host) Connections() []probe.Connection { return probe.Connections(h.Probe()) }
 
 // DialTCP connects from the host to dst. The connection has CloseWrite and
 // SetLinger, as a *net.TCPConn does.
