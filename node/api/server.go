@@ -54,6 +54,9 @@ type LiveHost interface {
 
 // Hosts finds running hosts by resource name.
 type Hosts interface {
+	// Host is the running host; the same (==) value while it runs, and a
+	// different one once it restarts (captures tap a restarted host anew),
+	// so its dynamic type must be comparable, such as a pointer.
 	Host(name string) (LiveHost, bool)
 	// Count is the number of hosts running on this node.
 	Count() int
