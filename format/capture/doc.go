@@ -5,7 +5,7 @@
 //
 // A Packet is one observation: a packet crossing one interface in one
 // direction at one time, with what became of it. The daemon produces them
-// (node/api's Capture call, from stack taps through node/capture.FromTap),
+// (node/api's Capture call, from stack taps through node/runtime's fromTap),
 // labctl consumes them; this package knows nothing of gRPC, of the stack
 // (only its packet views, stack/wire) or of the daemon, so labctl links
 // neither.

@@ -94,9 +94,9 @@ func (l *lab) capture(ifaces ...string) {
 	}
 }
 
-// fromTap makes a Packet of a tap record, as the daemon's
-// node/capture.FromTap does (which this package cannot import: it imports
-// this one).
+// fromTap makes a Packet of a tap record, as the daemon's runtime does
+// (node/runtime/tap.go, which this package cannot import: it imports this
+// one).
 func fromTap(iface string, r stack.TapRecord) Packet {
 	p := Packet{Time: r.Time, Seq: r.Seq, Iface: iface, Data: r.Packet, OrigLen: len(r.Packet), Note: r.Note}
 	switch r.Dir {

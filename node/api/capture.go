@@ -17,9 +17,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/labnet-dev/labnet/format/capture"
-	nodecapture "github.com/labnet-dev/labnet/node/capture"
+	"github.com/labnet-dev/labnet/node/probe"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
-	"github.com/labnet-dev/labnet/stack"
 )
 
 // Capture tuning.
@@ -246,15 +245,15 @@ func (s *Server) captureTargets(req *labv1.CaptureRequest) ([]captureIface, erro
 // localTap is a tapped interface of a host running here.
 type localTap struct {
 	ci     captureIface
-	stack  *stack.Stack // the host's stack when tapped
+	host   LiveHost // the running host when tapped
 	remove func()
 }
 
-// follow taps t's interface again when its host runs a new stack (a
-// changed spec restarts a host), so that a capture outlives the restart.
+// follow taps t's interface again when its host runs anew (a changed spec
+// restarts a host), so that a capture outlives the restart.
 func (s *Server) follow(t *localTap, f capture.Filter, sink *captureSink) {
 	h, ok := s.cfg.Hosts.Host(t.ci.info.Host)
-	if !ok || h.Stack() == t.stack {
+	if !ok || h == t.host {
 		return // the same host, or not running again yet
 	}
 	nt, err := s.tapLocal(t.ci, f, sink)
@@ -271,24 +270,18 @@ func (s *Server) tapLocal(ci captureIface, f capture.Filter, sink *captureSink) 
 	if !ok {
 		return nil, status.Errorf(codes.Unavailable, "host %s is not running yet", ci.host)
 	}
-	for _, nic := range h.Stack().Interfaces() {
-		if nic.Name() == ci.nic {
-			name := ci.info.Name
-			var want func([]byte) bool
-			if !f.All() {
-				want = f.Match // decided before the packet is copied
-			}
-			remove, err := nic.AddTap(want, func(r stack.TapRecord) {
-				p := nodecapture.FromTap(name, r)
-				sink.push(&p)
-			})
-			if err != nil {
-				return nil, status.Errorf(codes.ResourceExhausted, "%s: %v", name, err)
-			}
-			return &localTap{ci: ci, stack: h.Stack(), remove: remove}, nil
-		}
+	var want func([]byte) bool
+	if !f.All() {
+		want = f.Match // decided before the packet is copied
 	}
-	return nil, status.Errorf(codes.Unavailable, "host %s has no running interface %s", ci.host, ci.nic)
+	remove, err := h.Tap(ci.nic, ci.info.Name, want, sink.push)
+	switch {
+	case errors.Is(err, probe.ErrNoInterface):
+		return nil, status.Errorf(codes.Unavailable, "host %s has no running interface %s", ci.host, ci.nic)
+	case err != nil:
+		return nil, status.Errorf(codes.ResourceExhausted, "%v", err)
+	}
+	return &localTap{ci: ci, host: h, remove: remove}, nil
 }
 
 // captureSink gathers packets from taps and peers, and sends them in time

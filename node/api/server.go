@@ -4,8 +4,11 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"log/slog"
+	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -13,28 +16,47 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/labnet-dev/labnet/node/fabric"
+	"github.com/labnet-dev/labnet/format/capture"
+	"github.com/labnet-dev/labnet/node/probe"
 	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
-	"github.com/labnet-dev/labnet/stack"
-	"github.com/labnet-dev/labnet/stack/tcp"
-	"github.com/labnet-dev/labnet/stack/udp"
 )
 
-// LiveHost is a running virtual host.
+// LiveHost is a running virtual host, as the live calls need it: the
+// probes run from it, it reports its state in plain structs, opens standard
+// sockets and taps its interfaces. The daemon implements it
+// (node/runtime/live.go); nothing of the stack crosses it but the opaque
+// probe.Host, which api only hands to the probes.
 type LiveHost interface {
-	Stack() *stack.Stack
-	// Networks maps each interface name to its network's short id.
-	Networks() map[string]string
-	// ImpairCounters reports what the egress impairments of interface
-	// iface did.
-	ImpairCounters(iface string) fabric.ImpairCounters
-	TCP() *tcp.Protocol
-	UDP() *udp.Protocol
+	// Probe is the host the probes (ping, traceroute, fetch, bench) run
+	// from.
+	Probe() probe.Host
+	// Status reports interfaces (with their networks and impairment
+	// counters), routes and IP counters.
+	Status() probe.HostStatus
+	// Connections lists TCP connections, then UDP sockets.
+	Connections() []probe.Connection
+	// DialTCP connects to dst; ListenTCP listens on addr (the zero
+	// address: every address). Their connections have CloseWrite and
+	// SetLinger, as a *net.TCPConn does.
+	DialTCP(ctx context.Context, dst netip.AddrPort) (net.Conn, error)
+	ListenTCP(addr netip.AddrPort) (net.Listener, error)
+	// ListenUDP opens a UDP socket on addr (the zero address: every
+	// address of both families). It has ReadFromUDPAddrPort and
+	// WriteToUDPAddrPort, as a *net.UDPConn does.
+	ListenUDP(addr netip.AddrPort) (net.PacketConn, error)
+	// Tap gives deliver every packet interface iface sends and receives,
+	// named label, until remove is called; want (when set) picks packets
+	// before they are copied. deliver must not block. An unknown iface
+	// is probe.ErrNoInterface.
+	Tap(iface, label string, want func(pkt []byte) bool, deliver func(*capture.Packet)) (remove func(), err error)
 }
 
 // Hosts finds running hosts by resource name.
 type Hosts interface {
+	// Host is the running host; the same (==) value while it runs, and a
+	// different one once it restarts (captures tap a restarted host anew),
+	// so its dynamic type must be comparable, such as a pointer.
 	Host(name string) (LiveHost, bool)
 	// Count is the number of hosts running on this node.
 	Count() int

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
-	"github.com/labnet-dev/labnet/stack/tcp"
 )
 
 // Limits of the socket calls.
@@ -45,9 +44,9 @@ type socketServer struct {
 // pendingConn is a connection accepted on an exposed port.
 type pendingConn struct {
 	host  string
-	conn  *tcp.Conn
+	conn  net.Conn
 	timer *time.Timer
-	from  *tcp.Listener // the Expose call's
+	from  net.Listener // the Expose call's
 }
 
 func newSocketServer(s *Server) *socketServer {
@@ -164,7 +163,7 @@ func (ss *socketServer) Dial(stream labv1.SocketService_DialServer) error {
 		return invalid("open.timeout", "%v is outside (0, %v]", timeout, maxDialTimeout)
 	}
 	ctx, cancel := context.WithTimeout(stream.Context(), timeout)
-	c, err := h.TCP().Dial(ctx, dst)
+	c, err := h.DialTCP(ctx, dst)
 	cancel()
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "connect to %s: %v", dst, connectError(err))
@@ -183,7 +182,7 @@ func (ss *socketServer) Dial(stream labv1.SocketService_DialServer) error {
 // carry sends opened, then carries c's bytes (pump). msg makes the
 // response that says opened (o set), carries data (data set) or eof
 // (neither). carry owns c.
-func carry[Req, Resp any](s *Server, c *tcp.Conn, stream grpc.BidiStreamingServer[Req, Resp], data func(*Req) []byte,
+func carry[Req, Resp any](s *Server, c net.Conn, stream grpc.BidiStreamingServer[Req, Resp], data func(*Req) []byte,
 	msg func(o *labv1.SocketOpened, data []byte) *Resp) error {
 	// labd shutting down resets the connection rather than wait for it.
 	ctx, cancel := s.untilStop(stream.Context())
@@ -231,7 +230,7 @@ type byteStream struct {
 // ended: the client's CloseSend half-closes c (FIN), and the peer's FIN is
 // sent as eof. A call that fails or is cancelled resets c; a reset of c
 // ends the call with ABORTED. pump owns c.
-func pump(ctx context.Context, c *tcp.Conn, bs byteStream) error {
+func pump(ctx context.Context, c net.Conn, bs byteStream) error {
 	// A cancelled call resets c even while both directions wait on it (a
 	// silent peer that does not read either).
 	stop := context.AfterFunc(ctx, func() { reset(c) })
@@ -271,11 +270,11 @@ func pump(ctx context.Context, c *tcp.Conn, bs byteStream) error {
 }
 
 // copyUp writes the client's data to c, then half-closes c.
-func copyUp(c *tcp.Conn, bs byteStream) error {
+func copyUp(c net.Conn, bs byteStream) error {
 	for {
 		b, err := bs.recv()
 		if errors.Is(err, io.EOF) {
-			return c.CloseWrite()
+			return closeWrite(c)
 		}
 		if err != nil {
 			return err
@@ -287,7 +286,7 @@ func copyUp(c *tcp.Conn, bs byteStream) error {
 }
 
 // copyDown sends what c receives to the client, then eof.
-func copyDown(ctx context.Context, c *tcp.Conn, bs byteStream) error {
+func copyDown(ctx context.Context, c net.Conn, bs byteStream) error {
 	buf := make([]byte, chunk)
 	for {
 		n, err := c.Read(buf)
@@ -334,7 +333,7 @@ func (ss *socketServer) Expose(req *labv1.ExposeRequest, stream labv1.SocketServ
 	if req.Port == 0 || req.Port > 65535 {
 		return invalid("port", "%d is not 1-65535", req.Port)
 	}
-	l, err := h.TCP().Listen(netip.AddrPortFrom(netip.Addr{}, uint16(req.Port)))
+	l, err := h.ListenTCP(netip.AddrPortFrom(netip.Addr{}, uint16(req.Port)))
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return status.Errorf(codes.FailedPrecondition, "port %d of host %s is in use", req.Port, lastSegment(req.Host))
@@ -365,7 +364,7 @@ func (ss *socketServer) Expose(req *labv1.ExposeRequest, stream labv1.SocketServ
 		return err
 	}
 	for {
-		nc, err := l.Accept()
+		c, err := l.Accept()
 		if err != nil {
 			select {
 			case <-ss.stopping:
@@ -377,7 +376,6 @@ func (ss *socketServer) Expose(req *labv1.ExposeRequest, stream labv1.SocketServ
 			}
 			return status.Errorf(codes.Unavailable, "accept: %v", err)
 		}
-		c := nc.(*tcp.Conn)
 		id := ss.nextID.Add(1)
 		p := &pendingConn{host: req.Host, conn: c, from: l}
 		ss.mu.Lock()
@@ -410,10 +408,30 @@ func (ss *socketServer) take(id uint64, host string) *pendingConn {
 	return p
 }
 
-// reset aborts c with a RST.
-func reset(c *tcp.Conn) {
-	c.SetLinger(0)
+// reset aborts c with a RST (LiveHost's connections have SetLinger).
+func reset(c net.Conn) {
+	if l, ok := c.(interface{ SetLinger(sec int) error }); ok {
+		l.SetLinger(0)
+	}
 	c.Close()
+}
+
+// closeWrite half-closes c: sends its FIN (LiveHost's connections have
+// CloseWrite).
+func closeWrite(c net.Conn) error {
+	hc, ok := c.(interface{ CloseWrite() error })
+	if !ok {
+		return status.Errorf(codes.Internal, "%T cannot half-close", c)
+	}
+	return hc.CloseWrite()
+}
+
+// udpConn is what Datagrams needs of LiveHost's UDP sockets, as
+// *net.UDPConn has it.
+type udpConn interface {
+	net.PacketConn
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 }
 
 // Accept carries a connection announced by Expose.
@@ -459,14 +477,18 @@ func (ss *socketServer) Datagrams(stream labv1.SocketService_DatagramsServer) er
 		return invalid("open.port", "%d is above 65535", open.Port)
 	}
 	// The zero address takes datagrams to every address of both families.
-	pc, err := h.UDP().ListenPacket(netip.AddrPortFrom(netip.Addr{}, uint16(open.Port)))
+	sock, err := h.ListenUDP(netip.AddrPortFrom(netip.Addr{}, uint16(open.Port)))
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return status.Errorf(codes.FailedPrecondition, "UDP port %d of host %s is in use", open.Port, lastSegment(open.Host))
 		}
 		return status.Errorf(codes.Unavailable, "%v", err)
 	}
-	defer pc.Close()
+	defer sock.Close()
+	pc, ok := sock.(udpConn)
+	if !ok {
+		return status.Errorf(codes.Internal, "%T has no ReadFromUDPAddrPort", sock)
+	}
 	if err := stream.Send(&labv1.DatagramsResponse{Event: &labv1.DatagramsResponse_Opened{Opened: &labv1.SocketOpened{
 		LocalAddress: pc.LocalAddr().String(),
 	}}}); err != nil {
