@@ -1,50 +1,49 @@
 package api
 
 import (
-	"regexp"
-	"strings"
+	"github.com/labnet-dev/labnet/node/lab"
+	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
-// idPattern is AIP-122's resource id: lowercase letters, digits and hyphens,
-// starting with a letter or digit and not ending with a hyphen (an RFC 1123
-// DNS label).
-var idPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+// Resource names are the lab model's (node/lab); these thin wrappers keep
+// the handlers' calls short.
 
-func validID(id string) bool { return idPattern.MatchString(id) }
+func validID(id string) bool { return lab.ValidID(id) }
 
-const idRule = "must be a lowercase DNS label (a-z, 0-9, '-', 1-63 characters, starting and ending with a letter or digit)"
+const idRule = lab.IDRule
 
-func labName(lab string) string         { return "labs/" + lab }
-func networkName(lab, id string) string { return "labs/" + lab + "/networks/" + id }
-func hostName(lab, id string) string    { return "labs/" + lab + "/hosts/" + id }
-func labPrefix(lab string) string       { return "labs/" + lab + "/" }
-func networksPrefix(lab string) string  { return "labs/" + lab + "/networks/" }
-func hostsPrefix(lab string) string     { return "labs/" + lab + "/hosts/" }
-
-// parseLabName parses "labs/{lab}".
-func parseLabName(name string) (string, bool) {
-	lab, ok := strings.CutPrefix(name, "labs/")
-	return lab, ok && validID(lab)
-}
+func labName(l string) string                 { return lab.LabName(l) }
+func networkName(l, id string) string         { return lab.NetworkName(l, id) }
+func hostName(l, id string) string            { return lab.HostName(l, id) }
+func parseLabName(name string) (string, bool) { return lab.ParseLabName(name) }
 
 // parseChild parses "labs/{lab}/{collection}/{id}".
-func parseChild(name, collection string) (lab, id string, ok bool) {
-	parts := strings.Split(name, "/")
-	if len(parts) != 4 || parts[0] != "labs" || parts[2] != collection || !validID(parts[1]) || !validID(parts[3]) {
-		return "", "", false
-	}
-	return parts[1], parts[3], true
+func parseChild(name, collection string) (l, id string, ok bool) {
+	return lab.ParseChild(name, lab.Collection(collection))
 }
 
 // shortID accepts "id" or "labs/{lab}/{collection}/{id}" (of the same lab)
 // and returns id.
-func shortID(name, lab, collection string) (string, bool) {
-	if !strings.Contains(name, "/") {
-		return name, validID(name)
-	}
-	l, id, ok := parseChild(name, collection)
-	return id, ok && l == lab
+func shortID(name, l, collection string) (string, bool) {
+	return lab.ShortID(name, l, lab.Collection(collection))
 }
 
 // lastSegment returns what follows the last "/".
-func lastSegment(name string) string { return name[strings.LastIndexByte(name, '/')+1:] }
+func lastSegment(name string) string { return lab.ID(name) }
+
+func sortedKeys[V any](m map[string]V) []string { return lab.SortedKeys(m) }
+
+// labState is a lab's state as the capture handlers read it.
+type labState struct {
+	lab   *labv1.Lab
+	nets  map[string]*labv1.Network
+	hosts map[string]*labv1.Host
+}
+
+func loadLab(r lab.Reader, id string) (*labState, error) {
+	st, err := lab.Load(r, id)
+	if err != nil {
+		return nil, err
+	}
+	return &labState{lab: st.Lab, nets: st.Networks, hosts: st.Hosts}, nil
+}
