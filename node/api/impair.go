@@ -14,7 +14,7 @@ import (
 // host's spec is written like any other, and the runtime applies the change
 // to the running interface without restarting the host.
 func (s *Server) SetImpairment(ctx context.Context, req *labv1.SetImpairmentRequest) (*labv1.SetImpairmentResponse, error) {
-	labID, id, ok := parseChild(req.Host, "hosts")
+	labID, id, ok := lab.ParseHostName(req.Host)
 	if !ok {
 		return nil, invalid("host", "%q is not a host name (labs/{lab}/hosts/{host})", req.Host)
 	}

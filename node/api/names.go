@@ -5,8 +5,9 @@ import (
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
-// Resource names are the lab model's (node/lab); these thin wrappers keep
-// the handlers' calls short.
+// Resource names and the store's layout are the lab model's (node/lab).
+// The live, capture and socket handlers call these thin wrappers; the
+// other handlers call node/lab directly.
 
 func validID(id string) bool { return lab.ValidID(id) }
 

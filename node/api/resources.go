@@ -68,7 +68,7 @@ func (s *Server) withCounts(st *lab.State) *labv1.Lab {
 // --- labs ---
 
 func (s *Server) GetLab(ctx context.Context, req *labv1.GetLabRequest) (*labv1.GetLabResponse, error) {
-	labID, ok := parseLabName(req.Name)
+	labID, ok := lab.ParseLabName(req.Name)
 	if !ok {
 		return nil, invalid("name", "%q is not a lab name (labs/{lab})", req.Name)
 	}
@@ -101,14 +101,14 @@ func (s *Server) ListLabs(ctx context.Context, req *labv1.ListLabsRequest) (*lab
 }
 
 func (s *Server) CreateLab(ctx context.Context, req *labv1.CreateLabRequest) (*labv1.CreateLabResponse, error) {
-	if !validID(req.LabId) {
-		return nil, invalid("lab_id", "%q %s", req.LabId, idRule)
+	if !lab.ValidID(req.LabId) {
+		return nil, invalid("lab_id", "%q %s", req.LabId, lab.IDRule)
 	}
 	st, err := s.change(req.LabId, func(old, next *lab.State) (map[string]string, []string, error) {
 		if old.Lab != nil {
 			return nil, nil, status.Errorf(codes.AlreadyExists, "lab %q already exists", req.LabId)
 		}
-		next.Lab = &labv1.Lab{Name: labName(req.LabId), Description: req.GetLab().GetDescription(), CreateTime: timestamppb.New(s.cfg.Now())}
+		next.Lab = &labv1.Lab{Name: lab.LabName(req.LabId), Description: req.GetLab().GetDescription(), CreateTime: timestamppb.New(s.cfg.Now())}
 		return nil, nil, nil
 	})
 	if err != nil {
@@ -118,7 +118,7 @@ func (s *Server) CreateLab(ctx context.Context, req *labv1.CreateLabRequest) (*l
 }
 
 func (s *Server) UpdateLab(ctx context.Context, req *labv1.UpdateLabRequest) (*labv1.UpdateLabResponse, error) {
-	labID, ok := parseLabName(req.GetLab().GetName())
+	labID, ok := lab.ParseLabName(req.GetLab().GetName())
 	if !ok {
 		return nil, invalid("lab.name", "%q is not a lab name (labs/{lab})", req.GetLab().GetName())
 	}
@@ -139,7 +139,7 @@ func (s *Server) UpdateLab(ctx context.Context, req *labv1.UpdateLabRequest) (*l
 }
 
 func (s *Server) DeleteLab(ctx context.Context, req *labv1.DeleteLabRequest) (*labv1.DeleteLabResponse, error) {
-	labID, ok := parseLabName(req.Name)
+	labID, ok := lab.ParseLabName(req.Name)
 	if !ok {
 		return nil, invalid("name", "%q is not a lab name (labs/{lab})", req.Name)
 	}
@@ -159,7 +159,7 @@ func (s *Server) DeleteLab(ctx context.Context, req *labv1.DeleteLabRequest) (*l
 // --- networks ---
 
 func (s *Server) GetNetwork(ctx context.Context, req *labv1.GetNetworkRequest) (*labv1.GetNetworkResponse, error) {
-	labID, id, ok := parseChild(req.Name, "networks")
+	labID, id, ok := lab.ParseNetworkName(req.Name)
 	if !ok {
 		return nil, invalid("name", "%q is not a network name (labs/{lab}/networks/{network})", req.Name)
 	}
@@ -191,17 +191,17 @@ func (s *Server) ListNetworks(ctx context.Context, req *labv1.ListNetworksReques
 }
 
 func (s *Server) CreateNetwork(ctx context.Context, req *labv1.CreateNetworkRequest) (*labv1.CreateNetworkResponse, error) {
-	labID, ok := parseLabName(req.Parent)
+	labID, ok := lab.ParseLabName(req.Parent)
 	if !ok {
 		return nil, invalid("parent", "%q is not a lab name (labs/{lab})", req.Parent)
 	}
-	if !validID(req.NetworkId) {
-		return nil, invalid("network_id", "%q %s", req.NetworkId, idRule)
+	if !lab.ValidID(req.NetworkId) {
+		return nil, invalid("network_id", "%q %s", req.NetworkId, lab.IDRule)
 	}
 	if req.Network == nil {
 		return nil, invalid("network", "required")
 	}
-	name := networkName(labID, req.NetworkId)
+	name := lab.NetworkName(labID, req.NetworkId)
 	st, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
 		if old.Lab == nil {
 			return nil, nil, notFound("lab %q not found", labID)
@@ -219,7 +219,7 @@ func (s *Server) CreateNetwork(ctx context.Context, req *labv1.CreateNetworkRequ
 }
 
 func (s *Server) UpdateNetwork(ctx context.Context, req *labv1.UpdateNetworkRequest) (*labv1.UpdateNetworkResponse, error) {
-	labID, id, ok := parseChild(req.GetNetwork().GetName(), "networks")
+	labID, id, ok := lab.ParseNetworkName(req.GetNetwork().GetName())
 	if !ok {
 		return nil, invalid("network.name", "%q is not a network name (labs/{lab}/networks/{network})", req.GetNetwork().GetName())
 	}
@@ -250,7 +250,7 @@ func (s *Server) UpdateNetwork(ctx context.Context, req *labv1.UpdateNetworkRequ
 }
 
 func (s *Server) DeleteNetwork(ctx context.Context, req *labv1.DeleteNetworkRequest) (*labv1.DeleteNetworkResponse, error) {
-	labID, id, ok := parseChild(req.Name, "networks")
+	labID, id, ok := lab.ParseNetworkName(req.Name)
 	if !ok {
 		return nil, invalid("name", "%q is not a network name (labs/{lab}/networks/{network})", req.Name)
 	}
@@ -273,7 +273,7 @@ func (s *Server) DeleteNetwork(ctx context.Context, req *labv1.DeleteNetworkRequ
 // --- hosts ---
 
 func (s *Server) GetHost(ctx context.Context, req *labv1.GetHostRequest) (*labv1.GetHostResponse, error) {
-	labID, id, ok := parseChild(req.Name, "hosts")
+	labID, id, ok := lab.ParseHostName(req.Name)
 	if !ok {
 		return nil, invalid("name", "%q is not a host name (labs/{lab}/hosts/{host})", req.Name)
 	}
@@ -304,17 +304,17 @@ func (s *Server) ListHosts(ctx context.Context, req *labv1.ListHostsRequest) (*l
 }
 
 func (s *Server) CreateHost(ctx context.Context, req *labv1.CreateHostRequest) (*labv1.CreateHostResponse, error) {
-	labID, ok := parseLabName(req.Parent)
+	labID, ok := lab.ParseLabName(req.Parent)
 	if !ok {
 		return nil, invalid("parent", "%q is not a lab name (labs/{lab})", req.Parent)
 	}
-	if !validID(req.HostId) {
-		return nil, invalid("host_id", "%q %s", req.HostId, idRule)
+	if !lab.ValidID(req.HostId) {
+		return nil, invalid("host_id", "%q %s", req.HostId, lab.IDRule)
 	}
 	if req.Host == nil {
 		return nil, invalid("host", "required")
 	}
-	name := hostName(labID, req.HostId)
+	name := lab.HostName(labID, req.HostId)
 	st, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
 		if old.Lab == nil {
 			return nil, nil, notFound("lab %q not found", labID)
@@ -333,7 +333,7 @@ func (s *Server) CreateHost(ctx context.Context, req *labv1.CreateHostRequest) (
 
 func (s *Server) UpdateHost(ctx context.Context, req *labv1.UpdateHostRequest) (*labv1.UpdateHostResponse, error) {
 	fields := []string{"forwarding", "interfaces", "routes", "node"}
-	labID, id, ok := parseChild(req.GetHost().GetName(), "hosts")
+	labID, id, ok := lab.ParseHostName(req.GetHost().GetName())
 	if !ok {
 		return nil, invalid("host.name", "%q is not a host name (labs/{lab}/hosts/{host})", req.GetHost().GetName())
 	}
@@ -369,7 +369,7 @@ func (s *Server) UpdateHost(ctx context.Context, req *labv1.UpdateHostRequest) (
 }
 
 func (s *Server) DeleteHost(ctx context.Context, req *labv1.DeleteHostRequest) (*labv1.DeleteHostResponse, error) {
-	labID, id, ok := parseChild(req.Name, "hosts")
+	labID, id, ok := lab.ParseHostName(req.Name)
 	if !ok {
 		return nil, invalid("name", "%q is not a host name (labs/{lab}/hosts/{host})", req.Name)
 	}

@@ -81,7 +81,7 @@ func (s *Server) Watch(req *labv1.WatchRequest, stream labv1.LabService_WatchSer
 	if err != nil {
 		return err
 	}
-	for _, key := range sortedKeys(cur) {
+	for _, key := range lab.SortedKeys(cur) {
 		if err := s.sendWatch(stream, rev, labv1.WatchEventType_WATCH_EVENT_TYPE_ADDED, key, cur[key]); err != nil {
 			return err
 		}
@@ -102,7 +102,7 @@ func (s *Server) Watch(req *labv1.WatchRequest, stream labv1.LabService_WatchSer
 		if err != nil {
 			return err
 		}
-		keys := sortedKeys(cur)
+		keys := lab.SortedKeys(cur)
 		for key := range sent {
 			if _, ok := cur[key]; !ok {
 				keys = append(keys, key)
