@@ -67,23 +67,9 @@ func (f *failover) check(now time.Time) {
 	}
 	var moved []string
 	_, err := f.st.Update(func(tx *store.Tx) error {
-		all, err := lab.ReadAll(tx)
-		if err != nil {
-			f.log.Warn("failover: records left out", "err", err)
-		}
-		pl := lab.NewPlacer(alive, lab.HostsPerNode(all.Hosts))
-		for _, h := range all.Hosts {
-			if !expired[h.Node] || h.NoFailover {
-				continue
-			}
-			best := pl.Place()
-			moved = append(moved, h.Name+" "+h.Node+"->"+best)
-			h.Node = best
-			if err := lab.PutHost(tx, h); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		moved, err = reassign(tx, alive, expired, f.log)
+		return err
 	})
 	if err != nil {
 		f.log.Error("failover", "err", err)
@@ -92,4 +78,28 @@ func (f *failover) check(now time.Time) {
 	for _, m := range moved {
 		f.log.Info("host placed again: its node is gone", "move", m)
 	}
+}
+
+// reassign places the hosts of the expired nodes again on the alive ones
+// (lab.Placer: least loaded, first by name), except those that opt out,
+// and returns the moves as "host from->to".
+func reassign(tx *store.Tx, alive []string, expired map[string]bool, log *slog.Logger) ([]string, error) {
+	all, err := lab.ReadAll(tx)
+	if err != nil {
+		log.Warn("failover: records left out", "err", err)
+	}
+	var moved []string
+	pl := lab.NewPlacer(alive, lab.HostsPerNode(all.Hosts))
+	for _, h := range all.Hosts {
+		if !expired[h.Node] || h.NoFailover {
+			continue
+		}
+		best := pl.Place()
+		moved = append(moved, h.Name+" "+h.Node+"->"+best)
+		h.Node = best
+		if err := lab.PutHost(tx, h); err != nil {
+			return nil, err
+		}
+	}
+	return moved, nil
 }
