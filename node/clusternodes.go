@@ -1,13 +1,12 @@
 package node
 
 import (
-	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/labnet-dev/labnet/node/cluster"
+	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
@@ -21,15 +20,8 @@ type clusterNodes struct {
 }
 
 func (c *clusterNodes) Nodes() []*labv1.Node {
-	counts := map[string]int32{}
-	for _, rec := range c.st.List("labs/") {
-		if parts := strings.Split(rec.Key, "/"); len(parts) == 4 && parts[2] == "hosts" {
-			h := &labv1.Host{}
-			if proto.Unmarshal(rec.Value, h) == nil {
-				counts[h.Node]++
-			}
-		}
-	}
+	all, _ := lab.ReadAll(c.st) // a record that does not decode counts nowhere
+	counts := lab.HostsPerNode(all.Hosts)
 	states := map[cluster.State]labv1.NodeState{
 		cluster.StateAlive: labv1.NodeState_NODE_STATE_ALIVE, cluster.StateSuspect: labv1.NodeState_NODE_STATE_SUSPECT,
 		cluster.StateDead: labv1.NodeState_NODE_STATE_DEAD, cluster.StateLeft: labv1.NodeState_NODE_STATE_LEFT,
@@ -37,9 +29,9 @@ func (c *clusterNodes) Nodes() []*labv1.Node {
 	var out []*labv1.Node
 	for _, m := range c.cl.Members() {
 		n := &labv1.Node{
-			Name: "nodes/" + m.Name, State: states[m.State], ApiAddress: m.Meta.APIAddr,
+			Name: lab.NodeName(m.Name), State: states[m.State], ApiAddress: m.Meta.APIAddr,
 			GossipAddress: m.Addr, OverlayAddress: m.Meta.OverlayAddr, Version: m.Meta.Version,
-			HostCount: counts[m.Name],
+			HostCount: int32(counts[m.Name]),
 		}
 		switch {
 		case m.Name == c.name:

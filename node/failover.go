@@ -4,14 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"sort"
-	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/labnet-dev/labnet/node/cluster"
+	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/store"
-	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
 // failover places again the hosts of nodes that have been gone (dead, or
@@ -70,44 +67,9 @@ func (f *failover) check(now time.Time) {
 	}
 	var moved []string
 	_, err := f.st.Update(func(tx *store.Tx) error {
-		counts := map[string]int{}
-		for _, n := range alive {
-			counts[n] = 0
-		}
-		var hosts []*labv1.Host
-		for _, rec := range tx.List("labs/") {
-			if parts := strings.Split(rec.Key, "/"); len(parts) != 4 || parts[2] != "hosts" {
-				continue
-			}
-			h := &labv1.Host{}
-			if proto.Unmarshal(rec.Value, h) != nil {
-				continue
-			}
-			if _, ok := counts[h.Node]; ok {
-				counts[h.Node]++
-			}
-			hosts = append(hosts, h)
-		}
-		for _, h := range hosts {
-			if !expired[h.Node] || h.NoFailover {
-				continue
-			}
-			best := alive[0]
-			for _, n := range alive[1:] {
-				if counts[n] < counts[best] {
-					best = n
-				}
-			}
-			counts[best]++
-			moved = append(moved, h.Name+" "+h.Node+"->"+best)
-			h.Node = best
-			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(h)
-			if err != nil {
-				return err
-			}
-			tx.Put(h.Name, b)
-		}
-		return nil
+		var err error
+		moved, err = reassign(tx, alive, expired, f.log)
+		return err
 	})
 	if err != nil {
 		f.log.Error("failover", "err", err)
@@ -116,4 +78,28 @@ func (f *failover) check(now time.Time) {
 	for _, m := range moved {
 		f.log.Info("host placed again: its node is gone", "move", m)
 	}
+}
+
+// reassign places the hosts of the expired nodes again on the alive ones
+// (lab.Placer: least loaded, first by name), except those that opt out,
+// and returns the moves as "host from->to".
+func reassign(tx *store.Tx, alive []string, expired map[string]bool, log *slog.Logger) ([]string, error) {
+	all, err := lab.ReadAll(tx)
+	if err != nil {
+		log.Warn("failover: records left out", "err", err)
+	}
+	var moved []string
+	pl := lab.NewPlacer(alive, lab.HostsPerNode(all.Hosts))
+	for _, h := range all.Hosts {
+		if !expired[h.Node] || h.NoFailover {
+			continue
+		}
+		best := pl.Place()
+		moved = append(moved, h.Name+" "+h.Node+"->"+best)
+		h.Node = best
+		if err := lab.PutHost(tx, h); err != nil {
+			return nil, err
+		}
+	}
+	return moved, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/tun"
 	"github.com/labnet-dev/labnet/stack"
 )
@@ -128,8 +129,8 @@ func openGateway(c TunConfig, log *slog.Logger) (*gateway, error) {
 		d.Close()
 		return nil, fmt.Errorf("--tun %s: %w", c.Device, err)
 	}
-	lab, host, _ := strings.Cut(c.Router, "/")
-	g := &gateway{gw: tun.NewGateway(d), router: "labs/" + lab + "/hosts/" + host, addrs: router, log: log}
+	labID, host, _ := strings.Cut(c.Router, "/")
+	g := &gateway{gw: tun.NewGateway(d), router: lab.HostName(labID, host), addrs: router, log: log}
 	log.Info("tun gateway", "device", d.Name(), "kernel", kernel, "router", c.Router, "router addresses", router, "kernel routes", c.Routes)
 	return g, nil
 }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/labnet-dev/labnet/format/capture"
+	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/probe"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
@@ -152,7 +153,7 @@ func (c *captureServer) Capture(req *labv1.CaptureRequest, stream labv1.CaptureS
 func captureFilter(req *labv1.CaptureRequest) (capture.Filter, error) {
 	var f capture.Filter
 	var v violations
-	if _, ok := parseLabName(req.Lab); !ok {
+	if _, ok := lab.ParseLabName(req.Lab); !ok {
 		v.add("lab", "%q is not a lab name (labs/{lab})", req.Lab)
 	}
 	if len(req.Targets) == 0 {
@@ -179,13 +180,13 @@ func captureFilter(req *labv1.CaptureRequest) (capture.Filter, error) {
 
 // captureTargets resolves the targets to interfaces (each once).
 func (s *Server) captureTargets(req *labv1.CaptureRequest) ([]captureIface, error) {
-	lab, _ := parseLabName(req.Lab) // checked by captureFilter
-	st, err := loadLab(s.cfg.Store, lab)
+	labID, _ := lab.ParseLabName(req.Lab) // checked by captureFilter
+	st, err := lab.Load(s.cfg.Store, labID)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
-	if st.lab == nil {
-		return nil, notFound("lab %q not found", lab)
+	if st.Lab == nil {
+		return nil, notFound("lab %q not found", labID)
 	}
 	var out []captureIface
 	seen := map[string]bool{}
@@ -195,7 +196,7 @@ func (s *Server) captureTargets(req *labv1.CaptureRequest) ([]captureIface, erro
 			return
 		}
 		seen[name] = true
-		info := &labv1.CaptureInterface{Name: name, Host: hostName(lab, hostID), Network: networkName(lab, ifc.Network), Node: h.Node}
+		info := &labv1.CaptureInterface{Name: name, Host: lab.HostName(labID, hostID), Network: lab.NetworkName(labID, ifc.Network), Node: h.Node}
 		for _, a := range []string{ifc.Ipv4, ifc.Ipv6} {
 			if p, err := netip.ParsePrefix(a); err == nil {
 				info.Addresses = append(info.Addresses, p.Addr().String())
@@ -208,25 +209,25 @@ func (s *Server) captureTargets(req *labv1.CaptureRequest) ([]captureIface, erro
 	for i, t := range req.Targets {
 		field := fmt.Sprintf("targets[%d]", i)
 		if netID, ok := strings.CutPrefix(t, "net/"); ok {
-			if st.nets[netID] == nil {
-				return nil, notFound("network %q not found in lab %q", netID, lab)
+			if st.Networks[netID] == nil {
+				return nil, notFound("network %q not found in lab %q", netID, labID)
 			}
-			for _, id := range sortedKeys(st.hosts) {
-				for _, ifc := range st.hosts[id].Interfaces {
+			for _, id := range lab.SortedKeys(st.Hosts) {
+				for _, ifc := range st.Hosts[id].Interfaces {
 					if ifc.Network == netID {
-						add(id, st.hosts[id], ifc)
+						add(id, st.Hosts[id], ifc)
 					}
 				}
 			}
 			continue
 		}
 		hostID, nic, hasNIC := strings.Cut(t, ":")
-		if !validID(hostID) {
+		if !lab.ValidID(hostID) {
 			return nil, invalid(field, "%q: want HOST, HOST:IFACE or net/NETWORK", t)
 		}
-		h := st.hosts[hostID]
+		h := st.Hosts[hostID]
 		if h == nil {
-			return nil, notFound("host %q not found in lab %q", hostID, lab)
+			return nil, notFound("host %q not found in lab %q", hostID, labID)
 		}
 		found := false
 		for _, ifc := range h.Interfaces {

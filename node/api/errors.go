@@ -1,12 +1,14 @@
 package api
 
 import (
+	"errors"
 	"fmt"
-	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/labnet-dev/labnet/node/lab"
 )
 
 // violations collects bad fields; it becomes one InvalidArgument status with
@@ -45,16 +47,18 @@ func notFound(format string, args ...any) error {
 }
 
 // join makes a field path: join("topology", "hosts[1]") = "topology.hosts[1]".
-func join(parts ...string) string {
-	var b strings.Builder
-	for _, p := range parts {
-		if p == "" {
-			continue
-		}
-		if b.Len() > 0 && !strings.HasPrefix(p, "[") {
-			b.WriteByte('.')
-		}
-		b.WriteString(p)
+func join(parts ...string) string { return lab.Field(parts...) }
+
+// modelErr is the model's validation error as an InvalidArgument status
+// naming every field; other errors pass unchanged.
+func modelErr(err error) error {
+	var lv lab.Violations
+	if !errors.As(err, &lv) {
+		return err
 	}
-	return b.String()
+	var v violations
+	for _, f := range lv {
+		v.add(f.Field, "%s", f.Description)
+	}
+	return v.err()
 }

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/labnet-dev/labnet/node/lab"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
@@ -37,16 +37,12 @@ func (s *Server) forwardConn(ctx context.Context, host string) (grpc.ClientConnI
 	if s.cfg.Peer == nil {
 		return nil, nil, nil
 	}
-	lab, id, ok := parseChild(host, "hosts")
+	labID, id, ok := lab.ParseHostName(host)
 	if !ok {
 		return nil, nil, nil
 	}
-	rec, ok := s.cfg.Store.Get(hostName(lab, id))
-	if !ok {
-		return nil, nil, nil
-	}
-	spec := &labv1.Host{}
-	if proto.Unmarshal(rec.Value, spec) != nil || spec.Node == s.cfg.Node || spec.Node == "" {
+	spec, ok, err := lab.GetHost(s.cfg.Store, labID, id)
+	if err != nil || !ok || spec.Node == s.cfg.Node || spec.Node == "" {
 		return nil, nil, nil
 	}
 	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {

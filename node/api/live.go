@@ -8,26 +8,25 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/probe"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
 // liveHost finds the spec and the running host for a live call.
 func (s *Server) liveHost(field, name string) (*labv1.Host, LiveHost, error) {
-	lab, id, ok := parseChild(name, "hosts")
+	labID, id, ok := lab.ParseChild(name, lab.Hosts)
 	if !ok {
 		return nil, nil, invalid(field, "%q is not a host name (labs/{lab}/hosts/{host})", name)
 	}
-	rec, ok := s.cfg.Store.Get(hostName(lab, id))
-	if !ok {
-		return nil, nil, notFound("host %q not found in lab %q", id, lab)
+	spec, ok, err := lab.GetHost(s.cfg.Store, labID, id)
+	if err != nil {
+		return nil, nil, status.Errorf(codes.Internal, "%v", err)
 	}
-	spec := &labv1.Host{}
-	if err := proto.Unmarshal(rec.Value, spec); err != nil {
-		return nil, nil, status.Errorf(codes.Internal, "record %s: %v", rec.Key, err)
+	if !ok {
+		return nil, nil, notFound("host %q not found in lab %q", id, labID)
 	}
 	h, ok := s.cfg.Hosts.Host(spec.Name)
 	if !ok {
@@ -60,18 +59,17 @@ func (s *Server) resolve(field, host, dest string, v6 bool) (netip.Addr, error) 
 		}
 		return a, nil
 	}
-	lab, _, _ := parseChild(host, "hosts")
-	id, ok := shortID(dest, lab, "hosts")
+	labID, _, _ := lab.ParseChild(host, lab.Hosts)
+	id, ok := lab.ShortID(dest, labID, lab.Hosts)
 	if !ok {
 		return netip.Addr{}, invalid(field, "%q is neither an IP address nor a host name", dest)
 	}
-	rec, ok := s.cfg.Store.Get(hostName(lab, id))
-	if !ok {
-		return netip.Addr{}, invalid(field, "%q is neither an IP address nor a host of lab %s", dest, lab)
+	h, ok, err := lab.GetHost(s.cfg.Store, labID, id)
+	if err != nil {
+		return netip.Addr{}, status.Errorf(codes.Internal, "%v", err)
 	}
-	h := &labv1.Host{}
-	if err := proto.Unmarshal(rec.Value, h); err != nil {
-		return netip.Addr{}, status.Errorf(codes.Internal, "record %s: %v", rec.Key, err)
+	if !ok {
+		return netip.Addr{}, invalid(field, "%q is neither an IP address nor a host of lab %s", dest, labID)
 	}
 	var first4, first6 netip.Addr
 	for _, ifc := range h.Interfaces {

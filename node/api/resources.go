@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
@@ -19,77 +20,76 @@ import (
 // change edits one lab in a store transaction: fn edits next (a copy of
 // old) and returns the request's field path of each resource it wrote and
 // the hosts to normalize; the result is validated as a whole and written.
-func (s *Server) change(lab string, fn func(old, next *labState) (map[string]string, []string, error)) (*labState, error) {
-	var result *labState
+func (s *Server) change(labID string, fn func(old, next *lab.State) (map[string]string, []string, error)) (*lab.State, error) {
+	var result *lab.State
 	err := s.update(func(tx *store.Tx) error {
-		old, err := loadLab(tx, lab)
+		old, err := lab.Load(tx, labID)
 		if err != nil {
 			return err
 		}
-		next := old.clone()
+		next := old.Clone()
 		paths, hostIDs, err := fn(old, next)
 		if err != nil {
 			return err
 		}
-		normalize(next, old, hostIDs)
+		lab.Normalize(next, old, hostIDs)
 		var named []string
 		for name := range paths {
 			named = append(named, name)
 		}
-		if err := validateLab(next, pathsOf(paths), named).err(); err != nil {
-			return err
+		if err := lab.Validate(next, pathsOf(paths), named).Err(); err != nil {
+			return modelErr(err)
 		}
 		result = next
-		return write(tx, old, next)
+		return lab.Write(tx, old, next)
 	})
 	return result, err
 }
 
 // read loads a lab for a read-only call.
-func (s *Server) read(lab string) (*labState, error) {
-	st, err := loadLab(s.cfg.Store, lab)
+func (s *Server) read(labID string) (*lab.State, error) {
+	st, err := lab.Load(s.cfg.Store, labID)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "store: %v", err)
+		return nil, storeErr(err)
 	}
 	return st, nil
 }
 
-func (s *Server) withCounts(st *labState) *labv1.Lab {
-	l := proto.Clone(st.lab).(*labv1.Lab)
-	l.NetworkCount = int32(len(st.nets))
-	l.HostCount = int32(len(st.hosts))
+// storeErr is a record the model could not read: an internal error.
+func storeErr(err error) error { return status.Errorf(codes.Internal, "store: %v", err) }
+
+func (s *Server) withCounts(st *lab.State) *labv1.Lab {
+	l := proto.CloneOf(st.Lab)
+	l.NetworkCount = int32(len(st.Networks))
+	l.HostCount = int32(len(st.Hosts))
 	return l
 }
 
 // --- labs ---
 
 func (s *Server) GetLab(ctx context.Context, req *labv1.GetLabRequest) (*labv1.GetLabResponse, error) {
-	lab, ok := parseLabName(req.Name)
+	labID, ok := lab.ParseLabName(req.Name)
 	if !ok {
 		return nil, invalid("name", "%q is not a lab name (labs/{lab})", req.Name)
 	}
-	st, err := s.read(lab)
+	st, err := s.read(labID)
 	if err != nil {
 		return nil, err
 	}
-	if st.lab == nil {
-		return nil, notFound("lab %q not found", lab)
+	if st.Lab == nil {
+		return nil, notFound("lab %q not found", labID)
 	}
 	return &labv1.GetLabResponse{Lab: s.withCounts(st)}, nil
 }
 
 func (s *Server) ListLabs(ctx context.Context, req *labv1.ListLabsRequest) (*labv1.ListLabsResponse, error) {
+	all, err := lab.LoadAll(s.cfg.Store)
+	if err != nil {
+		return nil, storeErr(err)
+	}
 	var labs []*labv1.Lab
-	for _, rec := range s.cfg.Store.List("labs/") {
-		lab, ok := parseLabName(rec.Key)
-		if !ok {
-			continue
-		}
-		st, err := s.read(lab)
-		if err != nil {
-			return nil, err
-		}
-		if st.lab != nil {
+	for _, st := range all {
+		if st.Lab != nil {
 			labs = append(labs, s.withCounts(st))
 		}
 	}
@@ -101,14 +101,14 @@ func (s *Server) ListLabs(ctx context.Context, req *labv1.ListLabsRequest) (*lab
 }
 
 func (s *Server) CreateLab(ctx context.Context, req *labv1.CreateLabRequest) (*labv1.CreateLabResponse, error) {
-	if !validID(req.LabId) {
-		return nil, invalid("lab_id", "%q %s", req.LabId, idRule)
+	if !lab.ValidID(req.LabId) {
+		return nil, invalid("lab_id", "%q %s", req.LabId, lab.IDRule)
 	}
-	st, err := s.change(req.LabId, func(old, next *labState) (map[string]string, []string, error) {
-		if old.lab != nil {
+	st, err := s.change(req.LabId, func(old, next *lab.State) (map[string]string, []string, error) {
+		if old.Lab != nil {
 			return nil, nil, status.Errorf(codes.AlreadyExists, "lab %q already exists", req.LabId)
 		}
-		next.lab = &labv1.Lab{Name: labName(req.LabId), Description: req.GetLab().GetDescription(), CreateTime: timestamppb.New(s.cfg.Now())}
+		next.Lab = &labv1.Lab{Name: lab.LabName(req.LabId), Description: req.GetLab().GetDescription(), CreateTime: timestamppb.New(s.cfg.Now())}
 		return nil, nil, nil
 	})
 	if err != nil {
@@ -118,18 +118,18 @@ func (s *Server) CreateLab(ctx context.Context, req *labv1.CreateLabRequest) (*l
 }
 
 func (s *Server) UpdateLab(ctx context.Context, req *labv1.UpdateLabRequest) (*labv1.UpdateLabResponse, error) {
-	lab, ok := parseLabName(req.GetLab().GetName())
+	labID, ok := lab.ParseLabName(req.GetLab().GetName())
 	if !ok {
 		return nil, invalid("lab.name", "%q is not a lab name (labs/{lab})", req.GetLab().GetName())
 	}
 	if err := checkMask(req.UpdateMask, "description"); err != nil {
 		return nil, err
 	}
-	st, err := s.change(lab, func(old, next *labState) (map[string]string, []string, error) {
-		if old.lab == nil {
-			return nil, nil, notFound("lab %q not found", lab)
+	st, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
+		if old.Lab == nil {
+			return nil, nil, notFound("lab %q not found", labID)
 		}
-		next.lab.Description = req.Lab.Description
+		next.Lab.Description = req.Lab.Description
 		return nil, nil, nil
 	})
 	if err != nil {
@@ -139,15 +139,15 @@ func (s *Server) UpdateLab(ctx context.Context, req *labv1.UpdateLabRequest) (*l
 }
 
 func (s *Server) DeleteLab(ctx context.Context, req *labv1.DeleteLabRequest) (*labv1.DeleteLabResponse, error) {
-	lab, ok := parseLabName(req.Name)
+	labID, ok := lab.ParseLabName(req.Name)
 	if !ok {
 		return nil, invalid("name", "%q is not a lab name (labs/{lab})", req.Name)
 	}
-	_, err := s.change(lab, func(old, next *labState) (map[string]string, []string, error) {
-		if old.lab == nil && len(old.nets) == 0 && len(old.hosts) == 0 {
-			return nil, nil, notFound("lab %q not found", lab)
+	_, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
+		if old.Lab == nil && len(old.Networks) == 0 && len(old.Hosts) == 0 {
+			return nil, nil, notFound("lab %q not found", labID)
 		}
-		next.lab, next.nets, next.hosts = nil, map[string]*labv1.Network{}, map[string]*labv1.Host{}
+		next.Lab, next.Networks, next.Hosts = nil, map[string]*labv1.Network{}, map[string]*labv1.Host{}
 		return nil, nil, nil
 	})
 	if err != nil {
@@ -159,33 +159,29 @@ func (s *Server) DeleteLab(ctx context.Context, req *labv1.DeleteLabRequest) (*l
 // --- networks ---
 
 func (s *Server) GetNetwork(ctx context.Context, req *labv1.GetNetworkRequest) (*labv1.GetNetworkResponse, error) {
-	lab, id, ok := parseChild(req.Name, "networks")
+	labID, id, ok := lab.ParseNetworkName(req.Name)
 	if !ok {
 		return nil, invalid("name", "%q is not a network name (labs/{lab}/networks/{network})", req.Name)
 	}
-	st, err := s.read(lab)
+	st, err := s.read(labID)
 	if err != nil {
 		return nil, err
 	}
-	n := st.nets[id]
+	n := st.Networks[id]
 	if n == nil {
-		return nil, notFound("network %q not found in lab %q", id, lab)
+		return nil, notFound("network %q not found in lab %q", id, labID)
 	}
 	return &labv1.GetNetworkResponse{Network: n}, nil
 }
 
 func (s *Server) ListNetworks(ctx context.Context, req *labv1.ListNetworksRequest) (*labv1.ListNetworksResponse, error) {
-	recs, err := s.listChildren(req.Parent, "networks")
+	labID, err := parentLab(req.Parent)
 	if err != nil {
 		return nil, err
 	}
-	var nets []*labv1.Network
-	for _, rec := range recs {
-		n := &labv1.Network{}
-		if err := proto.Unmarshal(rec.Value, n); err != nil {
-			return nil, status.Errorf(codes.Internal, "record %s: %v", rec.Key, err)
-		}
-		nets = append(nets, n)
+	nets, err := lab.ListNetworks(s.cfg.Store, labID)
+	if err != nil {
+		return nil, storeErr(err)
 	}
 	page, next, err := paginate(nets, req.PageSize, req.PageToken, (*labv1.Network).GetName)
 	if err != nil {
@@ -195,45 +191,45 @@ func (s *Server) ListNetworks(ctx context.Context, req *labv1.ListNetworksReques
 }
 
 func (s *Server) CreateNetwork(ctx context.Context, req *labv1.CreateNetworkRequest) (*labv1.CreateNetworkResponse, error) {
-	lab, ok := parseLabName(req.Parent)
+	labID, ok := lab.ParseLabName(req.Parent)
 	if !ok {
 		return nil, invalid("parent", "%q is not a lab name (labs/{lab})", req.Parent)
 	}
-	if !validID(req.NetworkId) {
-		return nil, invalid("network_id", "%q %s", req.NetworkId, idRule)
+	if !lab.ValidID(req.NetworkId) {
+		return nil, invalid("network_id", "%q %s", req.NetworkId, lab.IDRule)
 	}
 	if req.Network == nil {
 		return nil, invalid("network", "required")
 	}
-	name := networkName(lab, req.NetworkId)
-	st, err := s.change(lab, func(old, next *labState) (map[string]string, []string, error) {
-		if old.lab == nil {
-			return nil, nil, notFound("lab %q not found", lab)
+	name := lab.NetworkName(labID, req.NetworkId)
+	st, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
+		if old.Lab == nil {
+			return nil, nil, notFound("lab %q not found", labID)
 		}
-		if old.nets[req.NetworkId] != nil {
-			return nil, nil, status.Errorf(codes.AlreadyExists, "network %q already exists in lab %q", req.NetworkId, lab)
+		if old.Networks[req.NetworkId] != nil {
+			return nil, nil, status.Errorf(codes.AlreadyExists, "network %q already exists in lab %q", req.NetworkId, labID)
 		}
-		next.nets[req.NetworkId] = s.networkSpec(next, nil, req.Network, name)
+		next.Networks[req.NetworkId] = networkSpec(nil, req.Network, name, s.usedVNIs(next))
 		return map[string]string{name: "network"}, nil, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &labv1.CreateNetworkResponse{Network: st.nets[req.NetworkId]}, nil
+	return &labv1.CreateNetworkResponse{Network: st.Networks[req.NetworkId]}, nil
 }
 
 func (s *Server) UpdateNetwork(ctx context.Context, req *labv1.UpdateNetworkRequest) (*labv1.UpdateNetworkResponse, error) {
-	lab, id, ok := parseChild(req.GetNetwork().GetName(), "networks")
+	labID, id, ok := lab.ParseNetworkName(req.GetNetwork().GetName())
 	if !ok {
 		return nil, invalid("network.name", "%q is not a network name (labs/{lab}/networks/{network})", req.GetNetwork().GetName())
 	}
 	if err := checkMask(req.UpdateMask, "ipv4", "ipv6", "mtu"); err != nil {
 		return nil, err
 	}
-	st, err := s.change(lab, func(old, next *labState) (map[string]string, []string, error) {
-		n := next.nets[id]
+	st, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
+		n := next.Networks[id]
 		if n == nil {
-			return nil, nil, notFound("network %q not found in lab %q", id, lab)
+			return nil, nil, notFound("network %q not found in lab %q", id, labID)
 		}
 		for _, p := range maskPaths(req.UpdateMask, "ipv4", "ipv6", "mtu") {
 			switch p {
@@ -250,22 +246,22 @@ func (s *Server) UpdateNetwork(ctx context.Context, req *labv1.UpdateNetworkRequ
 	if err != nil {
 		return nil, err
 	}
-	return &labv1.UpdateNetworkResponse{Network: st.nets[id]}, nil
+	return &labv1.UpdateNetworkResponse{Network: st.Networks[id]}, nil
 }
 
 func (s *Server) DeleteNetwork(ctx context.Context, req *labv1.DeleteNetworkRequest) (*labv1.DeleteNetworkResponse, error) {
-	lab, id, ok := parseChild(req.Name, "networks")
+	labID, id, ok := lab.ParseNetworkName(req.Name)
 	if !ok {
 		return nil, invalid("name", "%q is not a network name (labs/{lab}/networks/{network})", req.Name)
 	}
-	_, err := s.change(lab, func(old, next *labState) (map[string]string, []string, error) {
-		if next.nets[id] == nil {
-			return nil, nil, notFound("network %q not found in lab %q", id, lab)
+	_, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
+		if next.Networks[id] == nil {
+			return nil, nil, notFound("network %q not found in lab %q", id, labID)
 		}
 		if users := usersOf(next, id); users != "" {
 			return nil, nil, status.Errorf(codes.FailedPrecondition, "network %s is still used by %s", id, users)
 		}
-		delete(next.nets, id)
+		delete(next.Networks, id)
 		return nil, nil, nil
 	})
 	if err != nil {
@@ -277,33 +273,28 @@ func (s *Server) DeleteNetwork(ctx context.Context, req *labv1.DeleteNetworkRequ
 // --- hosts ---
 
 func (s *Server) GetHost(ctx context.Context, req *labv1.GetHostRequest) (*labv1.GetHostResponse, error) {
-	lab, id, ok := parseChild(req.Name, "hosts")
+	labID, id, ok := lab.ParseHostName(req.Name)
 	if !ok {
 		return nil, invalid("name", "%q is not a host name (labs/{lab}/hosts/{host})", req.Name)
 	}
-	rec, ok := s.cfg.Store.Get(hostName(lab, id))
-	if !ok {
-		return nil, notFound("host %q not found in lab %q", id, lab)
+	h, ok, err := lab.GetHost(s.cfg.Store, labID, id)
+	if err != nil {
+		return nil, storeErr(err)
 	}
-	h := &labv1.Host{}
-	if err := proto.Unmarshal(rec.Value, h); err != nil {
-		return nil, status.Errorf(codes.Internal, "record %s: %v", rec.Key, err)
+	if !ok {
+		return nil, notFound("host %q not found in lab %q", id, labID)
 	}
 	return &labv1.GetHostResponse{Host: h}, nil
 }
 
 func (s *Server) ListHosts(ctx context.Context, req *labv1.ListHostsRequest) (*labv1.ListHostsResponse, error) {
-	recs, err := s.listChildren(req.Parent, "hosts")
+	labID, err := parentLab(req.Parent)
 	if err != nil {
 		return nil, err
 	}
-	var hosts []*labv1.Host
-	for _, rec := range recs {
-		h := &labv1.Host{}
-		if err := proto.Unmarshal(rec.Value, h); err != nil {
-			return nil, status.Errorf(codes.Internal, "record %s: %v", rec.Key, err)
-		}
-		hosts = append(hosts, h)
+	hosts, err := lab.ListHosts(s.cfg.Store, labID)
+	if err != nil {
+		return nil, storeErr(err)
 	}
 	page, next, err := paginate(hosts, req.PageSize, req.PageToken, (*labv1.Host).GetName)
 	if err != nil {
@@ -313,49 +304,49 @@ func (s *Server) ListHosts(ctx context.Context, req *labv1.ListHostsRequest) (*l
 }
 
 func (s *Server) CreateHost(ctx context.Context, req *labv1.CreateHostRequest) (*labv1.CreateHostResponse, error) {
-	lab, ok := parseLabName(req.Parent)
+	labID, ok := lab.ParseLabName(req.Parent)
 	if !ok {
 		return nil, invalid("parent", "%q is not a lab name (labs/{lab})", req.Parent)
 	}
-	if !validID(req.HostId) {
-		return nil, invalid("host_id", "%q %s", req.HostId, idRule)
+	if !lab.ValidID(req.HostId) {
+		return nil, invalid("host_id", "%q %s", req.HostId, lab.IDRule)
 	}
 	if req.Host == nil {
 		return nil, invalid("host", "required")
 	}
-	name := hostName(lab, req.HostId)
-	st, err := s.change(lab, func(old, next *labState) (map[string]string, []string, error) {
-		if old.lab == nil {
-			return nil, nil, notFound("lab %q not found", lab)
+	name := lab.HostName(labID, req.HostId)
+	st, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
+		if old.Lab == nil {
+			return nil, nil, notFound("lab %q not found", labID)
 		}
-		if old.hosts[req.HostId] != nil {
-			return nil, nil, status.Errorf(codes.AlreadyExists, "host %q already exists in lab %q", req.HostId, lab)
+		if old.Hosts[req.HostId] != nil {
+			return nil, nil, status.Errorf(codes.AlreadyExists, "host %q already exists in lab %q", req.HostId, labID)
 		}
-		next.hosts[req.HostId] = s.hostSpec(nil, req.Host, name, s.newPlacer())
+		next.Hosts[req.HostId] = hostSpec(nil, req.Host, name, s.newPlacer())
 		return map[string]string{name: "host"}, []string{req.HostId}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &labv1.CreateHostResponse{Host: st.hosts[req.HostId]}, nil
+	return &labv1.CreateHostResponse{Host: st.Hosts[req.HostId]}, nil
 }
 
 func (s *Server) UpdateHost(ctx context.Context, req *labv1.UpdateHostRequest) (*labv1.UpdateHostResponse, error) {
 	fields := []string{"forwarding", "interfaces", "routes", "node"}
-	lab, id, ok := parseChild(req.GetHost().GetName(), "hosts")
+	labID, id, ok := lab.ParseHostName(req.GetHost().GetName())
 	if !ok {
 		return nil, invalid("host.name", "%q is not a host name (labs/{lab}/hosts/{host})", req.GetHost().GetName())
 	}
 	if err := checkMask(req.UpdateMask, fields...); err != nil {
 		return nil, err
 	}
-	st, err := s.change(lab, func(old, next *labState) (map[string]string, []string, error) {
-		cur := old.hosts[id]
+	st, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
+		cur := old.Hosts[id]
 		if cur == nil {
-			return nil, nil, notFound("host %q not found in lab %q", id, lab)
+			return nil, nil, notFound("host %q not found in lab %q", id, labID)
 		}
-		h := proto.Clone(cur).(*labv1.Host)
-		upd := s.hostSpec(cur, req.Host, h.Name, s.newPlacer())
+		h := proto.CloneOf(cur)
+		upd := hostSpec(cur, req.Host, h.Name, s.newPlacer())
 		for _, p := range maskPaths(req.UpdateMask, fields...) {
 			switch p {
 			case "forwarding":
@@ -368,25 +359,25 @@ func (s *Server) UpdateHost(ctx context.Context, req *labv1.UpdateHostRequest) (
 				h.Node = upd.Node
 			}
 		}
-		next.hosts[id] = h
+		next.Hosts[id] = h
 		return map[string]string{h.Name: "host"}, []string{id}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &labv1.UpdateHostResponse{Host: st.hosts[id]}, nil
+	return &labv1.UpdateHostResponse{Host: st.Hosts[id]}, nil
 }
 
 func (s *Server) DeleteHost(ctx context.Context, req *labv1.DeleteHostRequest) (*labv1.DeleteHostResponse, error) {
-	lab, id, ok := parseChild(req.Name, "hosts")
+	labID, id, ok := lab.ParseHostName(req.Name)
 	if !ok {
 		return nil, invalid("name", "%q is not a host name (labs/{lab}/hosts/{host})", req.Name)
 	}
-	_, err := s.change(lab, func(old, next *labState) (map[string]string, []string, error) {
-		if next.hosts[id] == nil {
-			return nil, nil, notFound("host %q not found in lab %q", id, lab)
+	_, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
+		if next.Hosts[id] == nil {
+			return nil, nil, notFound("host %q not found in lab %q", id, labID)
 		}
-		delete(next.hosts, id)
+		delete(next.Hosts, id)
 		return nil, nil, nil
 	})
 	if err != nil {
@@ -395,24 +386,16 @@ func (s *Server) DeleteHost(ctx context.Context, req *labv1.DeleteHostRequest) (
 	return &labv1.DeleteHostResponse{}, nil
 }
 
-// listChildren lists the records of a collection under parent "labs/{lab}"
-// or "labs/-" (every lab).
-func (s *Server) listChildren(parent, collection string) ([]store.Record, error) {
-	var prefix string
-	if parent == "labs/-" || parent == "" {
-		prefix = "labs/"
-	} else if lab, ok := parseLabName(parent); ok {
-		prefix = labPrefix(lab) + collection + "/"
-	} else {
-		return nil, invalid("parent", "%q is not a lab name (labs/{lab}, or labs/- for every lab)", parent)
+// parentLab is the lab of a list's parent "labs/{lab}", or "" for "labs/-"
+// (every lab).
+func parentLab(parent string) (string, error) {
+	if parent == lab.AllLabs || parent == "" {
+		return "", nil
 	}
-	var out []store.Record
-	for _, rec := range s.cfg.Store.List(prefix) {
-		if _, _, ok := parseChild(rec.Key, collection); ok {
-			out = append(out, rec)
-		}
+	if id, ok := lab.ParseLabName(parent); ok {
+		return id, nil
 	}
-	return out, nil
+	return "", invalid("parent", "%q is not a lab name (labs/{lab}, or labs/- for every lab)", parent)
 }
 
 // checkMask rejects update_mask paths outside allowed.

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/labnet-dev/labnet/node/lab"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
@@ -336,7 +337,7 @@ func (ss *socketServer) Expose(req *labv1.ExposeRequest, stream labv1.SocketServ
 	l, err := h.ListenTCP(netip.AddrPortFrom(netip.Addr{}, uint16(req.Port)))
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return status.Errorf(codes.FailedPrecondition, "port %d of host %s is in use", req.Port, lastSegment(req.Host))
+			return status.Errorf(codes.FailedPrecondition, "port %d of host %s is in use", req.Port, lab.ID(req.Host))
 		}
 		return status.Errorf(codes.Unavailable, "listen on port %d: %v", req.Port, err)
 	}
@@ -445,7 +446,7 @@ func (ss *socketServer) Accept(stream labv1.SocketService_AcceptServer) error {
 	}
 	p := ss.take(open.Connection, open.Host)
 	if p == nil {
-		return status.Errorf(codes.NotFound, "connection %d of host %s is not waiting: taken, reset after %v, or its expose ended", open.Connection, lastSegment(open.Host), acceptWait)
+		return status.Errorf(codes.NotFound, "connection %d of host %s is not waiting: taken, reset after %v, or its expose ended", open.Connection, lab.ID(open.Host), acceptWait)
 	}
 	c := p.conn
 	if open.Reject {
@@ -480,7 +481,7 @@ func (ss *socketServer) Datagrams(stream labv1.SocketService_DatagramsServer) er
 	sock, err := h.ListenUDP(netip.AddrPortFrom(netip.Addr{}, uint16(open.Port)))
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return status.Errorf(codes.FailedPrecondition, "UDP port %d of host %s is in use", open.Port, lastSegment(open.Host))
+			return status.Errorf(codes.FailedPrecondition, "UDP port %d of host %s is in use", open.Port, lab.ID(open.Host))
 		}
 		return status.Errorf(codes.Unavailable, "%v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/labnet-dev/labnet/node/lab"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
@@ -37,13 +38,13 @@ type watchFilter struct {
 func parseWatch(req *labv1.WatchRequest) (watchFilter, error) {
 	var f watchFilter
 	switch p := req.GetParent(); p {
-	case "", allLabsParent:
+	case "", lab.AllLabs:
 	default:
-		lab, ok := parseLabName(p)
+		id, ok := lab.ParseLabName(p)
 		if !ok {
 			return f, invalid("parent", "%q is not a lab name (labs/{lab}, or labs/- for every lab)", p)
 		}
-		f.lab = lab
+		f.lab = id
 	}
 	f.kinds = map[string]bool{}
 	for i, k := range req.GetKinds() {
@@ -59,8 +60,6 @@ func parseWatch(req *labv1.WatchRequest) (watchFilter, error) {
 	}
 	return f, nil
 }
-
-const allLabsParent = "labs/-"
 
 // Watch streams the resources under req.parent: the current state as
 // ADDED, then SYNCED, then what changes. It subscribes to the store before
@@ -82,7 +81,7 @@ func (s *Server) Watch(req *labv1.WatchRequest, stream labv1.LabService_WatchSer
 	if err != nil {
 		return err
 	}
-	for _, key := range sortedKeys(cur) {
+	for _, key := range lab.SortedKeys(cur) {
 		if err := s.sendWatch(stream, rev, labv1.WatchEventType_WATCH_EVENT_TYPE_ADDED, key, cur[key]); err != nil {
 			return err
 		}
@@ -103,7 +102,7 @@ func (s *Server) Watch(req *labv1.WatchRequest, stream labv1.LabService_WatchSer
 		if err != nil {
 			return err
 		}
-		keys := sortedKeys(cur)
+		keys := lab.SortedKeys(cur)
 		for key := range sent {
 			if _, ok := cur[key]; !ok {
 				keys = append(keys, key)
@@ -133,63 +132,57 @@ func (s *Server) Watch(req *labv1.WatchRequest, stream labv1.LabService_WatchSer
 // watchSnapshot reads the resources f selects, keyed by name, and the
 // store revision they reflect.
 func (s *Server) watchSnapshot(f watchFilter) (map[string]watchItem, uint64, error) {
-	prefix := "labs/"
-	if f.lab != "" {
-		prefix = labName(f.lab) // also matches labs/{lab}2...: filtered below
-	}
-	recs, rev := s.cfg.Store.Snapshot(prefix)
+	recs, rev := lab.Snapshot(s.cfg.Store, f.lab)
 	out := map[string]watchItem{}
-	labs := map[string]*labState{} // lab id -> its lab and counts
-	state := func(lab string) *labState {
-		st := labs[lab]
+	labs := map[string]*lab.State{} // lab id -> its lab and counts
+	state := func(id string) *lab.State {
+		st := labs[id]
 		if st == nil {
-			st = &labState{id: lab, nets: map[string]*labv1.Network{}, hosts: map[string]*labv1.Host{}}
-			labs[lab] = st
+			st = lab.NewState(id)
+			labs[id] = st
 		}
 		return st
 	}
 	for _, rec := range recs {
-		if lab, ok := parseLabName(rec.Key); ok {
-			if f.lab != "" && lab != f.lab {
-				continue
-			}
+		k := rec.Key
+		switch k.Kind {
+		case lab.KindLab:
 			l := &labv1.Lab{}
 			if err := proto.Unmarshal(rec.Value, l); err != nil {
-				return nil, 0, status.Errorf(codes.Internal, "record %s: %v", rec.Key, err)
+				return nil, 0, status.Errorf(codes.Internal, "record %s: %v", k, err)
 			}
-			state(lab).lab = l
-			continue
-		}
-		for _, kind := range []string{watchNetworks, watchHosts} {
-			lab, id, ok := parseChild(rec.Key, kind)
-			if !ok || (f.lab != "" && lab != f.lab) {
-				continue
-			}
+			state(k.Lab).Lab = l
+		case lab.KindNetwork:
 			// Only the counts matter here: nil values keep len() right.
-			if kind == watchNetworks {
-				state(lab).nets[id] = nil
-			} else {
-				state(lab).hosts[id] = nil
+			state(k.Lab).Networks[k.ID] = nil
+			if f.kinds[watchNetworks] {
+				out[k.String()] = watchItem{kind: watchNetworks, value: rec.Value}
 			}
-			if f.kinds[kind] {
-				out[rec.Key] = watchItem{kind: kind, value: rec.Value}
+		case lab.KindHost:
+			state(k.Lab).Hosts[k.ID] = nil
+			if f.kinds[watchHosts] {
+				out[k.String()] = watchItem{kind: watchHosts, value: rec.Value}
 			}
 		}
 	}
 	if f.kinds[watchLabs] {
-		for lab, st := range labs {
-			if st.lab == nil {
+		for id, st := range labs {
+			if st.Lab == nil {
 				continue
 			}
-			b, err := marshal.Marshal(s.withCounts(st))
+			b, err := watchMarshal.Marshal(s.withCounts(st))
 			if err != nil {
-				return nil, 0, status.Errorf(codes.Internal, "lab %s: %v", lab, err)
+				return nil, 0, status.Errorf(codes.Internal, "lab %s: %v", id, err)
 			}
-			out[labName(lab)] = watchItem{kind: watchLabs, value: b}
+			out[lab.LabName(id)] = watchItem{kind: watchLabs, value: b}
 		}
 	}
 	return out, rev, nil
 }
+
+// watchMarshal encodes a lab the same way every time, so that equal labs
+// compare equal.
+var watchMarshal = proto.MarshalOptions{Deterministic: true}
 
 func (s *Server) sendWatch(stream labv1.LabService_WatchServer, rev uint64, typ labv1.WatchEventType, name string, it watchItem) error {
 	resp := &labv1.WatchResponse{Revision: rev, Type: typ, Name: name}

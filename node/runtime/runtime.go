@@ -167,51 +167,6 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}
 }
 
-// updateRemote tells the fabric, for every network, its VNI and which of
-// its addresses belong to hosts placed on other live nodes, and where
-// those nodes' overlays are.
-func (r *Runtime) updateRemote(st labState) {
-	if r.cfg.Peers == nil {
-		return
-	}
-	peers := r.cfg.Peers()
-	type netInfo struct {
-		vni    uint32
-		remote map[netip.Addr]netip.AddrPort
-	}
-	nets := map[string]*netInfo{}
-	for name, n := range st.nets {
-		nets[name] = &netInfo{vni: n.Vni, remote: map[netip.Addr]netip.AddrPort{}}
-	}
-	var hosts []*labv1.Host
-	for _, h := range st.hosts {
-		if h.Node != r.cfg.Node {
-			hosts = append(hosts, h)
-		}
-	}
-	for _, h := range hosts {
-		peer, ok := peers[h.Node]
-		if !ok {
-			continue
-		}
-		lab := strings.Split(h.Name, "/")[1]
-		for _, ifc := range h.Interfaces {
-			n := nets["labs/"+lab+"/networks/"+ifc.Network]
-			if n == nil {
-				continue
-			}
-			for _, a := range []string{ifc.Ipv4, ifc.Ipv6} {
-				if p, err := netip.ParsePrefix(a); err == nil {
-					n.remote[p.Addr()] = peer
-				}
-			}
-		}
-	}
-	for name, n := range nets {
-		r.cfg.Fabric.SetNetwork(name, n.vni, n.remote)
-	}
-}
-
 // Host returns the running host with resource name name.
 func (r *Runtime) Host(name string) (*Host, bool) {
 	r.mu.RLock()
@@ -291,65 +246,6 @@ func (r *Runtime) Reconcile() {
 		r.hosts[name] = h
 		r.cfg.Logger.Debug("host started", "host", name)
 	}
-}
-
-// labState is the store's networks (by resource name) and hosts, read once
-// per reconcile.
-type labState struct {
-	nets  map[string]*labv1.Network
-	hosts []*labv1.Host
-}
-
-func (r *Runtime) read() labState {
-	st := labState{nets: map[string]*labv1.Network{}}
-	for _, rec := range r.cfg.Store.List("labs/") {
-		parts := strings.Split(rec.Key, "/")
-		if len(parts) != 4 {
-			continue
-		}
-		switch parts[2] {
-		case "networks":
-			n := &labv1.Network{}
-			if err := proto.Unmarshal(rec.Value, n); err == nil {
-				st.nets[rec.Key] = n
-			}
-		case "hosts":
-			h := &labv1.Host{}
-			if err := proto.Unmarshal(rec.Value, h); err == nil {
-				st.hosts = append(st.hosts, h)
-			}
-		}
-	}
-	return st
-}
-
-func (r *Runtime) desired(st labState) map[string]*desired {
-	nets := st.nets
-	var hosts []*labv1.Host
-	for _, h := range st.hosts {
-		if h.Node == r.cfg.Node {
-			hosts = append(hosts, h)
-		}
-	}
-	marshal := proto.MarshalOptions{Deterministic: true}
-	want := map[string]*desired{}
-	for _, h := range hosts {
-		lab := strings.Split(h.Name, "/")[1]
-		d := &desired{spec: h, nets: map[string]*labv1.Network{}}
-		key, _ := marshal.Marshal(withoutImpairments(h))
-		for _, ifc := range h.Interfaces {
-			n := nets["labs/"+lab+"/networks/"+ifc.Network]
-			if n == nil {
-				continue
-			}
-			d.nets[ifc.Network] = n
-			nb, _ := marshal.Marshal(n)
-			key = append(key, nb...)
-		}
-		d.key = key
-		want[h.Name] = d
-	}
-	return want
 }
 
 // missingNetwork names a network the host is on that the store does not

@@ -1,4 +1,4 @@
-package api
+package lab
 
 import (
 	"fmt"
@@ -7,16 +7,16 @@ import (
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
-// normalize fills defaults and canonical forms in the hosts named by ids
+// Normalize fills defaults and canonical forms in the hosts named by ids
 // (interface names eth0.., bare addresses get their network's prefix
 // length, addresses in netip's canonical text) and assigns addresses to
 // interfaces without one. An interface keeps the address it had before
 // (old) when it is still on the same network, so applying the same file
 // twice changes nothing. Explicit addresses of every host are reserved
 // before any is assigned.
-func normalize(next, old *labState, ids []string) {
+func Normalize(next, old *State, ids []string) {
 	nets := map[string]parsedNet{}
-	for id, n := range next.nets {
+	for id, n := range next.Networks {
 		var pn parsedNet
 		if p, err := netip.ParsePrefix(n.Ipv4); err == nil && p.Addr().Is4() && p == p.Masked() && p.Bits() <= 31 {
 			pn.v4 = p
@@ -39,7 +39,7 @@ func normalize(next, old *labState, ids []string) {
 		return s
 	}
 	used := map[netip.Addr]bool{}
-	for _, h := range next.hosts {
+	for _, h := range next.Hosts {
 		for _, ifc := range h.Interfaces {
 			pn := nets[ifc.Network]
 			ifc.Ipv4 = canon(ifc.Ipv4, pn.v4)
@@ -52,8 +52,8 @@ func normalize(next, old *labState, ids []string) {
 		}
 	}
 	for _, id := range ids {
-		h := next.hosts[id]
-		prev := old.hosts[id]
+		h := next.Hosts[id]
+		prev := old.Hosts[id]
 		for i, ifc := range h.Interfaces {
 			if ifc.Name == "" {
 				ifc.Name = fmt.Sprintf("eth%d", i)
