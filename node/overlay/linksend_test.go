@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -153,4 +154,27 @@ func TestFailureLogRate(t *testing.T) {
 	if len(lines) != 2 || !strings.Contains(lines[0], "dropped=3") || !strings.Contains(lines[1], "dropped=10") {
 		t.Errorf("log lines:\n%s", logs.String())
 	}
+}
+
+// TestLinkUndelivered: an arrival no interface takes is counted.
+func TestLinkUndelivered(t *testing.T) {
+	snd, rcv := listen(t, Options{}), listen(t, Options{})
+	l := NewLink(rcv, func(uint32, netip.Addr, []byte) bool { return false })
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { done <- l.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	pkt, err := AppendPacket(nil, testVNI, testNextHop, ipPacket(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snd.WriteBatch(rcv.LocalAddr(), [][]byte{pkt}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the arrival to be counted", func() bool { return rcv.Counters().Undelivered == 1 })
 }
