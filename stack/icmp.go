@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"errors"
 	"net/netip"
 
 	"github.com/labnet-dev/labnet/stack/wire"
@@ -47,7 +48,7 @@ func (s *Stack) icmp4Input(nic *NIC, ip wire.IPv4) Drop {
 		pkt := s.buildIP(src, dst, wire.ProtoICMPv4, 0, len(m))
 		reply := wire.ICMPMessage{Type: wire.ICMPv4EchoReply, Rest: m.Rest(), Body: m.Body()}
 		reply.EncodeV4(pkt[wire.IPv4MinHeaderLen:])
-		_ = s.output(r, dst, pkt)
+		s.sendReply(r, dst, pkt)
 	case wire.ICMPv4EchoReply:
 		s.echoEvent(false, m.Ident(), EchoEvent{
 			Reply: true, From: ip.Src(), Seq: m.Seq(), TTL: ip.TTL(), Len: len(m),
@@ -155,7 +156,7 @@ func (s *Stack) icmp6Input(nic *NIC, ip wire.IPv6) Drop {
 		pkt := s.buildIP(src, dst, wire.ProtoICMPv6, 0, len(m))
 		reply := wire.ICMPMessage{Type: wire.ICMPv6EchoReply, Rest: m.Rest(), Body: m.Body()}
 		reply.EncodeV6(pkt[wire.IPv6HeaderLen:], src, dst)
-		_ = s.output(r, dst, pkt)
+		s.sendReply(r, dst, pkt)
 	case wire.ICMPv6EchoReply:
 		s.echoEvent(true, m.Ident(), EchoEvent{
 			Reply: true, From: ip.Src(), Seq: m.Seq(), TTL: ip.HopLimit(), Len: len(m),
@@ -229,5 +230,15 @@ func (s *Stack) sendICMPv6Error(in *NIC, orig wire.IPv6, typ, code uint8, rest u
 	msg.EncodeV6(pkt[wire.IPv6HeaderLen:], src, dst)
 	if s.output(r, dst, pkt) == nil {
 		s.stats.icmpSent.Add(1)
+	}
+}
+
+// sendReply sends an echo reply. A reply that cannot go is lost as one
+// lost on the wire would be (the pinger's timeout tells) but counted: by
+// the interface that refused it (TxDropped), or here when it is larger
+// than the MTU of the way back (the request came over a larger one).
+func (s *Stack) sendReply(r *Route, dst netip.Addr, pkt []byte) {
+	if err := s.output(r, dst, pkt); errors.Is(err, ErrMessageTooLong) {
+		s.drop(DropTooBig)
 	}
 }

@@ -54,7 +54,10 @@ func (n *NIC) addrOf(v4 bool) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// send hands pkt to the link, counting it. Takes ownership of pkt.
+// send hands pkt to the link, counting it. Takes ownership of pkt. A
+// packet the link refuses without an error (LinkFate.Drop.Refused: an
+// overlay's full queue) is counted as dropped and send returns nil, as
+// Linux drops what a full device queue cannot take.
 func (n *NIC) send(nextHop netip.Addr, pkt []byte) error {
 	size := len(pkt)
 	if taps := n.taps.Load(); taps != nil {
@@ -62,7 +65,7 @@ func (n *NIC) send(nextHop netip.Addr, pkt []byte) error {
 			return n.sendTapped(taps, mask, nextHop, pkt)
 		}
 	}
-	if err := n.link.Send(nextHop, pkt); err != nil {
+	if fate, err := n.linkSend(nextHop, pkt); err != nil || fate.Drop.Refused() {
 		n.txDropped.Add(1)
 		return err
 	}
@@ -71,22 +74,26 @@ func (n *NIC) send(nextHop netip.Addr, pkt []byte) error {
 	return nil
 }
 
+// linkSend gives pkt to the link, learning its fate when the link tells it.
+func (n *NIC) linkSend(nextHop netip.Addr, pkt []byte) (LinkFate, error) {
+	if fl, ok := n.link.(FateLink); ok {
+		return fl.SendFate(nextHop, pkt)
+	}
+	return LinkFate{}, n.link.Send(nextHop, pkt)
+}
+
 // sendTapped is send while taps watch: they get a copy taken before the
 // link owns pkt, stamped with the time it was sent, and what the link did.
 func (n *NIC) sendTapped(taps *tapSet, mask uint64, nextHop netip.Addr, pkt []byte) error {
 	rec := TapRecord{Time: n.clock.Now(), Seq: tapSeq.Add(1), Dir: TapOut, Packet: append([]byte(nil), pkt...)}
 	size := len(pkt)
-	var err error
-	if fl, ok := n.link.(FateLink); ok {
-		var fate LinkFate
-		fate, err = fl.SendFate(nextHop, pkt)
-		rec.Drop, rec.Note = fate.Drop, fate.Note
-	} else {
-		err = n.link.Send(nextHop, pkt)
-	}
+	fate, err := n.linkSend(nextHop, pkt)
+	rec.Drop, rec.Note = fate.Drop, fate.Note
 	if err != nil {
-		n.txDropped.Add(1)
 		rec.Drop = DropHostUnreachable
+	}
+	if err != nil || fate.Drop.Refused() {
+		n.txDropped.Add(1)
 		taps.emit(rec, mask)
 		return err
 	}

@@ -28,6 +28,13 @@ const (
 	DropQueueFull            // the host's receive queue was full
 	DropLoss                 // lost on the link (impairment loss)
 	DropLinkQueueFull        // the link's impairment queue was full
+
+	// The overlay (the tunnel between labd nodes) refused to carry the
+	// packet to the node that owns its next hop: it never left.
+	DropOverlayQueueFull // the overlay's send queue to that node was full
+	DropNoNodeRoute      // no overlay path to the node that owns the next hop
+	DropOverlayTooBig    // too big for one overlay datagram
+	DropOverlayDown      // the overlay has stopped
 )
 
 var dropNames = [...]string{
@@ -44,6 +51,11 @@ var dropNames = [...]string{
 	DropQueueFull:       "receive queue full",
 	DropLoss:            "impairment loss",
 	DropLinkQueueFull:   "impairment queue full",
+
+	DropOverlayQueueFull: "overlay queue full",
+	DropNoNodeRoute:      "no route to node",
+	DropOverlayTooBig:    "too big for overlay",
+	DropOverlayDown:      "overlay down",
 }
 
 // String names the reason in the words captures show.
@@ -197,15 +209,32 @@ func (n *NIC) AddTap(want func(pkt []byte) bool, t Tap) (remove func(), err erro
 // Tapped reports whether the interface has taps.
 func (n *NIC) Tapped() bool { return n.taps.Load() != nil }
 
+// Refused reports whether d, as a link's fate of a packet, means the link
+// refused it: the packet never left the interface, which counts it as a
+// transmit drop (Counters.TxDropped), not as sent. A packet the link's
+// impairments lose was sent and lost on the wire, as netem loses it.
+func (d Drop) Refused() bool {
+	switch d {
+	case DropHostUnreachable, DropOverlayQueueFull, DropNoNodeRoute, DropOverlayTooBig, DropOverlayDown:
+		return true
+	}
+	return false
+}
+
 // LinkFate is what a link did with a packet it accepted, for taps.
 type LinkFate struct {
-	Drop Drop   // DropLoss or DropLinkQueueFull when the link dropped it
+	// Drop is why the link dropped it: DropLoss or DropLinkQueueFull
+	// when its impairments did (the packet counts as sent), a reason
+	// that is Refused when the link could not send it at all (an
+	// overlay's full queue, say).
+	Drop Drop
 	Note string // what else it did: "corrupted", "duplicated", "delayed"
 }
 
-// A FateLink is a Link that can tell taps what became of a packet (a link
-// with impairments). The NIC uses SendFate instead of Send while it is
-// tapped.
+// A FateLink is a Link that can tell what became of a packet (a link with
+// impairments, or one that can refuse a packet without an error, as an
+// overlay with a full queue does). The NIC uses SendFate instead of Send:
+// the fate goes to its counters and its taps.
 type FateLink interface {
 	Link
 	SendFate(nextHop netip.Addr, pkt []byte) (LinkFate, error)

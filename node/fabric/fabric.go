@@ -25,16 +25,6 @@ type Fabric struct {
 	remote atomic.Pointer[Remote]
 }
 
-// Remote carries a packet to another labd: the one whose interface owns
-// nextHop on the network with this VNI (the overlay). It takes ownership
-// of pkt.
-type Remote interface {
-	SendRemote(peer netip.AddrPort, vni uint32, nextHop netip.Addr, pkt []byte) error
-}
-
-// SetRemote sets the overlay that carries packets to other labd nodes.
-func (f *Fabric) SetRemote(r Remote) { f.remote.Store(&r) }
-
 // SetNetwork tells the fabric a network's VNI and which of its addresses
 // live on other nodes (address -> that node's overlay address). It replaces
 // what was set before; the segment is created if need be.
@@ -127,8 +117,11 @@ type Segment struct {
 	mu    sync.Mutex // serialises writers of owners and ports
 	ports int
 
-	delivered, noOwner, sentRemote atomic.Uint64
-	arrivals                       hopCache // of DeliverRemote
+	// What became of the packets sent on the segment: delivered to a port
+	// here, no owner for the next hop, owned on another node that the
+	// fabric has no Remote for or whose Remote refused them, or sent there.
+	delivered, noOwner, noRemote, remoteRefused, sentRemote atomic.Uint64
+	arrivals                                                hopCache // of DeliverRemote
 }
 
 // hopCache remembers the last address a sender looked up and where it
@@ -170,7 +163,8 @@ type Port struct {
 	f     *Fabric
 	once  sync.Once
 
-	hops hopCache // where the port's next hops are
+	hops    hopCache // where the port's next hops are
+	refused refusals // what the overlay refused of what the port sent
 
 	// impair is nil when the port has no impairments: all Send looks at.
 	impair   atomic.Pointer[impairState]
@@ -210,24 +204,32 @@ func (f *Fabric) Attach(network, name string, addrs []netip.Addr, recv func(pkt 
 // port's impairments if it has any (SetImpair). It takes ownership of pkt
 // unless it returns an error. An impaired packet is dropped, held or
 // delivered, and Send returns nil either way: as on a real link, the sender
-// does not learn the packet's fate.
+// does not learn the packet's fate. So does a packet the overlay refuses;
+// SendFate tells both.
 func (p *Port) Send(nextHop netip.Addr, pkt []byte) error {
 	_, err := p.SendFate(nextHop, pkt)
 	return err
 }
 
-// SendFate is Send, also saying what the impairments did to the packet
-// (stack.FateLink: captures show it).
+// SendFate is Send, also saying what became of the packet (stack.FateLink:
+// the interface counts it and captures show it): what the impairments did
+// to it, or why the overlay refused it (a drop that is Refused: the packet
+// never left). The overlay's refusal is learnt at once, when it cannot
+// queue the packet; a packet the impairments hold and the overlay refuses
+// later is counted by the overlay alone.
 func (p *Port) SendFate(nextHop netip.Addr, pkt []byte) (stack.LinkFate, error) {
 	if port, _, remote := p.hops.where(p.seg, nextHop); port == nil && !remote {
 		p.seg.noOwner.Add(1)
 		return stack.LinkFate{}, stack.ErrHostUnreachable
 	}
+	var fate stack.LinkFate
 	if im := p.impair.Load(); im != nil {
-		return im.eng.send(im, nextHop, pkt), nil
+		fate = im.eng.send(im, nextHop, pkt)
+	} else {
+		fate.Drop = p.deliver(nextHop, pkt)
 	}
-	p.deliver(nextHop, pkt)
-	return stack.LinkFate{}, nil
+	p.refused.count(fate.Drop)
+	return fate, nil
 }
 
 // Detach removes the port from its segment, dropping the packets its

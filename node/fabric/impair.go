@@ -56,7 +56,8 @@ type Impairment struct {
 }
 
 // ImpairCounters count what a port's impairments did, since the port was
-// attached.
+// attached, and what the overlay refused of what the port sent: not an
+// impairment, but reported wherever a port's egress is.
 type ImpairCounters struct {
 	Dropped      uint64 // dropped by Loss
 	Duplicated   uint64 // copies sent by Duplicate
@@ -64,6 +65,11 @@ type ImpairCounters struct {
 	Delayed      uint64 // held back by Delay, Jitter or Rate
 	Reordered    uint64 // sent ahead of delayed packets by Reorder
 	QueueDropped uint64 // dropped because Limit packets were held already
+
+	// Refused by the overlay when sent (the interface counts them in
+	// TxDropped): its queue to the node was full, no overlay path to the
+	// node, too big for an overlay datagram, the overlay had stopped.
+	OverlayQueueFull, NoRouteToNode, OverlayTooBig, OverlayDown uint64
 }
 
 // impairState is a port's current impairment, as Send reads it: the
@@ -127,19 +133,24 @@ func (p *Port) Impairment() *Impairment {
 	}
 }
 
-// ImpairCounters returns what the port's impairments did so far.
+// ImpairCounters returns what the port's impairments did so far, and what
+// the overlay refused.
 func (p *Port) ImpairCounters() ImpairCounters {
+	r := &p.refused
+	ic := ImpairCounters{
+		OverlayQueueFull: r.queueFull.Load(), NoRouteToNode: r.noRoute.Load(),
+		OverlayTooBig: r.tooBig.Load(), OverlayDown: r.down.Load(),
+	}
 	p.impairMu.Lock()
 	eng := p.eng
 	p.impairMu.Unlock()
 	if eng == nil {
-		return ImpairCounters{}
+		return ic
 	}
 	c := &eng.counters
-	return ImpairCounters{
-		Dropped: c.dropped.Load(), Duplicated: c.duplicated.Load(), Corrupted: c.corrupted.Load(),
-		Delayed: c.delayed.Load(), Reordered: c.reordered.Load(), QueueDropped: c.queueDropped.Load(),
-	}
+	ic.Dropped, ic.Duplicated, ic.Corrupted = c.dropped.Load(), c.duplicated.Load(), c.corrupted.Load()
+	ic.Delayed, ic.Reordered, ic.QueueDropped = c.delayed.Load(), c.reordered.Load(), c.queueDropped.Load()
+	return ic
 }
 
 // Held is the number of packets the port's impairments hold right now.
@@ -246,7 +257,7 @@ func (e *engine) setRate(r uint64) {
 // did (for captures). It takes ownership of pkt.
 func (e *engine) send(st *impairState, nextHop netip.Addr, pkt []byte) stack.LinkFate {
 	// now and now2 (the duplicate) go at once, after the lock is released.
-	var now, now2 []byte
+	var now2 []byte
 	var fate stack.LinkFate
 	e.mu.Lock()
 	if e.closed {
@@ -266,12 +277,23 @@ func (e *engine) send(st *impairState, nextHop netip.Addr, pkt []byte) stack.Lin
 		e.counters.duplicated.Add(1)
 	}
 	t := e.clock.Now()
-	var v verdict
-	now, v = e.pass(st, t, nextHop, pkt)
+	now, v := e.pass(st, t, nextHop, pkt)
+	var v2 verdict
+	if dup != nil {
+		now2, v2 = e.pass(st, t, nextHop, dup)
+	}
+	e.scheduleLocked()
+	e.mu.Unlock()
+	// What goes at once may still be refused by the overlay: that is the
+	// packet's fate as much as an impairment's drop.
+	if now != nil {
+		v.drop = e.port.deliver(nextHop, now)
+	}
+	if now2 != nil {
+		v2.drop = e.port.deliver(nextHop, now2)
+	}
 	fate.Drop, fate.Note = v.drop, v.note
 	if dup != nil {
-		var v2 verdict
-		now2, v2 = e.pass(st, t, nextHop, dup)
 		fate.Note = joinNotes(fate.Note, "duplicated")
 		if v2.note != "" && v2.note != v.note {
 			fate.Note = joinNotes(fate.Note, "copy "+v2.note)
@@ -280,14 +302,6 @@ func (e *engine) send(st *impairState, nextHop netip.Addr, pkt []byte) stack.Lin
 			// The copy got through: the packet was not lost.
 			fate.Drop, fate.Note = stack.DropNone, joinNotes(fate.Note, "original "+v.drop.String())
 		}
-	}
-	e.scheduleLocked()
-	e.mu.Unlock()
-	if now != nil {
-		e.port.deliver(nextHop, now)
-	}
-	if now2 != nil {
-		e.port.deliver(nextHop, now2)
 	}
 	return fate
 }
@@ -419,6 +433,9 @@ func (e *engine) fire() {
 	e.scheduleLocked()
 	e.mu.Unlock()
 	for _, h := range out {
+		// Its sender was told it was held: a refusal now is counted by
+		// the segment and the overlay, which has its own counters by
+		// reason, and cannot go back to the interface.
 		e.port.deliver(h.nextHop, h.pkt)
 	}
 }
@@ -433,24 +450,4 @@ func (e *engine) close() {
 		e.timer.Stop()
 	}
 	e.timerSet = false
-}
-
-// deliver hands a released packet to whoever owns its next hop now; the
-// owner may have gone while the packet was held.
-func (p *Port) deliver(nextHop netip.Addr, pkt []byte) {
-	seg := p.seg
-	dst, peer, ok := p.hops.where(seg, nextHop)
-	if dst != nil {
-		seg.delivered.Add(1)
-		dst.recv(pkt)
-		return
-	}
-	if ok {
-		if r := p.f.remote.Load(); r != nil {
-			seg.sentRemote.Add(1)
-			_ = (*r).SendRemote(peer, seg.vni.Load(), nextHop, pkt)
-			return
-		}
-	}
-	seg.noOwner.Add(1)
 }

@@ -20,13 +20,13 @@ type node struct {
 	conn *overlay.Conn
 }
 
-func newNode(t *testing.T, ip string, key *overlay.Key) *node {
+func newNode(t *testing.T, ip string, key *overlay.Key, opts ...overlay.LinkOption) *node {
 	c, err := overlay.Listen(netip.AddrPortFrom(netip.MustParseAddr(ip), 0), overlay.Options{Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := fabric.New()
-	link := overlay.NewLink(c, f.DeliverRemote)
+	link := overlay.NewLink(c, f.DeliverRemote, opts...)
 	f.SetRemote(link)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -3,6 +3,7 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/labnet-dev/labnet/node/fabric"
 	"github.com/labnet-dev/labnet/node/overlay"
 )
 
@@ -38,13 +39,16 @@ var (
 		"Batch system calls made by the overlay socket (sendmmsg for tx, recvmmsg for rx).",
 		[]string{"direction"}, nil)
 	overlayDrops = prometheus.NewDesc("labnet_overlay_drops_total",
-		"Datagrams received on the overlay socket and dropped: malformed (not GENEVE labnet accepts), bad_tag (not sealed with the cluster key), unknown_sender (not from a cluster member).",
+		"Datagrams received on the overlay socket and dropped: malformed (not GENEVE labnet accepts), bad_tag (not sealed with the cluster key), unknown_sender (not from a cluster member), no_owner (no interface of this node owns the next hop).",
+		[]string{"reason"}, nil)
+	overlayTxDrops = prometheus.NewDesc("labnet_overlay_tx_drops_total",
+		"Packets the overlay was asked to carry to another node and did not: queue_full (the peer's send queue was full), no_route (no overlay path to the node), too_big (larger than a datagram), down (the overlay had stopped), send_failed (queued, then refused by the kernel). All but send_failed are also drops of the sending interface.",
 		[]string{"reason"}, nil)
 )
 
 func overlayCollector(src func() overlay.Counters) prometheus.Collector {
 	return collectorFunc{
-		descs: []*prometheus.Desc{overlayPackets, overlayBytes, overlaySyscalls, overlayDrops},
+		descs: []*prometheus.Desc{overlayPackets, overlayBytes, overlaySyscalls, overlayDrops, overlayTxDrops},
 		collect: func(ch chan<- prometheus.Metric) {
 			c := src()
 			counter(ch, overlayPackets, c.PacketsSent, "tx")
@@ -56,6 +60,12 @@ func overlayCollector(src func() overlay.Counters) prometheus.Collector {
 			counter(ch, overlayDrops, c.DroppedMalformed, "malformed")
 			counter(ch, overlayDrops, c.DroppedBadTag, "bad_tag")
 			counter(ch, overlayDrops, c.DroppedUnknownSender, "unknown_sender")
+			counter(ch, overlayDrops, c.Undelivered, "no_owner")
+			counter(ch, overlayTxDrops, c.TxQueueFull, "queue_full")
+			counter(ch, overlayTxDrops, c.TxNoRoute, "no_route")
+			counter(ch, overlayTxDrops, c.TxTooBig, "too_big")
+			counter(ch, overlayTxDrops, c.TxDown, "down")
+			counter(ch, overlayTxDrops, c.TxSendFailed, "send_failed")
 		},
 	}
 }
@@ -103,7 +113,7 @@ var (
 		"IP bytes a host's interface received (rx) and sent (tx).",
 		ifaceLabels, nil)
 	ifaceDropped = prometheus.NewDesc("labnet_interface_dropped_total",
-		"Packets of a host's interface dropped: rx queue_full (the host's receive queue was full), tx link (the network refused it: no interface owns the next hop), tx impair_loss (the impairment's loss), tx impair_limit (the impairment already held its limit of packets).",
+		"Packets of a host's interface dropped: rx queue_full (the host's receive queue was full), tx link (the network refused it: no interface owns the next hop), tx overlay_queue_full, no_route_to_node, overlay_too_big and overlay_down (the overlay to the node that owns the next hop refused it), tx impair_loss (the impairment's loss), tx impair_limit (the impairment already held its limit of packets).",
 		append(ifaceLabels[:len(ifaceLabels):len(ifaceLabels)], "reason"), nil)
 	ifaceImpaired = prometheus.NewDesc("labnet_interface_impaired_total",
 		"Packets a host's interface sent that its impairments changed: duplicated (copies sent), corrupted (a bit flipped), delayed (held back by delay, jitter or rate), reordered (sent ahead of delayed ones).",
@@ -122,7 +132,11 @@ func interfaceCollector(src func(yield func(Interface) bool)) prometheus.Collect
 				counter(ch, ifaceBytes, c.RxBytes, l, h, i, "rx")
 				counter(ch, ifaceBytes, c.TxBytes, l, h, i, "tx")
 				counter(ch, ifaceDropped, c.RxDropped, l, h, i, "rx", "queue_full")
-				counter(ch, ifaceDropped, c.TxDropped, l, h, i, "tx", "link")
+				counter(ch, ifaceDropped, linkDrops(c.TxDropped, ic), l, h, i, "tx", "link")
+				counter(ch, ifaceDropped, ic.OverlayQueueFull, l, h, i, "tx", "overlay_queue_full")
+				counter(ch, ifaceDropped, ic.NoRouteToNode, l, h, i, "tx", "no_route_to_node")
+				counter(ch, ifaceDropped, ic.OverlayTooBig, l, h, i, "tx", "overlay_too_big")
+				counter(ch, ifaceDropped, ic.OverlayDown, l, h, i, "tx", "overlay_down")
 				counter(ch, ifaceDropped, ic.Dropped, l, h, i, "tx", "impair_loss")
 				counter(ch, ifaceDropped, ic.QueueDropped, l, h, i, "tx", "impair_limit")
 				counter(ch, ifaceImpaired, ic.Duplicated, l, h, i, "duplicated")
@@ -132,4 +146,17 @@ func interfaceCollector(src func(yield func(Interface) bool)) prometheus.Collect
 			}
 		},
 	}
+}
+
+// linkDrops is what an interface's transmit drops leave when the
+// overlay's refusals, which it counts too, are taken out: the packets no
+// interface owned the next hop of. The port's counters are read after the
+// interface's and count a refusal first, so a scrape can see a refusal
+// the interface has not counted yet: the difference stops at 0.
+func linkDrops(txDropped uint64, ic fabric.ImpairCounters) uint64 {
+	refused := ic.OverlayQueueFull + ic.NoRouteToNode + ic.OverlayTooBig + ic.OverlayDown
+	if refused > txDropped {
+		return 0
+	}
+	return txDropped - refused
 }

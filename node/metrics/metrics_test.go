@@ -90,13 +90,20 @@ func TestScrape(t *testing.T) {
 	oc := overlay.Counters{
 		PacketsSent: 10, BytesSent: 1000, SendCalls: 3,
 		PacketsReceived: 20, BytesReceived: 2000, ReceiveCalls: 4,
-		DroppedMalformed: 1, DroppedBadTag: 2, DroppedUnknownSender: 5,
+		DroppedMalformed: 1, DroppedBadTag: 2, DroppedUnknownSender: 5, Undelivered: 6,
+		TxQueueFull: 12, TxNoRoute: 13, TxTooBig: 14, TxDown: 15, TxSendFailed: 16,
 	}
 	ifaces := []Interface{
 		{
 			Lab: "demo", Host: "h1", Name: "eth0",
 			Counters: stack.Counters{RxPackets: 7, RxBytes: 700, TxPackets: 8, TxBytes: 800, RxDropped: 1, TxDropped: 2},
 			Impair:   fabric.ImpairCounters{Dropped: 3, Duplicated: 4, Corrupted: 5, Delayed: 6, Reordered: 9, QueueDropped: 11},
+		},
+		{
+			// Of its 20 transmit drops, the overlay refused 1+2+3+4.
+			Lab: "demo", Host: "h2", Name: "eth0",
+			Counters: stack.Counters{TxPackets: 5, TxBytes: 500, TxDropped: 20},
+			Impair:   fabric.ImpairCounters{OverlayQueueFull: 1, NoRouteToNode: 2, OverlayTooBig: 3, OverlayDown: 4},
 		},
 		{Lab: "demo", Host: "r1", Name: "eth1", Counters: stack.Counters{TxPackets: 1, TxBytes: 84}},
 	}
@@ -114,43 +121,73 @@ func TestScrape(t *testing.T) {
 	got := scrape(t, serve(t, reg))
 
 	want := map[string]string{
-		`labnet_overlay_packets_total{direction="tx"}`:                                                           "10",
-		`labnet_overlay_packets_total{direction="rx"}`:                                                           "20",
-		`labnet_overlay_bytes_total{direction="tx"}`:                                                             "1000",
-		`labnet_overlay_bytes_total{direction="rx"}`:                                                             "2000",
-		`labnet_overlay_syscalls_total{direction="tx"}`:                                                          "3",
-		`labnet_overlay_syscalls_total{direction="rx"}`:                                                          "4",
-		`labnet_overlay_drops_total{reason="malformed"}`:                                                         "1",
-		`labnet_overlay_drops_total{reason="bad_tag"}`:                                                           "2",
-		`labnet_overlay_drops_total{reason="unknown_sender"}`:                                                    "5",
-		`labnet_cluster_members{state="alive"}`:                                                                  "2",
-		`labnet_cluster_members{state="suspect"}`:                                                                "0",
-		`labnet_cluster_members{state="dead"}`:                                                                   "1",
-		`labnet_cluster_members{state="left"}`:                                                                   "0",
-		`labnet_interface_packets_total{direction="rx",host="h1",iface="eth0",lab="demo"}`:                       "7",
-		`labnet_interface_packets_total{direction="tx",host="h1",iface="eth0",lab="demo"}`:                       "8",
-		`labnet_interface_bytes_total{direction="rx",host="h1",iface="eth0",lab="demo"}`:                         "700",
-		`labnet_interface_bytes_total{direction="tx",host="h1",iface="eth0",lab="demo"}`:                         "800",
-		`labnet_interface_dropped_total{direction="rx",host="h1",iface="eth0",lab="demo",reason="queue_full"}`:   "1",
-		`labnet_interface_dropped_total{direction="tx",host="h1",iface="eth0",lab="demo",reason="link"}`:         "2",
-		`labnet_interface_dropped_total{direction="tx",host="h1",iface="eth0",lab="demo",reason="impair_loss"}`:  "3",
-		`labnet_interface_dropped_total{direction="tx",host="h1",iface="eth0",lab="demo",reason="impair_limit"}`: "11",
-		`labnet_interface_impaired_total{action="duplicated",host="h1",iface="eth0",lab="demo"}`:                 "4",
-		`labnet_interface_impaired_total{action="corrupted",host="h1",iface="eth0",lab="demo"}`:                  "5",
-		`labnet_interface_impaired_total{action="delayed",host="h1",iface="eth0",lab="demo"}`:                    "6",
-		`labnet_interface_impaired_total{action="reordered",host="h1",iface="eth0",lab="demo"}`:                  "9",
-		`labnet_interface_packets_total{direction="rx",host="r1",iface="eth1",lab="demo"}`:                       "0",
-		`labnet_interface_packets_total{direction="tx",host="r1",iface="eth1",lab="demo"}`:                       "1",
-		`labnet_interface_bytes_total{direction="rx",host="r1",iface="eth1",lab="demo"}`:                         "0",
-		`labnet_interface_bytes_total{direction="tx",host="r1",iface="eth1",lab="demo"}`:                         "84",
-		`labnet_interface_dropped_total{direction="rx",host="r1",iface="eth1",lab="demo",reason="queue_full"}`:   "0",
-		`labnet_interface_dropped_total{direction="tx",host="r1",iface="eth1",lab="demo",reason="link"}`:         "0",
-		`labnet_interface_dropped_total{direction="tx",host="r1",iface="eth1",lab="demo",reason="impair_loss"}`:  "0",
-		`labnet_interface_dropped_total{direction="tx",host="r1",iface="eth1",lab="demo",reason="impair_limit"}`: "0",
-		`labnet_interface_impaired_total{action="duplicated",host="r1",iface="eth1",lab="demo"}`:                 "0",
-		`labnet_interface_impaired_total{action="corrupted",host="r1",iface="eth1",lab="demo"}`:                  "0",
-		`labnet_interface_impaired_total{action="delayed",host="r1",iface="eth1",lab="demo"}`:                    "0",
-		`labnet_interface_impaired_total{action="reordered",host="r1",iface="eth1",lab="demo"}`:                  "0",
+		`labnet_overlay_packets_total{direction="tx"}`:                                                                 "10",
+		`labnet_overlay_packets_total{direction="rx"}`:                                                                 "20",
+		`labnet_overlay_bytes_total{direction="tx"}`:                                                                   "1000",
+		`labnet_overlay_bytes_total{direction="rx"}`:                                                                   "2000",
+		`labnet_overlay_syscalls_total{direction="tx"}`:                                                                "3",
+		`labnet_overlay_syscalls_total{direction="rx"}`:                                                                "4",
+		`labnet_overlay_drops_total{reason="malformed"}`:                                                               "1",
+		`labnet_overlay_drops_total{reason="bad_tag"}`:                                                                 "2",
+		`labnet_overlay_drops_total{reason="unknown_sender"}`:                                                          "5",
+		`labnet_overlay_drops_total{reason="no_owner"}`:                                                                "6",
+		`labnet_overlay_tx_drops_total{reason="queue_full"}`:                                                           "12",
+		`labnet_overlay_tx_drops_total{reason="no_route"}`:                                                             "13",
+		`labnet_overlay_tx_drops_total{reason="too_big"}`:                                                              "14",
+		`labnet_overlay_tx_drops_total{reason="down"}`:                                                                 "15",
+		`labnet_overlay_tx_drops_total{reason="send_failed"}`:                                                          "16",
+		`labnet_cluster_members{state="alive"}`:                                                                        "2",
+		`labnet_cluster_members{state="suspect"}`:                                                                      "0",
+		`labnet_cluster_members{state="dead"}`:                                                                         "1",
+		`labnet_cluster_members{state="left"}`:                                                                         "0",
+		`labnet_interface_packets_total{direction="rx",host="h1",iface="eth0",lab="demo"}`:                             "7",
+		`labnet_interface_packets_total{direction="tx",host="h1",iface="eth0",lab="demo"}`:                             "8",
+		`labnet_interface_bytes_total{direction="rx",host="h1",iface="eth0",lab="demo"}`:                               "700",
+		`labnet_interface_bytes_total{direction="tx",host="h1",iface="eth0",lab="demo"}`:                               "800",
+		`labnet_interface_dropped_total{direction="rx",host="h1",iface="eth0",lab="demo",reason="queue_full"}`:         "1",
+		`labnet_interface_dropped_total{direction="tx",host="h1",iface="eth0",lab="demo",reason="link"}`:               "2",
+		`labnet_interface_dropped_total{direction="tx",host="h1",iface="eth0",lab="demo",reason="impair_loss"}`:        "3",
+		`labnet_interface_dropped_total{direction="tx",host="h1",iface="eth0",lab="demo",reason="impair_limit"}`:       "11",
+		`labnet_interface_dropped_total{direction="tx",host="h1",iface="eth0",lab="demo",reason="overlay_queue_full"}`: "0",
+		`labnet_interface_dropped_total{direction="tx",host="h1",iface="eth0",lab="demo",reason="no_route_to_node"}`:   "0",
+		`labnet_interface_dropped_total{direction="tx",host="h1",iface="eth0",lab="demo",reason="overlay_too_big"}`:    "0",
+		`labnet_interface_dropped_total{direction="tx",host="h1",iface="eth0",lab="demo",reason="overlay_down"}`:       "0",
+		`labnet_interface_impaired_total{action="duplicated",host="h1",iface="eth0",lab="demo"}`:                       "4",
+		`labnet_interface_impaired_total{action="corrupted",host="h1",iface="eth0",lab="demo"}`:                        "5",
+		`labnet_interface_impaired_total{action="delayed",host="h1",iface="eth0",lab="demo"}`:                          "6",
+		`labnet_interface_impaired_total{action="reordered",host="h1",iface="eth0",lab="demo"}`:                        "9",
+		`labnet_interface_packets_total{direction="rx",host="h2",iface="eth0",lab="demo"}`:                             "0",
+		`labnet_interface_packets_total{direction="tx",host="h2",iface="eth0",lab="demo"}`:                             "5",
+		`labnet_interface_bytes_total{direction="rx",host="h2",iface="eth0",lab="demo"}`:                               "0",
+		`labnet_interface_bytes_total{direction="tx",host="h2",iface="eth0",lab="demo"}`:                               "500",
+		`labnet_interface_dropped_total{direction="rx",host="h2",iface="eth0",lab="demo",reason="queue_full"}`:         "0",
+		`labnet_interface_dropped_total{direction="tx",host="h2",iface="eth0",lab="demo",reason="link"}`:               "10",
+		`labnet_interface_dropped_total{direction="tx",host="h2",iface="eth0",lab="demo",reason="impair_loss"}`:        "0",
+		`labnet_interface_dropped_total{direction="tx",host="h2",iface="eth0",lab="demo",reason="impair_limit"}`:       "0",
+		`labnet_interface_dropped_total{direction="tx",host="h2",iface="eth0",lab="demo",reason="overlay_queue_full"}`: "1",
+		`labnet_interface_dropped_total{direction="tx",host="h2",iface="eth0",lab="demo",reason="no_route_to_node"}`:   "2",
+		`labnet_interface_dropped_total{direction="tx",host="h2",iface="eth0",lab="demo",reason="overlay_too_big"}`:    "3",
+		`labnet_interface_dropped_total{direction="tx",host="h2",iface="eth0",lab="demo",reason="overlay_down"}`:       "4",
+		`labnet_interface_impaired_total{action="duplicated",host="h2",iface="eth0",lab="demo"}`:                       "0",
+		`labnet_interface_impaired_total{action="corrupted",host="h2",iface="eth0",lab="demo"}`:                        "0",
+		`labnet_interface_impaired_total{action="delayed",host="h2",iface="eth0",lab="demo"}`:                          "0",
+		`labnet_interface_impaired_total{action="reordered",host="h2",iface="eth0",lab="demo"}`:                        "0",
+		`labnet_interface_packets_total{direction="rx",host="r1",iface="eth1",lab="demo"}`:                             "0",
+		`labnet_interface_packets_total{direction="tx",host="r1",iface="eth1",lab="demo"}`:                             "1",
+		`labnet_interface_bytes_total{direction="rx",host="r1",iface="eth1",lab="demo"}`:                               "0",
+		`labnet_interface_bytes_total{direction="tx",host="r1",iface="eth1",lab="demo"}`:                               "84",
+		`labnet_interface_dropped_total{direction="rx",host="r1",iface="eth1",lab="demo",reason="queue_full"}`:         "0",
+		`labnet_interface_dropped_total{direction="tx",host="r1",iface="eth1",lab="demo",reason="link"}`:               "0",
+		`labnet_interface_dropped_total{direction="tx",host="r1",iface="eth1",lab="demo",reason="impair_loss"}`:        "0",
+		`labnet_interface_dropped_total{direction="tx",host="r1",iface="eth1",lab="demo",reason="impair_limit"}`:       "0",
+		`labnet_interface_dropped_total{direction="tx",host="r1",iface="eth1",lab="demo",reason="overlay_queue_full"}`: "0",
+		`labnet_interface_dropped_total{direction="tx",host="r1",iface="eth1",lab="demo",reason="no_route_to_node"}`:   "0",
+		`labnet_interface_dropped_total{direction="tx",host="r1",iface="eth1",lab="demo",reason="overlay_too_big"}`:    "0",
+		`labnet_interface_dropped_total{direction="tx",host="r1",iface="eth1",lab="demo",reason="overlay_down"}`:       "0",
+		`labnet_interface_impaired_total{action="duplicated",host="r1",iface="eth1",lab="demo"}`:                       "0",
+		`labnet_interface_impaired_total{action="corrupted",host="r1",iface="eth1",lab="demo"}`:                        "0",
+		`labnet_interface_impaired_total{action="delayed",host="r1",iface="eth1",lab="demo"}`:                          "0",
+		`labnet_interface_impaired_total{action="reordered",host="r1",iface="eth1",lab="demo"}`:                        "0",
 	}
 	if diff := cmp.Diff(want, only(got, "labnet_")); diff != "" {
 		t.Errorf("labnet_ samples (-want +got):\n%s", diff)
@@ -338,5 +375,18 @@ func TestShutdownWithScrapeInFlight(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + l.Addr().String() + "/metrics"); err == nil {
 		t.Error("still serving after shutdown")
+	}
+}
+
+// TestLinkDrops: the interface's drops that the overlay did not refuse are
+// the network's, never below 0 when a scrape catches a refusal the
+// interface has not counted yet.
+func TestLinkDrops(t *testing.T) {
+	ic := fabric.ImpairCounters{OverlayQueueFull: 2, OverlayDown: 1}
+	if got := linkDrops(5, ic); got != 2 {
+		t.Errorf("linkDrops(5) = %d, want 2", got)
+	}
+	if got := linkDrops(2, ic); got != 0 {
+		t.Errorf("linkDrops(2) = %d, want 0", got)
 	}
 }

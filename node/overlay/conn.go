@@ -78,6 +78,19 @@ type Counters struct {
 	DroppedMalformed     uint64 // not GENEVE that labnet accepts (Header.Check), or too short to be sealed
 	DroppedBadTag        uint64 // sealed under another key, altered, or not sealed at all
 	DroppedUnknownSender uint64 // refused by Options.Accept
+	// Undelivered counts datagrams a Link received whose next hop no
+	// interface of this node owns (an unknown network, or an owner gone).
+	Undelivered uint64
+
+	// Packets a Link was asked to send and did not, by reason. The first
+	// four were refused at once (the sender's interface counts them too);
+	// TxSendFailed were queued and then refused by the kernel (sendmmsg
+	// failed), too late to tell the sender.
+	TxQueueFull  uint64 // the peer's send queue was full
+	TxNoRoute    uint64 // the peer is no address of this socket's family, or not GENEVE the overlay carries
+	TxTooBig     uint64 // larger than one datagram, once encapsulated (and sealed)
+	TxDown       uint64 // the Link had stopped, or the Conn was closed
+	TxSendFailed uint64 // queued, then refused by the kernel
 }
 
 // Message is one datagram returned by ReadBatch.
@@ -116,6 +129,9 @@ type Conn struct {
 		packetsSent, bytesSent, sendCalls atomic.Uint64
 		packetsRecv, bytesRecv, recvCalls atomic.Uint64
 		malformed, badTag, unknownSender  atomic.Uint64
+		undelivered                       atomic.Uint64
+		txQueueFull, txNoRoute, txTooBig  atomic.Uint64
+		txDown, txSendFailed              atomic.Uint64
 	}
 
 	closeOnce sync.Once
@@ -211,6 +227,9 @@ func (c *Conn) Counters() Counters {
 		PacketsSent: s.packetsSent.Load(), BytesSent: s.bytesSent.Load(), SendCalls: s.sendCalls.Load(),
 		PacketsReceived: s.packetsRecv.Load(), BytesReceived: s.bytesRecv.Load(), ReceiveCalls: s.recvCalls.Load(),
 		DroppedMalformed: s.malformed.Load(), DroppedBadTag: s.badTag.Load(), DroppedUnknownSender: s.unknownSender.Load(),
+		Undelivered: s.undelivered.Load(),
+		TxQueueFull: s.txQueueFull.Load(), TxNoRoute: s.txNoRoute.Load(), TxTooBig: s.txTooBig.Load(),
+		TxDown: s.txDown.Load(), TxSendFailed: s.txSendFailed.Load(),
 	}
 }
 
@@ -258,7 +277,8 @@ func (c *Conn) WriteBatch(dst netip.AddrPort, pkts [][]byte) error {
 	for _, p := range pkts {
 		st.dgs = append(st.dgs, Datagram{Body: p})
 	}
-	return c.write(dst, st, st.dgs)
+	_, err := c.write(dst, st, st.dgs)
+	return err
 }
 
 // WriteDatagrams sends dgs as datagrams to dst, in order, sealing them when
@@ -272,19 +292,47 @@ func (c *Conn) WriteBatch(dst netip.AddrPort, pkts [][]byte) error {
 // straight from the caller's buffers. Sealing writes each datagram once,
 // into a buffer of the Conn's. On error, some of dgs may have been sent.
 func (c *Conn) WriteDatagrams(dst netip.AddrPort, dgs []Datagram) error {
+	_, err := c.writeDatagrams(dst, dgs)
+	return err
+}
+
+// writeDatagrams is WriteDatagrams, also returning how many of dgs were
+// sent: on error, dgs[:n] were and the rest were not.
+func (c *Conn) writeDatagrams(dst netip.AddrPort, dgs []Datagram) (int, error) {
 	st := c.sendStates.Get().(*sendState)
 	defer c.sendStates.Put(st)
 	defer st.release()
 	return c.write(dst, st, dgs)
 }
 
-func (c *Conn) write(dst netip.AddrPort, st *sendState, dgs []Datagram) error {
-	if len(dgs) == 0 {
-		return nil
-	}
+// ErrNotPeer is returned by a write to an address no peer of the Conn can
+// have: invalid, or of the other IP family than the socket's.
+var ErrNotPeer = errors.New("not a peer address for this socket")
+
+// peerAddr returns dst as the socket sends to it, or ErrNotPeer.
+func (c *Conn) peerAddr(dst netip.AddrPort) (netip.AddrPort, error) {
 	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
 	if !dst.IsValid() || dst.Addr().Is6() != c.is6 {
-		return c.writeErr(dst, fmt.Errorf("overlay: %v is not a peer address for a socket on %v", dst, c.local))
+		return dst, fmt.Errorf("overlay: %v: %w on %v", dst, ErrNotPeer, c.local)
+	}
+	return dst, nil
+}
+
+// maxPayload is the longest datagram the Conn sends before sealing.
+func (c *Conn) maxPayload() int {
+	if c.key != nil {
+		return c.maxDatagram - SealOverhead
+	}
+	return c.maxDatagram
+}
+
+func (c *Conn) write(dst netip.AddrPort, st *sendState, dgs []Datagram) (int, error) {
+	if len(dgs) == 0 {
+		return 0, nil
+	}
+	dst, err := c.peerAddr(dst)
+	if err != nil {
+		return 0, c.writeErr(dst, err)
 	}
 	overhead := 0
 	if c.key != nil {
@@ -294,7 +342,7 @@ func (c *Conn) write(dst netip.AddrPort, st *sendState, dgs []Datagram) error {
 	for i := range dgs {
 		n := dgs[i].len()
 		if n == 0 || n+overhead > c.maxDatagram {
-			return c.writeErr(dst, fmt.Errorf("%w: %d bytes", ErrTooBig, n+overhead))
+			return 0, c.writeErr(dst, fmt.Errorf("%w: %d bytes", ErrTooBig, n+overhead))
 		}
 		total += n + overhead
 	}
@@ -348,10 +396,11 @@ func (c *Conn) write(dst netip.AddrPort, st *sendState, dgs []Datagram) error {
 		}
 		st.ms = append(st.ms, m)
 	}
-	if err := c.send(st); err != nil {
-		return c.writeErr(dst, err)
+	sent, err := c.send(st)
+	if err != nil {
+		return sent, c.writeErr(dst, err)
 	}
-	return nil
+	return sent, nil
 }
 
 // trainEnd returns the end of the GSO train that starts at dgs[i]: udp(7),
@@ -386,8 +435,10 @@ func (st *sendState) msgLen(i int) int {
 	return n
 }
 
-// send hands st's messages to the kernel, as many per sendmmsg as it takes.
-func (c *Conn) send(st *sendState) error {
+// send hands st's messages to the kernel, as many per sendmmsg as it takes,
+// and returns how many datagrams went: on error, the ones before the first
+// that did not.
+func (c *Conn) send(st *sendState) (sent int, err error) {
 	for i := 0; i < len(st.ms); {
 		n, err := c.pc.WriteBatch(st.ms[i:], 0)
 		c.stats.sendCalls.Add(1)
@@ -402,6 +453,7 @@ func (c *Conn) send(st *sendState) error {
 		}
 		c.stats.packetsSent.Add(packets)
 		c.stats.bytesSent.Add(bytes)
+		sent += int(packets)
 		i += n
 		if err == nil {
 			continue
@@ -413,20 +465,23 @@ func (c *Conn) send(st *sendState) error {
 				if disable {
 					c.gso.Store(false)
 				}
-				if err := c.sendSegments(st, i); err != nil {
-					return err
+				n, err := c.sendSegments(st, i)
+				sent += n
+				if err != nil {
+					return sent, err
 				}
 				i++
 				continue
 			}
 		}
-		return unwrapOpError(err)
+		return sent, unwrapOpError(err)
 	}
-	return nil
+	return sent, nil
 }
 
-// sendSegments sends train i of st as separate datagrams, without GSO.
-func (c *Conn) sendSegments(st *sendState, i int) error {
+// sendSegments sends train i of st as separate datagrams, without GSO, and
+// returns how many went.
+func (c *Conn) sendSegments(st *sendState, i int) (int, error) {
 	st.split = st.split[:0]
 	for j := st.first[i]; j < st.first[i]+st.segs[i]; j++ {
 		st.split = append(st.split, ipv4.Message{Buffers: st.iov[st.dgIov[j]:st.dgIov[j+1]], Addr: st.to})
@@ -445,10 +500,10 @@ func (c *Conn) sendSegments(st *sendState, i int) error {
 		}
 		j += max(n, 0)
 		if err != nil {
-			return unwrapOpError(err)
+			return j, unwrapOpError(err)
 		}
 	}
-	return nil
+	return len(st.split), nil
 }
 
 func (c *Conn) writeErr(dst netip.AddrPort, err error) error {

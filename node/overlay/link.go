@@ -3,6 +3,7 @@ package overlay
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -10,12 +11,15 @@ import (
 )
 
 // Link joins a labd's fabric to the overlay: it implements the fabric's
-// Remote (SendRemote encapsulates a packet for the node that owns its next
-// hop) and Run hands what arrives to a delivery function (the fabric's
-// DeliverRemote).
+// Remote (SendRemote queues a packet for the node that owns its next hop,
+// or says at once why it cannot: linksend.go) and Run hands what arrives to
+// a delivery function (the fabric's DeliverRemote).
 type Link struct {
-	c       *Conn
-	deliver func(vni uint32, nextHop netip.Addr, pkt []byte) bool
+	c          *Conn
+	deliver    func(vni uint32, nextHop netip.Addr, pkt []byte) bool
+	limit      int // packets a peer's queue holds
+	maxPayload int // the longest GENEVE packet c sends
+	failures   failureLog
 
 	mu     sync.Mutex                                    // serialises adding queues
 	queues atomic.Pointer[map[netip.AddrPort]*sendQueue] // copy-on-write
@@ -27,143 +31,43 @@ type Link struct {
 	queueDrops atomic.Uint64
 }
 
-// sendQueue holds packets for one peer. Senders append and return at once;
-// one goroutine per peer writes whatever has gathered with WriteDatagrams,
-// so under load packets go out as trains (GSO) and one syscall carries many
-// (the batching DESIGN.md asks of the overlay), and when idle a packet
-// goes at once.
-type sendQueue struct {
-	peer   netip.AddrPort
-	mu     sync.Mutex
-	pkts   []queued
-	spare  []queued
-	signal chan struct{}
+// DefaultQueueLimit bounds a peer's send queue unless WithQueueLimit says
+// otherwise; beyond it packets are refused, as a full NIC queue drops.
+const DefaultQueueLimit = 4096
+
+// A LinkOption configures a Link.
+type LinkOption func(*Link)
+
+// WithQueueLimit makes each peer's send queue hold at most n packets
+// (DefaultQueueLimit when n < 1).
+func WithQueueLimit(n int) LinkOption {
+	return func(l *Link) {
+		if n >= 1 {
+			l.limit = n
+		}
+	}
 }
 
-// queued is a packet with its GENEVE header, written by SendRemote while
-// the packet is fresh in the cache (the flush may come much later).
-type queued struct {
-	head    [maxEncapLen]byte
-	headLen uint8
-	pkt     []byte
+// WithLogger sets where the Link reports the sends the kernel refused (at
+// most one line per failureLogEvery); the default is slog.Default().
+func WithLogger(log *slog.Logger) LinkOption {
+	return func(l *Link) { l.failures.log = log }
 }
-
-// sendQueueLimit bounds a peer's queue; beyond it packets are dropped, as a
-// full NIC queue drops.
-const sendQueueLimit = 4096
-
-// flushBatch is the most datagrams one WriteDatagrams of a flush carries:
-// up to 16 GSO trains of 64 in one sendmmsg.
-const flushBatch = 1024
-
-// maxEncapLen is EncapLen of an IPv6 next hop, the longer.
-const maxEncapLen = HeaderMinLen + optHeaderLen + 16
 
 // NewLink returns a link over c that delivers received packets with
 // deliver, which takes ownership of pkt.
-func NewLink(c *Conn, deliver func(vni uint32, nextHop netip.Addr, pkt []byte) bool) *Link {
-	l := &Link{c: c, deliver: deliver, done: make(chan struct{})}
+func NewLink(c *Conn, deliver func(vni uint32, nextHop netip.Addr, pkt []byte) bool, opts ...LinkOption) *Link {
+	l := &Link{c: c, deliver: deliver, limit: DefaultQueueLimit, maxPayload: c.maxPayload(), done: make(chan struct{})}
+	l.failures.log = slog.Default()
 	l.queues.Store(&map[netip.AddrPort]*sendQueue{})
+	for _, o := range opts {
+		o(l)
+	}
 	return l
 }
 
-// SendRemote queues pkt (an IP packet) for peer, to go in GENEVE with the
-// VNI and next-hop option. It takes ownership of pkt: the packet is not
-// copied, its header is written beside it and the two go to the kernel as
-// one datagram (Conn.WriteDatagrams).
-func (l *Link) SendRemote(peer netip.AddrPort, vni uint32, nextHop netip.Addr, pkt []byte) error {
-	p := queued{pkt: pkt}
-	head, err := AppendHeader(p.head[:0], vni, nextHop, pkt)
-	if err != nil {
-		return err
-	}
-	p.headLen = uint8(len(head))
-	q := l.queue(peer)
-	if q == nil {
-		return net.ErrClosed
-	}
-	q.mu.Lock()
-	if len(q.pkts) >= sendQueueLimit {
-		q.mu.Unlock()
-		l.queueDrops.Add(1)
-		return nil
-	}
-	q.pkts = append(q.pkts, p)
-	first := len(q.pkts) == 1
-	q.mu.Unlock()
-	if first {
-		select {
-		case q.signal <- struct{}{}:
-		default:
-		}
-	}
-	return nil
-}
-
-// QueueDrops counts packets dropped because a peer's queue was full.
+// QueueDrops counts packets refused because a peer's queue was full.
 func (l *Link) QueueDrops() uint64 { return l.queueDrops.Load() }
-
-// queue returns peer's queue, starting its goroutine the first time; nil
-// once the link has stopped. Most calls find the queue of the call before.
-func (l *Link) queue(peer netip.AddrPort) *sendQueue {
-	if q := l.last.Load(); q != nil && q.peer == peer {
-		return q
-	}
-	q := (*l.queues.Load())[peer]
-	if q == nil {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		select {
-		case <-l.done:
-			return nil
-		default:
-		}
-		old := *l.queues.Load()
-		if q = old[peer]; q == nil {
-			q = &sendQueue{peer: peer, signal: make(chan struct{}, 1)}
-			m := make(map[netip.AddrPort]*sendQueue, len(old)+1)
-			for k, v := range old {
-				m[k] = v
-			}
-			m[peer] = q
-			l.queues.Store(&m)
-			l.wg.Add(1)
-			go l.flush(q)
-		}
-	}
-	l.last.Store(q)
-	return q
-}
-
-// flush writes a peer's queue until the link stops.
-func (l *Link) flush(q *sendQueue) {
-	defer l.wg.Done()
-	var dgs []Datagram
-	for {
-		select {
-		case <-l.done:
-			return
-		case <-q.signal:
-		}
-		q.mu.Lock()
-		batch := q.pkts
-		q.pkts = q.spare[:0] // spare belongs to this goroutine alone
-		q.mu.Unlock()
-		for rest := batch; len(rest) > 0; {
-			n := min(len(rest), flushBatch)
-			dgs = dgs[:0]
-			for i := range rest[:n] {
-				p := &rest[i]
-				dgs = append(dgs, Datagram{Head: p.head[:p.headLen], Body: p.pkt})
-			}
-			_ = l.c.WriteDatagrams(q.peer, dgs) // a lost packet is the transport's to recover
-			rest = rest[n:]
-		}
-		clear(batch)
-		clear(dgs)
-		q.spare = batch[:0]
-	}
-}
 
 func (l *Link) stop() {
 	l.once.Do(func() {
@@ -184,10 +88,12 @@ func (l *Link) Run(ctx context.Context) error {
 	msgs := make([]Message, 64)
 	for {
 		n, err := l.c.ReadBatch(msgs)
+		var undelivered uint64
 		for _, m := range msgs[:n] {
 			h := m.Packet
 			nh := h.NextHop()
 			if !nh.IsValid() {
+				undelivered++ // no next-hop option (Check allows one): nobody to give it to
 				continue
 			}
 			// The stack gets a packet of its own: a detached one as it
@@ -196,8 +102,11 @@ func (l *Link) Run(ctx context.Context) error {
 			if !m.Detached {
 				pkt = append([]byte(nil), pkt...)
 			}
-			l.deliver(h.VNI(), nh, pkt)
+			if !l.deliver(h.VNI(), nh, pkt) {
+				undelivered++
+			}
 		}
+		l.c.stats.undelivered.Add(undelivered)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
