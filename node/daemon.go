@@ -83,7 +83,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 
 	// The overlay carries packets to hosts on other nodes; the cluster
 	// finds the nodes and replicates the desired state.
-	if d.packets, err = newPacketPath(cfg); err != nil {
+	if d.packets, err = newPacketPath(cfg, log); err != nil {
 		return d, err
 	}
 	adv := advertise(cfg, d.api.lis.Addr().String(), d.packets.addr(), log)

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sync/atomic"
 
@@ -34,7 +35,7 @@ type packetPath struct {
 
 // newPacketPath binds the overlay address (cfg.Overlay) and joins the
 // fabric to it. No sender is allowed until followMembers.
-func newPacketPath(cfg Config) (*packetPath, error) {
+func newPacketPath(cfg Config, log *slog.Logger) (*packetPath, error) {
 	var key *overlay.Key
 	if len(cfg.Key) > 0 {
 		var err error
@@ -53,7 +54,7 @@ func newPacketPath(cfg Config) (*packetPath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--overlay %s: %w", cfg.Overlay, err)
 	}
-	p.link = overlay.NewLink(p.conn, p.fab.DeliverRemote)
+	p.link = overlay.NewLink(p.conn, p.fab.DeliverRemote, overlay.WithLogger(log.With("component", "overlay")))
 	p.fab.SetRemote(p.link)
 	return p, nil
 }
