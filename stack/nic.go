@@ -17,13 +17,16 @@ type Link interface {
 	Send(nextHop netip.Addr, pkt []byte) error
 }
 
-// NIC is one interface of a stack.
+// NIC is one interface of a stack. Its link may come after it (SetLink):
+// until then the interface is down and what the stack sends through it is
+// dropped (DropDown) and counted.
 type NIC struct {
 	id    int
 	name  string
 	mtu   int
-	link  Link
-	addrs []netip.Prefix // fixed at creation
+	stack *Stack
+	link  atomic.Pointer[Link] // nil while the interface has no link
+	addrs []netip.Prefix       // fixed at creation
 
 	rxPackets, rxBytes, txPackets, txBytes atomic.Uint64
 	rxDropped, txDropped                   atomic.Uint64
@@ -54,15 +57,32 @@ func (n *NIC) addrOf(v4 bool) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
+// SetLink makes l the interface's wire, replacing the one it had, if any
+// (a link may be built after the interface it serves, for it needs the
+// interface to receive: Receive). nil takes the interface down. The stack
+// calls l from any goroutine from now on.
+func (n *NIC) SetLink(l Link) {
+	if l == nil {
+		n.link.Store(nil)
+		return
+	}
+	n.link.Store(&l)
+}
+
 // send hands pkt to the link, counting it. Takes ownership of pkt.
 func (n *NIC) send(nextHop netip.Addr, pkt []byte) error {
 	size := len(pkt)
+	lp := n.link.Load()
 	if taps := n.taps.Load(); taps != nil {
 		if mask := taps.wants(pkt); mask != 0 {
-			return n.sendTapped(taps, mask, nextHop, pkt)
+			return n.sendTapped(taps, mask, lp, nextHop, pkt)
 		}
 	}
-	if err := n.link.Send(nextHop, pkt); err != nil {
+	if lp == nil {
+		n.txDropped.Add(1) // the interface is down: as a link loses it
+		return nil
+	}
+	if err := (*lp).Send(nextHop, pkt); err != nil {
 		n.txDropped.Add(1)
 		return err
 	}
@@ -73,16 +93,22 @@ func (n *NIC) send(nextHop netip.Addr, pkt []byte) error {
 
 // sendTapped is send while taps watch: they get a copy taken before the
 // link owns pkt, stamped with the time it was sent, and what the link did.
-func (n *NIC) sendTapped(taps *tapSet, mask uint64, nextHop netip.Addr, pkt []byte) error {
+func (n *NIC) sendTapped(taps *tapSet, mask uint64, lp *Link, nextHop netip.Addr, pkt []byte) error {
 	rec := TapRecord{Time: n.clock.Now(), Seq: tapSeq.Add(1), Dir: TapOut, Packet: append([]byte(nil), pkt...)}
 	size := len(pkt)
+	if lp == nil {
+		n.txDropped.Add(1)
+		rec.Drop = DropDown
+		taps.emit(rec, mask)
+		return nil
+	}
 	var err error
-	if fl, ok := n.link.(FateLink); ok {
+	if fl, ok := (*lp).(FateLink); ok {
 		var fate LinkFate
 		fate, err = fl.SendFate(nextHop, pkt)
 		rec.Drop, rec.Note = fate.Drop, fate.Note
 	} else {
-		err = n.link.Send(nextHop, pkt)
+		err = (*lp).Send(nextHop, pkt)
 	}
 	if err != nil {
 		n.txDropped.Add(1)
@@ -112,8 +138,9 @@ func (n *NIC) Counters() Counters {
 }
 
 // AddInterface adds an interface with the given addresses (each with its
-// subnet's prefix length) and installs their connected routes. The stack does
-// not validate that addresses are unique across interfaces; the caller does.
+// subnet's prefix length) and installs their connected routes. link may be
+// nil: the interface is down until SetLink gives it one. The stack does not
+// validate that addresses are unique across interfaces; the caller does.
 func (s *Stack) AddInterface(name string, mtu int, link Link, addrs ...netip.Prefix) (*NIC, error) {
 	if mtu < 68 {
 		return nil, fmt.Errorf("stack %s: interface %s: MTU %d below the IPv4 minimum of 68", s.name, name, mtu)
@@ -133,7 +160,8 @@ func (s *Stack) AddInterface(name string, mtu int, link Link, addrs ...netip.Pre
 			return nil, fmt.Errorf("stack %s: interface %s exists", s.name, name)
 		}
 	}
-	n := &NIC{id: len(s.nics), name: name, mtu: mtu, link: link, clock: s.clock, addrs: append([]netip.Prefix(nil), addrs...)}
+	n := &NIC{id: len(s.nics), name: name, mtu: mtu, stack: s, clock: s.clock, addrs: append([]netip.Prefix(nil), addrs...)}
+	n.SetLink(link)
 	s.nics = append(s.nics, n)
 	s.rebuildRoutesLocked()
 	return n, nil

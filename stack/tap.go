@@ -28,6 +28,7 @@ const (
 	DropQueueFull            // the host's receive queue was full
 	DropLoss                 // lost on the link (impairment loss)
 	DropLinkQueueFull        // the link's impairment queue was full
+	DropDown                 // the interface had no link, or the stack was closed
 )
 
 var dropNames = [...]string{
@@ -44,6 +45,7 @@ var dropNames = [...]string{
 	DropQueueFull:       "receive queue full",
 	DropLoss:            "impairment loss",
 	DropLinkQueueFull:   "impairment queue full",
+	DropDown:            "interface down",
 }
 
 // String names the reason in the words captures show.
