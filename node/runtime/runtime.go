@@ -68,8 +68,6 @@ type Host struct {
 	ports    []*fabric.Port
 	byIface  map[string]*fabric.Port
 	networks map[string]string
-	queue    *rxQueue
-	done     chan struct{}
 
 	impairMu sync.Mutex
 	impairs  map[string]*labv1.Impairment // as applied to each interface's port
@@ -380,12 +378,12 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 	h := &Host{
 		name: spec.Name, key: d.key, stack: st, networks: map[string]string{},
 		byIface: map[string]*fabric.Port{}, impairs: map[string]*labv1.Impairment{},
-		queue: newRxQueue(), done: make(chan struct{}),
 	}
 	fail := func(err error) (*Host, error) {
 		for _, p := range h.ports {
 			p.Detach()
 		}
+		st.Close()
 		return nil, err
 	}
 	for _, ifc := range spec.Interfaces {
@@ -410,22 +408,17 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 		if mtu == 0 {
 			mtu = defaultMTU
 		}
-		// The NIC needs its link and the port needs its NIC: the link is
-		// filled in once the port exists, before any packet can be sent.
-		link := &portLink{}
-		nic, err := st.AddInterface(ifc.Name, mtu, link, prefixes...)
+		// The port delivers to the NIC's receive queue (NIC.Receive) and is
+		// its link from then on.
+		nic, err := st.AddInterface(ifc.Name, mtu, nil, prefixes...)
 		if err != nil {
 			return fail(err)
 		}
-		port, err := r.cfg.Fabric.Attach(n.Name, spec.Name+":"+ifc.Name, addrs, func(pkt []byte) {
-			if !h.queue.push(inbound{nic, pkt}) {
-				nic.DropRx(pkt, stack.DropQueueFull, st.Now())
-			}
-		})
+		port, err := r.cfg.Fabric.Attach(n.Name, spec.Name+":"+ifc.Name, addrs, nic.Receive)
 		if err != nil {
 			return fail(err)
 		}
-		link.port = port
+		nic.SetLink(port)
 		h.ports = append(h.ports, port)
 		h.byIface[ifc.Name] = port
 		h.networks[ifc.Name] = ifc.Network
@@ -451,7 +444,6 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 	h.setImpairments(spec)
 	h.tcp = tcp.New(st, tcp.Options{})
 	h.udp = udp.New(st)
-	go h.loop()
 	if len(spec.Services) > 0 {
 		parts := strings.Split(spec.Name, "/")
 		info := services.HostInfo{Name: parts[len(parts)-1], Lab: parts[1], Node: spec.Node}
@@ -468,26 +460,6 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 	return h, nil
 }
 
-// loop feeds received packets to the stack, a batch at a time: everything
-// queued since the last pass. TCP ACKs a batch's data once, at its end
-// (tcp.Protocol.BeginBatch), as Linux does for what GRO coalesced.
-func (h *Host) loop() {
-	for {
-		select {
-		case <-h.done:
-			return
-		case <-h.queue.signal:
-			batch := h.queue.take()
-			h.tcp.BeginBatch()
-			for i, in := range batch {
-				h.stack.Deliver(in.nic, in.pkt)
-				batch[i] = inbound{}
-			}
-			h.tcp.EndBatch()
-		}
-	}
-}
-
 func (h *Host) stop() {
 	if h.svcs != nil {
 		h.svcs.Close()
@@ -499,7 +471,7 @@ func (h *Host) stop() {
 	for _, p := range h.ports {
 		p.Detach()
 	}
-	close(h.done)
+	h.stack.Close() // waits for a receive worker still at work
 }
 
 func (r *Runtime) stopAll() {
@@ -509,16 +481,6 @@ func (r *Runtime) stopAll() {
 		h.stop()
 		delete(r.hosts, name)
 	}
-}
-
-// portLink is a NIC's link: the fabric port, set once attached.
-type portLink struct{ port *fabric.Port }
-
-func (l *portLink) Send(nextHop netip.Addr, pkt []byte) error { return l.port.Send(nextHop, pkt) }
-
-// SendFate tells captures what the port's impairments did (stack.FateLink).
-func (l *portLink) SendFate(nextHop netip.Addr, pkt []byte) (stack.LinkFate, error) {
-	return l.port.SendFate(nextHop, pkt)
 }
 
 // defaultMTU is a network's MTU when it names none: 1500 less room for the
