@@ -1,6 +1,9 @@
 package stack
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // The receive path: the one way packets from a link enter a stack.
 //
@@ -163,11 +166,16 @@ func (s *Stack) Close() {
 // setBatchersLocked records the batch hooks of the transports in m, in
 // protocol number order. Called with s.mu held.
 func (s *Stack) setBatchersLocked(m map[uint8]Transport) {
-	var bts []BatchTransport
-	for p := range 256 {
-		if bt, ok := m[uint8(p)].(BatchTransport); ok {
-			bts = append(bts, bt)
+	var protos []uint8
+	for p, t := range m {
+		if _, ok := t.(BatchTransport); ok {
+			protos = append(protos, p)
 		}
+	}
+	slices.Sort(protos)
+	bts := make([]BatchTransport, len(protos))
+	for i, p := range protos {
+		bts[i] = m[p].(BatchTransport)
 	}
 	s.batchers.Store(&bts)
 }
