@@ -62,19 +62,36 @@ func New(cfg Config) *Runtime {
 
 // Host is one running virtual host.
 type Host struct {
-	name     string
-	key      []byte // spec (without impairments) and attached networks, to notice changes
-	stack    *stack.Stack
-	ports    []*fabric.Port
-	byIface  map[string]*fabric.Port
-	networks map[string]string
+	name   string
+	key    []byte // spec (without impairments) and attached networks, to notice changes
+	stack  *stack.Stack
+	ifaces []hostIface // in the spec's order
 
-	impairMu sync.Mutex
-	impairs  map[string]*labv1.Impairment // as applied to each interface's port
+	impairMu sync.Mutex // guards ifaces[i].impair
 
 	tcp  *tcp.Protocol
 	udp  *udp.Protocol
 	svcs *services.Set
+}
+
+// hostIface is one interface of a host: its network's short id, its port,
+// and the impairment applied to the port (guarded by Host.impairMu). A
+// host keeps a slice of them, not maps: with 100,000 idle hosts on a labd,
+// every map a host holds costs tens of megabytes.
+type hostIface struct {
+	name, network string
+	port          *fabric.Port
+	impair        *labv1.Impairment
+}
+
+// iface returns the interface named name, or nil.
+func (h *Host) iface(name string) *hostIface {
+	for i := range h.ifaces {
+		if h.ifaces[i].name == name {
+			return &h.ifaces[i]
+		}
+	}
+	return nil
 }
 
 // TCP is the host's TCP.
@@ -99,13 +116,19 @@ func (n hostNet) ListenUDP(port uint16) (net.PacketConn, error) {
 func (h *Host) Stack() *stack.Stack { return h.stack }
 
 // Networks maps each interface name to its network's short id.
-func (h *Host) Networks() map[string]string { return h.networks }
+func (h *Host) Networks() map[string]string {
+	m := make(map[string]string, len(h.ifaces))
+	for _, ifc := range h.ifaces {
+		m[ifc.name] = ifc.network
+	}
+	return m
+}
 
 // ImpairCounters reports what the impairments of interface iface did (zero
 // for an interface the host does not have).
 func (h *Host) ImpairCounters(iface string) fabric.ImpairCounters {
-	if p := h.byIface[iface]; p != nil {
-		return p.ImpairCounters()
+	if ifc := h.iface(iface); ifc != nil {
+		return ifc.port.ImpairCounters()
 	}
 	return fabric.ImpairCounters{}
 }
@@ -114,7 +137,10 @@ func (h *Host) ImpairCounters(iface string) fabric.ImpairCounters {
 func (h *Host) Impairment(iface string) *labv1.Impairment {
 	h.impairMu.Lock()
 	defer h.impairMu.Unlock()
-	return h.impairs[iface]
+	if ifc := h.iface(iface); ifc != nil {
+		return ifc.impair
+	}
+	return nil
 }
 
 // setImpairments applies the spec's impairments to the interfaces' ports,
@@ -124,12 +150,12 @@ func (h *Host) setImpairments(spec *labv1.Host) {
 	h.impairMu.Lock()
 	defer h.impairMu.Unlock()
 	for _, ifc := range spec.Interfaces {
-		p := h.byIface[ifc.Name]
-		if p == nil || proto.Equal(ifc.Impair, h.impairs[ifc.Name]) {
+		hi := h.iface(ifc.Name)
+		if hi == nil || proto.Equal(ifc.Impair, hi.impair) {
 			continue
 		}
-		p.SetImpair(impairment(ifc.Impair))
-		h.impairs[ifc.Name] = ifc.Impair
+		hi.port.SetImpair(impairment(ifc.Impair))
+		hi.impair = ifc.Impair
 	}
 }
 
@@ -376,12 +402,12 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 	spec := d.spec
 	st := stack.New(stack.Config{Name: spec.Name, Clock: r.cfg.Clock, Forwarding: spec.Forwarding})
 	h := &Host{
-		name: spec.Name, key: d.key, stack: st, networks: map[string]string{},
-		byIface: map[string]*fabric.Port{}, impairs: map[string]*labv1.Impairment{},
+		name: spec.Name, key: d.key, stack: st,
+		ifaces: make([]hostIface, 0, len(spec.Interfaces)),
 	}
 	fail := func(err error) (*Host, error) {
-		for _, p := range h.ports {
-			p.Detach()
+		for _, ifc := range h.ifaces {
+			ifc.port.Detach()
 		}
 		st.Close()
 		return nil, err
@@ -419,9 +445,7 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 			return fail(err)
 		}
 		nic.SetLink(port)
-		h.ports = append(h.ports, port)
-		h.byIface[ifc.Name] = port
-		h.networks[ifc.Name] = ifc.Network
+		h.ifaces = append(h.ifaces, hostIface{name: ifc.Name, network: ifc.Network, port: port})
 	}
 	for _, rt := range spec.Routes {
 		via, err := netip.ParseAddr(rt.Via)
@@ -448,7 +472,7 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 		parts := strings.Split(spec.Name, "/")
 		info := services.HostInfo{Name: parts[len(parts)-1], Lab: parts[1], Node: spec.Node}
 		for _, n := range st.Interfaces() {
-			info.Interfaces = append(info.Interfaces, services.InterfaceInfo{Name: n.Name(), Network: h.networks[n.Name()], Addresses: n.Addresses()})
+			info.Interfaces = append(info.Interfaces, services.InterfaceInfo{Name: n.Name(), Network: h.iface(n.Name()).network, Addresses: n.Addresses()})
 		}
 		set, err := services.Start(context.Background(), hostNet{h}, info, spec.Services, r.cfg.Logger.With("host", spec.Name))
 		if err != nil {
@@ -468,8 +492,8 @@ func (h *Host) stop() {
 		h.tcp.Close()
 		h.udp.Close()
 	}
-	for _, p := range h.ports {
-		p.Detach()
+	for _, ifc := range h.ifaces {
+		ifc.port.Detach()
 	}
 	h.stack.Close() // waits for a receive worker still at work
 }
