@@ -91,7 +91,7 @@ func (n *NIC) Receive(pkt []byte) {
 	}
 	q.mu.Unlock()
 	if start {
-		s.spawn(s.drainRx)
+		s.spawn(s.rxWorker)
 	}
 }
 

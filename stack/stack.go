@@ -103,6 +103,7 @@ type Stack struct {
 	rx       rxQueue                          // rx.go
 	batchers atomic.Pointer[[]BatchTransport] // of the transports, by protocol
 	spawn    func(f func())                   // Config.Go
+	rxWorker func()                           // s.drainRx, made once
 }
 
 // New returns a stack with no interfaces.
@@ -130,6 +131,7 @@ func New(cfg Config) *Stack {
 		echo6:      map[uint16]*EchoEndpoint{},
 		nextIdent:  1,
 	}
+	s.rxWorker = s.drainRx
 	s.spawn = cfg.Go
 	if s.spawn == nil {
 		s.spawn = func(f func()) { go f() }
