@@ -138,10 +138,17 @@ func New(cfg Config) *Stack {
 	}
 	s.errLimit.init(rate, burst, cfg.Clock.Now())
 	s.routes.Store(&routeTable{})
-	s.transports.Store(&map[uint8]Transport{})
-	s.batchers.Store(&[]BatchTransport{})
+	s.transports.Store(&noTransports)
+	s.batchers.Store(&noBatchers)
 	return s
 }
+
+// A new stack's transports, shared by every stack until it registers one
+// (both are replaced whole, never changed): a labd runs 100,000 stacks.
+var (
+	noTransports = map[uint8]Transport{}
+	noBatchers   []BatchTransport
+)
 
 // Name is the stack's name from Config.
 func (s *Stack) Name() string { return s.name }
