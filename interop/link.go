@@ -7,7 +7,8 @@
 //
 // The link behaves like a wire between two interfaces: each packet is copied
 // when it is sent, so sender and receiver never share memory, and each
-// direction delivers on its own goroutine, optionally losing and reordering
+// direction delivers on its own goroutine (to our interface's receive queue,
+// stack.NIC.Receive, the path every packet into our stack takes), optionally losing and reordering
 // packets (the impairments TCP tests need) with a seeded random source.
 package interop
 
@@ -251,12 +252,6 @@ func (l *labnetEnd) Send(nextHop netip.Addr, pkt []byte) error {
 	}
 	l.out.put(bytes.Clone(pkt))
 	return nil
-}
-
-// deliverLabnet returns the receiver for a labnet interface: it hands each
-// packet (ownership and all) to s.Deliver.
-func deliverLabnet(s *stack.Stack, nic *stack.NIC) func([]byte) {
-	return func(pkt []byte) { s.Deliver(nic, pkt) }
 }
 
 // gvisorEnd is the link endpoint of a gVisor NIC on the wire.

@@ -107,13 +107,15 @@ func NewMixed(o Options) (*Mixed, error) {
 		g.Wait()
 		return nil, err
 	}
-	w.start(deliverLabnet(s, nic), gep.deliver)
+	w.start(nic.Receive, gep.deliver)
 	return &Mixed{Wire: w, Labnet: s, NIC: nic, GVisor: g}, nil
 }
 
-// Close stops the link and the gVisor stack. It is idempotent.
+// Close stops the link, our stack's receive path and the gVisor stack. It
+// is idempotent.
 func (m *Mixed) Close() {
 	m.stop()
+	m.Labnet.Close()
 	m.GVisor.Close()
 	m.GVisor.Wait()
 }
@@ -178,12 +180,16 @@ func NewLabnetPair(o Options) (*LabnetPair, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.start(deliverLabnet(a, anic), deliverLabnet(b, bnic))
+	w.start(anic.Receive, bnic.Receive)
 	return &LabnetPair{Wire: w, A: a, B: b, ANIC: anic, BNIC: bnic}, nil
 }
 
-// Close stops the link. It is idempotent.
-func (p *LabnetPair) Close() { p.stop() }
+// Close stops the link and the stacks' receive paths. It is idempotent.
+func (p *LabnetPair) Close() {
+	p.stop()
+	p.A.Close()
+	p.B.Close()
+}
 
 // TCPStack is what the TCP tests and benchmarks need of a TCP
 // implementation: gVisor's through GVisorTCP, ours through LabnetTCP, so

@@ -17,13 +17,16 @@ type Link interface {
 	Send(nextHop netip.Addr, pkt []byte) error
 }
 
-// NIC is one interface of a stack.
+// NIC is one interface of a stack. Its link may come after it (SetLink):
+// until then the interface is down and what the stack sends through it is
+// dropped (DropDown) and counted.
 type NIC struct {
 	id    int
 	name  string
 	mtu   int
-	link  Link
-	addrs []netip.Prefix // fixed at creation
+	stack *Stack
+	link  atomic.Pointer[Link] // nil while the interface has no link
+	addrs []netip.Prefix       // fixed at creation
 
 	rxPackets, rxBytes, txPackets, txBytes atomic.Uint64
 	rxDropped, txDropped                   atomic.Uint64
@@ -54,18 +57,32 @@ func (n *NIC) addrOf(v4 bool) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
+// SetLink makes l the interface's wire, replacing the one it had, if any
+// (a link may be built after the interface it serves, for it needs the
+// interface to receive: Receive). nil takes the interface down. The stack
+// calls l from any goroutine from now on.
+func (n *NIC) SetLink(l Link) {
+	if l == nil {
+		n.link.Store(nil)
+		return
+	}
+	n.link.Store(&l)
+}
+
 // send hands pkt to the link, counting it. Takes ownership of pkt. A
 // packet the link refuses without an error (LinkFate.Drop.Refused: an
-// overlay's full queue) is counted as dropped and send returns nil, as
-// Linux drops what a full device queue cannot take.
+// overlay's full queue), or that finds the interface without a link, is
+// counted as dropped and send returns nil, as Linux drops what a full or
+// down device queue cannot take.
 func (n *NIC) send(nextHop netip.Addr, pkt []byte) error {
 	size := len(pkt)
+	lp := n.link.Load()
 	if taps := n.taps.Load(); taps != nil {
 		if mask := taps.wants(pkt); mask != 0 {
-			return n.sendTapped(taps, mask, nextHop, pkt)
+			return n.sendTapped(taps, mask, lp, nextHop, pkt)
 		}
 	}
-	if fate, err := n.linkSend(nextHop, pkt); err != nil || fate.Drop.Refused() {
+	if fate, err := linkSend(lp, nextHop, pkt); err != nil || fate.Drop.Refused() {
 		n.txDropped.Add(1)
 		return err
 	}
@@ -74,20 +91,24 @@ func (n *NIC) send(nextHop netip.Addr, pkt []byte) error {
 	return nil
 }
 
-// linkSend gives pkt to the link, learning its fate when the link tells it.
-func (n *NIC) linkSend(nextHop netip.Addr, pkt []byte) (LinkFate, error) {
-	if fl, ok := n.link.(FateLink); ok {
+// linkSend gives pkt to the link lp, learning its fate when the link tells
+// it; with no link (nil), the packet is dropped as DropDown.
+func linkSend(lp *Link, nextHop netip.Addr, pkt []byte) (LinkFate, error) {
+	if lp == nil {
+		return LinkFate{Drop: DropDown}, nil
+	}
+	if fl, ok := (*lp).(FateLink); ok {
 		return fl.SendFate(nextHop, pkt)
 	}
-	return LinkFate{}, n.link.Send(nextHop, pkt)
+	return LinkFate{}, (*lp).Send(nextHop, pkt)
 }
 
 // sendTapped is send while taps watch: they get a copy taken before the
 // link owns pkt, stamped with the time it was sent, and what the link did.
-func (n *NIC) sendTapped(taps *tapSet, mask uint64, nextHop netip.Addr, pkt []byte) error {
+func (n *NIC) sendTapped(taps *tapSet, mask uint64, lp *Link, nextHop netip.Addr, pkt []byte) error {
 	rec := TapRecord{Time: n.clock.Now(), Seq: tapSeq.Add(1), Dir: TapOut, Packet: append([]byte(nil), pkt...)}
 	size := len(pkt)
-	fate, err := n.linkSend(nextHop, pkt)
+	fate, err := linkSend(lp, nextHop, pkt)
 	rec.Drop, rec.Note = fate.Drop, fate.Note
 	if err != nil {
 		rec.Drop = DropHostUnreachable
@@ -119,8 +140,9 @@ func (n *NIC) Counters() Counters {
 }
 
 // AddInterface adds an interface with the given addresses (each with its
-// subnet's prefix length) and installs their connected routes. The stack does
-// not validate that addresses are unique across interfaces; the caller does.
+// subnet's prefix length) and installs their connected routes. link may be
+// nil: the interface is down until SetLink gives it one. The stack does not
+// validate that addresses are unique across interfaces; the caller does.
 func (s *Stack) AddInterface(name string, mtu int, link Link, addrs ...netip.Prefix) (*NIC, error) {
 	if mtu < 68 {
 		return nil, fmt.Errorf("stack %s: interface %s: MTU %d below the IPv4 minimum of 68", s.name, name, mtu)
@@ -140,7 +162,8 @@ func (s *Stack) AddInterface(name string, mtu int, link Link, addrs ...netip.Pre
 			return nil, fmt.Errorf("stack %s: interface %s exists", s.name, name)
 		}
 	}
-	n := &NIC{id: len(s.nics), name: name, mtu: mtu, link: link, clock: s.clock, addrs: append([]netip.Prefix(nil), addrs...)}
+	n := &NIC{id: len(s.nics), name: name, mtu: mtu, stack: s, clock: s.clock, addrs: append([]netip.Prefix(nil), addrs...)}
+	n.SetLink(link)
 	s.nics = append(s.nics, n)
 	s.rebuildRoutesLocked()
 	return n, nil

@@ -3,9 +3,10 @@
 // longest-prefix match, and forwarding for hosts that are routers.
 //
 // The stack does no I/O and keeps no time of its own: packets come in through
-// Stack.Deliver and leave through each interface's Link, and time comes from
-// the Clock in Config (smoltcp's poll(now) idea), so tests run it in virtual
-// time. It imports nothing from node/, grpc or memberlist.
+// NIC.Receive (rx.go: a bounded queue drained in batches by a worker that
+// runs only while there is work) or, synchronously, Stack.Deliver, and leave
+// through each interface's Link; time comes from the Clock in Config
+// (smoltcp's poll(now) idea), so tests run it in virtual time. It imports nothing from node/, grpc or memberlist.
 package stack
 
 import (
@@ -70,6 +71,12 @@ type Config struct {
 	ICMPErrorBurst float64
 	// DefaultTTL is the TTL / hop limit of locally sent packets; 64 when 0.
 	DefaultTTL uint8
+	// Go starts the stack's receive worker (rx.go): it must arrange for f
+	// to run once, soon, and not on the caller's goroutine, which holds
+	// nothing f needs. nil is the go statement. A test in virtual time
+	// passes a function that keeps f and calls it when the test chooses,
+	// so received packets are processed on the test's goroutine.
+	Go func(f func())
 }
 
 // Stack is one virtual host's network stack. All methods are safe for
@@ -92,6 +99,11 @@ type Stack struct {
 	ipID     atomic.Uint32
 	errLimit tokenBucket
 	stats    ipStats
+
+	rx       rxQueue                          // rx.go
+	batchers atomic.Pointer[[]BatchTransport] // of the transports, by protocol
+	spawn    func(f func())                   // Config.Go
+	rxWorker func()                           // s.drainRx, made once
 }
 
 // New returns a stack with no interfaces.
@@ -119,11 +131,24 @@ func New(cfg Config) *Stack {
 		echo6:      map[uint16]*EchoEndpoint{},
 		nextIdent:  1,
 	}
+	s.rxWorker = s.drainRx
+	s.spawn = cfg.Go
+	if s.spawn == nil {
+		s.spawn = func(f func()) { go f() }
+	}
 	s.errLimit.init(rate, burst, cfg.Clock.Now())
 	s.routes.Store(&routeTable{})
-	s.transports.Store(&map[uint8]Transport{})
+	s.transports.Store(&noTransports)
+	s.batchers.Store(&noBatchers)
 	return s
 }
+
+// A new stack's transports, shared by every stack until it registers one
+// (both are replaced whole, never changed): a labd runs 100,000 stacks.
+var (
+	noTransports = map[uint8]Transport{}
+	noBatchers   []BatchTransport
+)
 
 // Name is the stack's name from Config.
 func (s *Stack) Name() string { return s.name }

@@ -28,6 +28,7 @@ const (
 	DropQueueFull            // the host's receive queue was full
 	DropLoss                 // lost on the link (impairment loss)
 	DropLinkQueueFull        // the link's impairment queue was full
+	DropDown                 // the interface had no link, or the stack was closed
 
 	// The overlay (the tunnel between labd nodes) refused to carry the
 	// packet to the node that owns its next hop: it never left.
@@ -51,6 +52,7 @@ var dropNames = [...]string{
 	DropQueueFull:       "receive queue full",
 	DropLoss:            "impairment loss",
 	DropLinkQueueFull:   "impairment queue full",
+	DropDown:            "interface down",
 
 	DropOverlayQueueFull: "overlay queue full",
 	DropNoNodeRoute:      "no route to node",
@@ -215,7 +217,7 @@ func (n *NIC) Tapped() bool { return n.taps.Load() != nil }
 // impairments lose was sent and lost on the wire, as netem loses it.
 func (d Drop) Refused() bool {
 	switch d {
-	case DropHostUnreachable, DropOverlayQueueFull, DropNoNodeRoute, DropOverlayTooBig, DropOverlayDown:
+	case DropHostUnreachable, DropDown, DropOverlayQueueFull, DropNoNodeRoute, DropOverlayTooBig, DropOverlayDown:
 		return true
 	}
 	return false

@@ -60,7 +60,8 @@ func (e ICMPError) TooBig() bool {
 	return e.Type == wire.ICMPv6PacketTooBig
 }
 
-// RegisterTransport attaches t as the handler of IP protocol proto.
+// RegisterTransport attaches t as the handler of IP protocol proto. When t
+// is a BatchTransport, the stack also calls its batch hooks.
 func (s *Stack) RegisterTransport(proto uint8, t Transport) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -70,6 +71,7 @@ func (s *Stack) RegisterTransport(proto uint8, t Transport) {
 	}
 	m[proto] = t
 	s.transports.Store(&m)
+	s.setBatchersLocked(m)
 }
 
 func (s *Stack) transport(proto uint8) Transport { return (*s.transports.Load())[proto] }

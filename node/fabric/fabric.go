@@ -75,8 +75,6 @@ func (f *Fabric) segmentLocked(network string) *Segment {
 	seg := f.segs[network]
 	if seg == nil {
 		seg = &Segment{name: network}
-		empty := map[netip.Addr]*Port{}
-		seg.owners.Store(&empty)
 		noRemote := map[netip.Addr]netip.AddrPort{}
 		seg.remote.Store(&noRemote)
 		f.segs[network] = seg
@@ -111,7 +109,7 @@ func New(opts ...Option) *Fabric {
 type Segment struct {
 	name   string
 	vni    atomic.Uint32
-	owners atomic.Pointer[map[netip.Addr]*Port] // copy-on-write: read on every packet
+	owners owners // read on every packet
 	remote atomic.Pointer[map[netip.Addr]netip.AddrPort]
 
 	mu    sync.Mutex // serialises writers of owners and ports
@@ -141,11 +139,14 @@ type hop struct {
 }
 
 func (c *hopCache) where(s *Segment, a netip.Addr) (port *Port, peer netip.AddrPort, remote bool) {
-	owners, rem := s.owners.Load(), s.remote.Load()
+	owners, rem := s.owners.shard(a), s.remote.Load()
 	if h := c.last.Load(); h != nil && h.addr == a && h.owners == owners && h.remote == rem {
 		return h.port, h.peer, h.isPeer
 	}
-	if port = (*owners)[a]; port == nil {
+	if owners != nil {
+		port = (*owners)[a]
+	}
+	if port == nil {
 		peer, remote = (*rem)[a]
 	}
 	if port != nil || remote {
@@ -181,21 +182,15 @@ func (f *Fabric) Attach(network, name string, addrs []netip.Addr, recv func(pkt 
 	seg := f.segmentLocked(network)
 	seg.mu.Lock()
 	defer seg.mu.Unlock()
-	old := *seg.owners.Load()
 	for _, a := range addrs {
-		if o := old[a]; o != nil {
+		if o := seg.owners.get(a); o != nil {
 			return nil, fmt.Errorf("fabric: %s: address %v already owned by %s", network, a, o.name)
 		}
 	}
 	p := &Port{seg: seg, name: name, addrs: append([]netip.Addr(nil), addrs...), recv: recv, f: f}
-	next := make(map[netip.Addr]*Port, len(old)+len(addrs))
-	for a, o := range old {
-		next[a] = o
-	}
 	for _, a := range addrs {
-		next[a] = p
+		seg.owners.set(a, p)
 	}
-	seg.owners.Store(&next)
 	seg.ports++
 	return p, nil
 }
@@ -243,14 +238,11 @@ func (p *Port) Detach() {
 		defer f.mu.Unlock()
 		seg.mu.Lock()
 		defer seg.mu.Unlock()
-		old := *seg.owners.Load()
-		next := make(map[netip.Addr]*Port, len(old))
-		for a, o := range old {
-			if o != p {
-				next[a] = o
+		for _, a := range p.addrs {
+			if seg.owners.get(a) == p {
+				seg.owners.set(a, nil)
 			}
 		}
-		seg.owners.Store(&next)
 		seg.ports--
 		if seg.ports == 0 && seg.vni.Load() == 0 && f.segs[seg.name] == seg {
 			delete(f.segs, seg.name)
@@ -266,7 +258,7 @@ func (f *Fabric) Owner(network string, addr netip.Addr) (string, bool) {
 	if seg == nil {
 		return "", false
 	}
-	p := (*seg.owners.Load())[addr]
+	p := seg.owners.get(addr)
 	if p == nil {
 		return "", false
 	}

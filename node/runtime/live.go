@@ -24,7 +24,9 @@ func (h *Host) Status() probe.HostStatus {
 	st := probe.Status(h.Probe())
 	for i := range st.Interfaces {
 		ifc := &st.Interfaces[i]
-		ifc.Network = h.networks[ifc.Name]
+		if hi := h.iface(ifc.Name); hi != nil {
+			ifc.Network = hi.network
+		}
 		c := h.ImpairCounters(ifc.Name)
 		ifc.Impair = probe.ImpairCounters{
 			Dropped: c.Dropped, Duplicated: c.Duplicated, Corrupted: c.Corrupted,

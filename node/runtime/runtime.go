@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/labnet-dev/labnet/node/fabric"
+	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/services"
 	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
@@ -62,21 +62,36 @@ func New(cfg Config) *Runtime {
 
 // Host is one running virtual host.
 type Host struct {
-	name     string
-	key      []byte // spec (without impairments) and attached networks, to notice changes
-	stack    *stack.Stack
-	ports    []*fabric.Port
-	byIface  map[string]*fabric.Port
-	networks map[string]string
-	queue    *rxQueue
-	done     chan struct{}
+	name   string
+	key    []byte // spec (without impairments) and attached networks, to notice changes
+	stack  *stack.Stack
+	ifaces []hostIface // in the spec's order
 
-	impairMu sync.Mutex
-	impairs  map[string]*labv1.Impairment // as applied to each interface's port
+	impairMu sync.Mutex // guards ifaces[i].impair
 
 	tcp  *tcp.Protocol
 	udp  *udp.Protocol
 	svcs *services.Set
+}
+
+// hostIface is one interface of a host: its network's short id, its port,
+// and the impairment applied to the port (guarded by Host.impairMu). A
+// host keeps a slice of them, not maps: with 100,000 idle hosts on a labd,
+// every map a host holds costs tens of megabytes.
+type hostIface struct {
+	name, network string
+	port          *fabric.Port
+	impair        *labv1.Impairment
+}
+
+// iface returns the interface named name, or nil.
+func (h *Host) iface(name string) *hostIface {
+	for i := range h.ifaces {
+		if h.ifaces[i].name == name {
+			return &h.ifaces[i]
+		}
+	}
+	return nil
 }
 
 // TCP is the host's TCP.
@@ -101,13 +116,19 @@ func (n hostNet) ListenUDP(port uint16) (net.PacketConn, error) {
 func (h *Host) Stack() *stack.Stack { return h.stack }
 
 // Networks maps each interface name to its network's short id.
-func (h *Host) Networks() map[string]string { return h.networks }
+func (h *Host) Networks() map[string]string {
+	m := make(map[string]string, len(h.ifaces))
+	for _, ifc := range h.ifaces {
+		m[ifc.name] = ifc.network
+	}
+	return m
+}
 
 // ImpairCounters reports what the impairments of interface iface did (zero
 // for an interface the host does not have).
 func (h *Host) ImpairCounters(iface string) fabric.ImpairCounters {
-	if p := h.byIface[iface]; p != nil {
-		return p.ImpairCounters()
+	if ifc := h.iface(iface); ifc != nil {
+		return ifc.port.ImpairCounters()
 	}
 	return fabric.ImpairCounters{}
 }
@@ -116,7 +137,10 @@ func (h *Host) ImpairCounters(iface string) fabric.ImpairCounters {
 func (h *Host) Impairment(iface string) *labv1.Impairment {
 	h.impairMu.Lock()
 	defer h.impairMu.Unlock()
-	return h.impairs[iface]
+	if ifc := h.iface(iface); ifc != nil {
+		return ifc.impair
+	}
+	return nil
 }
 
 // setImpairments applies the spec's impairments to the interfaces' ports,
@@ -126,12 +150,12 @@ func (h *Host) setImpairments(spec *labv1.Host) {
 	h.impairMu.Lock()
 	defer h.impairMu.Unlock()
 	for _, ifc := range spec.Interfaces {
-		p := h.byIface[ifc.Name]
-		if p == nil || proto.Equal(ifc.Impair, h.impairs[ifc.Name]) {
+		hi := h.iface(ifc.Name)
+		if hi == nil || proto.Equal(ifc.Impair, hi.impair) {
 			continue
 		}
-		p.SetImpair(impairment(ifc.Impair))
-		h.impairs[ifc.Name] = ifc.Impair
+		hi.port.SetImpair(impairment(ifc.Impair))
+		hi.impair = ifc.Impair
 	}
 }
 
@@ -274,14 +298,14 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 	spec := d.spec
 	st := stack.New(stack.Config{Name: spec.Name, Clock: r.cfg.Clock, Forwarding: spec.Forwarding})
 	h := &Host{
-		name: spec.Name, key: d.key, stack: st, networks: map[string]string{},
-		byIface: map[string]*fabric.Port{}, impairs: map[string]*labv1.Impairment{},
-		queue: newRxQueue(), done: make(chan struct{}),
+		name: spec.Name, key: d.key, stack: st,
+		ifaces: make([]hostIface, 0, len(spec.Interfaces)),
 	}
 	fail := func(err error) (*Host, error) {
-		for _, p := range h.ports {
-			p.Detach()
+		for _, ifc := range h.ifaces {
+			ifc.port.Detach()
 		}
+		st.Close()
 		return nil, err
 	}
 	for _, ifc := range spec.Interfaces {
@@ -306,25 +330,18 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 		if mtu == 0 {
 			mtu = defaultMTU
 		}
-		// The NIC needs its link and the port needs its NIC: the link is
-		// filled in once the port exists, before any packet can be sent.
-		link := &portLink{}
-		nic, err := st.AddInterface(ifc.Name, mtu, link, prefixes...)
+		// The port delivers to the NIC's receive queue (NIC.Receive) and is
+		// its link from then on.
+		nic, err := st.AddInterface(ifc.Name, mtu, nil, prefixes...)
 		if err != nil {
 			return fail(err)
 		}
-		port, err := r.cfg.Fabric.Attach(n.Name, spec.Name+":"+ifc.Name, addrs, func(pkt []byte) {
-			if !h.queue.push(inbound{nic, pkt}) {
-				nic.DropRx(pkt, stack.DropQueueFull, st.Now())
-			}
-		})
+		port, err := r.cfg.Fabric.Attach(n.Name, spec.Name+":"+ifc.Name, addrs, nic.Receive)
 		if err != nil {
 			return fail(err)
 		}
-		link.port = port
-		h.ports = append(h.ports, port)
-		h.byIface[ifc.Name] = port
-		h.networks[ifc.Name] = ifc.Network
+		nic.SetLink(port)
+		h.ifaces = append(h.ifaces, hostIface{name: ifc.Name, network: ifc.Network, port: port})
 	}
 	for _, rt := range spec.Routes {
 		via, err := netip.ParseAddr(rt.Via)
@@ -347,12 +364,11 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 	h.setImpairments(spec)
 	h.tcp = tcp.New(st, tcp.Options{})
 	h.udp = udp.New(st)
-	go h.loop()
 	if len(spec.Services) > 0 {
-		parts := strings.Split(spec.Name, "/")
-		info := services.HostInfo{Name: parts[len(parts)-1], Lab: parts[1], Node: spec.Node}
+		labID, id, _ := lab.ParseHostName(spec.Name) // a host read through node/lab has a valid name
+		info := services.HostInfo{Name: id, Lab: labID, Node: spec.Node}
 		for _, n := range st.Interfaces() {
-			info.Interfaces = append(info.Interfaces, services.InterfaceInfo{Name: n.Name(), Network: h.networks[n.Name()], Addresses: n.Addresses()})
+			info.Interfaces = append(info.Interfaces, services.InterfaceInfo{Name: n.Name(), Network: h.iface(n.Name()).network, Addresses: n.Addresses()})
 		}
 		set, err := services.Start(context.Background(), hostNet{h}, info, spec.Services, r.cfg.Logger.With("host", spec.Name))
 		if err != nil {
@@ -364,26 +380,6 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 	return h, nil
 }
 
-// loop feeds received packets to the stack, a batch at a time: everything
-// queued since the last pass. TCP ACKs a batch's data once, at its end
-// (tcp.Protocol.BeginBatch), as Linux does for what GRO coalesced.
-func (h *Host) loop() {
-	for {
-		select {
-		case <-h.done:
-			return
-		case <-h.queue.signal:
-			batch := h.queue.take()
-			h.tcp.BeginBatch()
-			for i, in := range batch {
-				h.stack.Deliver(in.nic, in.pkt)
-				batch[i] = inbound{}
-			}
-			h.tcp.EndBatch()
-		}
-	}
-}
-
 func (h *Host) stop() {
 	if h.svcs != nil {
 		h.svcs.Close()
@@ -392,10 +388,10 @@ func (h *Host) stop() {
 		h.tcp.Close()
 		h.udp.Close()
 	}
-	for _, p := range h.ports {
-		p.Detach()
+	for _, ifc := range h.ifaces {
+		ifc.port.Detach()
 	}
-	close(h.done)
+	h.stack.Close() // waits for a receive worker still at work
 }
 
 func (r *Runtime) stopAll() {
@@ -405,16 +401,6 @@ func (r *Runtime) stopAll() {
 		h.stop()
 		delete(r.hosts, name)
 	}
-}
-
-// portLink is a NIC's link: the fabric port, set once attached.
-type portLink struct{ port *fabric.Port }
-
-func (l *portLink) Send(nextHop netip.Addr, pkt []byte) error { return l.port.Send(nextHop, pkt) }
-
-// SendFate tells captures what the port's impairments did (stack.FateLink).
-func (l *portLink) SendFate(nextHop netip.Addr, pkt []byte) (stack.LinkFate, error) {
-	return l.port.SendFate(nextHop, pkt)
 }
 
 // defaultMTU is a network's MTU when it names none: 1500 less room for the

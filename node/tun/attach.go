@@ -22,7 +22,9 @@ func (l link) Send(_ netip.Addr, pkt []byte) error { return l.d.WritePacket(pkt)
 
 // Attach adds an interface nicName to s whose wire is d: packets the stack
 // sends through it are written to the device, and one goroutine reads
-// packets from the device and delivers them to the stack.
+// packets from the device and hands them to the interface's receive queue
+// (stack.NIC.Receive; a full queue drops and counts, as the kernel's own
+// TUN queue does).
 //
 // On success the attachment owns d. stop closes d and waits for the reader
 // goroutine; it returns the read error that ended the goroutine early, if
@@ -40,7 +42,7 @@ func Attach(d *Device, s *stack.Stack, nicName string, mtu int, addrs ...netip.P
 	var readErr error
 	go func() {
 		defer close(done)
-		readErr = readLoop(d, func(pkt []byte) { s.Deliver(nic, pkt) })
+		readErr = readLoop(d, nic.Receive)
 	}()
 	var once sync.Once
 	stop = func() error {
@@ -70,8 +72,8 @@ func readLoop(d *Device, deliver func(pkt []byte)) error {
 		if n == 0 {
 			continue
 		}
-		// deliver takes ownership of the packet, so it gets its own
-		// copy and buf is read into again.
+		// deliver takes ownership of the packet (the stack keeps it
+		// queued), so it gets its own copy and buf is read into again.
 		pkt := make([]byte, n)
 		copy(pkt, buf[:n])
 		deliver(pkt)

@@ -16,16 +16,11 @@ import (
 // and the kernel's interface, its addresses and routes stay as they are.
 type Gateway struct {
 	d       *Device
-	cur     atomic.Pointer[attachment]
+	cur     atomic.Pointer[stack.NIC] // the interface of the stack attached last
 	dropped atomic.Uint64
 	done    chan struct{}
 	readErr error
 	once    sync.Once
-}
-
-type attachment struct {
-	s   *stack.Stack
-	nic *stack.NIC
 }
 
 // NewGateway takes ownership of d and starts reading it. Until the first
@@ -35,8 +30,8 @@ func NewGateway(d *Device) *Gateway {
 	go func() {
 		defer close(g.done)
 		g.readErr = readLoop(d, func(pkt []byte) {
-			if a := g.cur.Load(); a != nil {
-				a.s.Deliver(a.nic, pkt)
+			if nic := g.cur.Load(); nic != nil {
+				nic.Receive(pkt)
 			} else {
 				g.dropped.Add(1)
 			}
@@ -54,7 +49,7 @@ func (g *Gateway) Attach(s *stack.Stack, nicName string, mtu int, addrs ...netip
 	if err != nil {
 		return nil, fmt.Errorf("tun %s: attach: %w", g.d.Name(), err)
 	}
-	g.cur.Store(&attachment{s: s, nic: nic})
+	g.cur.Store(nic)
 	return nic, nil
 }
 

@@ -1,11 +1,15 @@
 package tcp
 
+import "github.com/labnet-dev/labnet/stack"
+
 // Batched input: segments that arrive together are ACKed together.
 //
-// A host drains its receive queue in batches (as a NIC driver drains its
-// ring under NAPI). Within a batch, in-order data is not ACKed every second
-// segment but once, at the end of the batch: a stretch ACK, as Linux sends
-// for a train that GRO coalesced into one packet. RFC 5681 §4.2 and RFC
+// A stack drains its receive queue in batches (as a NIC driver drains its
+// ring under NAPI) and tells its transports where each batch begins and
+// ends (stack.BatchTransport, which Protocol is: New registers it).
+// Within a batch, in-order data is not ACKed every second segment but
+// once, at the end of the batch: a stretch ACK, as Linux sends for a train
+// that GRO coalesced into one packet. RFC 5681 §4.2 and RFC
 // 9293 §3.8.6.3 say an ACK SHOULD be generated for at least every second
 // full-sized segment; we deviate on purpose, as Linux does, because under
 // bulk load half of all packets are ACKs, each one costs the receiver a
@@ -23,11 +27,13 @@ package tcp
 // buffer, so that a small window still gets ACKs within the batch.
 const maxStretch = 64 << 10
 
+var _ stack.BatchTransport = (*Protocol)(nil)
+
 func (e *endpoint) stretchLimit() int { return min(maxStretch, e.rcvBuf.cap()/4) }
 
 // BeginBatch tells TCP that the segments delivered until EndBatch arrived
-// together. BeginBatch and EndBatch come in pairs from the goroutine that
-// delivers packets to the stack.
+// together (stack.BatchTransport). BeginBatch and EndBatch come in pairs
+// from the goroutine that drains the stack's receive queue.
 func (p *Protocol) BeginBatch() {
 	p.ackMu.Lock()
 	p.batching.Store(true)
@@ -36,7 +42,7 @@ func (p *Protocol) BeginBatch() {
 
 // EndBatch ends a batch: every connection that received data in it and
 // has not yet ACKed it does so now (or, for a single segment, arms the
-// delayed ACK).
+// delayed ACK): the stack's end-of-batch hook.
 func (p *Protocol) EndBatch() {
 	p.ackMu.Lock()
 	p.batching.Store(false) // with the list taken: nothing is queued after
