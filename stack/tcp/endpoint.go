@@ -32,6 +32,10 @@ type endpoint struct {
 	state         state
 	local, remote netip.AddrPort
 	listener      *Listener // passive open, until accepted
+	// path is the route to the peer, resolved when the connection is made
+	// and again only when the routing table changes. It is set once, by
+	// newEndpoint, so it is read without mu.
+	path *stack.Path
 
 	// Send sequence variables (RFC 9293 §3.3.1).
 	iss, sndUna, sndNxt seq
@@ -131,9 +135,11 @@ type oooSegment struct {
 	data  []byte
 }
 
-func newEndpoint(p *Protocol, local, remote netip.AddrPort) *endpoint {
+// newEndpoint makes the connection from local to remote along path, whose
+// source is local's address.
+func newEndpoint(p *Protocol, local, remote netip.AddrPort, path *stack.Path) *endpoint {
 	e := &endpoint{
-		p: p, local: local, remote: remote,
+		p: p, local: local, remote: remote, path: path,
 		sndBuf:    newRing(p.opts.SendBuffer),
 		rcvBuf:    newRing(p.opts.ReceiveBuffer),
 		cc:        newCC(p.opts.CongestionControl),
@@ -177,7 +183,7 @@ func (e *endpoint) unlock() {
 		out := e.out
 		e.out = e.outSpare[:0]
 		e.mu.Unlock()
-		e.p.send(e.remote.Addr(), out)
+		e.p.send(e.path, out)
 		clear(out) // the link owns the packets now
 		e.mu.Lock()
 		e.outSpare = out
@@ -276,7 +282,7 @@ func (e *endpoint) sendSegment(flags uint8, s seq, n int) {
 		}
 	}
 	hl := h.HeaderLen()
-	pkt, b := e.p.s.NewPacket(e.local.Addr(), e.remote.Addr(), wire.ProtoTCP, 0, hl+dataLen)
+	pkt, b := e.path.NewPacket(hl + dataLen)
 	h.Encode(b)
 	if dataLen > 0 {
 		e.sndBuf.peek(s.diff(e.sndUna), b[hl:])
@@ -288,8 +294,8 @@ func (e *endpoint) sendSegment(flags uint8, s seq, n int) {
 
 // ourMSS is the largest segment our interface toward the peer carries.
 func (e *endpoint) ourMSS() int {
-	_, mtu, err := e.p.s.Route(e.remote.Addr())
-	if err != nil {
+	mtu := e.path.MTU()
+	if mtu == 0 { // no route (yet): assume Ethernet's
 		mtu = 1500
 	}
 	return headerMSS(e.remote.Addr(), mtu)

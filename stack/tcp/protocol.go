@@ -245,11 +245,12 @@ func (p *Protocol) writeHeaderOnly(src, dst netip.Addr, h *wire.TCPHeader) {
 	_ = p.s.WritePacket(dst, pkt)
 }
 
-// send writes packets built by endpoints, after their lock is released.
-func (p *Protocol) send(dst netip.Addr, pkts [][]byte) {
+// send writes packets built by an endpoint along its path, after its lock
+// is released.
+func (p *Protocol) send(path *stack.Path, pkts [][]byte) {
 	for _, pkt := range pkts {
 		p.stats.segsOut.Add(1)
-		_ = p.s.WritePacket(dst, pkt)
+		_ = path.WritePacket(pkt)
 	}
 }
 
