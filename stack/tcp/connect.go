@@ -79,7 +79,7 @@ func (p *Protocol) DialFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	}
 	e.mu.Lock()
 	err = e.err
-	e.mu.Unlock()
+	e.release()
 	if err != nil {
 		return nil, opErr(err)
 	}
@@ -163,7 +163,7 @@ func (l *Listener) handleSYN(seg *segment) {
 	p.mu.Lock()
 	if p.conns[fourTuple{seg.dst, seg.src}] != nil {
 		p.mu.Unlock()
-		e.mu.Unlock()
+		e.release()
 		return
 	}
 	p.conns[fourTuple{seg.dst, seg.src}] = e

@@ -23,10 +23,14 @@ var (
 // endpoint is one connection: the TCB of RFC 9293 §3.3.1. Every field is
 // guarded by mu. Packets it builds while locked are queued in out and sent
 // by unlock, so that no lock is held while the stack delivers (a connection
-// to this host's own address loops straight back into HandlePacket).
+// to this host's own address loops straight back into HandlePacket). mu is
+// released by unlock or release only, never directly: they also forget the
+// time read while it was held (now).
 type endpoint struct {
 	p       *Protocol
 	mu      sync.Mutex
+	nowT    time.Time // the clock, read once per hold of mu
+	nowOK   bool
 	removed atomic.Bool // gone from the demultiplexer (Protocol.last may still hold it)
 
 	state         state
@@ -171,25 +175,25 @@ func newEndpoint(p *Protocol, local, remote netip.AddrPort, path *stack.Path) *e
 // spurious fast retransmits.
 func (e *endpoint) unlock() {
 	if len(e.out) == 0 {
-		e.mu.Unlock()
+		e.release()
 		return
 	}
 	if e.sending {
-		e.mu.Unlock() // the sender, up this goroutine's stack or another's, takes them
+		e.release() // the sender, up this goroutine's stack or another's, takes them
 		return
 	}
 	e.sending = true
 	for len(e.out) > 0 {
 		out := e.out
 		e.out = e.outSpare[:0]
-		e.mu.Unlock()
+		e.release()
 		e.p.send(e.path, out)
 		clear(out) // the link owns the packets now
 		e.mu.Lock()
 		e.outSpare = out
 	}
 	e.sending = false
-	e.mu.Unlock()
+	e.release()
 }
 
 func notify(ch chan struct{}) {
@@ -199,7 +203,23 @@ func notify(ch chan struct{}) {
 	}
 }
 
-func (e *endpoint) now() time.Time { return e.p.s.Now() }
+// now is the stack clock's time, read once while mu is held: whatever one
+// event (a segment, a timer, a call) makes the connection do happens at
+// one instant, as Linux reads its clock once per event (tcp_mstamp), and
+// a connection sending a train of segments reads the clock once, not once
+// per segment for its timestamp.
+func (e *endpoint) now() time.Time {
+	if !e.nowOK {
+		e.nowT, e.nowOK = e.p.s.Now(), true
+	}
+	return e.nowT
+}
+
+// release unlocks mu without sending (see unlock), forgetting now's time.
+func (e *endpoint) release() {
+	e.nowOK = false
+	e.mu.Unlock()
+}
 
 // tsVal is our timestamp clock: milliseconds (RFC 7323 §5.4 asks for a tick
 // between 1ms and 1s) plus a random per-connection offset.
@@ -349,7 +369,7 @@ func (e *endpoint) sackBlocks(ts bool) []wire.SACKBlock {
 func (e *endpoint) abort(err error, rst bool) {
 	e.mu.Lock()
 	if e.state == stateClosed {
-		e.mu.Unlock()
+		e.release()
 		return
 	}
 	if rst && e.state != stateListen && e.state != stateSynSent && e.state != stateTimeWait {
