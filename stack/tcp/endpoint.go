@@ -104,6 +104,8 @@ type endpoint struct {
 
 	// Timers.
 	rtxTimer, persistTimer, delackTimer, keepTimer, waitTimer stack.Timer
+	delackArmed                                               bool      // delackTimer is running
+	delackDue                                                 time.Time // when the pending ACK is due (armDelack)
 	finTimer                                                  stack.Timer
 	rtxRunning                                                bool
 	persisting                                                bool
@@ -284,10 +286,7 @@ func (e *endpoint) sendSegment(flags uint8, s seq, n int) {
 			h.Window = uint16(min(wnd>>e.rcvWscale, 65535))
 		}
 		e.lastAckSent = e.rcvNxt
-		e.ackPending = 0
-		if e.delackTimer != nil {
-			e.delackTimer.Stop()
-		}
+		e.ackPending = 0 // a running delayed-ACK timer finds nothing to do
 	} else if flags&wire.TCPFlagSYN != 0 {
 		h.Window = uint16(min(e.rcvBuf.free(), 65535))
 	}
@@ -387,7 +386,8 @@ func (e *endpoint) closeLocked(err error) {
 		e.err = err
 	}
 	e.state = stateClosed
-	for _, t := range []stack.Timer{e.rtxTimer, e.persistTimer, e.delackTimer, e.keepTimer, e.waitTimer, e.finTimer, e.lossTimer, e.tlpTimer} {
+	e.stopDelack()
+	for _, t := range []stack.Timer{e.rtxTimer, e.persistTimer, e.keepTimer, e.waitTimer, e.finTimer, e.lossTimer, e.tlpTimer} {
 		if t != nil {
 			t.Stop()
 		}

@@ -160,22 +160,53 @@ func (e *endpoint) onPersist() {
 	e.timer(&e.persistTimer, e.persistInterval(), e.onPersist)
 }
 
-// armDelack delays an ACK (RFC 9293 §3.8.6.3).
+// armDelack delays an ACK (RFC 9293 §3.8.6.3) until DelayedAck from now.
+//
+// The timer is not stopped when an ACK goes out, nor moved when it is
+// armed again while it runs: either would be a timer operation per
+// segment of a bulk flow. It fires when it was first set to, which is no
+// later than the ACK is due; onDelack then does nothing when no ACK is
+// pending, and sets it again for the rest of the delay when the pending
+// ACK is due later. Linux likewise leaves its delayed-ACK timer running
+// (inet_csk_clear_xmit_timer).
 func (e *endpoint) armDelack() {
-	e.timer(&e.delackTimer, e.p.opts.DelayedAck, func() {
-		e.mu.Lock()
-		defer e.unlock()
-		if e.ackPending > 0 && e.state != stateClosed {
-			e.sendACK()
-		}
-	})
+	e.delackDue = e.now().Add(e.p.opts.DelayedAck)
+	if e.delackArmed {
+		return
+	}
+	e.delackArmed = true
+	e.timer(&e.delackTimer, e.p.opts.DelayedAck, e.onDelack)
+}
+
+func (e *endpoint) onDelack() {
+	e.mu.Lock()
+	defer e.unlock()
+	e.delackArmed = false
+	if e.ackPending == 0 || e.state == stateClosed {
+		return
+	}
+	if wait := e.delackDue.Sub(e.now()); wait > 0 {
+		e.delackArmed = true
+		e.timer(&e.delackTimer, wait, e.onDelack)
+		return
+	}
+	e.sendACK()
+}
+
+// stopDelack stops the delayed-ACK timer for good (TIME-WAIT, CLOSED).
+func (e *endpoint) stopDelack() {
+	if e.delackTimer != nil {
+		e.delackTimer.Stop()
+	}
+	e.delackArmed = false
 }
 
 // enterTimeWait waits 2*MSL before the connection-id may be reused (RFC
 // 9293 §3.6.1).
 func (e *endpoint) enterTimeWait() {
 	e.state = stateTimeWait
-	for _, t := range []stack.Timer{e.rtxTimer, e.persistTimer, e.delackTimer, e.keepTimer, e.finTimer, e.lossTimer, e.tlpTimer} {
+	e.stopDelack()
+	for _, t := range []stack.Timer{e.rtxTimer, e.persistTimer, e.keepTimer, e.finTimer, e.lossTimer, e.tlpTimer} {
 		if t != nil {
 			t.Stop()
 		}
