@@ -2,11 +2,17 @@ package stack
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"net/netip"
 	"sync/atomic"
 
 	"github.com/labnet-dev/labnet/stack/wire"
 )
+
+// ErrAddressFamily is NewPath's error for a source and a destination of
+// different families.
+var ErrAddressFamily = errors.New("source and destination address families differ")
 
 // Path is the way from one of this host's addresses to one destination for
 // one transport protocol: what a connection (a TCP endpoint, a connected
@@ -49,6 +55,12 @@ type resolvedRoute struct {
 // connection whose peer is unreachable, say) keeps its path and finds the
 // route once one is added; Err says whether there is one.
 func (s *Stack) NewPath(src, dst netip.Addr, proto uint8) (*Path, error) {
+	if !dst.IsValid() {
+		return nil, fmt.Errorf("stack %s: path to %v: invalid destination", s.name, dst)
+	}
+	if src.IsValid() && src.Is4() != dst.Is4() {
+		return nil, fmt.Errorf("stack %s: path from %v to %v: %w", s.name, src, dst, ErrAddressFamily)
+	}
 	if !src.IsValid() || src.IsUnspecified() {
 		_, a, err := s.route(dst)
 		if err != nil {
@@ -143,9 +155,9 @@ func (p *Path) Headroom() int { return p.hdrLen }
 // NewPacket allocates a packet of the path's protocol with n bytes of
 // payload, writes its IP header (the stack's default TTL) and returns the
 // packet and its payload slice, for the transport to fill before
-// WritePacket. The header comes from the path's template, its checksum
-// updated for the length and identification (RFC 1624 §3's incremental
-// update, from a sum taken once).
+// WritePacket. The header is the path's template with the length and
+// identification filled in; the checksum adds them to the template's sum,
+// taken once (the sum is commutative and associative, RFC 1071 §2(A)).
 func (p *Path) NewPacket(n int) (pkt, payload []byte) {
 	hl := p.hdrLen
 	pkt = make([]byte, hl+n)

@@ -239,3 +239,16 @@ func TestRemoveRouteErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestNewPathErrors(t *testing.T) {
+	s, _ := routingStack(t, false, true)
+	if _, err := s.NewPath(netip.MustParseAddr("fd00:1::1"), netip.MustParseAddr("10.2.3.4"), wire.ProtoTCP); !errors.Is(err, stack.ErrAddressFamily) {
+		t.Errorf("NewPath(v6, v4) = %v, want ErrAddressFamily", err)
+	}
+	if _, err := s.NewPath(netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("fd00:2::1"), wire.ProtoTCP); !errors.Is(err, stack.ErrAddressFamily) {
+		t.Errorf("NewPath(v4, v6) = %v, want ErrAddressFamily", err)
+	}
+	if _, err := s.NewPath(netip.Addr{}, netip.Addr{}, wire.ProtoTCP); err == nil {
+		t.Error("NewPath to the zero Addr succeeded")
+	}
+}

@@ -3,6 +3,7 @@ package tcp
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/netip"
 	"sync"
@@ -182,5 +183,22 @@ func TestConnectionFollowsRouteChanges(t *testing.T) {
 	}
 	if rest, err := io.ReadAll(s); err != nil || len(rest) != 0 {
 		t.Errorf("after the FIN: %d more bytes, %v", len(rest), err)
+	}
+}
+
+// TestDialAddressFamilies: a local address of the other family than the
+// remote's is an error, not a packet that cannot be built.
+func TestDialAddressFamilies(t *testing.T) {
+	p := newPair(t, 1500, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, tc := range []struct{ laddr, raddr string }{
+		{"[fd00::1]:0", "10.0.0.2:80"},
+		{"10.0.0.1:0", "[fd00::2]:80"},
+	} {
+		_, err := p.ta.DialFrom(ctx, netip.MustParseAddrPort(tc.laddr), netip.MustParseAddrPort(tc.raddr))
+		if !errors.Is(err, stack.ErrAddressFamily) {
+			t.Errorf("DialFrom(%s, %s) = %v, want ErrAddressFamily", tc.laddr, tc.raddr, err)
+		}
 	}
 }
