@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -155,22 +156,38 @@ func (p *Path) Headroom() int { return p.hdrLen }
 // NewPacket allocates a packet of the path's protocol with n bytes of
 // payload, writes its IP header (the stack's default TTL) and returns the
 // packet and its payload slice, for the transport to fill before
-// WritePacket. The header is the path's template with the length and
-// identification filled in; the checksum adds them to the template's sum,
-// taken once (the sum is commutative and associative, RFC 1071 §2(A)).
+// WritePacket.
 func (p *Path) NewPacket(n int) (pkt, payload []byte) {
-	hl := p.hdrLen
-	pkt = make([]byte, hl+n)
-	copy(pkt, p.hdr[:hl])
-	if hl == wire.IPv4MinHeaderLen {
-		tl, id := uint16(hl+n), uint16(p.s.ipID.Add(1))
+	pkt = make([]byte, p.hdrLen+n)
+	copy(pkt, p.hdr[:p.hdrLen])
+	p.fill(pkt, n)
+	return pkt, pkt[p.hdrLen:]
+}
+
+// BuildPacket is NewPacket for a payload that exists already: hdr (the
+// transport's header), then data1 and data2 (its data, in one or two
+// pieces), copied. The copy is the packet's only write: its memory is not
+// zeroed first, which NewPacket's is (a tenth of what sending a 9000-byte
+// segment costs).
+func (p *Path) BuildPacket(hdr, data1, data2 []byte) (pkt, payload []byte) {
+	pkt = bytes.Join([][]byte{p.hdr[:p.hdrLen], hdr, data1, data2}, nil)
+	p.fill(pkt, len(pkt)-p.hdrLen)
+	return pkt, pkt[p.hdrLen:]
+}
+
+// fill completes the header template at the start of pkt for n bytes of
+// payload: the length, and for IPv4 the identification and the checksum,
+// which adds them to the template's sum taken once (the sum is commutative
+// and associative, RFC 1071 §2(A)).
+func (p *Path) fill(pkt []byte, n int) {
+	if p.hdrLen == wire.IPv4MinHeaderLen {
+		tl, id := uint16(p.hdrLen+n), uint16(p.s.ipID.Add(1))
 		binary.BigEndian.PutUint16(pkt[2:], tl)
 		binary.BigEndian.PutUint16(pkt[4:], id)
 		binary.BigEndian.PutUint16(pkt[10:], wire.Fold(p.hdrSum+uint32(tl)+uint32(id)))
 	} else {
 		binary.BigEndian.PutUint16(pkt[4:], uint16(n))
 	}
-	return pkt, pkt[hl:]
 }
 
 // WritePacket sends a packet built with NewPacket along the path, without

@@ -1,9 +1,11 @@
 package stack_test
 
 import (
+	"bytes"
 	"errors"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -250,5 +252,41 @@ func TestNewPathErrors(t *testing.T) {
 	}
 	if _, err := s.NewPath(netip.Addr{}, netip.Addr{}, wire.ProtoTCP); err == nil {
 		t.Error("NewPath to the zero Addr succeeded")
+	}
+}
+
+// TestPathBuildPacket: BuildPacket makes the packet NewPacket and a copy
+// would, header and all.
+func TestPathBuildPacket(t *testing.T) {
+	s, _ := routingStack(t, false, true)
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, dst := range []string{"10.2.3.4", "fd00:2:3::4"} {
+		p, err := s.NewPath(netip.Addr{}, netip.MustParseAddr(dst), wire.ProtoTCP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 100 {
+			parts := make([][]byte, 3)
+			for i := range parts {
+				parts[i] = make([]byte, r.IntN(3000))
+				for j := range parts[i] {
+					parts[i][j] = byte(r.Uint32())
+				}
+			}
+			got, payload := p.BuildPacket(parts[0], parts[1], parts[2])
+			n := len(parts[0]) + len(parts[1]) + len(parts[2])
+			want, wantPayload := p.NewPacket(n)
+			copy(wantPayload, slices.Concat(parts...))
+			// The identifications differ by one: NewPacket's came next.
+			if p.Dst().Is4() {
+				h := wire.IPv4(want)
+				id := h.ID() - 1
+				wh := wire.IPv4Header{ID: id, Flags: wire.IPv4FlagDF, TTL: 64, Protocol: wire.ProtoTCP, Src: p.Src(), Dst: p.Dst()}
+				wh.Encode(want, n)
+			}
+			if !bytes.Equal(got, want) || len(payload) != n {
+				t.Fatalf("BuildPacket to %s, parts %d+%d+%d: differs from NewPacket and copy", dst, len(parts[0]), len(parts[1]), len(parts[2]))
+			}
+		}
 	}
 }

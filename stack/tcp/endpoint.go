@@ -300,13 +300,12 @@ func (e *endpoint) sendSegment(flags uint8, s seq, n int) {
 			h.Flags |= wire.TCPFlagPSH
 		}
 	}
+	var th [wire.TCPMaxHeaderLen]byte
 	hl := h.HeaderLen()
-	pkt, b := e.path.NewPacket(hl + dataLen)
-	h.Encode(b)
-	if dataLen > 0 {
-		e.sndBuf.peek(s.diff(e.sndUna), b[hl:])
-		e.bytesSent += uint64(dataLen)
-	}
+	h.Encode(th[:hl])
+	d1, d2 := e.sndBuf.views(s.diff(e.sndUna), dataLen)
+	e.bytesSent += uint64(dataLen)
+	pkt, b := e.path.BuildPacket(th[:hl], d1, d2)
 	wire.TCP(b).SetChecksum(e.local.Addr(), e.remote.Addr())
 	e.out = append(e.out, pkt)
 }

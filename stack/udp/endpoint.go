@@ -250,11 +250,12 @@ func (e *endpoint) send(b []byte, to netip.AddrPort) error {
 	}
 	var pkt, payload []byte
 	if path != nil {
-		pkt, payload = path.NewPacket(wire.UDPHeaderLen + n)
+		var hdr [wire.UDPHeaderLen]byte // Encode fills it in
+		pkt, payload = path.BuildPacket(hdr[:], b, nil)
 	} else {
 		pkt, payload = s.NewPacket(src, dst, wire.ProtoUDP, 0, wire.UDPHeaderLen+n)
+		copy(payload[wire.UDPHeaderLen:], b)
 	}
-	copy(payload[wire.UDPHeaderLen:], b)
 	h := wire.UDPHeader{SrcPort: e.local.Port(), DstPort: to.Port()}
 	h.Encode(payload, n, src, dst)
 	var err error
