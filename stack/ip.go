@@ -211,14 +211,14 @@ func (s *Stack) forward6(in *NIC, ip wire.IPv6) Drop {
 
 // route finds the outgoing route and source address for a locally sent
 // packet to dst. A nil route with a nil error means dst is this host's own.
+// Connections do this once (NewPath), not per packet.
 func (s *Stack) route(dst netip.Addr) (*Route, netip.Addr, error) {
-	t := s.routes.Load()
-	if nic := t.local[dst]; nic != nil {
+	r, err := s.routes.Load().route(dst)
+	switch {
+	case err != nil:
+		return nil, netip.Addr{}, err
+	case r == nil:
 		return nil, dst, nil
-	}
-	r := t.lookup(dst)
-	if r == nil {
-		return nil, netip.Addr{}, ErrNoRoute
 	}
 	src, ok := s.sourceFor(r.NIC, dst)
 	if !ok {
@@ -240,7 +240,7 @@ func (s *Stack) output(r *Route, dst netip.Addr, pkt []byte) error {
 		return ErrMessageTooLong
 	}
 	if r == nil {
-		s.input(s.routes.Load().local[dst], pkt)
+		s.input(s.routes.Load().owner(dst), pkt)
 		return nil
 	}
 	if len(pkt) > r.NIC.mtu {

@@ -31,12 +31,37 @@ func (r *Route) nextHop(dst netip.Addr) netip.Addr {
 
 // routeTable is an immutable snapshot: the packet path reads it without locks
 // and writers replace it whole (routes change rarely, packets never stop).
+// Each snapshot has the next generation number, so a Path resolved in one
+// knows when it has been replaced.
 type routeTable struct {
+	gen   uint64
 	nics  []*NIC
 	local map[netip.Addr]*NIC
-	v4    lpm
-	v6    lpm
-	all   []Route
+	// addrs and owners are local as two slices, while the host has few
+	// addresses (every host but a big router): comparing a handful of
+	// netip.Addr values is faster than hashing one, and every received
+	// packet asks.
+	addrs  []netip.Addr
+	owners []*NIC
+	v4     lpm
+	v6     lpm
+	all    []Route
+}
+
+// maxScan is the most local addresses owner compares one by one.
+const maxScan = 8
+
+// owner returns the interface that owns the local address a, or nil.
+func (t *routeTable) owner(a netip.Addr) *NIC {
+	if len(t.local) > maxScan {
+		return t.local[a]
+	}
+	for i, l := range t.addrs {
+		if l == a {
+			return t.owners[i]
+		}
+	}
+	return nil
 }
 
 // lpm is a longest-prefix-match table: one map per prefix length, probed
@@ -76,6 +101,23 @@ func (t *routeTable) lookup(dst netip.Addr) *Route {
 	return t.v6.lookup(dst)
 }
 
+// localMTU is the MTU toward this host's own addresses: the IPv4 total
+// length limit, as Linux's lo (which has 65536).
+const localMTU = 65535
+
+// route is the route a locally sent packet to dst takes: nil with a nil
+// error when dst is this host's own (the packet loops back), else the
+// longest match, or ErrNoRoute.
+func (t *routeTable) route(dst netip.Addr) (*Route, error) {
+	if t.owner(dst) != nil {
+		return nil, nil
+	}
+	if r := t.lookup(dst); r != nil {
+		return r, nil
+	}
+	return nil, ErrNoRoute
+}
+
 // connected returns the longest connected route that contains a, or nil.
 // A next hop must be a neighbour on a connected network whatever static
 // routes also cover it (Linux's fib_check_nh looks at link-scope routes
@@ -109,7 +151,7 @@ func (s *Stack) AddRoute(dst netip.Prefix, via netip.Addr) error {
 	if r == nil {
 		return fmt.Errorf("stack %s: route %v via %v: next hop is not on a connected network", s.name, dst, via)
 	}
-	if t.local[via] != nil {
+	if t.owner(via) != nil {
 		return fmt.Errorf("stack %s: route %v via %v: next hop is this host's own address", s.name, dst, via)
 	}
 	for _, e := range t.all {
@@ -122,15 +164,44 @@ func (s *Stack) AddRoute(dst netip.Prefix, via netip.Addr) error {
 	return nil
 }
 
+// RemoveRoute removes the static route to dst (masked to its prefix
+// length). Connected routes go only with their interface.
+func (s *Stack) RemoveRoute(dst netip.Prefix) error {
+	if !dst.IsValid() {
+		return fmt.Errorf("stack %s: remove route %v: invalid", s.name, dst)
+	}
+	dst = dst.Masked()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.static, func(r Route) bool { return r.Dst == dst })
+	if i < 0 {
+		return fmt.Errorf("stack %s: remove route %v: no such static route", s.name, dst)
+	}
+	s.static = slices.Delete(s.static, i, i+1)
+	s.rebuildRoutesLocked()
+	return nil
+}
+
 // Routes returns the routing table: connected routes first, then static
 // routes, each group in the order added.
 func (s *Stack) Routes() []Route { return append([]Route(nil), s.routes.Load().all...) }
 
+// RouteGeneration is the routing table's generation: it grows by one with
+// every change (an interface or a route added or removed). Paths resolved
+// in an older generation resolve their route again.
+func (s *Stack) RouteGeneration() uint64 { return s.routes.Load().gen }
+
 func (s *Stack) rebuildRoutesLocked() {
-	t := &routeTable{nics: append([]*NIC(nil), s.nics...), local: map[netip.Addr]*NIC{}}
+	t := &routeTable{gen: s.routes.Load().gen + 1, nics: append([]*NIC(nil), s.nics...), local: map[netip.Addr]*NIC{}}
 	for _, n := range s.nics {
 		for _, a := range n.addrs {
 			t.local[a.Addr()] = n
+			if i := slices.Index(t.addrs, a.Addr()); i >= 0 {
+				t.owners[i] = n // the last owner wins, as in local
+			} else {
+				t.addrs = append(t.addrs, a.Addr())
+				t.owners = append(t.owners, n)
+			}
 			t.all = append(t.all, Route{Dst: a.Masked(), NIC: n})
 		}
 	}

@@ -158,7 +158,7 @@ func (s *Stack) Forwarding() bool { return s.forwarding }
 
 // isLocal reports whether a is one of the stack's own addresses.
 func (s *Stack) isLocal(a netip.Addr) bool {
-	return s.routes.Load().local[a] != nil
+	return s.routes.Load().owner(a) != nil
 }
 
 // sourceFor picks the source address for a packet leaving through nic to

@@ -101,7 +101,8 @@ func (s *Stack) NewPacket(src, dst netip.Addr, proto, ttl uint8, n int) (pkt, pa
 }
 
 // WritePacket routes and sends a packet built with NewPacket. It takes
-// ownership of pkt.
+// ownership of pkt. It looks the route up for this one packet: a
+// connection sends through its Path instead.
 func (s *Stack) WritePacket(dst netip.Addr, pkt []byte) error {
 	r, _, err := s.route(dst)
 	if err != nil {
@@ -112,14 +113,15 @@ func (s *Stack) WritePacket(dst netip.Addr, pkt []byte) error {
 
 // Route is what a transport needs to know about the path to dst: the source
 // address to use and the MTU of the outgoing interface (the local MTU for an
-// address of this host: 65535).
+// address of this host: 65535). It looks the route up each time: a
+// connection keeps a Path instead.
 func (s *Stack) Route(dst netip.Addr) (src netip.Addr, mtu int, err error) {
 	r, src, err := s.route(dst)
 	if err != nil {
 		return netip.Addr{}, 0, err
 	}
 	if r == nil {
-		return src, 65535, nil
+		return src, localMTU, nil
 	}
 	return src, r.NIC.mtu, nil
 }

@@ -61,6 +61,20 @@ func (r *ring) peek(off int, dst []byte) int {
 	return n
 }
 
+// views returns the n bytes from offset off as one or two slices of the
+// ring's storage (two when they wrap around its end), for the caller to
+// copy from before the ring changes. n must not exceed len()-off.
+func (r *ring) views(off, n int) (first, second []byte) {
+	if n <= 0 {
+		return nil, nil
+	}
+	pos := (r.start + off) % len(r.buf)
+	if pos+n <= len(r.buf) {
+		return r.buf[pos : pos+n], nil
+	}
+	return r.buf[pos:], r.buf[:n-(len(r.buf)-pos)]
+}
+
 // discard drops n bytes from the front.
 func (r *ring) discard(n int) {
 	n = min(n, r.n)

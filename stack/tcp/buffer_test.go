@@ -37,6 +37,11 @@ func TestRing(t *testing.T) {
 			if !bytes.Equal(dst[:n], want) {
 				t.Fatalf("step %d: peek(%d) differs", i, off)
 			}
+			// views sees the same bytes, in one piece or two.
+			a, b := r.views(off, n)
+			if !bytes.Equal(append(append([]byte(nil), a...), b...), want) || len(b) > 0 && len(a) == 0 {
+				t.Fatalf("step %d: views(%d, %d) differ", i, off, n)
+			}
 		case 2:
 			dst := make([]byte, rng.IntN(12000))
 			n := r.read(dst)

@@ -64,7 +64,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		e.mu.Lock()
 		if e.rcvBuf.len() > 0 {
 			if len(b) == 0 {
-				e.mu.Unlock()
+				e.release()
 				return 0, nil
 			}
 			before := e.rcvWindow()
@@ -79,23 +79,23 @@ func (c *Conn) Read(b []byte) (int, error) {
 		}
 		switch {
 		case e.readShut:
-			e.mu.Unlock()
+			e.release()
 			return 0, io.EOF
 		case e.peerFin:
-			e.mu.Unlock()
+			e.release()
 			return 0, io.EOF
 		case e.err != nil:
 			err := e.err
-			e.mu.Unlock()
+			e.release()
 			if err == errClosed || err == errHostDown {
 				return 0, c.opError("read", net.ErrClosed)
 			}
 			return 0, c.opError("read", err)
 		case e.state == stateClosed || e.state == stateTimeWait:
-			e.mu.Unlock()
+			e.release()
 			return 0, io.EOF
 		}
-		e.mu.Unlock()
+		e.release()
 		select {
 		case <-e.rcvSignal:
 		case <-c.rdl.Done():
@@ -115,7 +115,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 		e.mu.Lock()
 		if e.err != nil || e.finQueued || !e.state.canSend() {
 			err := e.err
-			e.mu.Unlock()
+			e.release()
 			switch {
 			case err == errClosed || err == errHostDown:
 				err = net.ErrClosed

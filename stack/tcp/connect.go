@@ -37,13 +37,16 @@ func (p *Protocol) DialFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	if !raddr.Addr().IsValid() || raddr.Port() == 0 {
 		return nil, opErr(errors.New("invalid remote address"))
 	}
-	src, _, err := p.s.Route(raddr.Addr())
+	// The source address: laddr's, else the one source selection picks
+	// for the route (NewPath). Either way, no route fails the dial.
+	path, err := p.s.NewPath(laddr.Addr(), raddr.Addr(), wire.ProtoTCP)
+	if err == nil {
+		err = path.Err()
+	}
 	if err != nil {
 		return nil, opErr(err)
 	}
-	if laddr.Addr().IsValid() && !laddr.Addr().IsUnspecified() {
-		src = laddr.Addr()
-	}
+	src := path.Src()
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -61,7 +64,7 @@ func (p *Protocol) DialFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 		p.mu.Unlock()
 		return nil, opErr(errAddrInUse)
 	}
-	e := newEndpoint(p, local, raddr)
+	e := newEndpoint(p, local, raddr, path)
 	e.mu.Lock()
 	p.conns[fourTuple{local, raddr}] = e
 	p.mu.Unlock()
@@ -76,7 +79,7 @@ func (p *Protocol) DialFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	}
 	e.mu.Lock()
 	err = e.err
-	e.mu.Unlock()
+	e.release()
 	if err != nil {
 		return nil, opErr(err)
 	}
@@ -147,13 +150,20 @@ func (l *Listener) handleSYN(seg *segment) {
 	if full {
 		return // as Linux without syncookies: drop, the peer retries
 	}
-	e := newEndpoint(p, seg.dst, seg.src)
+	// A path from one of our addresses is made whatever the routing table
+	// says: without a route back the SYN-ACK is lost, and retransmitted
+	// until one appears.
+	path, err := p.s.NewPath(seg.dst.Addr(), seg.src.Addr(), wire.ProtoTCP)
+	if err != nil {
+		return
+	}
+	e := newEndpoint(p, seg.dst, seg.src, path)
 	e.listener = l
 	e.mu.Lock()
 	p.mu.Lock()
 	if p.conns[fourTuple{seg.dst, seg.src}] != nil {
 		p.mu.Unlock()
-		e.mu.Unlock()
+		e.release()
 		return
 	}
 	p.conns[fourTuple{seg.dst, seg.src}] = e

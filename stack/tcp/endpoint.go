@@ -23,15 +23,23 @@ var (
 // endpoint is one connection: the TCB of RFC 9293 §3.3.1. Every field is
 // guarded by mu. Packets it builds while locked are queued in out and sent
 // by unlock, so that no lock is held while the stack delivers (a connection
-// to this host's own address loops straight back into HandlePacket).
+// to this host's own address loops straight back into HandlePacket). mu is
+// released by unlock or release only, never directly: they also forget the
+// time read while it was held (now).
 type endpoint struct {
 	p       *Protocol
 	mu      sync.Mutex
+	nowT    time.Time // the clock, read once per hold of mu
+	nowOK   bool
 	removed atomic.Bool // gone from the demultiplexer (Protocol.last may still hold it)
 
 	state         state
 	local, remote netip.AddrPort
 	listener      *Listener // passive open, until accepted
+	// path is the route to the peer, resolved when the connection is made
+	// and again only when the routing table changes. It is set once, by
+	// newEndpoint, so it is read without mu.
+	path *stack.Path
 
 	// Send sequence variables (RFC 9293 §3.3.1).
 	iss, sndUna, sndNxt seq
@@ -96,6 +104,8 @@ type endpoint struct {
 
 	// Timers.
 	rtxTimer, persistTimer, delackTimer, keepTimer, waitTimer stack.Timer
+	delackArmed                                               bool      // delackTimer is running
+	delackDue                                                 time.Time // when the pending ACK is due (armDelack)
 	finTimer                                                  stack.Timer
 	rtxRunning                                                bool
 	persisting                                                bool
@@ -131,9 +141,11 @@ type oooSegment struct {
 	data  []byte
 }
 
-func newEndpoint(p *Protocol, local, remote netip.AddrPort) *endpoint {
+// newEndpoint makes the connection from local to remote along path, whose
+// source is local's address.
+func newEndpoint(p *Protocol, local, remote netip.AddrPort, path *stack.Path) *endpoint {
 	e := &endpoint{
-		p: p, local: local, remote: remote,
+		p: p, local: local, remote: remote, path: path,
 		sndBuf:    newRing(p.opts.SendBuffer),
 		rcvBuf:    newRing(p.opts.ReceiveBuffer),
 		cc:        newCC(p.opts.CongestionControl),
@@ -165,25 +177,25 @@ func newEndpoint(p *Protocol, local, remote netip.AddrPort) *endpoint {
 // spurious fast retransmits.
 func (e *endpoint) unlock() {
 	if len(e.out) == 0 {
-		e.mu.Unlock()
+		e.release()
 		return
 	}
 	if e.sending {
-		e.mu.Unlock() // the sender, up this goroutine's stack or another's, takes them
+		e.release() // the sender, up this goroutine's stack or another's, takes them
 		return
 	}
 	e.sending = true
 	for len(e.out) > 0 {
 		out := e.out
 		e.out = e.outSpare[:0]
-		e.mu.Unlock()
-		e.p.send(e.remote.Addr(), out)
+		e.release()
+		e.p.send(e.path, out)
 		clear(out) // the link owns the packets now
 		e.mu.Lock()
 		e.outSpare = out
 	}
 	e.sending = false
-	e.mu.Unlock()
+	e.release()
 }
 
 func notify(ch chan struct{}) {
@@ -193,7 +205,23 @@ func notify(ch chan struct{}) {
 	}
 }
 
-func (e *endpoint) now() time.Time { return e.p.s.Now() }
+// now is the stack clock's time, read once while mu is held: whatever one
+// event (a segment, a timer, a call) makes the connection do happens at
+// one instant, as Linux reads its clock once per event (tcp_mstamp), and
+// a connection sending a train of segments reads the clock once, not once
+// per segment for its timestamp.
+func (e *endpoint) now() time.Time {
+	if !e.nowOK {
+		e.nowT, e.nowOK = e.p.s.Now(), true
+	}
+	return e.nowT
+}
+
+// release unlocks mu without sending (see unlock), forgetting now's time.
+func (e *endpoint) release() {
+	e.nowOK = false
+	e.mu.Unlock()
+}
 
 // tsVal is our timestamp clock: milliseconds (RFC 7323 §5.4 asks for a tick
 // between 1ms and 1s) plus a random per-connection offset.
@@ -258,10 +286,7 @@ func (e *endpoint) sendSegment(flags uint8, s seq, n int) {
 			h.Window = uint16(min(wnd>>e.rcvWscale, 65535))
 		}
 		e.lastAckSent = e.rcvNxt
-		e.ackPending = 0
-		if e.delackTimer != nil {
-			e.delackTimer.Stop()
-		}
+		e.ackPending = 0 // a running delayed-ACK timer finds nothing to do
 	} else if flags&wire.TCPFlagSYN != 0 {
 		h.Window = uint16(min(e.rcvBuf.free(), 65535))
 	}
@@ -275,21 +300,20 @@ func (e *endpoint) sendSegment(flags uint8, s seq, n int) {
 			h.Flags |= wire.TCPFlagPSH
 		}
 	}
+	var th [wire.TCPMaxHeaderLen]byte
 	hl := h.HeaderLen()
-	pkt, b := e.p.s.NewPacket(e.local.Addr(), e.remote.Addr(), wire.ProtoTCP, 0, hl+dataLen)
-	h.Encode(b)
-	if dataLen > 0 {
-		e.sndBuf.peek(s.diff(e.sndUna), b[hl:])
-		e.bytesSent += uint64(dataLen)
-	}
+	h.Encode(th[:hl])
+	d1, d2 := e.sndBuf.views(s.diff(e.sndUna), dataLen)
+	e.bytesSent += uint64(dataLen)
+	pkt, b := e.path.BuildPacket(th[:hl], d1, d2)
 	wire.TCP(b).SetChecksum(e.local.Addr(), e.remote.Addr())
 	e.out = append(e.out, pkt)
 }
 
 // ourMSS is the largest segment our interface toward the peer carries.
 func (e *endpoint) ourMSS() int {
-	_, mtu, err := e.p.s.Route(e.remote.Addr())
-	if err != nil {
+	mtu := e.path.MTU()
+	if mtu == 0 { // no route (yet): assume Ethernet's
 		mtu = 1500
 	}
 	return headerMSS(e.remote.Addr(), mtu)
@@ -343,7 +367,7 @@ func (e *endpoint) sackBlocks(ts bool) []wire.SACKBlock {
 func (e *endpoint) abort(err error, rst bool) {
 	e.mu.Lock()
 	if e.state == stateClosed {
-		e.mu.Unlock()
+		e.release()
 		return
 	}
 	if rst && e.state != stateListen && e.state != stateSynSent && e.state != stateTimeWait {
@@ -361,7 +385,8 @@ func (e *endpoint) closeLocked(err error) {
 		e.err = err
 	}
 	e.state = stateClosed
-	for _, t := range []stack.Timer{e.rtxTimer, e.persistTimer, e.delackTimer, e.keepTimer, e.waitTimer, e.finTimer, e.lossTimer, e.tlpTimer} {
+	e.stopDelack()
+	for _, t := range []stack.Timer{e.rtxTimer, e.persistTimer, e.keepTimer, e.waitTimer, e.finTimer, e.lossTimer, e.tlpTimer} {
 		if t != nil {
 			t.Stop()
 		}

@@ -28,7 +28,7 @@ type Info struct {
 
 func (e *endpoint) info() Info {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.release()
 	return Info{
 		State: e.state.String(), Local: e.local, Remote: e.remote,
 		ISS: uint32(e.iss), IRS: uint32(e.irs),

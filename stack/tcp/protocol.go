@@ -163,39 +163,51 @@ func (p *Protocol) HandlePacket(pi stack.PacketInfo, payload []byte) bool {
 		p.stats.malformed.Add(1)
 		return true
 	}
-	// Bulk traffic is one connection after another segment of it: a
-	// one-entry cache spares hashing the 4-tuple (map keys of netip
-	// values hash slowly).
-	if e := p.last.Load(); e != nil && e.local == seg.dst && e.remote == seg.src && !e.removed.Load() {
+	if e := p.connection(seg.dst, seg.src); e != nil {
 		e.handle(seg)
 		return true
 	}
-	p.mu.RLock()
-	e := p.conns[fourTuple{seg.dst, seg.src}]
-	var l *Listener
-	if e == nil {
-		// An exact listener, else one on the family's unspecified address,
-		// else one on [::], which takes both families (as Linux does with
-		// net.ipv6.bindv6only = 0).
-		l = p.listeners[seg.dst]
-		if l == nil && pi.Dst.Is4() {
-			l = p.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), seg.dst.Port())]
-		}
-		if l == nil {
-			l = p.listeners[netip.AddrPortFrom(netip.IPv6Unspecified(), seg.dst.Port())]
-		}
-	}
-	p.mu.RUnlock()
-	switch {
-	case e != nil:
-		p.last.Store(e)
-		e.handle(seg)
-	case l != nil:
+	if l := p.listener(seg.dst); l != nil {
 		l.handleSYN(seg)
-	default:
-		p.sendReset(seg)
+		return true
 	}
+	p.sendReset(seg)
 	return true
+}
+
+// connection returns the connection from remote to local, or nil.
+//
+// Bulk traffic is one connection after another segment of it: a one-entry
+// cache spares hashing the 4-tuple (map keys of netip values hash slowly).
+// It is a receive-side cache, which routes held per connection (Path) do
+// not replace; BenchmarkDemux measures what it saves.
+func (p *Protocol) connection(local, remote netip.AddrPort) *endpoint {
+	if e := p.last.Load(); e != nil && e.local == local && e.remote == remote && !e.removed.Load() {
+		return e
+	}
+	p.mu.RLock()
+	e := p.conns[fourTuple{local, remote}]
+	p.mu.RUnlock()
+	if e != nil {
+		p.last.Store(e)
+	}
+	return e
+}
+
+// listener returns the listener for a segment to local: an exact one, else
+// one on the family's unspecified address, else one on [::], which takes
+// both families (as Linux does with net.ipv6.bindv6only = 0).
+func (p *Protocol) listener(local netip.AddrPort) *Listener {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	l := p.listeners[local]
+	if l == nil && local.Addr().Is4() {
+		l = p.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())]
+	}
+	if l == nil {
+		l = p.listeners[netip.AddrPortFrom(netip.IPv6Unspecified(), local.Port())]
+	}
+	return l
 }
 
 // HandleError is the stack.Transport entry for ICMP errors (RFC 5927):
@@ -245,11 +257,12 @@ func (p *Protocol) writeHeaderOnly(src, dst netip.Addr, h *wire.TCPHeader) {
 	_ = p.s.WritePacket(dst, pkt)
 }
 
-// send writes packets built by endpoints, after their lock is released.
-func (p *Protocol) send(dst netip.Addr, pkts [][]byte) {
+// send writes packets built by an endpoint along its path, after its lock
+// is released.
+func (p *Protocol) send(path *stack.Path, pkts [][]byte) {
 	for _, pkt := range pkts {
 		p.stats.segsOut.Add(1)
-		_ = p.s.WritePacket(dst, pkt)
+		_ = path.WritePacket(pkt)
 	}
 }
 

@@ -16,10 +16,12 @@ const maxRetries = 15
 const finWait2Timeout = 60 * time.Second
 
 // timer starts or restarts one of the endpoint's timers. Each timer field
-// always runs the same function: a restart keeps the first one.
-func (e *endpoint) timer(t *stack.Timer, d time.Duration, f func()) {
+// always runs the same function: a restart keeps the first one. f is a
+// method expression or a literal that captures nothing, so that a restart
+// (one per ACK for some timers) allocates no closure.
+func (e *endpoint) timer(t *stack.Timer, d time.Duration, f func(*endpoint)) {
 	if *t == nil {
-		*t = e.p.s.Clock().AfterFunc(d, f)
+		*t = e.p.s.Clock().AfterFunc(d, func() { f(e) })
 		return
 	}
 	(*t).Reset(d)
@@ -29,7 +31,7 @@ func (e *endpoint) timer(t *stack.Timer, d time.Duration, f func()) {
 // 6298 §5.1, §5.3).
 func (e *endpoint) armRTX() {
 	e.rto = e.computeRTO()
-	e.timer(&e.rtxTimer, e.rto, e.onRTO)
+	e.timer(&e.rtxTimer, e.rto, (*endpoint).onRTO)
 }
 
 // armRTXIfIdle starts the timer only if it is not running (§5.1).
@@ -109,7 +111,7 @@ func (e *endpoint) armPersist() {
 	e.persisting = true
 	e.persistBackoff = 0
 	e.stopRTX()
-	e.timer(&e.persistTimer, e.persistInterval(), e.onPersist)
+	e.timer(&e.persistTimer, e.persistInterval(), (*endpoint).onPersist)
 }
 
 func (e *endpoint) persistInterval() time.Duration {
@@ -157,25 +159,56 @@ func (e *endpoint) onPersist() {
 		}
 	}
 	e.persistBackoff++
-	e.timer(&e.persistTimer, e.persistInterval(), e.onPersist)
+	e.timer(&e.persistTimer, e.persistInterval(), (*endpoint).onPersist)
 }
 
-// armDelack delays an ACK (RFC 9293 §3.8.6.3).
+// armDelack delays an ACK (RFC 9293 §3.8.6.3) until DelayedAck from now.
+//
+// The timer is not stopped when an ACK goes out, nor moved when it is
+// armed again while it runs: either would be a timer operation per
+// segment of a bulk flow. It fires when it was first set to, which is no
+// later than the ACK is due; onDelack then does nothing when no ACK is
+// pending, and sets it again for the rest of the delay when the pending
+// ACK is due later. Linux likewise leaves its delayed-ACK timer running
+// (inet_csk_clear_xmit_timer).
 func (e *endpoint) armDelack() {
-	e.timer(&e.delackTimer, e.p.opts.DelayedAck, func() {
-		e.mu.Lock()
-		defer e.unlock()
-		if e.ackPending > 0 && e.state != stateClosed {
-			e.sendACK()
-		}
-	})
+	e.delackDue = e.now().Add(e.p.opts.DelayedAck)
+	if e.delackArmed {
+		return
+	}
+	e.delackArmed = true
+	e.timer(&e.delackTimer, e.p.opts.DelayedAck, (*endpoint).onDelack)
+}
+
+func (e *endpoint) onDelack() {
+	e.mu.Lock()
+	defer e.unlock()
+	e.delackArmed = false
+	if e.ackPending == 0 || e.state == stateClosed {
+		return
+	}
+	if wait := e.delackDue.Sub(e.now()); wait > 0 {
+		e.delackArmed = true
+		e.timer(&e.delackTimer, wait, (*endpoint).onDelack)
+		return
+	}
+	e.sendACK()
+}
+
+// stopDelack stops the delayed-ACK timer for good (TIME-WAIT, CLOSED).
+func (e *endpoint) stopDelack() {
+	if e.delackTimer != nil {
+		e.delackTimer.Stop()
+	}
+	e.delackArmed = false
 }
 
 // enterTimeWait waits 2*MSL before the connection-id may be reused (RFC
 // 9293 §3.6.1).
 func (e *endpoint) enterTimeWait() {
 	e.state = stateTimeWait
-	for _, t := range []stack.Timer{e.rtxTimer, e.persistTimer, e.delackTimer, e.keepTimer, e.finTimer, e.lossTimer, e.tlpTimer} {
+	e.stopDelack()
+	for _, t := range []stack.Timer{e.rtxTimer, e.persistTimer, e.keepTimer, e.finTimer, e.lossTimer, e.tlpTimer} {
 		if t != nil {
 			t.Stop()
 		}
@@ -183,7 +216,7 @@ func (e *endpoint) enterTimeWait() {
 	e.rtxRunning = false
 	notify(e.rcvSignal)
 	notify(e.sndSignal)
-	e.timer(&e.waitTimer, e.p.opts.TimeWait, func() {
+	e.timer(&e.waitTimer, e.p.opts.TimeWait, func(e *endpoint) {
 		e.mu.Lock()
 		defer e.unlock()
 		if e.state == stateTimeWait {
@@ -197,7 +230,7 @@ func (e *endpoint) armFinWait2() {
 	if !e.appClosed {
 		return
 	}
-	e.timer(&e.finTimer, finWait2Timeout, func() {
+	e.timer(&e.finTimer, finWait2Timeout, func(e *endpoint) {
 		e.mu.Lock()
 		defer e.unlock()
 		if e.state == stateFinWait2 {
@@ -218,7 +251,7 @@ func (e *endpoint) armKeepalive() {
 		}
 		return
 	}
-	e.timer(&e.keepTimer, e.keepalive, e.onKeepalive)
+	e.timer(&e.keepTimer, e.keepalive, (*endpoint).onKeepalive)
 }
 
 // onKeepalive sends <SEQ=SND.UNA-1><ACK=RCV.NXT> after an idle period; the
@@ -232,7 +265,7 @@ func (e *endpoint) onKeepalive() {
 	if idle := e.now().Sub(e.lastRecv); idle < e.keepalive {
 		// Not idle long enough: check again when it will have been (a
 		// whole period from now would probe up to twice too late).
-		e.timer(&e.keepTimer, e.keepalive-idle, e.onKeepalive)
+		e.timer(&e.keepTimer, e.keepalive-idle, (*endpoint).onKeepalive)
 		return
 	}
 	if e.keepProbes >= keepaliveProbes {
@@ -242,7 +275,7 @@ func (e *endpoint) onKeepalive() {
 	}
 	e.keepProbes++
 	e.sendSegment(wire.TCPFlagACK, e.sndUna.add(-1), 0)
-	e.timer(&e.keepTimer, max(e.keepalive/4, time.Second), e.onKeepalive)
+	e.timer(&e.keepTimer, max(e.keepalive/4, time.Second), (*endpoint).onKeepalive)
 }
 
 // lossTimer detects lost retransmissions, which RFC 6675 alone cannot: a
@@ -254,7 +287,7 @@ func (e *endpoint) armLossTimer() {
 		return
 	}
 	e.lossRunning = true
-	e.timer(&e.lossTimer, e.reoWindow(), e.onLossTimer)
+	e.timer(&e.lossTimer, e.reoWindow(), (*endpoint).onLossTimer)
 }
 
 // reoWindow is how long a retransmission may go unanswered: an RTT and its
@@ -319,7 +352,7 @@ func (e *endpoint) armTLP() {
 	if pto >= e.rto {
 		return
 	}
-	e.timer(&e.tlpTimer, pto, e.onTLP)
+	e.timer(&e.tlpTimer, pto, (*endpoint).onTLP)
 }
 
 // onTLP sends the probe: new data if the windows allow, else the last

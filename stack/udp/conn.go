@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"syscall"
 	"time"
+
+	"github.com/labnet-dev/labnet/stack/wire"
 )
 
 var (
@@ -62,16 +64,19 @@ func (p *Protocol) Dial(laddr, raddr netip.AddrPort) (*Conn, error) {
 	switch {
 	case la.IsValid() && la.Is4() != ra.Is4():
 		return nil, opErr(&net.AddrError{Err: "mismatched local address type", Addr: laddr.String()})
-	case !la.IsValid() || la.IsUnspecified():
-		src, _, err := p.s.Route(ra)
-		if err != nil {
-			return nil, opErr(sendErrno(err))
-		}
-		la = src
-	case !p.s.IsLocal(la):
+	case la.IsValid() && !la.IsUnspecified() && !p.s.IsLocal(la):
 		return nil, opErr(syscall.EADDRNOTAVAIL)
 	}
+	// The socket keeps its route (NewPath), as Linux caches one on a
+	// connected socket; an unspecified local address takes the source
+	// address selection picks for it.
+	path, err := p.s.NewPath(la, ra, wire.ProtoUDP)
+	if err != nil {
+		return nil, opErr(sendErrno(err))
+	}
+	la = path.Src()
 	e := newEndpoint(p, netip.AddrPortFrom(la, laddr.Port()), netip.AddrPortFrom(ra, raddr.Port()))
+	e.path = path
 	if err := p.bind(e); err != nil {
 		return nil, opErr(err)
 	}

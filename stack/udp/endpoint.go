@@ -42,6 +42,9 @@ type endpoint struct {
 	// remote is the peer of a connected socket, fixed at Dial; invalid
 	// for an unconnected one.
 	remote netip.AddrPort
+	// path is a connected socket's route to remote, set at Dial: its
+	// datagrams are not routed one by one.
+	path *stack.Path
 
 	rd, wd *deadline.Deadline
 
@@ -213,12 +216,25 @@ func (e *endpoint) send(b []byte, to netip.AddrPort) error {
 		return syscall.EAFNOSUPPORT
 	}
 	s := e.p.s
-	src, mtu, err := s.Route(dst)
-	if err != nil {
-		return sendErrno(err)
+	path := e.path
+	if to != e.remote {
+		path = nil // an unconnected socket's: routed for this datagram only
 	}
-	if la.IsValid() && !la.IsUnspecified() {
-		src = la
+	var src netip.Addr
+	var mtu int
+	if path != nil {
+		if err := path.Err(); err != nil {
+			return sendErrno(err)
+		}
+		src, mtu = path.Src(), path.MTU()
+	} else {
+		var err error
+		if src, mtu, err = s.Route(dst); err != nil {
+			return sendErrno(err)
+		}
+		if la.IsValid() && !la.IsUnspecified() {
+			src = la
+		}
 	}
 	n := len(b)
 	if n > maxPayload(dst) {
@@ -232,11 +248,23 @@ func (e *endpoint) send(b []byte, to netip.AddrPort) error {
 	if stack.Headroom(dst)+wire.UDPHeaderLen+n > mtu {
 		return syscall.EMSGSIZE
 	}
-	pkt, payload := s.NewPacket(src, dst, wire.ProtoUDP, 0, wire.UDPHeaderLen+n)
-	copy(payload[wire.UDPHeaderLen:], b)
+	var pkt, payload []byte
+	if path != nil {
+		var hdr [wire.UDPHeaderLen]byte // Encode fills it in
+		pkt, payload = path.BuildPacket(hdr[:], b, nil)
+	} else {
+		pkt, payload = s.NewPacket(src, dst, wire.ProtoUDP, 0, wire.UDPHeaderLen+n)
+		copy(payload[wire.UDPHeaderLen:], b)
+	}
 	h := wire.UDPHeader{SrcPort: e.local.Port(), DstPort: to.Port()}
 	h.Encode(payload, n, src, dst)
-	if err := s.WritePacket(dst, pkt); err != nil {
+	var err error
+	if path != nil {
+		err = path.WritePacket(pkt)
+	} else {
+		err = s.WritePacket(dst, pkt)
+	}
+	if err != nil {
 		return sendErrno(err)
 	}
 	e.p.stats.outDatagrams.Add(1)

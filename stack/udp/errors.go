@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -131,6 +132,9 @@ const (
 type pmtuCache struct {
 	mu sync.Mutex
 	m  map[netip.Addr]pmtuEntry
+	// size is len(m), for get to skip the lock while nothing has been
+	// learned (every datagram asks; few paths ever send an ICMP error).
+	size atomic.Int64
 }
 
 type pmtuEntry struct {
@@ -173,10 +177,14 @@ func (c *pmtuCache) update(now time.Time, dst netip.Addr, mtu int) {
 		}
 	}
 	c.m[dst] = pmtuEntry{mtu: mtu, expires: now.Add(pmtuExpiry)}
+	c.size.Store(int64(len(c.m)))
 }
 
 // get returns the path MTU learned for dst, if one holds at now.
 func (c *pmtuCache) get(now time.Time, dst netip.Addr) (int, bool) {
+	if c.size.Load() == 0 {
+		return 0, false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[dst]
@@ -185,6 +193,7 @@ func (c *pmtuCache) get(now time.Time, dst netip.Addr) (int, bool) {
 	}
 	if !now.Before(e.expires) {
 		delete(c.m, dst)
+		c.size.Store(int64(len(c.m)))
 		return 0, false
 	}
 	return e.mtu, true

@@ -9,43 +9,62 @@ import (
 // Sum adds b to the running one's-complement sum (RFC 1071 §4.1), treating a
 // trailing odd byte as padded with zero. Use Fold to finish the checksum.
 //
-// RFC 1071 §2(B): the sum may be taken over wider words with end-around
-// carry and folded afterwards, so it adds 64-bit big-endian words with
-// carry (four to a loop), which is where a TCP stack spends much of its
-// time.
+// It is where a TCP stack spends much of its time, so it uses two
+// properties of the sum (RFC 1071 §2): it may be taken over wider words
+// with end-around carry and folded afterwards (§2(B), "parallel
+// summation"), here 64-bit words with carry, eight to a loop; and it is
+// independent of byte order (§2(A)): the words are loaded in the machine's
+// order (little-endian loads need no byte swap on the machines we run on,
+// and are correct on any) and the folded 16-bit sum is swapped once at the
+// end.
 func Sum(b []byte, initial uint32) uint32 {
-	acc, carry := uint64(initial), uint64(0)
-	for len(b) >= 32 {
-		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b), carry)
-		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b[8:]), carry)
-		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b[16:]), carry)
-		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b[24:]), carry)
-		b = b[32:]
+	var acc, carry uint64
+	for len(b) >= 64 {
+		acc, carry = bits.Add64(acc, binary.LittleEndian.Uint64(b), carry)
+		acc, carry = bits.Add64(acc, binary.LittleEndian.Uint64(b[8:]), carry)
+		acc, carry = bits.Add64(acc, binary.LittleEndian.Uint64(b[16:]), carry)
+		acc, carry = bits.Add64(acc, binary.LittleEndian.Uint64(b[24:]), carry)
+		acc, carry = bits.Add64(acc, binary.LittleEndian.Uint64(b[32:]), carry)
+		acc, carry = bits.Add64(acc, binary.LittleEndian.Uint64(b[40:]), carry)
+		acc, carry = bits.Add64(acc, binary.LittleEndian.Uint64(b[48:]), carry)
+		acc, carry = bits.Add64(acc, binary.LittleEndian.Uint64(b[56:]), carry)
+		b = b[64:]
 	}
 	for len(b) >= 8 {
-		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b), carry)
+		acc, carry = bits.Add64(acc, binary.LittleEndian.Uint64(b), carry)
 		b = b[8:]
 	}
 	acc, carry = bits.Add64(acc, 0, carry)
 	acc += carry // at most one more wrap, which cannot carry again
-	if len(b) >= 4 {
-		acc, carry = bits.Add64(acc, uint64(binary.BigEndian.Uint32(b)), 0)
-		acc += carry
-		b = b[4:]
+	// The last 0 to 7 bytes, as one little-endian word padded with zeros
+	// (the odd byte's pad is the zero RFC 1071 appends after it).
+	var tail uint64
+	switch n := len(b); {
+	case n >= 4:
+		tail = uint64(binary.LittleEndian.Uint32(b))
+		if n >= 6 {
+			tail |= uint64(binary.LittleEndian.Uint16(b[4:])) << 32
+		}
+		if n&1 == 1 {
+			tail |= uint64(b[n-1]) << (8 * (n - 1))
+		}
+	case n >= 2:
+		tail = uint64(binary.LittleEndian.Uint16(b))
+		if n == 3 {
+			tail |= uint64(b[2]) << 16
+		}
+	case n == 1:
+		tail = uint64(b[0])
 	}
-	if len(b) >= 2 {
-		acc, carry = bits.Add64(acc, uint64(binary.BigEndian.Uint16(b)), 0)
-		acc += carry
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc, carry = bits.Add64(acc, uint64(b[0])<<8, 0)
-		acc += carry
-	}
-	// Fold 64 to 32 bits with end-around carry.
+	acc, carry = bits.Add64(acc, tail, 0)
+	acc += carry
+	// Fold to 16 bits, swap into network order, add the caller's sum.
 	s, c := bits.Add32(uint32(acc>>32), uint32(acc), 0)
 	s += c
-	return s
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	t, c := bits.Add32(uint32(bits.ReverseBytes16(uint16(s))), initial, 0)
+	return t + c // the carry lands in the low bits, which cannot carry again
 }
 
 // Fold finishes a running sum into the 16-bit Internet checksum (the one's
