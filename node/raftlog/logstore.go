@@ -32,7 +32,7 @@ type CorruptEntryError struct {
 }
 
 func (e *CorruptEntryError) Error() string {
-	return fmt.Sprintf("raftlog: %s: log entry %d is corrupt (%v): %s", e.Path, e.Index, e.Err, remedy)
+	return fmt.Sprintf("raftlog: %s: log entry %d is corrupt (%v); %s", e.Path, e.Index, e.Err, remedy)
 }
 
 // Unwrap gives ErrCorrupt and the decoding cause to errors.Is.
@@ -60,7 +60,7 @@ func (s *Store) end(pos func(*bolt.Cursor) ([]byte, []byte), what string) (uint6
 		var err error
 		idx, err = keyIndex(k)
 		if err != nil {
-			return fmt.Errorf("%w: %s: %s", ErrCorrupt, err, remedy)
+			return fmt.Errorf("%w (%v); %s", ErrCorrupt, err, remedy)
 		}
 		return nil
 	})

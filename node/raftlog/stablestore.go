@@ -62,7 +62,7 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 	case err != nil:
 		return nil, fmt.Errorf("raftlog: get %q in %s: %w", key, s.path, err)
 	case corrupt != nil:
-		return nil, s.fail(fmt.Errorf("raftlog: %s: stable value %q is corrupt (%v): %s: %w", s.path, key, corrupt, remedy, ErrCorrupt))
+		return nil, s.fail(fmt.Errorf("raftlog: %s: %w (stable value %q: %v); %s", s.path, ErrCorrupt, key, corrupt, remedy))
 	}
 	if out == nil {
 		out = []byte{}
@@ -85,7 +85,7 @@ func (s *Store) GetUint64(key []byte) (uint64, error) {
 	case len(v) == 0:
 		return 0, nil
 	case len(v) != 8:
-		return 0, s.fail(fmt.Errorf("raftlog: %s: stable value %q: %d bytes, want 8: %s: %w", s.path, key, len(v), remedy, ErrCorrupt))
+		return 0, s.fail(fmt.Errorf("raftlog: %s: %w (stable value %q: %d bytes, want 8); %s", s.path, ErrCorrupt, key, len(v), remedy))
 	}
 	return binary.BigEndian.Uint64(v), nil
 }

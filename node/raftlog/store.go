@@ -132,7 +132,7 @@ func check(db *bolt.DB) error {
 
 // corruptFile is the one error for a file that cannot be trusted.
 func corruptFile(path string, cause error) error {
-	return fmt.Errorf("raftlog: %s is corrupt (%v): %s: %w", path, cause, remedy, ErrCorrupt)
+	return fmt.Errorf("raftlog: %s: %w (%v); %s", path, ErrCorrupt, cause, remedy)
 }
 
 // Path is the file the store lives in.
