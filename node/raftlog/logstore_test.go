@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-func openTest(t *testing.T, opts Options) *Store {
+func openTest(t testing.TB, opts Options) *Store {
 	t.Helper()
 	s, err := Open(filepath.Join(t.TempDir(), "raft.db"), opts)
 	if err != nil {
