@@ -193,3 +193,48 @@ func TestCorruptFile(t *testing.T) {
 		})
 	}
 }
+
+// A leaf page damaged after Open's check (here: Open without the check)
+// fails the operations that meet it with ErrCorrupt; bbolt's panic does not
+// reach raft.
+func TestDamagedPageAfterOpen(t *testing.T) {
+	path := filled(t, 2000)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Overwrite the header (id, flags, count) of the leaf holding 1000.
+	at := bytes.Index(b, []byte("entry 1000\x00\x00\x00\x00"))
+	if at < 0 {
+		t.Fatal("entry 1000 not found in the file")
+	}
+	page := os.Getpagesize()
+	start := at / page * page
+	for i := start; i < start+16; i++ {
+		b[i] = 0xff
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("Open without the check: %v", err)
+	}
+	defer s.Close()
+	var l raft.Log
+	err = s.GetLog(1000, &l)
+	t.Logf("GetLog(1000): %v", err)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "re-sync from the control plane") {
+		t.Fatalf("GetLog on a damaged page = %v, want an ErrCorrupt error", err)
+	}
+	if s.Err() == nil {
+		t.Error("Err did not record the damage")
+	}
+	if err := s.GetLog(1, &l); err != nil {
+		t.Errorf("GetLog(1) on an intact page: %v", err)
+	}
+	s.Close()
+	if _, err := Open(path, Options{Check: true}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Open with the check = %v, want ErrCorrupt", err)
+	}
+}

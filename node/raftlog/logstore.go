@@ -98,7 +98,7 @@ func (s *Store) GetLog(index uint64, l *raft.Log) error {
 	case errors.Is(err, raft.ErrLogNotFound):
 		return raft.ErrLogNotFound
 	case err != nil:
-		return fmt.Errorf("raftlog: get log %d: %w", index, err)
+		return s.fail(fmt.Errorf("raftlog: get log %d from %s: %w", index, s.path, err))
 	case corrupt != nil:
 		*l = raft.Log{}
 		return s.fail(&CorruptEntryError{Path: s.path, Index: index, Err: corrupt})

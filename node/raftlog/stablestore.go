@@ -60,7 +60,7 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 	})
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("raftlog: get %q in %s: %w", key, s.path, err)
+		return nil, s.fail(fmt.Errorf("raftlog: get %q in %s: %w", key, s.path, err))
 	case corrupt != nil:
 		return nil, s.fail(fmt.Errorf("raftlog: %s: %w (stable value %q: %v); %s", s.path, ErrCorrupt, key, corrupt, remedy))
 	}

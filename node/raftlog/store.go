@@ -178,18 +178,29 @@ func (s *Store) Close() error {
 
 // view and update run fn in a bbolt transaction, or return ErrClosed. bbolt
 // itself returns ErrDatabaseNotOpen after Close; ErrClosed says which store.
-func (s *Store) view(fn func(tx *bolt.Tx) error) error {
-	err := s.db.View(fn)
+// bbolt panics on a damaged page it meets (it rolls the transaction back
+// first); that panic becomes an ErrCorrupt error here, so a page damaged
+// after Open's check fails one raft operation rather than the process.
+func (s *Store) view(fn func(tx *bolt.Tx) error) (err error) {
+	defer recoverCorrupt(&err)
+	err = s.db.View(fn)
 	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
 	return err
 }
 
-func (s *Store) update(fn func(tx *bolt.Tx) error) error {
-	err := s.db.Update(fn)
+func (s *Store) update(fn func(tx *bolt.Tx) error) (err error) {
+	defer recoverCorrupt(&err)
+	err = s.db.Update(fn)
 	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
 	return err
+}
+
+func recoverCorrupt(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%w (bbolt: %v); %s", ErrCorrupt, r, remedy)
+	}
 }
