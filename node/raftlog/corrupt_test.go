@@ -3,6 +3,7 @@ package raftlog
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,28 +48,32 @@ func rawUpdate(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
 	}
 }
 
-// wantCorruptEntry opens the store at path and checks GetLog(index) fails
-// with an error naming the index and the remedy, while its neighbours read.
+// wantCorruptEntry checks the store at path: GetLog(index) fails with an
+// error naming the index and the remedy while its neighbours read, and Open
+// with Check refuses the file with that error.
 func wantCorruptEntry(t *testing.T, path string, index uint64) {
 	t.Helper()
+	wantErr := func(what string, err error) {
+		t.Helper()
+		var ce *CorruptEntryError
+		if !errors.As(err, &ce) || ce.Index != index || !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("%s = %v, want a *CorruptEntryError for index %d", what, err, index)
+		}
+		t.Logf("%s: %v", what, err)
+		for _, want := range []string{path, fmt.Sprintf("log entry %d is corrupt", index), "re-sync from the control plane"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+		}
+	}
 	var reported error
-	s, err := Open(path, Options{Check: true, OnError: func(err error) { reported = err }})
+	s, err := Open(path, Options{OnError: func(err error) { reported = err }})
 	if err != nil {
-		t.Fatalf("Open with Check: %v (the bbolt structure is intact)", err)
+		t.Fatal(err)
 	}
 	defer s.Close()
 	var l raft.Log
-	err = s.GetLog(index, &l)
-	var ce *CorruptEntryError
-	if !errors.As(err, &ce) || ce.Index != index || !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("GetLog(%d) = %v, want a *CorruptEntryError for index %d", index, err, index)
-	}
-	t.Logf("GetLog(%d): %v", index, err)
-	for _, want := range []string{path, "log entry 42 is corrupt", "re-sync from the control plane"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not say %q", err, want)
-		}
-	}
+	wantErr(fmt.Sprintf("GetLog(%d)", index), s.GetLog(index, &l))
 	if s.Err() == nil || reported == nil {
 		t.Errorf("corruption not reported: Err = %v, OnError got %v", s.Err(), reported)
 	}
@@ -77,6 +82,13 @@ func wantCorruptEntry(t *testing.T, path string, index uint64) {
 			t.Errorf("GetLog(%d) next to the corrupt entry: %v", i, err)
 		}
 	}
+	s.Close()
+
+	s, err = Open(path, Options{Check: true})
+	if err == nil {
+		s.Close()
+	}
+	wantErr("Open with Check", err)
 }
 
 func TestCorruptEntryFlippedWithBbolt(t *testing.T) {
@@ -138,6 +150,10 @@ func TestCorruptStableValue(t *testing.T) {
 		t.Fatalf("GetUint64 of a flipped term = %d, %v; want a corruption error", n, err)
 	}
 	t.Logf("GetUint64: %v", err)
+	s.Close()
+	if _, err := Open(path, Options{Check: true}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `"CurrentTerm"`) {
+		t.Errorf("Open with Check = %v, want the corrupt term named", err)
+	}
 }
 
 // A file that is not a bbolt file, or whose pages are damaged, is refused

@@ -120,7 +120,11 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
-	var buf []byte
+	size := 0
+	for _, l := range logs {
+		size += entryFixedLen + len(l.Data) + len(l.Extensions)
+	}
+	buf := make([]byte, 0, size)
 	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLogs)
 		// Appends come in index order, so pages that split keep 90% rather
@@ -130,7 +134,7 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		for _, l := range logs {
 			var err error
 			// bbolt keeps a reference to the value until commit, so each
-			// entry gets its own slice.
+			// entry gets its own part of buf (which never grows).
 			buf, err = encodeEntry(buf[len(buf):], l)
 			if err != nil {
 				return err

@@ -46,13 +46,9 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 		if v == nil {
 			return nil
 		}
-		if len(v) < crcLen {
-			corrupt = fmt.Errorf("%d bytes, shorter than its checksum", len(v))
-			return nil
-		}
-		val, sum := v[:len(v)-crcLen], binary.BigEndian.Uint32(v[len(v)-crcLen:])
-		if got := stableSum(key, val); got != sum {
-			corrupt = fmt.Errorf("checksum %08x, stored %08x", got, sum)
+		val, err := stableValue(key, v)
+		if err != nil {
+			corrupt = err
 			return nil
 		}
 		out = append([]byte{}, val...)
@@ -62,7 +58,7 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 	case err != nil:
 		return nil, s.fail(fmt.Errorf("raftlog: get %q in %s: %w", key, s.path, err))
 	case corrupt != nil:
-		return nil, s.fail(fmt.Errorf("raftlog: %s: %w (stable value %q: %v); %s", s.path, ErrCorrupt, key, corrupt, remedy))
+		return nil, s.fail(s.corruptStable(key, corrupt))
 	}
 	if out == nil {
 		out = []byte{}
@@ -85,7 +81,24 @@ func (s *Store) GetUint64(key []byte) (uint64, error) {
 	case len(v) == 0:
 		return 0, nil
 	case len(v) != 8:
-		return 0, s.fail(fmt.Errorf("raftlog: %s: %w (stable value %q: %d bytes, want 8); %s", s.path, ErrCorrupt, key, len(v), remedy))
+		return 0, s.fail(s.corruptStable(key, fmt.Errorf("%d bytes, want 8", len(v))))
 	}
 	return binary.BigEndian.Uint64(v), nil
+}
+
+// stableValue checks a stored value v of key and returns the value in it
+// (a slice of v).
+func stableValue(key, v []byte) ([]byte, error) {
+	if len(v) < crcLen {
+		return nil, fmt.Errorf("%d bytes, shorter than its checksum", len(v))
+	}
+	val, sum := v[:len(v)-crcLen], binary.BigEndian.Uint32(v[len(v)-crcLen:])
+	if got := stableSum(key, val); got != sum {
+		return nil, fmt.Errorf("checksum %08x, stored %08x", got, sum)
+	}
+	return val, nil
+}
+
+func (s *Store) corruptStable(key []byte, cause error) error {
+	return fmt.Errorf("raftlog: %s: %w (stable value %q: %v); %s", s.path, ErrCorrupt, key, cause, remedy)
 }

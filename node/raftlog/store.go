@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -41,9 +42,10 @@ const remedy = "move it away and let the node re-sync from the control plane"
 
 // Options configure Open.
 type Options struct {
-	// Check runs bbolt's consistency check (every page reachable once, no
-	// page freed twice, keys in order) when the file is opened. It reads the
-	// whole file, so it is for start-up, not for every open in a test.
+	// Check, when the file is opened, runs bbolt's consistency check
+	// (every page reachable once, none freed twice, keys in order) and
+	// verifies the checksum of every log entry and stable value. It reads
+	// the whole file: for start-up, not for every open in a test.
 	Check bool
 	// LockTimeout bounds the wait for the file lock another process holds;
 	// 2s when zero.
@@ -71,18 +73,32 @@ type Store struct {
 }
 
 // Open opens (creating if needed) the store file at path.
-func Open(path string, opts Options) (s *Store, err error) {
+func Open(path string, opts Options) (*Store, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = 2 * time.Second
 	}
-	// bbolt reads the meta pages on open; a damaged file can make it panic
-	// before our check runs. That is corrupt data, reported as such.
+	db, err := openBolt(path, &bolt.Options{Timeout: opts.LockTimeout, MaxSize: opts.MaxSize})
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{path: path, db: db, onError: opts.OnError}
+	if err := s.prepare(opts.Check); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openBolt opens the bbolt file. bbolt reads the meta pages on open; a
+// damaged file can make it panic before any check runs. That is corrupt
+// data, reported as such.
+func openBolt(path string, opts *bolt.Options) (db *bolt.DB, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			s, err = nil, corruptFile(path, fmt.Errorf("bbolt: %v", r))
+			db, err = nil, corruptFile(path, fmt.Errorf("bbolt: %v", r))
 		}
 	}()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, MaxSize: opts.MaxSize})
+	db, err = bolt.Open(path, 0o600, opts)
 	switch {
 	case errors.Is(err, bolt.ErrTimeout):
 		return nil, fmt.Errorf("raftlog: open %s: locked by another process (is a labd already running with this data directory?)", path)
@@ -91,13 +107,22 @@ func Open(path string, opts Options) (s *Store, err error) {
 	case err != nil:
 		return nil, fmt.Errorf("raftlog: open %s: %w", path, err)
 	}
-	if opts.Check {
-		if err := check(db); err != nil {
-			db.Close()
-			return nil, corruptFile(path, err)
+	return db, nil
+}
+
+// prepare checks the file if asked (bbolt's structure first, then every
+// entry's and value's checksum) and creates the buckets of a new file.
+func (s *Store) prepare(check bool) error {
+	if check {
+		err := s.view(checkBolt)
+		switch {
+		case errors.Is(err, ErrCorrupt): // bbolt panicked, already said
+			return fmt.Errorf("raftlog: %s: %w", s.path, err)
+		case err != nil:
+			return corruptFile(s.path, err)
 		}
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketLogs, bucketStable} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
@@ -106,27 +131,59 @@ func Open(path string, opts Options) (s *Store, err error) {
 		return nil
 	})
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("raftlog: open %s: %w", path, err)
+		return fmt.Errorf("raftlog: open %s: %w", s.path, err)
 	}
-	return &Store{path: path, db: db, onError: opts.OnError}, nil
+	if check {
+		return s.view(s.verify)
+	}
+	return nil
 }
 
-// check runs bbolt's consistency check and joins what it finds (at most a
-// few problems, enough to say the file is bad).
-func check(db *bolt.DB) error {
+// checkBolt runs bbolt's consistency check (every page reachable once, none
+// freed twice, keys in order) and joins what it finds, at most a few
+// problems: enough to say the file is bad.
+func checkBolt(tx *bolt.Tx) error {
 	const most = 5
-	return db.View(func(tx *bolt.Tx) error {
-		var found []string
-		for err := range tx.Check() {
-			if len(found) < most {
-				found = append(found, err.Error())
-			}
+	var found []string
+	for err := range tx.Check() {
+		if len(found) < most {
+			found = append(found, err.Error())
 		}
-		if len(found) == 0 {
-			return nil
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	return fmt.Errorf("bbolt check: %s", strings.Join(found, "; "))
+}
+
+// verify reads every log entry and stable value and checks its checksum,
+// so a damaged entry is found at start with one error rather than when raft
+// applies it (raft v1.6.0 panics when GetLog fails for a committed entry it
+// is about to apply, raft.go processLogs). The log is kept short by
+// snapshots (TrailingLogs entries after each), so this is quick.
+func (s *Store) verify(tx *bolt.Tx) error {
+	var l raft.Log
+	err := tx.Bucket(bucketLogs).ForEach(func(k, v []byte) error {
+		idx, err := keyIndex(k)
+		if err != nil {
+			return corruptFile(s.path, err)
 		}
-		return fmt.Errorf("bbolt check: %s", strings.Join(found, "; "))
+		if err := decodeEntry(v, &l); err != nil {
+			return &CorruptEntryError{Path: s.path, Index: idx, Err: err}
+		}
+		if l.Index != idx {
+			return &CorruptEntryError{Path: s.path, Index: idx, Err: fmt.Errorf("%w: holds index %d", errEntry, l.Index)}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketStable).ForEach(func(k, v []byte) error {
+		if _, err := stableValue(k, v); err != nil {
+			return s.corruptStable(k, err)
+		}
+		return nil
 	})
 }
 
