@@ -68,7 +68,7 @@ func (s *Store) end(pos func(*bolt.Cursor) ([]byte, []byte), what string) (uint6
 		return nil
 	})
 	if err != nil {
-		return 0, s.fail(fmt.Errorf("raftlog: %s %s: %w", what, s.path, err))
+		return 0, s.fail(fmt.Errorf("raftlog: %s of %s: %w", what, s.path, err))
 	}
 	return idx, nil
 }
