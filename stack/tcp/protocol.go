@@ -90,12 +90,18 @@ type Protocol struct {
 
 type protoStats struct {
 	segsIn, segsOut, malformed, resetsSent, retransmits atomic.Uint64
+	sendErrors                                          atomic.Uint64 // segments IP refused to send
 }
 
 // Stats counts what TCP did.
 type Stats struct {
 	SegmentsIn, SegmentsOut, Malformed, ResetsSent, Retransmits uint64
-	Connections                                                 int
+	// SendErrors counts segments the IP layer refused: no route, larger
+	// than the interface's MTU, or the next hop unreachable (as Linux's
+	// IP OutNoRoutes and OutDiscards). The connection recovers them as it
+	// recovers a loss: by retransmission.
+	SendErrors  uint64
+	Connections int
 }
 
 type fourTuple struct{ local, remote netip.AddrPort }
@@ -120,6 +126,7 @@ func (p *Protocol) Stats() Stats {
 	return Stats{
 		SegmentsIn: p.stats.segsIn.Load(), SegmentsOut: p.stats.segsOut.Load(),
 		Malformed: p.stats.malformed.Load(), ResetsSent: p.stats.resetsSent.Load(),
+		SendErrors:  p.stats.sendErrors.Load(),
 		Retransmits: p.stats.retransmits.Load(), Connections: n,
 	}
 }
@@ -254,7 +261,9 @@ func (p *Protocol) writeHeaderOnly(src, dst netip.Addr, h *wire.TCPHeader) {
 	h.Encode(b)
 	wire.TCP(b).SetChecksum(src, dst)
 	p.stats.segsOut.Add(1)
-	_ = p.s.WritePacket(dst, pkt)
+	if p.s.WritePacket(dst, pkt) != nil {
+		p.stats.sendErrors.Add(1) // a RST or ACK that cannot go is not retried: the peer's next segment asks again
+	}
 }
 
 // send writes packets built by an endpoint along its path, after its lock
@@ -262,7 +271,9 @@ func (p *Protocol) writeHeaderOnly(src, dst netip.Addr, h *wire.TCPHeader) {
 func (p *Protocol) send(path *stack.Path, pkts [][]byte) {
 	for _, pkt := range pkts {
 		p.stats.segsOut.Add(1)
-		_ = path.WritePacket(pkt)
+		if path.WritePacket(pkt) != nil {
+			p.stats.sendErrors.Add(1)
+		}
 	}
 }
 

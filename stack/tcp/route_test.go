@@ -173,6 +173,10 @@ func TestConnectionFollowsRouteChanges(t *testing.T) {
 	if info := c.Info(); info.Retransmits == 0 {
 		t.Errorf("no retransmission after the outage: %+v", info)
 	}
+	// What IP refused while there was no route is counted, not lost unseen.
+	if st := n.ta.Stats(); st.SendErrors == 0 {
+		t.Errorf("no send error counted during the outage: %+v", st)
+	}
 	// The connection is the one it was: its source address stayed eth0's,
 	// which b still answers on eth0.
 	if local() != eth0Addr {
