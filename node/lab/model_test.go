@@ -319,3 +319,26 @@ func TestNormalizeFillsGaps(t *testing.T) {
 		}
 	}
 }
+
+// TestLazyPlacer: a LazyPlacer makes its placer on the first Place only,
+// and then places as that placer does.
+func TestLazyPlacer(t *testing.T) {
+	made := 0
+	p := LazyPlacer(func() *Placer {
+		made++
+		return NewPlacer([]string{"n2", "n1"}, map[string]int{"n1": 1})
+	})
+	if made != 0 {
+		t.Fatalf("made %d placers before any Place", made)
+	}
+	var got []string
+	for range 3 {
+		got = append(got, p.Place())
+	}
+	if made != 1 {
+		t.Errorf("made %d placers, want 1", made)
+	}
+	if diff := cmp.Diff([]string{"n2", "n1", "n2"}, got); diff != "" {
+		t.Errorf("placed (-want +got):\n%s", diff)
+	}
+}
