@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	goruntime "runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -334,6 +335,9 @@ func (d *desired) missingNetwork() string {
 // withoutImpairments is h with no interface impairments: the part of the
 // spec whose change restarts the host.
 func withoutImpairments(h *labv1.Host) *labv1.Host {
+	if !slices.ContainsFunc(h.Interfaces, func(ifc *labv1.Interface) bool { return ifc.GetImpair() != nil }) {
+		return h // most hosts: no copy needed
+	}
 	c := proto.CloneOf(h)
 	for _, ifc := range c.Interfaces {
 		ifc.Impair = nil
