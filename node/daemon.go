@@ -8,9 +8,11 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/health"
 
 	"github.com/labnet-dev/labnet/node/api"
 	"github.com/labnet-dev/labnet/node/cluster"
@@ -39,6 +41,9 @@ type Daemon struct {
 	members *members
 	rt      *runtime.Runtime
 
+	health        atomic.Pointer[health.Server] // the API's, for storeFailed
+	storeFailOnce sync.Once
+
 	ran       bool
 	closeOnce sync.Once
 	closeErr  error
@@ -62,7 +67,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 			d = nil
 		}
 	}()
-	if d.store, err = openState(cfg.DataDir, log); err != nil {
+	if d.store, err = openState(cfg.DataDir, log, d.storeFailed); err != nil {
 		return d, err
 	}
 	if cfg.Tun.Device != "" {
@@ -99,6 +104,10 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	})
 	self := &clusterNodes{cl: d.members.cl, st: d.store, name: cfg.Name, started: d.started}
 	d.api.register(api.Config{Node: cfg.Name, Store: d.store, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api")}, d.members.cl)
+	d.health.Store(d.api.health)
+	if err := d.store.Err(); err != nil {
+		d.storeFailed(err)
+	}
 	return d, nil
 }
 
