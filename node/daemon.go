@@ -86,7 +86,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	d.started = time.Now()
 
 	// The overlay carries packets to hosts on other nodes; the cluster
-	// finds the nodes and replicates the desired state.
+	// finds the nodes and tells which are alive (the desired state is not
+	// replicated by gossip any more: that is the control plane's).
 	if d.packets, err = newPacketPath(cfg, log); err != nil {
 		return d, err
 	}
