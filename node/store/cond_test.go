@@ -12,6 +12,9 @@ func TestReadRecordsConds(t *testing.T) {
 	s := openStore(t, dbPath(t))
 	rev := put(t, s, "labs/a", "1", "labs/a/hosts/h1", "x", "nets/n", "y")
 	b, err := s.Read(func(tx *Tx) error {
+		if tx.Revision() != rev {
+			t.Errorf("tx.Revision = %d, want %d", tx.Revision(), rev)
+		}
 		tx.Get("labs/a")
 		tx.Get("labs/a") // once
 		tx.List("labs/a/hosts/")
