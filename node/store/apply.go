@@ -39,20 +39,23 @@ func (s *Store) ApplyIndexed(index uint64, b Batch) (uint64, error) {
 }
 
 // applyLocked is Apply; s.writeMu is held. With indexed, index is recorded
-// as the applied index whatever the outcome.
+// as the applied index whatever the outcome (a refused batch too: raft
+// must not give it again).
 func (s *Store) applyLocked(b Batch, index uint64, indexed bool) (uint64, error) {
 	if s.closed {
 		return 0, s.fail(ErrClosed)
 	}
-	for _, op := range b.Ops {
-		if op.Key == "" {
-			return 0, errors.New("store: apply: empty key")
-		}
+	var refused error
+	if slices.ContainsFunc(b.Ops, func(op Op) bool { return op.Key == "" }) {
+		refused = errors.New("store: apply: empty key")
 	}
 	s.mu.RLock()
-	rev, conflict := s.rev, !s.condsHoldLocked(b.Conds)
+	rev := s.rev
+	if refused == nil && !s.condsHoldLocked(b.Conds) {
+		refused = ErrConflict
+	}
 	var ops []Op
-	if !conflict {
+	if refused == nil {
 		ops = s.effectiveLocked(b.Ops)
 	}
 	s.mu.RUnlock()
@@ -65,8 +68,8 @@ func (s *Store) applyLocked(b Batch, index uint64, indexed bool) (uint64, error)
 			s.index = index
 			s.mu.Unlock()
 		}
-		if conflict {
-			return 0, ErrConflict
+		if refused != nil {
+			return 0, refused
 		}
 		return rev, nil
 	}
