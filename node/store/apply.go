@@ -14,7 +14,7 @@ import (
 // left out; a batch left with none makes no new revision and returns the
 // current one. A failed condition is ErrConflict and applies nothing. On a
 // persistence failure Apply returns the error, memory stays as it was and
-// Err is set.
+// Err is set. The store keeps the ops' values: do not change them after.
 func (s *Store) Apply(b Batch) (uint64, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -87,7 +87,8 @@ func (s *Store) applyLocked(b Batch, index uint64, indexed bool) (uint64, error)
 // ApplyChange applies a change as the control plane applied it (a member's
 // replica). c.Rev must be Revision()+1: a gap means changes were missed and
 // the replica must re-sync from a snapshot. A change at or below Revision()
-// was applied before (a resumed stream) and is skipped.
+// was applied before (a resumed stream) and is skipped. The store keeps
+// the ops' values: do not change them after.
 func (s *Store) ApplyChange(c Change) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -117,7 +118,8 @@ func (s *Store) ApplyChange(c Change) error {
 
 // Restore replaces everything with recs at revision rev and applied index
 // index (a Raft snapshot, or a member's re-sync), persisted in one
-// transaction. The history starts again at rev.
+// transaction. The history starts again at rev. The store keeps the
+// records' values: do not change them after.
 func (s *Store) Restore(recs []Record, rev, index uint64) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
