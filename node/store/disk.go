@@ -27,6 +27,8 @@ var (
 
 const formatVersion = 2 // 1 was the stamped, last-writer-wins format
 
+var errFormat = errors.New("unknown store format")
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 const recordHeader = 12
@@ -74,7 +76,7 @@ func decodeState(b []byte) (rev, index uint64, err error) {
 		return 0, 0, fmt.Errorf("meta state: checksum %08x, want %08x", got, want)
 	}
 	if b[0] != formatVersion {
-		return 0, 0, fmt.Errorf("meta state: format %d, this labd reads %d", b[0], formatVersion)
+		return 0, 0, fmt.Errorf("%w: format %d, this labd reads %d", errFormat, b[0], formatVersion)
 	}
 	return binary.BigEndian.Uint64(b[1:]), binary.BigEndian.Uint64(b[9:]), nil
 }
@@ -134,7 +136,11 @@ func (s *Store) load() (err error) {
 			fresh = true
 			return nil
 		}
-		if s.rev, s.index, err = decodeState(meta.Get(keyState)); err != nil {
+		s.rev, s.index, err = decodeState(meta.Get(keyState))
+		switch {
+		case errors.Is(err, errFormat): // not damage: a newer labd's file
+			return fmt.Errorf("store: open %s: %w (written by a newer labd)", s.path, err)
+		case err != nil:
 			return &CorruptError{Path: s.path, Err: err}
 		}
 		if recs == nil {

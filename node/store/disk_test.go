@@ -111,19 +111,34 @@ func TestCorruptRevisionAndMeta(t *testing.T) {
 			v[8] ^= 0x01
 			return b.Put(keyState, v)
 		}, "meta state: checksum"},
-		"newer format": {func(tx *bolt.Tx) error {
-			v := encodeState(1, 0)
-			v[0] = 9
-			binary.BigEndian.PutUint32(v[17:], 0)
-			v = append(v[:17], binaryCRC(v[:17])...)
-			return tx.Bucket(bucketMeta).Put(keyState, v)
-		}, "format 9"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filled(t, 10)
 			rawUpdate(t, path, tc.change)
 			wantCorrupt(t, path, tc.about)
 		})
+	}
+}
+
+// TestNewerFormat: a file of a newer format is refused as such, not as
+// corrupt.
+func TestNewerFormat(t *testing.T) {
+	path := filled(t, 1)
+	rawUpdate(t, path, func(tx *bolt.Tx) error {
+		v := encodeState(1, 0)
+		v[0] = 9
+		v = append(v[:17], binaryCRC(v[:17])...)
+		return tx.Bucket(bucketMeta).Put(keyState, v)
+	})
+	s, err := Open(path, Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a newer format succeeded")
+	}
+	t.Logf("Open: %v", err)
+	var ce *CorruptError
+	if errors.As(err, &ce) || !strings.Contains(err.Error(), "format 9, this labd reads 2") || !strings.Contains(err.Error(), "newer labd") {
+		t.Errorf("Open of a newer format = %v", err)
 	}
 }
 
