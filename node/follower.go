@@ -1,0 +1,46 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/labnet-dev/labnet/node/cluster"
+	"github.com/labnet-dev/labnet/node/follow"
+)
+
+// newFollower makes a member's follower of the control plane
+// (node/follow): it streams the desired state from one control node at a
+// time into rep, the member's persisted replica, trying the control nodes
+// gossip shows (isControl reads a member's role from its gossip metadata)
+// and then those it last knew. It dials them over the API's peer
+// connections. A replica that fails to persist turns health NOT_SERVING.
+func newFollower(cfg Config, rep follow.Replica, cl *cluster.Cluster, isControl func(cluster.NodeMeta) bool, a *apiServer, log *slog.Logger) *follow.Follower {
+	log = log.With("component", "follow")
+	list := openControlList(cfg.DataDir, gossipControls(cl, isControl), log)
+	return follow.New(follow.Config{
+		Node:       cfg.Name,
+		Replica:    func() follow.Replica { return rep },
+		Candidates: list.candidates,
+		Dial: func(_ context.Context, c follow.Candidate) (grpc.ClientConnInterface, error) {
+			return a.peers.dialAddr(c.Addr)
+		},
+		ReplicaFailed: func(err error) {
+			log.Error("the replica cannot be written: health is NOT_SERVING until labd is restarted with a working data directory", "data", cfg.DataDir, "err", err)
+			a.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		},
+		Logger: log,
+	})
+}
+
+// replicaAge is api.Config.Staleness on a member: how long ago f last
+// heard from the control plane.
+func replicaAge(f *follow.Follower) func() (time.Duration, bool) {
+	return func() (time.Duration, bool) {
+		age, _ := f.Staleness()
+		return age, true
+	}
+}
