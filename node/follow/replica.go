@@ -10,33 +10,26 @@
 // knows how fresh its copy is even when nothing changes.
 package follow
 
-import (
-	"errors"
-)
+import "github.com/labnet-dev/labnet/node/store"
 
-// Record, Op and Change are node/store's (see the contract in
-// docs/architecture.md): a key with its value and the revision that last
-// wrote it; one put (Value non-nil) or delete (Value nil); one applied
-// batch, Rev being the store's revision after it.
+// Record, Op and Change are node/store's: a key with its value and the
+// revision that last wrote it; one put (Value non-nil) or delete (Value
+// nil); one applied batch, Rev being the store's revision after it.
 type (
-	Record struct {
-		Key   string
-		Value []byte
-		Rev   uint64
-	}
-	Op struct {
-		Key   string
-		Value []byte
-	}
-	Change struct {
-		Rev uint64
-		Ops []Op
-	}
+	Record = store.Record
+	Op     = store.Op
+	Change = store.Change
 )
 
 // ErrCompacted is node/store's: Since was asked for a revision its history
-// no longer reaches.
-var ErrCompacted = errors.New("store: revision compacted")
+// no longer reaches (or one ahead of the store).
+var ErrCompacted = store.ErrCompacted
+
+// The store serves Follow on control nodes and is the replica on members.
+var (
+	_ Source  = (*store.Store)(nil)
+	_ Replica = (*store.Store)(nil)
+)
 
 // Source is what a control node serves Follow from: its store.
 type Source interface {
