@@ -12,6 +12,33 @@ import (
 	"github.com/labnet-dev/labnet/node/follow"
 )
 
+// isControlNode is this labd's role as the contract defaults it: a control
+// node without --join, a member with it. node/control's wiring replaces it
+// with the --control flag (Config.Control).
+func isControlNode(cfg Config) bool { return len(cfg.Join) == 0 }
+
+// anyNodeMayControl is newFollower's isControl until gossip metadata
+// carries the role (node/control's wiring: meta.Role == "control"): every
+// alive node is a candidate, and members refuse Follow, so the follower
+// moves on from them at once.
+func anyNodeMayControl(cluster.NodeMeta) bool { return true }
+
+// newFollowing builds both sides of ControlService.Follow for this node:
+// the server every node registers (members refuse the call) and, on a
+// member, the follower that Run runs (d.follower) with the replica age
+// reads report (api.Config.Staleness; nil on control nodes).
+func (d *Daemon) newFollowing(log *slog.Logger) (staleness func() (time.Duration, bool), srv *follow.Server) {
+	control := isControlNode(d.cfg)
+	if !control {
+		d.follower = newFollower(d.cfg, d.store, d.members.cl, anyNodeMayControl, d.api, log)
+		staleness = replicaAge(d.follower)
+	}
+	srv = follow.NewServer(follow.ServerConfig{
+		Node: d.cfg.Name, Store: d.store, IsControl: func() bool { return control }, Logger: log.With("component", "follow"),
+	})
+	return staleness, srv
+}
+
 // newFollower makes a member's follower of the control plane
 // (node/follow): it streams the desired state from one control node at a
 // time into rep, the member's persisted replica, trying the control nodes
