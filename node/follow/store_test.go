@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,4 +115,54 @@ func TestStoreFollowAndRestart(t *testing.T) {
 	storeDel(t, src, "k/0003")
 	startControl(t, "c1", src, cp.addr)
 	waitSameStore(t, src, rep)
+}
+
+// TestStoreReplicaDiskFull: a replica whose file cannot grow stops taking
+// changes (ReplicaFailed, once) and a reopened one is re-synced.
+func TestStoreReplicaDiskFull(t *testing.T) {
+	dir := t.TempDir()
+	src := openStore(t, filepath.Join(dir, "control.db"), 100)
+	storePut(t, src, "a", "1")
+	cp := startControl(t, "c1", src, "127.0.0.1:0")
+	full, err := store.Open(filepath.Join(dir, "full.db"), store.Options{MaxSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { full.Close() })
+	var current atomic.Pointer[store.Store]
+	current.Store(full)
+	failed := make(chan error, 10)
+	startFollower(t, nil, fixed(cp.candidate()), newDialer(t), func(c *Config) {
+		c.Replica = func() Replica { return current.Load() }
+		c.ReplicaFailed = func(err error) { failed <- err }
+	})
+	waitSameStore(t, src, full)
+
+	big := strings.Repeat("x", 256<<10)
+	for i := range 8 { // 2 MiB in all: more than the replica's file may hold
+		storePut(t, src, fmt.Sprint("big/", i), big)
+	}
+	select {
+	case err := <-failed:
+		if full.Err() == nil {
+			t.Errorf("ReplicaFailed(%v) with a healthy replica", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("ReplicaFailed not called")
+	}
+	stuck := full.Revision()
+	storePut(t, src, "after", "full")
+	time.Sleep(50 * time.Millisecond)
+	if got := full.Revision(); got != stuck {
+		t.Errorf("the failed replica moved from revision %d to %d", stuck, got)
+	}
+	select {
+	case err := <-failed:
+		t.Errorf("ReplicaFailed called again: %v", err)
+	default:
+	}
+
+	// The daemon reopens the replica (here: on a disk with room).
+	current.Store(openStore(t, filepath.Join(dir, "roomy.db"), 0))
+	waitSameStore(t, src, current.Load())
 }
