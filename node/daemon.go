@@ -8,9 +8,11 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/health"
 
 	"github.com/labnet-dev/labnet/node/api"
 	"github.com/labnet-dev/labnet/node/cluster"
@@ -41,6 +43,9 @@ type Daemon struct {
 	follower *follow.Follower // nil on control nodes (follower.go)
 	rt       *runtime.Runtime
 
+	health        atomic.Pointer[health.Server] // the API's, for storeFailed
+	storeFailOnce sync.Once
+
 	ran       bool
 	closeOnce sync.Once
 	closeErr  error
@@ -64,7 +69,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 			d = nil
 		}
 	}()
-	if d.store, err = openState(cfg.DataDir, log); err != nil {
+	if d.store, err = openState(cfg.DataDir, log, d.storeFailed); err != nil {
 		return d, err
 	}
 	if cfg.Tun.Device != "" {
@@ -83,7 +88,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	d.started = time.Now()
 
 	// The overlay carries packets to hosts on other nodes; the cluster
-	// finds the nodes and replicates the desired state.
+	// finds the nodes and tells which are alive (the desired state is not
+	// replicated by gossip any more: that is the control plane's).
 	if d.packets, err = newPacketPath(cfg, log); err != nil {
 		return d, err
 	}
@@ -105,6 +111,10 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Node: cfg.Name, Store: d.store, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api"),
 		Staleness: staleness, Control: control,
 	}, d.members.cl)
+	d.health.Store(d.api.health)
+	if err := d.store.Err(); err != nil {
+		d.storeFailed(err)
+	}
 	return d, nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/labnet-dev/labnet/node/cluster"
 	"github.com/labnet-dev/labnet/node/follow"
@@ -44,7 +43,7 @@ func (d *Daemon) newFollowing(log *slog.Logger) (staleness func() (time.Duration
 // time into rep, the member's persisted replica, trying the control nodes
 // gossip shows (isControl reads a member's role from its gossip metadata)
 // and then those it last knew. It dials them over the API's peer
-// connections. A replica that fails to persist turns health NOT_SERVING.
+// connections.
 func newFollower(cfg Config, rep follow.Replica, cl *cluster.Cluster, isControl func(cluster.NodeMeta) bool, a *apiServer, log *slog.Logger) *follow.Follower {
 	log = log.With("component", "follow")
 	list := openControlList(cfg.DataDir, gossipControls(cl, isControl), log)
@@ -56,8 +55,10 @@ func newFollower(cfg Config, rep follow.Replica, cl *cluster.Cluster, isControl 
 			return a.peers.dialAddr(c.Addr)
 		},
 		ReplicaFailed: func(err error) {
-			log.Error("the replica cannot be written: health is NOT_SERVING until labd is restarted with a working data directory", "data", cfg.DataDir, "err", err)
-			a.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+			// The store's OnError (storeFailed) has turned health
+			// NOT_SERVING; the replica is re-synced once labd restarts
+			// with a working data directory.
+			log.Error("the replica cannot be written: stopped following the control plane", "data", cfg.DataDir, "err", err)
 		},
 		Logger: log,
 	})
