@@ -88,14 +88,14 @@ func (l *controlList) save(list []follow.Candidate) error {
 	return nil
 }
 
-// gossipControls lists the alive members whose gossip metadata says they
-// are control nodes (isControl reads the metadata's role field), sorted by
-// name so the list only changes when the control nodes do.
-func gossipControls(cl *cluster.Cluster, isControl func(cluster.NodeMeta) bool) func() []follow.Candidate {
+// gossipControls lists the alive members but self whose gossip metadata
+// says they are control nodes (isControl reads the metadata's role field),
+// sorted by name so the list only changes when the control nodes do.
+func gossipControls(cl *cluster.Cluster, self string, isControl func(cluster.NodeMeta) bool) func() []follow.Candidate {
 	return func() []follow.Candidate {
 		var out []follow.Candidate
 		for _, m := range cl.Members() {
-			if m.State == cluster.StateAlive && m.Meta.APIAddr != "" && isControl(m.Meta) {
+			if m.Name != self && m.State == cluster.StateAlive && m.Meta.APIAddr != "" && isControl(m.Meta) {
 				out = append(out, follow.Candidate{Name: m.Name, Addr: m.Meta.APIAddr})
 			}
 		}

@@ -46,7 +46,7 @@ func (d *Daemon) newFollowing(log *slog.Logger) (staleness func() (time.Duration
 // connections.
 func newFollower(cfg Config, rep follow.Replica, cl *cluster.Cluster, isControl func(cluster.NodeMeta) bool, a *apiServer, log *slog.Logger) *follow.Follower {
 	log = log.With("component", "follow")
-	list := openControlList(cfg.DataDir, gossipControls(cl, isControl), log)
+	list := openControlList(cfg.DataDir, gossipControls(cl, cfg.Name, isControl), log)
 	return follow.New(follow.Config{
 		Node:       cfg.Name,
 		Replica:    func() follow.Replica { return rep },
