@@ -130,9 +130,9 @@ func (f *Follower) Run(ctx context.Context) error {
 			}
 			if progressed {
 				backoff, failedInRound = f.cfg.MinBackoff, 0
-			}
-			if err != nil {
-				f.cfg.Logger.Debug("following the control plane", "control", c.Name, "addr", c.Addr, "err", err)
+				f.cfg.Logger.Warn("stream from the control plane ended: trying the control nodes", "control", c.Name, "err", err)
+			} else {
+				f.cfg.Logger.Debug("control node not followed", "control", c.Name, "addr", c.Addr, "err", err)
 			}
 			if failedInRound++; failedInRound < len(cands) {
 				continue // try the next candidate at once
@@ -202,7 +202,10 @@ func (f *Follower) session(ctx context.Context, c Candidate) (progressed bool, e
 			}
 			return progressed, fmt.Errorf("follow %s: %w", c.Name, err)
 		}
-		progressed = true
+		if !progressed {
+			progressed = true
+			f.cfg.Logger.Info("following the control plane", "control", c.Name, "from_revision", from)
+		}
 		if err := f.handle(rep, &snap, m); err != nil {
 			if errors.Is(err, errReplica) {
 				f.replicaFailed(rep.Err())
