@@ -50,7 +50,7 @@ func (a *apiServer) register(cfg api.Config, cl *cluster.Cluster) {
 	a.peers = &peerConns{cl: cl, conns: map[string]*grpc.ClientConn{}}
 	cfg.Peer = a.peers.dial
 	a.srv = api.New(cfg)
-	a.grpc = grpc.NewServer()
+	a.grpc = grpc.NewServer(a.srv.ServerOptions()...)
 	a.srv.Register(a.grpc)
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)
@@ -120,6 +120,11 @@ func (p *peerConns) dial(node string) (grpc.ClientConnInterface, error) {
 	if addr == "" {
 		return nil, fmt.Errorf("node %s is not a member of the cluster", node)
 	}
+	return p.dialAddr(addr)
+}
+
+// dialAddr returns the connection to the API at addr, made on first use.
+func (p *peerConns) dialAddr(addr string) (grpc.ClientConnInterface, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c := p.conns[addr]; c != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/labnet-dev/labnet/node/api"
 	"github.com/labnet-dev/labnet/node/cluster"
+	"github.com/labnet-dev/labnet/node/follow"
 	"github.com/labnet-dev/labnet/node/metrics"
 	"github.com/labnet-dev/labnet/node/runtime"
 	"github.com/labnet-dev/labnet/node/store"
@@ -33,13 +34,14 @@ type Daemon struct {
 	log     *slog.Logger
 	started time.Time
 
-	store   *store.Store
-	gw      *gateway // nil without --tun
-	api     *apiServer
-	metrics net.Listener // nil without --metrics
-	packets *packetPath
-	members *members
-	rt      *runtime.Runtime
+	store    *store.Store
+	gw       *gateway // nil without --tun
+	api      *apiServer
+	metrics  net.Listener // nil without --metrics
+	packets  *packetPath
+	members  *members
+	follower *follow.Follower // nil on control nodes (follower.go)
+	rt       *runtime.Runtime
 
 	health        atomic.Pointer[health.Server] // the API's, for storeFailed
 	storeFailOnce sync.Once
@@ -104,7 +106,11 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Started: d.gw.hook(),
 	})
 	self := &clusterNodes{cl: d.members.cl, st: d.store, name: cfg.Name, started: d.started}
-	d.api.register(api.Config{Node: cfg.Name, Store: d.store, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api")}, d.members.cl)
+	staleness, control := d.newFollowing(log)
+	d.api.register(api.Config{
+		Node: cfg.Name, Store: d.store, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api"),
+		Staleness: staleness, Control: control,
+	}, d.members.cl)
 	d.health.Store(d.api.health)
 	if err := d.store.Err(); err != nil {
 		d.storeFailed(err)
@@ -133,6 +139,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	eg.Go(func() error { return d.members.run(ctx) })
 	eg.Go(func() error { return d.rt.Run(ctx) })
+	if d.follower != nil {
+		eg.Go(func() error { return d.follower.Run(ctx) })
+	}
 	eg.Go(d.api.serve)
 	eg.Go(func() error {
 		<-ctx.Done()

@@ -91,7 +91,7 @@ func newEnv(t tb, run bool, opts ...func(*api.Config)) *env {
 		o(&cfg)
 	}
 	srv := api.New(cfg)
-	g := grpc.NewServer()
+	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

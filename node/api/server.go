@@ -78,6 +78,17 @@ type Config struct {
 	// Peer returns a connection to another node's API, to forward live
 	// calls for the hosts it runs; nil for a labd without a cluster.
 	Peer peerDialer
+	// Staleness reports, on a member, how long ago its replica last heard
+	// from the control plane (member true): reads then carry it in the
+	// labnet-replica-age header (ServerOptions). nil, or member false, on
+	// control nodes.
+	Staleness func() (age time.Duration, member bool)
+	// Control serves ControlService (node/follow); nil: not served. Stop
+	// ends its streams.
+	Control interface {
+		labv1.ControlServiceServer
+		Stop()
+	}
 }
 
 // Server implements the lab.v1 services.
@@ -93,7 +104,14 @@ type Server struct {
 
 // Stop ends the streaming calls in flight (ping, traceroute) so that a
 // graceful shutdown need not wait for clients to hang up. Idempotent.
-func (s *Server) Stop() { s.stopOnce.Do(func() { close(s.stopping) }) }
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() {
+		close(s.stopping)
+		if s.cfg.Control != nil {
+			s.cfg.Control.Stop()
+		}
+	})
+}
 
 // New returns a server.
 func New(cfg Config) *Server {
@@ -113,6 +131,9 @@ func (s *Server) Register(g *grpc.Server) {
 	labv1.RegisterLiveServiceServer(g, s)
 	labv1.RegisterSocketServiceServer(g, newSocketServer(s))
 	labv1.RegisterCaptureServiceServer(g, &captureServer{s: s})
+	if s.cfg.Control != nil {
+		labv1.RegisterControlServiceServer(g, s.cfg.Control)
+	}
 }
 
 // errAbort makes store.Update discard a validated write (validate_only).

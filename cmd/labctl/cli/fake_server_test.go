@@ -107,14 +107,14 @@ func newFakeServer() *fakeServer {
 	}
 }
 
-// start serves f on a fresh 127.0.0.1 port until the test ends.
-func (f *fakeServer) start(t *testing.T) string {
+// start serves f on a fresh 127.0.0.1 port until the test ends, with opts.
+func (f *fakeServer) start(t *testing.T, opts ...grpc.ServerOption) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer()
+	s := grpc.NewServer(opts...)
 	labv1.RegisterLabServiceServer(s, f)
 	labv1.RegisterNodeServiceServer(s, f)
 	labv1.RegisterLiveServiceServer(s, f)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -115,6 +116,8 @@ type app struct {
 	lc   labv1.LabServiceClient
 	nc   labv1.NodeServiceClient
 	vc   labv1.LiveServiceClient
+
+	notedAge atomic.Bool // the replica-age note is printed (replicaage.go)
 }
 
 // exitError ends Run with a code and no message: what it had to say is
