@@ -41,6 +41,10 @@ type fakeServer struct {
 	mu      sync.Mutex
 	calls   []string // "Method name" of every write, and of live calls
 	applied []*labv1.ApplyRequest
+	// startsAfter makes GetHostStatus report a host as on an unreachable
+	// node for its first n calls, then running (apply --wait).
+	startsAfter  map[string]int
+	statusCalled map[string]int
 }
 
 const pageSize = 2
@@ -363,6 +367,22 @@ func (f *fakeServer) SetImpairment(_ context.Context, req *labv1.SetImpairmentRe
 }
 
 func (f *fakeServer) GetHostStatus(_ context.Context, req *labv1.GetHostStatusRequest) (*labv1.GetHostStatusResponse, error) {
+	f.mu.Lock()
+	n, starts := f.startsAfter[req.GetName()]
+	if starts {
+		if f.statusCalled == nil {
+			f.statusCalled = map[string]int{}
+		}
+		f.statusCalled[req.GetName()]++
+		n -= f.statusCalled[req.GetName()]
+	}
+	f.mu.Unlock()
+	switch {
+	case starts && n >= 0:
+		return nil, status.Errorf(codes.Unavailable, "node n2 cannot be reached from here: connection refused")
+	case starts:
+		return &labv1.GetHostStatusResponse{Status: &labv1.HostStatus{Name: req.GetName(), Node: "n2", Running: true}}, nil
+	}
 	if st, ok := f.statuses[req.GetName()]; ok {
 		return &labv1.GetHostStatusResponse{Status: st}, nil
 	}
