@@ -33,8 +33,9 @@ type failover struct {
 	// isLeader reports whether this node decides; nil: the live node
 	// first by name decides.
 	isLeader func() bool
-	// update writes through the control plane; nil: st.Update.
-	update func(ctx context.Context, fn func(*store.Tx) error) error
+	// update writes through the control plane (control.Control.Update:
+	// the transaction's reads are the write's conditions); nil: st.Update.
+	update func(ctx context.Context, fn func(*store.Tx) error) (uint64, error)
 	log    *slog.Logger
 
 	gone  map[string]time.Time // node -> when this node first saw it gone
@@ -138,7 +139,7 @@ func (f *failover) move(ctx context.Context, m move) error {
 	}
 	var err error
 	if f.update != nil {
-		err = f.update(ctx, fn)
+		_, err = f.update(ctx, fn)
 	} else {
 		_, err = f.st.Update(fn)
 	}

@@ -149,6 +149,12 @@ func TestFailoverMoveKeepsLaterChanges(t *testing.T) {
 	h2 := &labv1.Host{Name: lab.HostName("l", "h2"), Node: "c", HomeNode: "c"}
 	st := failoverStore(t, h1, h2)
 	f := testFailover(st, time.Minute, true)
+	writes := 0
+	f.update = func(_ context.Context, fn func(*store.Tx) error) (uint64, error) {
+		writes++
+		_, err := st.Update(fn)
+		return 0, err
+	}
 	all, err := lab.ReadAll(st)
 	if err != nil {
 		t.Fatal(err)
@@ -174,6 +180,9 @@ func TestFailoverMoveKeepsLaterChanges(t *testing.T) {
 		if err := f.move(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if writes != 2 {
+		t.Errorf("%d writes through update, want 2 (one per move)", writes)
 	}
 	got, _, err := lab.GetHost(st, "l", "h1")
 	if err != nil {

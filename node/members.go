@@ -35,7 +35,9 @@ type members struct {
 	// isLeader decides who moves hosts (failover.isLeader); nil: the live
 	// node first by name.
 	isLeader func() bool
-	log      *slog.Logger
+	// update is how failover writes (failover.update); nil: the store.
+	update func(ctx context.Context, fn func(*store.Tx) error) (uint64, error)
+	log    *slog.Logger
 }
 
 // newMembers prepares this node's membership; start joins the cluster.
@@ -64,7 +66,7 @@ func (m *members) start(ctx context.Context) {
 func (m *members) run(ctx context.Context) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	if m.failoverAfter > 0 {
-		fo := &failover{cl: m.cl, st: m.st, self: m.name, after: m.failoverAfter, failback: m.failback, isLeader: m.isLeader, log: m.log.With("component", "failover")}
+		fo := &failover{cl: m.cl, st: m.st, self: m.name, after: m.failoverAfter, failback: m.failback, isLeader: m.isLeader, update: m.update, log: m.log.With("component", "failover")}
 		eg.Go(func() error { return fo.run(ctx) })
 	}
 	eg.Go(func() error { return m.collectTombstones(ctx) })
