@@ -71,7 +71,9 @@ func (f *failover) observe(members []cluster.Member, now time.Time) view {
 		f.alive = map[string]time.Time{}
 	}
 	v := view{expired: map[string]bool{}, settled: map[string]bool{}}
+	listed := map[string]bool{}
 	for _, m := range members {
+		listed[m.Name] = true
 		switch m.State {
 		case cluster.StateAlive:
 			delete(f.gone, m.Name)
@@ -88,6 +90,11 @@ func (f *failover) observe(members []cluster.Member, now time.Time) view {
 			if _, ok := f.gone[m.Name]; !ok {
 				f.gone[m.Name] = now
 			}
+		}
+	}
+	for n := range f.alive {
+		if !listed[n] {
+			delete(f.alive, n) // forgotten: it settles anew if it comes back
 		}
 	}
 	sort.Strings(v.alive)
