@@ -120,3 +120,24 @@ func TestApplyKeepsFailedOverNode(t *testing.T) {
 		t.Errorf("h1 pinned by the topology: node %q home %q pinned %v; want n3, home n3, pinned", h1.Node, h1.HomeNode, h1.Pinned)
 	}
 }
+
+// TestUpdateHostNodePins: UpdateHost naming a node pins the host there (so
+// failback does not take it back to where apply placed it); naming none
+// keeps the placement.
+func TestUpdateHostNodePins(t *testing.T) {
+	e := newEnv(t, false)
+	e.apply(t, demo())
+	ctx := context.Background()
+	if _, err := e.lab.UpdateHost(ctx, &labv1.UpdateHostRequest{Host: &labv1.Host{Name: "labs/demo/hosts/h1"}, UpdateMask: mask("node")}); err != nil {
+		t.Fatalf("UpdateHost: %v", err)
+	}
+	if h1 := e.host(t, "labs/demo/hosts/h1"); h1.Node != testNode || h1.HomeNode != testNode || h1.Pinned {
+		t.Errorf("h1 after UpdateHost without a node: node %q home %q pinned %v; want %s, home %s, not pinned", h1.Node, h1.HomeNode, h1.Pinned, testNode, testNode)
+	}
+	if _, err := e.lab.UpdateHost(ctx, &labv1.UpdateHostRequest{Host: &labv1.Host{Name: "labs/demo/hosts/h1", Node: "n2"}, UpdateMask: mask("node")}); err != nil {
+		t.Fatalf("UpdateHost: %v", err)
+	}
+	if h1 := e.host(t, "labs/demo/hosts/h1"); h1.Node != "n2" || h1.HomeNode != "n2" || !h1.Pinned {
+		t.Errorf("h1 after UpdateHost to n2: node %q home %q pinned %v; want n2, home n2, pinned", h1.Node, h1.HomeNode, h1.Pinned)
+	}
+}
