@@ -23,7 +23,13 @@ type members struct {
 	st            *store.Store
 	name          string
 	failoverAfter time.Duration
-	log           *slog.Logger
+	failback      bool
+	// isLeader decides who moves hosts (failover.isLeader); nil: the live
+	// node first by name.
+	isLeader func() bool
+	// update is how failover writes (failover.update); nil: the store.
+	update func(ctx context.Context, fn func(*store.Tx) error) (uint64, error)
+	log    *slog.Logger
 }
 
 // newMembers prepares this node's membership; start joins the cluster.
@@ -35,7 +41,7 @@ func newMembers(cfg Config, st *store.Store, meta cluster.NodeMeta, gossipAdvert
 	if err != nil {
 		return nil, err
 	}
-	return &members{cl: cl, st: st, name: cfg.Name, failoverAfter: cfg.FailoverAfter, log: log}, nil
+	return &members{cl: cl, st: st, name: cfg.Name, failoverAfter: cfg.FailoverAfter, failback: cfg.Failback, log: log}, nil
 }
 
 // start binds the gossip address and joins the cluster. Joining can fail
@@ -51,7 +57,7 @@ func (m *members) start(ctx context.Context) {
 func (m *members) run(ctx context.Context) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	if m.failoverAfter > 0 {
-		fo := &failover{cl: m.cl, st: m.st, self: m.name, after: m.failoverAfter, log: m.log.With("component", "failover"), gone: map[string]time.Time{}}
+		fo := &failover{cl: m.cl, st: m.st, self: m.name, after: m.failoverAfter, failback: m.failback, isLeader: m.isLeader, update: m.update, log: m.log.With("component", "failover")}
 		eg.Go(func() error { return fo.run(ctx) })
 	}
 	return eg.Wait()

@@ -356,7 +356,8 @@ func (s *Server) UpdateHost(ctx context.Context, req *labv1.UpdateHostRequest) (
 			case "routes":
 				h.Routes = upd.Routes
 			case "node":
-				h.Node = upd.Node
+				// A node named is a pin, as in a topology.
+				h.Node, h.HomeNode, h.Pinned = upd.Node, upd.HomeNode, upd.Pinned
 			}
 		}
 		next.Hosts[id] = h

@@ -41,6 +41,10 @@ type fakeServer struct {
 	mu      sync.Mutex
 	calls   []string // "Method name" of every write, and of live calls
 	applied []*labv1.ApplyRequest
+	// startsAfter makes GetHostStatus report a host as on an unreachable
+	// node for its first n calls, then running (apply --wait).
+	startsAfter  map[string]int
+	statusCalled map[string]int
 }
 
 const pageSize = 2
@@ -61,10 +65,10 @@ func newFakeServer() *fakeServer {
 			{Name: "labs/demo/hosts/h1", Node: "n1",
 				Interfaces: []*labv1.Interface{{Name: "eth0", Network: "lan1", Ipv4: "10.0.1.10/24", Ipv6: "fd00:0:0:1::a/64"}},
 				Routes:     []*labv1.Route{{To: "default", Via: "10.0.1.1"}}},
-			{Name: "labs/demo/hosts/r1", Forwarding: true, Node: "n1",
+			{Name: "labs/demo/hosts/r1", Forwarding: true, Node: "n1", HomeNode: "n1", Pinned: true,
 				Interfaces: []*labv1.Interface{{Network: "lan1", Ipv4: "10.0.1.1/24", Ipv6: "fd00:0:0:1::1/64"}, {Network: "lan2", Ipv4: "10.0.2.1/24",
 					Impair: &labv1.Impairment{LossPercent: 10, Delay: durationpb.New(20 * time.Millisecond), Jitter: durationpb.New(5 * time.Millisecond), RateBps: 10_000_000}}}},
-			{Name: "labs/demo/hosts/h2", Node: "n2",
+			{Name: "labs/demo/hosts/h2", Node: "n2", HomeNode: "n3",
 				Interfaces: []*labv1.Interface{{Name: "eth0", Network: "lan2", Ipv4: "10.0.2.10/24", Impair: &labv1.Impairment{CorruptPercent: 0.5}}},
 				Routes:     []*labv1.Route{{To: "default", Via: "10.0.2.1"}}},
 			{Name: "labs/other/hosts/h1",
@@ -363,6 +367,22 @@ func (f *fakeServer) SetImpairment(_ context.Context, req *labv1.SetImpairmentRe
 }
 
 func (f *fakeServer) GetHostStatus(_ context.Context, req *labv1.GetHostStatusRequest) (*labv1.GetHostStatusResponse, error) {
+	f.mu.Lock()
+	n, starts := f.startsAfter[req.GetName()]
+	if starts {
+		if f.statusCalled == nil {
+			f.statusCalled = map[string]int{}
+		}
+		f.statusCalled[req.GetName()]++
+		n -= f.statusCalled[req.GetName()]
+	}
+	f.mu.Unlock()
+	switch {
+	case starts && n >= 0:
+		return nil, status.Errorf(codes.Unavailable, "node n2 cannot be reached from here: connection refused")
+	case starts:
+		return &labv1.GetHostStatusResponse{Status: &labv1.HostStatus{Name: req.GetName(), Node: "n2", Running: true}}, nil
+	}
 	if st, ok := f.statuses[req.GetName()]; ok {
 		return &labv1.GetHostStatusResponse{Status: st}, nil
 	}

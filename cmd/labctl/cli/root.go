@@ -105,6 +105,7 @@ type app struct {
 	getenv         func(string) string
 	parseTopology  func(name string, data []byte) (*labv1.Topology, error)
 	dialOpts       []grpc.DialOption
+	waitPoll       time.Duration // apply --wait's poll interval; 0: defaultWaitPoll
 
 	// Global flags.
 	server  string

@@ -268,7 +268,14 @@ type Host struct {
 	// Keep the host on its node even when that node is gone: by default a
 	// host whose node has been dead (or away) for the failover time is
 	// placed again on a live node.
-	NoFailover    bool `protobuf:"varint,7,opt,name=no_failover,json=noFailover,proto3" json:"no_failover,omitempty"`
+	NoFailover bool `protobuf:"varint,7,opt,name=no_failover,json=noFailover,proto3" json:"no_failover,omitempty"`
+	// Output only: the host's home node, where it goes back to after a
+	// failover when that node is alive again: the node the topology named,
+	// or the one apply placed it on.
+	HomeNode string `protobuf:"bytes,8,opt,name=home_node,json=homeNode,proto3" json:"home_node,omitempty"`
+	// Output only: the topology named the host's node; a pinned host is
+	// never moved unless the topology is changed.
+	Pinned        bool `protobuf:"varint,9,opt,name=pinned,proto3" json:"pinned,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -348,6 +355,20 @@ func (x *Host) GetServices() []string {
 func (x *Host) GetNoFailover() bool {
 	if x != nil {
 		return x.NoFailover
+	}
+	return false
+}
+
+func (x *Host) GetHomeNode() string {
+	if x != nil {
+		return x.HomeNode
+	}
+	return ""
+}
+
+func (x *Host) GetPinned() bool {
+	if x != nil {
+		return x.Pinned
 	}
 	return false
 }
@@ -795,7 +816,7 @@ const file_lab_v1_resources_proto_rawDesc = "" +
 	"\x04ipv4\x18\x02 \x01(\tR\x04ipv4\x12\x12\n" +
 	"\x04ipv6\x18\x03 \x01(\tR\x04ipv6\x12\x10\n" +
 	"\x03mtu\x18\x04 \x01(\rR\x03mtu\x12\x10\n" +
-	"\x03vni\x18\x05 \x01(\rR\x03vni\"\xe5\x01\n" +
+	"\x03vni\x18\x05 \x01(\rR\x03vni\"\x9a\x02\n" +
 	"\x04Host\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\n" +
@@ -808,7 +829,9 @@ const file_lab_v1_resources_proto_rawDesc = "" +
 	"\x04node\x18\x05 \x01(\tR\x04node\x12\x1a\n" +
 	"\bservices\x18\x06 \x03(\tR\bservices\x12\x1f\n" +
 	"\vno_failover\x18\a \x01(\bR\n" +
-	"noFailover\"\x8d\x01\n" +
+	"noFailover\x12\x1b\n" +
+	"\thome_node\x18\b \x01(\tR\bhomeNode\x12\x16\n" +
+	"\x06pinned\x18\t \x01(\bR\x06pinned\"\x8d\x01\n" +
 	"\tInterface\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\anetwork\x18\x02 \x01(\tR\anetwork\x12\x12\n" +
