@@ -50,7 +50,7 @@ func (a *apiServer) register(cfg api.Config, cl *cluster.Cluster) {
 	a.peers = &peerConns{cl: cl, conns: map[string]*grpc.ClientConn{}}
 	cfg.Peer = a.peers.dial
 	a.srv = api.New(cfg)
-	a.grpc = grpc.NewServer()
+	a.grpc = grpc.NewServer(a.srv.ServerOptions()...)
 	a.srv.Register(a.grpc)
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)

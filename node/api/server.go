@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/labnet-dev/labnet/format/capture"
 	"github.com/labnet-dev/labnet/node/probe"
@@ -78,6 +76,9 @@ type Config struct {
 	// Peer returns a connection to another node's API, to forward live
 	// calls for the hosts it runs; nil for a labd without a cluster.
 	Peer peerDialer
+	// Writer commits writes (writer.go); nil: Store directly, as a labd
+	// without a control plane.
+	Writer Writer
 }
 
 // Server implements the lab.v1 services.
@@ -103,6 +104,9 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Writer == nil {
+		cfg.Writer = localWriter{cfg.Store}
+	}
 	return &Server{cfg: cfg, stopping: make(chan struct{})}
 }
 
@@ -115,18 +119,5 @@ func (s *Server) Register(g *grpc.Server) {
 	labv1.RegisterCaptureServiceServer(g, &captureServer{s: s})
 }
 
-// errAbort makes store.Update discard a validated write (validate_only).
+// errAbort makes a write discard a validated write (validate_only).
 var errAbort = errors.New("abort")
-
-// update runs fn in a store write and maps errors to gRPC status.
-func (s *Server) update(fn func(tx *store.Tx) error) error {
-	_, err := s.cfg.Store.Update(fn)
-	if err == nil || errors.Is(err, errAbort) {
-		return nil
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	s.cfg.Logger.Error("store write failed", "err", err)
-	return status.Errorf(codes.Internal, "store: %v", err)
-}
