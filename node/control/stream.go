@@ -51,6 +51,9 @@ func newStreamLayer(bind, advertise string, clusterKey []byte) (*streamLayer, er
 			ln.Close()
 			return nil, fmt.Errorf("raft: advertise address %q: %w", advertise, err)
 		}
+		if a.Port == 0 { // bound to any port: advertise the one we got
+			a.Port = ln.Addr().(*net.TCPAddr).Port
+		}
 		adv = a
 	}
 	if a, ok := adv.(*net.TCPAddr); ok && a.IP.IsUnspecified() {
