@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -63,7 +62,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 			d = nil
 		}
 	}()
-	if d.store, err = store.Open(filepath.Join(cfg.DataDir, "state.db"), store.Options{Origin: cfg.Name}); err != nil {
+	if d.store, err = openState(cfg.DataDir, log); err != nil {
 		return d, err
 	}
 	if cfg.Tun.Device != "" {

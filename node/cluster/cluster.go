@@ -1,10 +1,8 @@
 // Package cluster joins labds into a cluster with hashicorp/memberlist: it
 // tracks membership (with each node's API and overlay addresses in the node
-// metadata) and replicates the store. Local writes go out as named memberlist
-// broadcasts, so a newer write to a key replaces a queued older one; the
-// push/pull exchange of whole replicas (LocalState/MergeRemoteState) is the
-// safety net that makes every node converge even when broadcasts are lost or
-// a node was away. Conflicts are settled by the store: the larger stamp wins.
+// metadata) and failure detection. It does not carry the desired state:
+// that goes through the control plane (Raft on control nodes, a watch
+// stream to members), as Consul and Nomad keep Serf for membership only.
 //
 // Memberlist callbacks never block: they copy what they are given and hand
 // it to the cluster's own goroutines.
@@ -23,8 +21,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
-
-	"github.com/labnet-dev/labnet/node/store"
 )
 
 // DefaultDeadNodeReclaimTime is how long after a node is declared dead its
@@ -34,8 +30,7 @@ const DefaultDeadNodeReclaimTime = 10 * time.Second
 
 // Config configures New.
 type Config struct {
-	// Name is this node's name in the cluster. It must be the store's
-	// origin: records stamped with it are this node's writes.
+	// Name is this node's name in the cluster.
 	Name string
 	// BindAddr is the gossip address, host:port (UDP and TCP). Port 0
 	// picks a free port; LocalAddr tells which.
@@ -45,9 +40,6 @@ type Config struct {
 	AdvertiseAddr string
 	// Join lists gossip addresses (host:port) of nodes to join at Start.
 	Join []string
-	// Store is the replica to keep in sync. The caller owns it: the cluster
-	// does not close it.
-	Store *store.Store
 	// Meta is published to the other nodes.
 	Meta NodeMeta
 	// Key, when set, encrypts and authenticates gossip (memberlist's
@@ -117,11 +109,6 @@ type Cluster struct {
 	mlConf *memberlist.Config
 	queue  *memberlist.TransmitLimitedQueue
 	ml     atomic.Pointer[memberlist.Memberlist]
-	in     inbox
-
-	// maxBroadcast is the largest message sent as a UDP broadcast;
-	// larger ones go to each member over TCP.
-	maxBroadcast int
 
 	lifeMu   sync.Mutex // serialises Start and Shutdown
 	started  bool
@@ -134,17 +121,12 @@ type Cluster struct {
 	leaving   map[string]time.Time // names that announced a graceful leave
 	watchers  map[chan struct{}]struct{}
 	unwatched bool // Shutdown closed the watchers
-
-	dropped atomic.Uint64 // messages dropped because the inbox was full
 }
 
 // New checks cfg and prepares a cluster; Start joins it.
 func New(cfg Config) (*Cluster, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("cluster: empty name")
-	}
-	if cfg.Store == nil {
-		return nil, errors.New("cluster: no store")
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -190,7 +172,6 @@ func New(cfg Config) (*Cluster, error) {
 		leaving:  map[string]time.Time{},
 		watchers: map[chan struct{}]struct{}{},
 	}
-	c.in.signal = make(chan struct{}, 1)
 	meta, err := encodeMeta(cfg.Meta)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -210,10 +191,6 @@ func New(cfg Config) (*Cluster, error) {
 		},
 		RetransmitMult: conf.RetransmitMult,
 	}
-	// GetBroadcasts packs messages into one UDP packet of at most
-	// UDPBufferSize bytes less memberlist's headers (compound message,
-	// encryption, label); leave them generous room.
-	c.maxBroadcast = conf.UDPBufferSize - 200
 	return c, nil
 }
 
@@ -248,7 +225,7 @@ const (
 	MaxRejoinInterval     = 30 * time.Second
 )
 
-// Start binds the gossip address, starts replicating and joins the nodes in
+// Start binds the gossip address and joins the nodes in
 // Config.Join. It fails if Join lists nodes and none of them could be
 // joined; the cluster then still runs, and keeps trying to join them for
 // as long as it is alone (a student's laptop started before the
@@ -263,33 +240,19 @@ func (c *Cluster) Start(ctx context.Context) error {
 		c.lifeMu.Unlock()
 		return errors.New("cluster: already started")
 	}
-	// Subscribe before taking the store's snapshot, so that no write falls
-	// between the two.
-	changes, unsubscribe := c.cfg.Store.Subscribe()
-	sent := lastSent(c.cfg.Store.All())
 	ml, err := memberlist.Create(c.mlConf)
 	if err != nil {
 		c.lifeMu.Unlock()
-		unsubscribe()
 		return fmt.Errorf("cluster: start gossip on %s: %w", c.cfg.BindAddr, err)
 	}
 	c.ml.Store(ml)
 	c.started = true
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	c.wg.Add(3)
+	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		c.runRejoin(runCtx)
-	}()
-	go func() {
-		defer c.wg.Done()
-		defer unsubscribe()
-		c.runBroadcaster(runCtx, changes, sent)
-	}()
-	go func() {
-		defer c.wg.Done()
-		c.runMerger(runCtx)
 	}()
 	c.lifeMu.Unlock()
 	c.log.Info("cluster started", "name", c.cfg.Name, "gossip", c.LocalAddr(), "encrypted", len(c.cfg.Key) > 0)
@@ -462,7 +425,3 @@ func (c *Cluster) WatchMembers() (<-chan struct{}, func()) {
 		}
 	}
 }
-
-// Dropped counts gossip messages dropped because the merge queue was full
-// (push/pull repairs what they carried).
-func (c *Cluster) Dropped() uint64 { return c.dropped.Load() }

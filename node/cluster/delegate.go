@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"slices"
@@ -14,8 +13,10 @@ import (
 
 // delegate implements memberlist.Delegate and memberlist.EventDelegate.
 // memberlist calls these from its own goroutines, some with its locks held:
-// none of them blocks or calls back into memberlist; received bytes are
-// copied (memberlist reuses its buffers) and handed to the merger.
+// none of them blocks or calls back into memberlist. Gossip carries
+// membership only (the desired state goes through the control plane): the
+// one user message is a leave announcement, and push/pull exchanges no
+// state of ours.
 type delegate struct {
 	c    *Cluster
 	meta []byte
@@ -34,38 +35,20 @@ func (d *delegate) NodeMeta(limit int) []byte {
 }
 
 func (d *delegate) NotifyMsg(b []byte) {
-	if len(b) == 0 {
-		return
+	if name, err := decodeLeave(b); err == nil {
+		d.c.noteLeaving(name)
 	}
-	if b[0] == kindLeave {
-		if name, err := decodeLeave(b); err == nil {
-			d.c.noteLeaving(name)
-		}
-		return
-	}
-	d.c.in.push(d.c, bytes.Clone(b))
 }
 
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.c.queue.GetBroadcasts(overhead, limit)
 }
 
-// LocalState is this node's half of a push/pull: the whole replica,
-// tombstones included.
-func (d *delegate) LocalState(join bool) []byte {
-	b := encodeMessage(kindState, d.c.cfg.Store.All())
-	if len(b) > maxStateWarn {
-		// memberlist refuses push/pull state over 20 MiB.
-		d.c.log.Warn("replica is close to memberlist's push/pull limit of 20 MiB", "bytes", len(b))
-	}
-	return b
-}
+// LocalState is this node's half of a push/pull: nothing beyond
+// memberlist's own membership state.
+func (d *delegate) LocalState(join bool) []byte { return nil }
 
-const maxStateWarn = 12 << 20
-
-func (d *delegate) MergeRemoteState(b []byte, join bool) {
-	d.c.in.push(d.c, bytes.Clone(b))
-}
+func (d *delegate) MergeRemoteState(b []byte, join bool) {}
 
 func (d *delegate) NotifyJoin(n *memberlist.Node) { d.c.memberUp(n) }
 
