@@ -37,8 +37,7 @@ type notLeaderer interface{ NotLeader() string }
 type localWriter struct{ st *store.Store }
 
 func (w localWriter) Update(_ context.Context, fn func(*store.Tx) error) (uint64, error) {
-	_, err := w.st.Update(fn)
-	return 0, err
+	return w.st.Update(fn)
 }
 
 // errNotLeader is a write refused here because another node leads; the
@@ -68,6 +67,9 @@ func (s *Server) update(ctx context.Context, fn func(tx *store.Tx) error) error 
 	}
 	if _, ok := status.FromError(err); ok {
 		return err
+	}
+	if errors.Is(err, store.ErrConflict) {
+		return status.Error(codes.Aborted, "changed by another write since it was read: try again")
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return status.FromContextError(err).Err()

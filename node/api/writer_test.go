@@ -84,3 +84,21 @@ func TestWritesForwardedToLeader(t *testing.T) {
 		t.Errorf("second hop: %v", err)
 	}
 }
+
+// conflictWriter refuses every write as a conditional batch that lost
+// against another write.
+type conflictWriter struct{}
+
+func (conflictWriter) Update(context.Context, func(*store.Tx) error) (uint64, error) {
+	return 0, store.ErrConflict
+}
+
+func TestConflictIsAborted(t *testing.T) {
+	e := newEnv(t, false, func(c *api.Config) { c.Writer = conflictWriter{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := e.lab.Apply(ctx, &labv1.ApplyRequest{Topology: demo()})
+	if s := wantCode(t, err, codes.Aborted); !strings.Contains(s.Message(), "changed by another write since it was read: try again") {
+		t.Errorf("conflict: %v", err)
+	}
+}

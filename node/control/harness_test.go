@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/labnet-dev/labnet/node/store"
 )
 
 // testTuning is raft's timing for tests on loopback: short, so elections
@@ -44,11 +47,25 @@ type node struct {
 	dir   string
 	addr  string
 	key   []byte
-	state *fakeState
+	state *fakeState   // the fake state machine, unless the cluster is real
+	st    *store.Store // node/store's Store, in a real cluster
 	c     *Control
 }
 
+// values is n's state as key -> value.
+func (n *node) values() map[string]string {
+	if n.st == nil {
+		return n.state.values()
+	}
+	out := map[string]string{}
+	for _, r := range n.st.List("") {
+		out[r.Key] = string(r.Value)
+	}
+	return out
+}
+
 type cluster struct {
+	real  bool // nodes run node/store's Store, kept across restarts
 	t     testing.TB
 	log   *slog.Logger
 	nodes []*node
@@ -87,10 +104,20 @@ func (c *cluster) start(n *node, bootstrap bool) {
 	if bind == "" {
 		bind = "127.0.0.1:0"
 	}
-	n.state = newFakeState()
+	var state State
+	if c.real {
+		var err error
+		if n.st, err = store.Open(filepath.Join(n.dir, "state.db"), store.Options{}); err != nil {
+			c.t.Fatal(err)
+		}
+		state = StoreState(n.st)
+	} else {
+		n.state = newFakeState()
+		state = n.state
+	}
 	var err error
 	n.c, err = Open(context.Background(), Config{
-		Name: n.name, DataDir: n.dir, Bind: bind, State: n.state,
+		Name: n.name, DataDir: n.dir, Bind: bind, State: state,
 		Bootstrap: bootstrap, Key: n.key, Logger: c.log.With("node", n.name), Tuning: testTuning,
 	})
 	if err != nil {
@@ -111,6 +138,13 @@ func (c *cluster) stop(n *node) {
 		c.t.Errorf("%s: persistence error: %v", n.name, err)
 	}
 	n.c = nil
+	if n.st != nil {
+		if err := n.st.Err(); err != nil {
+			c.t.Errorf("%s: store: %v", n.name, err)
+		}
+		n.st.Close()
+		n.st = nil
+	}
 }
 
 // join adds n to the cluster through the leader.
@@ -178,7 +212,7 @@ func (c *cluster) converged(want map[string]string, nodes ...*node) {
 		if n.c == nil {
 			continue
 		}
-		waitFor(c.t, n.name+" to converge", func() bool { return equal(n.state.values(), want) })
+		waitFor(c.t, n.name+" to converge", func() bool { return equal(n.values(), want) })
 	}
 }
 

@@ -1,0 +1,97 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/labnet-dev/labnet/node/store"
+)
+
+func putTx(key, value string) func(*store.Tx) error {
+	return func(tx *store.Tx) error {
+		tx.Put(key, []byte(value))
+		return nil
+	}
+}
+
+// TestStoreUpdate runs Update over node/store's Store: revisions, the
+// read-modify-write of a caller, the conflict of a batch read before
+// another write, and fn's own error.
+func TestStoreUpdate(t *testing.T) {
+	c := newCluster(t)
+	c.real = true
+	n := c.add(nil)
+	c.leader()
+	ctx := context.Background()
+	rev1, err := n.c.Update(ctx, putTx("labs/demo/hosts/r1/impair", "delay 100ms"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev1 != n.st.Revision() || n.st.AppliedIndex() == 0 {
+		t.Fatalf("revision %d, store at %d, applied index %d", rev1, n.st.Revision(), n.st.AppliedIndex())
+	}
+	// bob's write read the impairment; the teacher's clears it meanwhile.
+	stale, err := n.st.Read(func(tx *store.Tx) error {
+		v, _ := tx.Get("labs/demo/hosts/r1/impair")
+		tx.Put("labs/demo/hosts/r1/impair", append(v, " loss 5%"...))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.c.Update(ctx, putTx("labs/demo/hosts/r1/impair", "clear")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.c.update(ctx, func() ([]byte, error) { return store.EncodeBatch(stale), nil })
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale batch: %v, want store.ErrConflict", err)
+	}
+	if r, _ := n.st.Get("labs/demo/hosts/r1/impair"); string(r.Value) != "clear" {
+		t.Errorf("impair = %q after the refused write, want clear", r.Value)
+	}
+	boom := errors.New("boom")
+	if _, err := n.c.Update(ctx, func(*store.Tx) error { return boom }); !errors.Is(err, boom) {
+		t.Errorf("fn's error: %v", err)
+	}
+}
+
+// TestStoreRestartAndSnapshot: a control node over node/store restarts
+// from its files with every acknowledged write, and a node added after a
+// snapshot gets the state through Restore.
+func TestStoreRestartAndSnapshot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 2-node raft cluster")
+	}
+	c := newCluster(t)
+	c.real = true
+	n1 := c.add(nil)
+	c.leader()
+	want := map[string]string{}
+	ctx := context.Background()
+	for i := range 60 {
+		k, v := fmt.Sprintf("k%02d", i%25), fmt.Sprint(i)
+		if _, err := n1.c.Update(ctx, putTx(k, v)); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = v
+	}
+	c.stop(n1)
+	c.start(n1, true)
+	c.leader()
+	c.converged(want)
+	if err := n1.c.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	n2 := c.add(nil)
+	c.join(n2)
+	if _, err := c.leader().c.Update(ctx, putTx("after", "v")); err != nil {
+		t.Fatal(err)
+	}
+	want["after"] = "v"
+	c.converged(want)
+	if n2.st.Revision() != n1.st.Revision() {
+		t.Errorf("revisions differ: %d and %d", n1.st.Revision(), n2.st.Revision())
+	}
+}
