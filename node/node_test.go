@@ -142,7 +142,7 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 	addr := lis.Addr().String()
 	lis.Close()
-	cfg := Config{Name: "t1", DataDir: t.TempDir(), API: addr, Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0"}
+	cfg := Config{Control: true, Name: "t1", DataDir: t.TempDir(), API: addr, Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
@@ -236,7 +236,7 @@ func TestRunRefusesLockedData(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cfg := Config{Name: "a", DataDir: dir, API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0"}
+	cfg := Config{Control: true, Name: "a", DataDir: dir, API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0"}
 	done := make(chan error, 1)
 	first := cfg // the goroutine's own copy: cfg changes below
 	go func() { done <- Run(ctx, first, slog.New(slog.DiscardHandler)) }()
@@ -261,7 +261,7 @@ func TestMetrics(t *testing.T) {
 	}
 	maddr := lis.Addr().String()
 	lis.Close()
-	cfg := Config{Name: "m1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0", Metrics: maddr}
+	cfg := Config{Control: true, Name: "m1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0", Metrics: maddr}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
@@ -302,7 +302,7 @@ func TestRunAdvertise(t *testing.T) {
 	lis.Close()
 	// Bound on 127.0.0.1, advertised as 127.0.0.1 too: what changes is that
 	// the address comes from --advertise, on all three ports.
-	cfg := Config{Name: "adv", DataDir: t.TempDir(), API: addr, Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0", Advertise: "127.0.0.1"}
+	cfg := Config{Control: true, Name: "adv", DataDir: t.TempDir(), API: addr, Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0", Advertise: "127.0.0.1"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()

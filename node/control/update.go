@@ -33,6 +33,7 @@ func (c *Control) Update(ctx context.Context, fn func(*store.Tx) error) (uint64,
 
 // update is Update with the proposal made by propose, under the write lock.
 func (c *Control) update(ctx context.Context, propose func() ([]byte, error)) (uint64, error) {
+	c.waitLeader(ctx)
 	if !c.IsLeader() {
 		return 0, c.notLeader()
 	}
@@ -97,6 +98,36 @@ func (c *Control) update(ctx context.Context, propose func() ([]byte, error)) (u
 	return r.rev, nil
 }
 
+// leaderWait bounds how long a write waits for an election to end (at
+// start, or after the leader was lost) before it says no leader is known.
+const leaderWait = 5 * time.Second
+
+// waitLeader returns once some node leads, after leaderWait, or when ctx
+// ends, whichever is first: a write during an election waits for its
+// outcome instead of failing.
+func (c *Control) waitLeader(ctx context.Context) {
+	timeout := time.NewTimer(leaderWait)
+	defer timeout.Stop()
+	poll := time.NewTicker(50 * time.Millisecond) // in case an observation was dropped
+	defer poll.Stop()
+	for {
+		changed := c.LeaderChanged()
+		if c.Leader() != "" {
+			return
+		}
+		select {
+		case <-changed:
+		case <-poll.C:
+		case <-timeout.C:
+			return
+		case <-ctx.Done():
+			return
+		case <-c.done:
+			return
+		}
+	}
+}
+
 // lock takes the write lock, or gives up when ctx ends.
 func (c *Control) lock(ctx context.Context) error {
 	if c.writeMu.TryLock() {
@@ -139,6 +170,7 @@ func (c *Control) raftErr(op string, err error) error {
 // before the call. On a node that does not lead it returns a
 // *NotLeaderError.
 func (c *Control) ReadBarrier(ctx context.Context) error {
+	c.waitLeader(ctx)
 	if !c.IsLeader() {
 		return c.notLeader()
 	}
