@@ -18,7 +18,8 @@ import (
 // the import is done, so it happens once.
 type legacyImport struct {
 	path   string // state.v1.db
-	marker string // state.v1.db.imported
+	what   string // for the log: "the old state format"
+	marker string // state.v1.db.imported; "" for none
 	recs   []store.Record
 }
 
@@ -42,7 +43,7 @@ func openControlState(dataDir string) (*store.Store, *legacyImport, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	li := &legacyImport{path: old, marker: old + ".imported"}
+	li := &legacyImport{path: old, what: "the old state format", marker: old + ".imported"}
 	if _, err := os.Stat(old); err != nil {
 		return st, nil, nil // nothing was ever moved aside
 	}
@@ -79,6 +80,9 @@ func (l *legacyImport) propose(ctx context.Context, ctl *control.Control) (int, 
 	}
 	if err != nil {
 		return 0, err
+	}
+	if l.marker == "" {
+		return n, nil
 	}
 	if err := os.WriteFile(l.marker, nil, 0o600); err != nil {
 		return n, fmt.Errorf("mark the import done: %w", err)

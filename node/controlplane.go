@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/labnet-dev/labnet/node/cluster"
@@ -48,6 +49,13 @@ func openControlPlane(cfg Config, st *store.Store, legacy *legacyImport, log *sl
 	})
 	if err != nil {
 		return nil, fmt.Errorf("--raft %s: %w", cfg.Raft, err)
+	}
+	if recs := p.ctl.Orphaned(); len(recs) > 0 && p.legacy == nil {
+		li := &legacyImport{path: filepath.Join(cfg.DataDir, "state.db"), what: "a state without its raft log"}
+		for _, r := range recs {
+			li.recs = append(li.recs, store.Record{Key: r.Key, Value: r.Value})
+		}
+		p.legacy = li
 	}
 	return p, nil
 }
@@ -221,11 +229,11 @@ func (p *controlPlane) importLegacy(ctx context.Context) {
 	case errors.As(err, &nl):
 		return // leadership moved: the next leader of this node tries again
 	case err != nil:
-		p.log.Error("importing the old state format", "err", err)
+		p.log.Error("importing "+p.legacy.what, "err", err)
 	case n < 0:
-		p.log.Warn("the old state format was not imported: the control plane already holds a state", "file", p.legacy.path)
+		p.log.Warn(p.legacy.what+" was not imported: the control plane already holds a state", "file", p.legacy.path)
 	default:
-		p.log.Info(fmt.Sprintf("imported %d records from the old state format", n), "file", p.legacy.path)
+		p.log.Info(fmt.Sprintf("imported %d records from %s", n, p.legacy.what), "file", p.legacy.path)
 	}
 	p.legacy = nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
@@ -134,5 +136,34 @@ func TestSecondControlNode(t *testing.T) {
 	}
 	for _, d := range []*Daemon{a, b} {
 		waitUntil(t, d.cfg.Name+" to hold the lab", func() bool { return len(d.store.List("labs/class")) > 0 })
+	}
+}
+
+// TestRaftLogMovedAway: a control node whose raft files were moved away
+// (as the message about corrupt raft data advises) starts a new log and
+// proposes the records its state held through it.
+func TestRaftLogMovedAway(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	cfg := Config{Control: true, Name: "teacher", DataDir: dir, API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0"}
+	d, stop := runDaemon(t, cfg, log)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, k := range []string{"kept/a", "kept/b"} {
+		if _, err := d.control.Update(ctx, func(tx *store.Tx) error { tx.Put(k, []byte("v")); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop()
+	if err := os.Rename(filepath.Join(dir, "raft"), filepath.Join(dir, "raft.corrupt")); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = runDaemon(t, cfg, log)
+	waitUntil(t, "the records proposed again", func() bool { return len(d.store.List("kept/")) == 2 && d.store.AppliedIndex() > 0 })
+	if _, err := d.control.Update(ctx, func(tx *store.Tx) error { tx.Put("new", []byte("v")); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.store.Get("new"); !ok {
+		t.Error("a write after the restart was not applied")
 	}
 }

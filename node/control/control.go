@@ -98,7 +98,8 @@ type Control struct {
 	done        chan struct{}
 	wg          sync.WaitGroup
 
-	stats latencies
+	stats    latencies
+	orphaned []Record // see Orphaned
 
 	closeOnce sync.Once
 	closeErr  error
@@ -168,6 +169,18 @@ func Open(ctx context.Context, cfg Config) (*Control, error) {
 	existing, err := raft.HasExistingState(c.logs, c.logs, snaps)
 	if err != nil {
 		return fail(fmt.Errorf("control: %w", err))
+	}
+	if !existing && cfg.State.AppliedIndex() > 0 {
+		// The state was applied from a raft log that is gone (its files
+		// moved away, as raftlog's corruption message advises). Its
+		// indexes mean nothing to the new log: empty it, so that entries
+		// are not skipped as replays, and keep its records for the
+		// caller to propose again (Orphaned).
+		c.orphaned, _ = cfg.State.Snapshot()
+		if err := cfg.State.Restore(nil, 0, 0); err != nil {
+			return fail(fmt.Errorf("control: reset a state without its raft log: %w", err))
+		}
+		cfg.Logger.Warn("the state had been applied from a raft log that is gone: emptied it, to be filled through raft", "records", len(c.orphaned))
 	}
 	if cfg.Bootstrap && !existing {
 		self := raft.Server{Suffrage: raft.Voter, ID: conf.LocalID, Address: c.trans.LocalAddr()}
@@ -244,3 +257,9 @@ func (c *Control) Addr() string { return string(c.trans.LocalAddr()) }
 // RefusedConns counts raft connections refused for a missing or wrong
 // cluster key, both directions.
 func (c *Control) RefusedConns() uint64 { return c.stream.refused.Load() }
+
+// Orphaned returns the records the state held at Open when raft had no
+// state of its own (its files were moved away): Open emptied the state so
+// that it agrees with the new log again. The caller may propose them once
+// this node leads; nil when there were none.
+func (c *Control) Orphaned() []Record { return c.orphaned }
