@@ -86,6 +86,15 @@ func TestStoreRestartAndSnapshot(t *testing.T) {
 	if err := n1.c.raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
+	// A restart after the snapshot: the store, already past it, is kept.
+	rev := n1.st.Revision()
+	c.stop(n1)
+	c.start(n1, false)
+	c.leader()
+	c.converged(want)
+	if n1.st.Revision() != rev {
+		t.Errorf("revision %d after a restart, was %d", n1.st.Revision(), rev)
+	}
 	n2 := c.add(nil)
 	c.join(n2)
 	if _, err := c.leader().c.Update(ctx, putTx("after", "v")); err != nil {
