@@ -194,7 +194,9 @@ func TestRestartKeepsWrites(t *testing.T) {
 	c.start(n, true) // bootstrap is ignored: state exists
 	c.leader()
 	c.converged(want)
-
+	if err := n.c.ReadBarrier(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if err := n.c.raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}

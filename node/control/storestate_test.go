@@ -82,7 +82,10 @@ func TestStoreRestartAndSnapshot(t *testing.T) {
 	c.stop(n1)
 	c.start(n1, true)
 	c.leader()
-	c.converged(want)
+	c.converged(want) // the store kept it; raft replays its log meanwhile
+	if err := n1.c.ReadBarrier(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := n1.c.raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
