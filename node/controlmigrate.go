@@ -27,10 +27,11 @@ type legacyImport struct {
 // format is moved to state.v1.db and a new, empty state opened: the
 // control plane fills it from raft, and imports the old records when this
 // node leads (legacyImport).
-func openControlState(dataDir string) (*store.Store, *legacyImport, error) {
+// onError is the store's Options.OnError.
+func openControlState(dataDir string, onError func(error)) (*store.Store, *legacyImport, error) {
 	path := filepath.Join(dataDir, "state.db")
 	old := filepath.Join(dataDir, "state.v1.db")
-	st, err := store.Open(path, store.Options{})
+	st, err := store.Open(path, store.Options{OnError: onError})
 	if errors.Is(err, store.ErrLegacy) {
 		if _, serr := os.Stat(old); serr == nil {
 			return nil, nil, fmt.Errorf("state: %s is of the old format and %s exists already: move one of them away", path, old)
@@ -38,7 +39,7 @@ func openControlState(dataDir string) (*store.Store, *legacyImport, error) {
 		if err := os.Rename(path, old); err != nil {
 			return nil, nil, fmt.Errorf("state: move the old format aside: %w", err)
 		}
-		st, err = store.Open(path, store.Options{})
+		st, err = store.Open(path, store.Options{OnError: onError})
 	}
 	if err != nil {
 		return nil, nil, err

@@ -33,7 +33,9 @@ type controlPlane struct {
 // a member gets a plane without raft. A node without --join bootstraps a
 // new single-server cluster the first time; one with --join waits for the
 // leader to add it.
-func openControlPlane(cfg Config, st *store.Store, legacy *legacyImport, log *slog.Logger) (*controlPlane, error) {
+//
+// onError is called with every write the raft log cannot persist.
+func openControlPlane(cfg Config, st *store.Store, legacy *legacyImport, onError func(error), log *slog.Logger) (*controlPlane, error) {
 	p := &controlPlane{name: cfg.Name, log: log, legacy: legacy}
 	if !cfg.Control {
 		return p, nil
@@ -45,6 +47,7 @@ func openControlPlane(cfg Config, st *store.Store, legacy *legacyImport, log *sl
 		State:     control.StoreState(st),
 		Bootstrap: len(cfg.Join) == 0,
 		Key:       cfg.Key,
+		OnError:   onError,
 		Logger:    log,
 	})
 	if err != nil {

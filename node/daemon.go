@@ -8,9 +8,11 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/health"
 
 	"github.com/labnet-dev/labnet/node/api"
 	"github.com/labnet-dev/labnet/node/cluster"
@@ -39,6 +41,10 @@ type Daemon struct {
 	packets *packetPath
 	members *members
 	rt      *runtime.Runtime
+
+	health        atomic.Pointer[health.Server] // the API's, for storeFailed
+	storeFailOnce sync.Once
+	raftFailOnce  sync.Once
 
 	ran       bool
 	closeOnce sync.Once
@@ -70,14 +76,14 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	// replica it follows.
 	var legacy *legacyImport
 	if cfg.Control {
-		d.store, legacy, err = openControlState(cfg.DataDir)
+		d.store, legacy, err = openControlState(cfg.DataDir, d.storeFailed)
 	} else {
-		d.store, err = openState(cfg.DataDir, log)
+		d.store, err = openState(cfg.DataDir, log, d.storeFailed)
 	}
 	if err != nil {
 		return d, err
 	}
-	if d.control, err = openControlPlane(cfg, d.store, legacy, log.With("component", "control")); err != nil {
+	if d.control, err = openControlPlane(cfg, d.store, legacy, d.raftFailed, log.With("component", "control")); err != nil {
 		return d, err
 	}
 	if cfg.Tun.Device != "" {
@@ -96,7 +102,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	d.started = time.Now()
 
 	// The overlay carries packets to hosts on other nodes; the cluster
-	// finds the nodes and replicates the desired state.
+	// finds the nodes and tells which are alive (the desired state is not
+	// replicated by gossip any more: that is the control plane's).
 	if d.packets, err = newPacketPath(cfg, log); err != nil {
 		return d, err
 	}
@@ -118,6 +125,13 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	})
 	self := &clusterNodes{cl: d.members.cl, st: d.store, name: cfg.Name, started: d.started}
 	d.api.register(api.Config{Node: cfg.Name, Store: d.store, Writer: d.control, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api")}, d.members.cl)
+	d.health.Store(d.api.health)
+	if err := d.store.Err(); err != nil {
+		d.storeFailed(err)
+	}
+	if err := d.control.Err(); err != nil {
+		d.raftFailed(err)
+	}
 	return d, nil
 }
 
@@ -143,7 +157,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	eg.Go(func() error { return d.members.run(ctx) })
 	eg.Go(func() error { return d.rt.Run(ctx) })
 	eg.Go(func() error { return d.control.run(ctx) })
-	eg.Go(func() error { return d.watchHealth(ctx) })
 	eg.Go(d.api.serve)
 	eg.Go(func() error {
 		<-ctx.Done()

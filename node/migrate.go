@@ -17,12 +17,14 @@ import (
 // The import is one local batch: on a single labd that is the whole story.
 // With a control plane the records go through Raft instead (the control
 // plane's own import); a moved-aside file is never read again here.
-func openState(dataDir string, log *slog.Logger) (*store.Store, error) {
+// onError is the store's Options.OnError.
+func openState(dataDir string, log *slog.Logger, onError func(error)) (*store.Store, error) {
 	path := filepath.Join(dataDir, "state.db")
 	if err := finishImport(dataDir); err != nil {
 		return nil, err
 	}
-	st, err := store.Open(path, store.Options{})
+	opts := store.Options{OnError: onError}
+	st, err := store.Open(path, opts)
 	if !errors.Is(err, store.ErrLegacy) {
 		return st, err
 	}
@@ -31,7 +33,7 @@ func openState(dataDir string, log *slog.Logger) (*store.Store, error) {
 		return nil, fmt.Errorf("state: import the old format of %s: %w", path, err)
 	}
 	log.Info("imported the state of an older labd", "records", n, "from", filepath.Join(dataDir, "state.v1.db"), "into", path)
-	return store.Open(path, store.Options{})
+	return store.Open(path, opts)
 }
 
 // importLegacy writes state.db's records into state.db.new (fsynced), then

@@ -71,7 +71,7 @@ func TestOpenStateImportsV1(t *testing.T) {
 		}
 		return out
 	}
-	st, err := openState(dir, log)
+	st, err := openState(dir, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestOpenStateImportsV1(t *testing.T) {
 		t.Errorf("the old file was not kept aside: %v", err)
 	}
 	// Once: the next start opens the new file as it is.
-	st, err = openState(dir, log)
+	st, err = openState(dir, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestOpenStateFinishesImport(t *testing.T) {
 	if err := os.Rename(filepath.Join(dir, "state.db"), filepath.Join(dir, "state.db.new")); err != nil {
 		t.Fatal(err)
 	}
-	st, err := openState(dir, log)
+	st, err := openState(dir, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestOpenStateFinishesImport(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "state.db.new"), []byte("half"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if st, err = openState(dir, log); err != nil {
+	if st, err = openState(dir, log, nil); err != nil {
 		t.Fatal(err)
 	}
 	if r, ok := st.Get("labs/demo"); !ok || string(r.Value) != "lab" {

@@ -32,6 +32,9 @@ type Tuning struct {
 	SnapshotInterval   time.Duration // raft's default, 120s
 	SnapshotThreshold  uint64        // 8192 entries
 	TrailingLogs       uint64        // 10240 entries
+	// LogMaxSize caps the raft log file in bytes, as a full disk would
+	// (raftlog.Options.MaxSize); 0 is no limit. For tests.
+	LogMaxSize int
 }
 
 func (t Tuning) withDefaults() Tuning {
@@ -72,6 +75,10 @@ type Config struct {
 	// Key, when set, is the cluster key: raft connections prove it both
 	// ways before raft speaks.
 	Key []byte
+	// OnError, when set, is called with every persistence failure of the
+	// raft log (raftlog.Options.OnError: on raft's goroutines, must not
+	// block); Err keeps it too.
+	OnError func(error)
 	// Logger gets raft's warnings and errors. nil discards them.
 	Logger *slog.Logger
 	// Tuning is raft's timing; zero fields take labd's values.
@@ -142,7 +149,7 @@ func Open(ctx context.Context, cfg Config) (*Control, error) {
 		done:     make(chan struct{}),
 	}
 	var err error
-	c.logs, err = raftlog.Open(filepath.Join(dir, "raft.db"), raftlog.Options{Check: true})
+	c.logs, err = raftlog.Open(filepath.Join(dir, "raft.db"), raftlog.Options{Check: true, OnError: cfg.OnError, MaxSize: t.LogMaxSize})
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/labnet-dev/labnet/node/store"
@@ -138,4 +139,36 @@ func TestStateWithoutRaftLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.converged(map[string]string{"new": "v"})
+}
+
+// TestLogFullFailsWrites: a raft log that cannot grow (a full disk) fails
+// the write, calls OnError and sets Err.
+func TestLogFullFailsWrites(t *testing.T) {
+	var reported atomic.Bool
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tuning := testTuning
+	tuning.LogMaxSize = 1 << 20
+	c, err := Open(context.Background(), Config{
+		Name: "n1", DataDir: t.TempDir(), Bind: "127.0.0.1:0", State: StoreState(st), Bootstrap: true,
+		OnError: func(error) { reported.Store(true) }, Tuning: tuning,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	big := string(make([]byte, 64<<10))
+	var werr error
+	for i := 0; i < 100 && werr == nil; i++ {
+		_, werr = c.Update(context.Background(), putTx(fmt.Sprintf("k%d", i), big))
+	}
+	if werr == nil {
+		t.Fatal("100 writes of 64 KiB into a 1 MiB raft log all succeeded")
+	}
+	if c.Err() == nil || !reported.Load() {
+		t.Errorf("after %v: Err %v, OnError called %v", werr, c.Err(), reported.Load())
+	}
 }

@@ -69,3 +69,28 @@ func BenchmarkApplySmall(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOpen100kHosts opens a store of 100,000 hosts: bbolt's check and
+// every record's checksum, the cost of a start-up.
+func BenchmarkOpen100kHosts(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "bench.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Apply(hostBatch(100_000, 'a')); err != nil {
+		b.Fatal(err)
+	}
+	s.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := Open(path, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(s.recs) != 100_000 {
+			b.Fatalf("%d records", len(s.recs))
+		}
+		s.Close()
+	}
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -11,6 +12,9 @@ func TestReadRecordsConds(t *testing.T) {
 	s := openStore(t, dbPath(t))
 	rev := put(t, s, "labs/a", "1", "labs/a/hosts/h1", "x", "nets/n", "y")
 	b, err := s.Read(func(tx *Tx) error {
+		if tx.Revision() != rev {
+			t.Errorf("tx.Revision = %d, want %d", tx.Revision(), rev)
+		}
 		tx.Get("labs/a")
 		tx.Get("labs/a") // once
 		tx.List("labs/a/hosts/")
@@ -164,5 +168,57 @@ func TestApplyEmptyAndNoop(t *testing.T) {
 	}
 	if _, err := s.Apply(Batch{Conds: []Cond{{Prefix: "k", Rev: rev - 1}}}); !errors.Is(err, ErrConflict) {
 		t.Errorf("empty batch with a false cond: %v, want ErrConflict", err)
+	}
+}
+
+// TestCondsManyKeys: many conditions (one per host read) against a change
+// of many keys: exact, whichever key of the change falls under one.
+func TestCondsManyKeys(t *testing.T) {
+	s := openStore(t, dbPath(t))
+	host := func(i int) string { return fmt.Sprintf("labs/l/hosts/h%04d", i) }
+	mustUpdate(t, s, func(tx *Tx) error {
+		for i := range 1000 {
+			tx.Put(host(i), []byte("v"))
+		}
+		return nil
+	})
+	read := func() Batch {
+		b, err := s.Read(func(tx *Tx) error {
+			for i := 0; i < 1000; i += 2 { // the even hosts
+				tx.Get(host(i))
+			}
+			tx.Put("labs/l/note", []byte(fmt.Sprint(s.Revision())))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b := read()
+	mustUpdate(t, s, func(tx *Tx) error { // every odd host, and others
+		for i := 1; i < 1000; i += 2 {
+			tx.Put(host(i), []byte("w"))
+		}
+		tx.Put("labs/m/hosts/h0000", []byte("w"))
+		return nil
+	})
+	if _, err := s.Apply(b); err != nil {
+		t.Fatalf("conds on untouched keys: %v", err)
+	}
+	b = read()
+	put(t, s, host(998), "changed")
+	if _, err := s.Apply(b); !errors.Is(err, ErrConflict) {
+		t.Fatalf("cond on a changed key: %v, want ErrConflict", err)
+	}
+	// A condition on h001 covers h0010, which it prefixes (a condition is
+	// on a prefix; a key's condition is conservative so).
+	b = Batch{Ops: []Op{{Key: "x", Value: []byte("x")}}, Conds: []Cond{{Prefix: "labs/l/hosts/h001", Rev: s.Revision()}}}
+	put(t, s, "labs/l/hosts/h0010", "changed")
+	if _, err := s.Apply(b); !errors.Is(err, ErrConflict) {
+		t.Fatalf("cond on a prefix of a changed key: %v, want ErrConflict", err)
+	}
+	if _, err := s.Apply(Batch{Ops: []Op{{Key: "", Value: []byte("x")}}}); err == nil {
+		t.Error("Apply of an empty key: nil error")
 	}
 }

@@ -27,14 +27,20 @@ var (
 
 const formatVersion = 2 // 1 was the stamped, last-writer-wins format
 
+var errFormat = errors.New("unknown store format")
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 const recordHeader = 12
 
 func encodeRecord(key string, value []byte, rev uint64) []byte {
-	b := make([]byte, recordHeader, recordHeader+len(value))
-	binary.BigEndian.PutUint64(b, rev)
-	binary.BigEndian.PutUint32(b[8:], recordSum(key, b[:8], value))
+	return appendRecord(make([]byte, 0, recordHeader+len(value)), key, value, rev)
+}
+
+// appendRecord appends the encoding of a record to b.
+func appendRecord(b []byte, key string, value []byte, rev uint64) []byte {
+	b = binary.BigEndian.AppendUint64(b, rev)
+	b = binary.BigEndian.AppendUint32(b, recordSum(key, b[len(b)-8:], value))
 	return append(b, value...)
 }
 
@@ -70,7 +76,7 @@ func decodeState(b []byte) (rev, index uint64, err error) {
 		return 0, 0, fmt.Errorf("meta state: checksum %08x, want %08x", got, want)
 	}
 	if b[0] != formatVersion {
-		return 0, 0, fmt.Errorf("meta state: format %d, this labd reads %d", b[0], formatVersion)
+		return 0, 0, fmt.Errorf("%w: format %d, this labd reads %d", errFormat, b[0], formatVersion)
 	}
 	return binary.BigEndian.Uint64(b[1:]), binary.BigEndian.Uint64(b[9:]), nil
 }
@@ -130,7 +136,11 @@ func (s *Store) load() (err error) {
 			fresh = true
 			return nil
 		}
-		if s.rev, s.index, err = decodeState(meta.Get(keyState)); err != nil {
+		s.rev, s.index, err = decodeState(meta.Get(keyState))
+		switch {
+		case errors.Is(err, errFormat): // not damage: a newer labd's file
+			return fmt.Errorf("store: open %s: %w (written by a newer labd)", s.path, err)
+		case err != nil:
 			return &CorruptError{Path: s.path, Err: err}
 		}
 		if recs == nil {
@@ -192,6 +202,14 @@ func (s *Store) persist(ops []Op, rev, index uint64) error {
 	if !slices.IsSortedFunc(ops, cmpOps) {
 		sorted = slices.SortedFunc(slices.Values(ops), cmpOps)
 	}
+	// One buffer for every encoded record: bbolt keeps the slices until
+	// the commit, and a 100,000-host batch makes one allocation, not
+	// 100,000.
+	n := 0
+	for _, op := range sorted {
+		n += recordHeader + len(op.Value)
+	}
+	buf := make([]byte, 0, n)
 	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRecords)
 		b.FillPercent = 0.9 // mostly appended in order
@@ -200,7 +218,9 @@ func (s *Store) persist(ops []Op, rev, index uint64) error {
 			if op.Value == nil {
 				err = b.Delete([]byte(op.Key))
 			} else {
-				err = b.Put([]byte(op.Key), encodeRecord(op.Key, op.Value, rev))
+				start := len(buf)
+				buf = appendRecord(buf, op.Key, op.Value, rev)
+				err = b.Put([]byte(op.Key), buf[start:len(buf):len(buf)])
 			}
 			if err != nil {
 				return fmt.Errorf("record %q: %w", op.Key, err)

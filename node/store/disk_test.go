@@ -111,19 +111,34 @@ func TestCorruptRevisionAndMeta(t *testing.T) {
 			v[8] ^= 0x01
 			return b.Put(keyState, v)
 		}, "meta state: checksum"},
-		"newer format": {func(tx *bolt.Tx) error {
-			v := encodeState(1, 0)
-			v[0] = 9
-			binary.BigEndian.PutUint32(v[17:], 0)
-			v = append(v[:17], binaryCRC(v[:17])...)
-			return tx.Bucket(bucketMeta).Put(keyState, v)
-		}, "format 9"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filled(t, 10)
 			rawUpdate(t, path, tc.change)
 			wantCorrupt(t, path, tc.about)
 		})
+	}
+}
+
+// TestNewerFormat: a file of a newer format is refused as such, not as
+// corrupt.
+func TestNewerFormat(t *testing.T) {
+	path := filled(t, 1)
+	rawUpdate(t, path, func(tx *bolt.Tx) error {
+		v := encodeState(1, 0)
+		v[0] = 9
+		v = append(v[:17], binaryCRC(v[:17])...)
+		return tx.Bucket(bucketMeta).Put(keyState, v)
+	})
+	s, err := Open(path, Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a newer format succeeded")
+	}
+	t.Logf("Open: %v", err)
+	var ce *CorruptError
+	if errors.As(err, &ce) || !strings.Contains(err.Error(), "format 9, this labd reads 2") || !strings.Contains(err.Error(), "newer labd") {
+		t.Errorf("Open of a newer format = %v", err)
 	}
 }
 
@@ -310,5 +325,44 @@ func TestReopenKeepsRecords(t *testing.T) {
 	}
 	if r, ok := s.Get("empty"); !ok || r.Value == nil || len(r.Value) != 0 {
 		t.Errorf("empty value after reopen = %+v, %v", r, ok)
+	}
+}
+
+// TestDamagedPageWhileOpen: a page damaged under an open store (here
+// through the file, which bbolt maps) fails the write that meets it with a
+// *CorruptError and sets Err; bbolt's panic does not reach the caller, and
+// memory keeps the last good state.
+func TestDamagedPageWhileOpen(t *testing.T) {
+	path := filled(t, 2000)
+	s := openStore(t, path)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(b, []byte("labs/l/hosts/h01000"))
+	if at < 0 {
+		t.Fatal("host 1000 not found in the file")
+	}
+	page := os.Getpagesize()
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xff}, 16), int64(at/page*page)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	rev := s.Revision()
+	_, err = s.Apply(Batch{Ops: []Op{{Key: "labs/l/hosts/h01000", Value: []byte("new")}}})
+	t.Logf("Apply: %v", err)
+	var ce *CorruptError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "move it away") {
+		t.Fatalf("Apply over a damaged page = %v, want a *CorruptError", err)
+	}
+	if s.Err() == nil {
+		t.Error("Err did not record the damage")
+	}
+	if r, ok := s.Get("labs/l/hosts/h01000"); !ok || string(r.Value) != "host 01000" || s.Revision() != rev {
+		t.Errorf("memory changed by a failed write: %+v, %v, revision %d", r, ok, s.Revision())
 	}
 }

@@ -2,7 +2,7 @@ package store
 
 import (
 	"fmt"
-	"strings"
+	"slices"
 )
 
 // history is the ring of the last changes, for Since and for checking
@@ -48,17 +48,17 @@ func (h *history) after(rev uint64) int {
 	return int(rev - h.start)
 }
 
-// touched reports whether a change after rev (rev >= start) wrote a key
-// under prefix.
-func (h *history) touched(prefix string, rev uint64) bool {
+// keysAfter returns the keys written by the changes after rev (rev >=
+// start), sorted, each once.
+func (h *history) keysAfter(rev uint64) []string {
+	var keys []string
 	for i := h.after(rev); i < len(h.changes); i++ {
 		for _, op := range h.at(i).Ops {
-			if strings.HasPrefix(op.Key, prefix) {
-				return true
-			}
+			keys = append(keys, op.Key)
 		}
 	}
-	return false
+	slices.Sort(keys)
+	return slices.Compact(keys)
 }
 
 // Since returns the changes after rev, oldest first (none when rev is the

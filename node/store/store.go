@@ -158,7 +158,8 @@ func (s *Store) Close() error {
 // Path is the file the store lives in.
 func (s *Store) Path() string { return s.path }
 
-// Get returns the record at key.
+// Get returns the record at key. Its value is the store's: read it, do not
+// change it (the same holds for every record and change the store returns).
 func (s *Store) Get(key string) (Record, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
