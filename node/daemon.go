@@ -35,7 +35,8 @@ type Daemon struct {
 	started time.Time
 
 	store    *store.Store
-	gw       *gateway // nil without --tun
+	control  *controlPlane // raft on a control node; the API's writer
+	gw       *gateway      // nil without --tun
 	api      *apiServer
 	metrics  net.Listener // nil without --metrics
 	packets  *packetPath
@@ -45,6 +46,7 @@ type Daemon struct {
 
 	health        atomic.Pointer[health.Server] // the API's, for storeFailed
 	storeFailOnce sync.Once
+	raftFailOnce  sync.Once
 
 	ran       bool
 	closeOnce sync.Once
@@ -56,6 +58,9 @@ type Daemon struct {
 // the TUN device, and wires the parts together. On an error, what was
 // opened is closed again.
 func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
+	if cfg.Raft == "" {
+		cfg.Raft = raftBeside(cfg.API)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -69,7 +74,18 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 			d = nil
 		}
 	}()
-	if d.store, err = openState(cfg.DataDir, log, d.storeFailed); err != nil {
+	// A control node's state is raft's state machine; a member's is the
+	// replica it follows.
+	var legacy *legacyImport
+	if cfg.Control {
+		d.store, legacy, err = openControlState(cfg.DataDir, d.storeFailed)
+	} else {
+		d.store, err = openState(cfg.DataDir, log, d.storeFailed)
+	}
+	if err != nil {
+		return d, err
+	}
+	if d.control, err = openControlPlane(cfg, d.store, legacy, d.raftFailed, log.With("component", "control")); err != nil {
 		return d, err
 	}
 	if cfg.Tun.Device != "" {
@@ -94,10 +110,14 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		return d, err
 	}
 	adv := advertise(cfg, d.api.lis.Addr().String(), d.packets.addr(), log)
-	meta := cluster.NodeMeta{APIAddr: adv.api, OverlayAddr: adv.overlay, Version: Version, Started: d.started.Unix()}
+	meta := cluster.NodeMeta{
+		APIAddr: adv.api, OverlayAddr: adv.overlay, Version: Version, Started: d.started.Unix(),
+		Role: d.control.role(), RaftAddr: d.control.raftAddr(),
+	}
 	if d.members, err = newMembers(cfg, d.store, meta, adv.gossip, log); err != nil {
 		return d, err
 	}
+	d.control.attach(d.members.cl, meta)
 	peersChanged, _ := d.members.watch() // ends when the cluster shuts down
 	d.packets.followMembers(d.members.peers, d.members.watch)
 	d.rt = runtime.New(runtime.Config{
@@ -108,12 +128,15 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	self := &clusterNodes{cl: d.members.cl, st: d.store, name: cfg.Name, started: d.started}
 	staleness, control := d.newFollowing(log)
 	d.api.register(api.Config{
-		Node: cfg.Name, Store: d.store, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api"),
+		Node: cfg.Name, Store: d.store, Writer: d.control, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api"),
 		Staleness: staleness, Control: control,
 	}, d.members.cl)
 	d.health.Store(d.api.health)
 	if err := d.store.Err(); err != nil {
 		d.storeFailed(err)
+	}
+	if err := d.control.Err(); err != nil {
+		d.raftFailed(err)
 	}
 	return d, nil
 }
@@ -139,6 +162,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	eg.Go(func() error { return d.members.run(ctx) })
 	eg.Go(func() error { return d.rt.Run(ctx) })
+	eg.Go(func() error { return d.control.run(ctx) })
 	if d.follower != nil {
 		eg.Go(func() error { return d.follower.Run(ctx) })
 	}
@@ -150,7 +174,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.api.drain()
 		return nil
 	})
-	d.log.Info("labd ready", "name", d.cfg.Name, "api", d.api.lis.Addr().String(), "data", d.cfg.DataDir, "version", Version)
+	d.log.Info("labd ready", "name", d.cfg.Name, "role", d.control.role(), "api", d.api.lis.Addr().String(), "data", d.cfg.DataDir, "version", Version)
 	return eg.Wait()
 }
 
@@ -172,8 +196,8 @@ func (d *Daemon) metricsSources() metrics.Sources {
 
 // Close releases what New took, in reverse: the API's listener and peer
 // connections, the cluster, the overlay socket, the metrics listener, the
-// TUN device and last the store (flushed and unlocked). It is idempotent;
-// its error is the first of them.
+// TUN device, raft (on a control node) and last the store (flushed and
+// unlocked). It is idempotent; its error is the first of them.
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		var errs []error
@@ -193,6 +217,9 @@ func (d *Daemon) Close() error {
 		}
 		if d.gw != nil {
 			d.gw.close()
+		}
+		if d.control != nil {
+			errs = append(errs, d.control.close())
 		}
 		if d.store != nil {
 			if err := d.store.Close(); err != nil {

@@ -11,25 +11,18 @@ import (
 	"github.com/labnet-dev/labnet/node/follow"
 )
 
-// isControlNode is this labd's role as the contract defaults it: a control
-// node without --join, a member with it. node/control's wiring replaces it
-// with the --control flag (Config.Control).
-func isControlNode(cfg Config) bool { return len(cfg.Join) == 0 }
-
-// anyNodeMayControl is newFollower's isControl until gossip metadata
-// carries the role (node/control's wiring: meta.Role == "control"): every
-// alive node is a candidate, and members refuse Follow, so the follower
-// moves on from them at once.
-func anyNodeMayControl(cluster.NodeMeta) bool { return true }
+// isControlMeta reports whether a node's gossip metadata says it is a
+// control node: the candidates a member follows.
+func isControlMeta(m cluster.NodeMeta) bool { return m.Role == cluster.RoleControl }
 
 // newFollowing builds both sides of ControlService.Follow for this node:
 // the server every node registers (members refuse the call) and, on a
 // member, the follower that Run runs (d.follower) with the replica age
 // reads report (api.Config.Staleness; nil on control nodes).
 func (d *Daemon) newFollowing(log *slog.Logger) (staleness func() (time.Duration, bool), srv *follow.Server) {
-	control := isControlNode(d.cfg)
+	control := d.cfg.Control
 	if !control {
-		d.follower = newFollower(d.cfg, d.store, d.members.cl, anyNodeMayControl, d.api, log)
+		d.follower = newFollower(d.cfg, d.store, d.members.cl, isControlMeta, d.api, log)
 		staleness = replicaAge(d.follower)
 	}
 	srv = follow.NewServer(follow.ServerConfig{

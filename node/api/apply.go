@@ -39,7 +39,7 @@ func (s *Server) Apply(ctx context.Context, req *labv1.ApplyRequest) (*labv1.App
 		return nil, err
 	}
 	var changes []*labv1.Change
-	err = s.update(func(tx *store.Tx) error {
+	err = s.update(ctx, func(tx *store.Tx) error {
 		old, err := lab.Load(tx, labID)
 		if err != nil {
 			return err
@@ -231,7 +231,7 @@ func (s *Server) DeleteTopology(ctx context.Context, req *labv1.DeleteTopologyRe
 		return nil, err
 	}
 	var changes []*labv1.Change
-	err = s.update(func(tx *store.Tx) error {
+	err = s.update(ctx, func(tx *store.Tx) error {
 		old, err := lab.Load(tx, labID)
 		if err != nil {
 			return err

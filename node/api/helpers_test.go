@@ -53,6 +53,7 @@ type env struct {
 	nodes labv1.NodeServiceClient
 	sock  labv1.SocketServiceClient
 	capt  labv1.CaptureServiceClient
+	addr  string // the server's address
 }
 
 // tb is what newEnv needs from a *testing.T or *testing.B.
@@ -105,7 +106,7 @@ func newEnv(t tb, run bool, opts ...func(*api.Config)) *env {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return &env{
-		srv: srv, store: st, rt: rt,
+		srv: srv, store: st, rt: rt, addr: lis.Addr().String(),
 		lab:   labv1.NewLabServiceClient(conn),
 		live:  labv1.NewLiveServiceClient(conn),
 		nodes: labv1.NewNodeServiceClient(conn),

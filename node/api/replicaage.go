@@ -45,6 +45,7 @@ func (s *Server) replicaAge(method string) metadata.MD {
 }
 
 // ServerOptions are the options the gRPC server of these services needs:
+// the interceptor that forwards writes to the leader (writer.go), and
 // interceptors that add the replica age to reads on a member.
 func (s *Server) ServerOptions() []grpc.ServerOption {
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -59,5 +60,5 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 		}
 		return handler(srv, ss)
 	}
-	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream)}
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.forwardWrites, unary), grpc.ChainStreamInterceptor(stream)}
 }

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/labnet-dev/labnet/format/capture"
 	"github.com/labnet-dev/labnet/node/probe"
@@ -89,6 +87,9 @@ type Config struct {
 		labv1.ControlServiceServer
 		Stop()
 	}
+	// Writer commits writes (writer.go); nil: Store directly, as a labd
+	// without a control plane.
+	Writer Writer
 }
 
 // Server implements the lab.v1 services.
@@ -121,6 +122,9 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Writer == nil {
+		cfg.Writer = localWriter{cfg.Store}
+	}
 	return &Server{cfg: cfg, stopping: make(chan struct{})}
 }
 
@@ -136,18 +140,5 @@ func (s *Server) Register(g *grpc.Server) {
 	}
 }
 
-// errAbort makes store.Update discard a validated write (validate_only).
+// errAbort makes a write discard a validated write (validate_only).
 var errAbort = errors.New("abort")
-
-// update runs fn in a store write and maps errors to gRPC status.
-func (s *Server) update(fn func(tx *store.Tx) error) error {
-	_, err := s.cfg.Store.Update(fn)
-	if err == nil || errors.Is(err, errAbort) {
-		return nil
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	s.cfg.Logger.Error("store write failed", "err", err)
-	return status.Errorf(codes.Internal, "store: %v", err)
-}

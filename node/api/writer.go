@@ -1,0 +1,136 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/labnet-dev/labnet/node/store"
+)
+
+// Writer commits writes to the desired state: fn reads and edits a
+// transaction; Update returns once the write is committed, with the
+// state's revision after it. On a control node it is the control plane
+// (node/control), which commits through raft; a Writer that cannot commit
+// here (not the leader, or a member) returns an error with a
+// NotLeader() string method naming the leader ("" when none is known),
+// and the API forwards the whole call to that node.
+type Writer interface {
+	Update(ctx context.Context, fn func(*store.Tx) error) (uint64, error)
+}
+
+// notLeaderer is what a Writer's error implements when this node cannot
+// commit writes (node/control's NotLeaderError): api recognises it
+// without importing the control plane.
+type notLeaderer interface{ NotLeader() string }
+
+// localWriter commits to the store directly: a labd without a control
+// plane (tests, tools).
+type localWriter struct{ st *store.Store }
+
+func (w localWriter) Update(_ context.Context, fn func(*store.Tx) error) (uint64, error) {
+	return w.st.Update(fn)
+}
+
+// errNotLeader is a write refused here because another node leads; the
+// ForwardWrites interceptor passes the whole call on to it. Should it
+// escape (no interceptor), it reads as Unavailable.
+type errNotLeader struct{ leader string }
+
+func (e *errNotLeader) Error() string { return e.GRPCStatus().Message() }
+
+func (e *errNotLeader) GRPCStatus() *status.Status {
+	if e.leader == "" {
+		return status.New(codes.Unavailable, "no leader of the control plane is known: try again in a few seconds")
+	}
+	return status.Newf(codes.Unavailable, "this node does not lead the control plane; node %s does", e.leader)
+}
+
+// update runs fn in a write through the Writer and maps errors to gRPC
+// status.
+func (s *Server) update(ctx context.Context, fn func(tx *store.Tx) error) error {
+	_, err := s.cfg.Writer.Update(ctx, fn)
+	if err == nil || errors.Is(err, errAbort) {
+		return nil
+	}
+	var nl notLeaderer
+	if errors.As(err, &nl) {
+		return &errNotLeader{leader: nl.NotLeader()}
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	if errors.Is(err, store.ErrConflict) {
+		return status.Error(codes.Aborted, "changed by another write since it was read: try again")
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
+	s.cfg.Logger.Error("store write failed", "err", err)
+	return status.Errorf(codes.Internal, "store: %v", err)
+}
+
+// forwardWrites runs a unary call here and, when its write was refused
+// because another node leads, passes the whole call to the leader's API
+// (one hop, as live calls are forwarded: forward.go). A write is refused
+// before anything is applied, so the call is replayed there as it came.
+func (s *Server) forwardWrites(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	var nl *errNotLeader
+	if !errors.As(err, &nl) {
+		return resp, err
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
+		return nil, status.Errorf(codes.Unavailable, "this node does not lead the control plane (node %s does) and the call was already forwarded by %s: try again", nl.leader, md.Get(forwardedKey)[0])
+	}
+	if nl.leader == "" || nl.leader == s.cfg.Node || s.cfg.Peer == nil {
+		return nil, nl.GRPCStatus().Err()
+	}
+	reply, err := newReply(info.FullMethod)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "forward %s to the leader: %v", info.FullMethod, err)
+	}
+	conn, err := s.peer(nl.leader)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "the control plane's leader, node %s, cannot be reached: %v", nl.leader, err)
+	}
+	fctx := metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Node)
+	if err := conn.Invoke(fctx, info.FullMethod, req, reply); err != nil {
+		return nil, err
+	}
+	return reply, nil
+}
+
+// newReply is an empty response message of the unary method full
+// ("/lab.v1.LabService/Apply"), from the registered descriptors.
+func newReply(full string) (any, error) {
+	svc, method, ok := strings.Cut(strings.TrimPrefix(full, "/"), "/")
+	if !ok {
+		return nil, fmt.Errorf("method %q", full)
+	}
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc))
+	if err != nil {
+		return nil, err
+	}
+	sd, ok := d.(protoreflect.ServiceDescriptor)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a service", svc)
+	}
+	md := sd.Methods().ByName(protoreflect.Name(method))
+	if md == nil {
+		return nil, fmt.Errorf("%s has no method %s", svc, method)
+	}
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
+	if err != nil {
+		return nil, err
+	}
+	return mt.New().Interface(), nil
+}

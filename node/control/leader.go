@@ -1,0 +1,42 @@
+package control
+
+import (
+	"github.com/hashicorp/raft"
+)
+
+// NotLeaderError is returned by writes on a node that does not lead.
+// Leader names the leader when this node knows it, "" otherwise.
+type NotLeaderError struct{ Leader string }
+
+func (e *NotLeaderError) Error() string {
+	if e.Leader == "" {
+		return "control: not the leader, and no leader is known"
+	}
+	return "control: not the leader; the leader is " + e.Leader
+}
+
+// NotLeader returns the leader's name: callers outside this package (the
+// API) recognise the error by this method without importing control.
+func (e *NotLeaderError) NotLeader() string { return e.Leader }
+
+// IsLeader reports whether this node leads now.
+func (c *Control) IsLeader() bool { return c.raft.State() == raft.Leader }
+
+// Leader is the current leader's name, "" when none is known.
+func (c *Control) Leader() string {
+	if c.IsLeader() { // raft sets its state a moment before its leader
+		return c.name
+	}
+	_, id := c.raft.LeaderWithID()
+	return string(id)
+}
+
+// LeaderChanged returns a channel closed at the next change of leader or
+// of this node's raft state; call it again for the change after.
+func (c *Control) LeaderChanged() <-chan struct{} {
+	c.leaderMu.Lock()
+	defer c.leaderMu.Unlock()
+	return c.leaderCh
+}
+
+func (c *Control) notLeader() error { return &NotLeaderError{Leader: c.Leader()} }

@@ -1,0 +1,250 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/labnet-dev/labnet/node/cluster"
+	"github.com/labnet-dev/labnet/node/control"
+	"github.com/labnet-dev/labnet/node/store"
+)
+
+// controlPlane is this node's side of the control plane, and the API's
+// Writer. On a control node it runs node/control (raft) over the daemon's
+// store; while it leads it adds the control nodes gossip shows as voters
+// and imports a state file of the old format once. Every control node
+// publishes in gossip whether it leads. On a member it runs nothing: its
+// writes name the leader gossip reports, and the API forwards them there.
+type controlPlane struct {
+	name string
+	log  *slog.Logger
+	ctl  *control.Control // nil on a member
+	cl   *cluster.Cluster // set by attach
+	meta cluster.NodeMeta // what this node publishes, set by attach
+
+	legacy *legacyImport // nil when there is nothing to import
+}
+
+// openControlPlane starts raft on a control node (cfg.Control) over st;
+// a member gets a plane without raft. A node without --join bootstraps a
+// new single-server cluster the first time; one with --join waits for the
+// leader to add it.
+//
+// onError is called with every write the raft log cannot persist.
+func openControlPlane(cfg Config, st *store.Store, legacy *legacyImport, onError func(error), log *slog.Logger) (*controlPlane, error) {
+	p := &controlPlane{name: cfg.Name, log: log, legacy: legacy}
+	if !cfg.Control {
+		return p, nil
+	}
+	var err error
+	p.ctl, err = control.Open(context.Background(), control.Config{
+		Name: cfg.Name, DataDir: cfg.DataDir,
+		Bind: cfg.Raft, Advertise: raftAdvertise(cfg, log),
+		State:     control.StoreState(st),
+		Bootstrap: len(cfg.Join) == 0,
+		Key:       cfg.Key,
+		OnError:   onError,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--raft %s: %w", cfg.Raft, err)
+	}
+	if recs := p.ctl.Orphaned(); len(recs) > 0 && p.legacy == nil {
+		li := &legacyImport{path: filepath.Join(cfg.DataDir, "state.db"), what: "a state without its raft log"}
+		for _, r := range recs {
+			li.recs = append(li.recs, store.Record{Key: r.Key, Value: r.Value})
+		}
+		p.legacy = li
+	}
+	return p, nil
+}
+
+// role and raftAddr are what gossip meta says of this node.
+func (p *controlPlane) role() string {
+	if p.ctl == nil {
+		return cluster.RoleMember
+	}
+	return cluster.RoleControl
+}
+
+func (p *controlPlane) raftAddr() string {
+	if p.ctl == nil {
+		return ""
+	}
+	return p.ctl.Addr()
+}
+
+// attach gives the plane the cluster, once it exists (it needs the plane's
+// role and address in its meta first).
+func (p *controlPlane) attach(cl *cluster.Cluster, meta cluster.NodeMeta) {
+	p.cl, p.meta = cl, meta
+}
+
+// Update commits a write: through raft on a control node; on a member it
+// says which node leads, as gossip has it, waiting up to leaderWait for
+// gossip to tell (at start, or during an election).
+func (p *controlPlane) Update(ctx context.Context, fn func(*store.Tx) error) (uint64, error) {
+	if p.ctl != nil {
+		return p.ctl.Update(ctx, fn)
+	}
+	leader := p.gossipLeader()
+	if leader == "" {
+		deadline := time.NewTimer(leaderWait)
+		defer deadline.Stop()
+		poll := time.NewTicker(50 * time.Millisecond)
+		defer poll.Stop()
+	wait:
+		for leader == "" {
+			select {
+			case <-ctx.Done():
+				break wait
+			case <-deadline.C:
+				break wait
+			case <-poll.C:
+				leader = p.gossipLeader()
+			}
+		}
+	}
+	return 0, &control.NotLeaderError{Leader: leader}
+}
+
+// leaderWait bounds how long a member's write waits for gossip to name a
+// leader.
+const leaderWait = 5 * time.Second
+
+// gossipLeader is the live node whose gossip meta says it leads; failing
+// that, the only live control node (a leader's flag takes a gossip round
+// to spread); "" when neither is known.
+func (p *controlPlane) gossipLeader() string {
+	if p.cl == nil {
+		return ""
+	}
+	var control []string
+	for _, m := range p.cl.Members() {
+		if m.State != cluster.StateAlive {
+			continue
+		}
+		if m.Meta.Leader {
+			return m.Name
+		}
+		if m.Meta.Role == cluster.RoleControl {
+			control = append(control, m.Name)
+		}
+	}
+	if len(control) == 1 {
+		return control[0]
+	}
+	return ""
+}
+
+// Err is the control plane's persistence failure, nil while healthy.
+func (p *controlPlane) Err() error {
+	if p.ctl == nil {
+		return nil
+	}
+	return p.ctl.Err()
+}
+
+// metaUpdater is the cluster's UpdateMeta, which spreads changed meta.
+type metaUpdater interface {
+	UpdateMeta(cluster.NodeMeta) error
+}
+
+// run follows leadership on a control node until ctx ends: it publishes
+// this node's leader flag, and while it leads adds control nodes gossip
+// shows as voters and imports the old state file once.
+func (p *controlPlane) run(ctx context.Context) error {
+	if p.ctl == nil {
+		return nil
+	}
+	membersChanged, stop := p.cl.WatchMembers()
+	defer stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	published := false
+	for {
+		leader := p.ctl.IsLeader()
+		if leader != published {
+			p.meta.Leader = leader
+			if u, ok := any(p.cl).(metaUpdater); ok {
+				if err := u.UpdateMeta(p.meta); err != nil {
+					p.log.Warn("publishing leadership in gossip", "err", err)
+				}
+			}
+			published = leader
+			if leader {
+				p.log.Info("this node leads the control plane")
+			}
+		}
+		if leader {
+			p.addControlNodes(ctx)
+			p.importLegacy(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.ctl.LeaderChanged():
+		case <-membersChanged:
+		case <-tick.C:
+		}
+	}
+}
+
+// addControlNodes adds as voters the live control nodes gossip shows that
+// the raft configuration lacks (an assistant's labd started with
+// --control --join), or whose raft address changed.
+func (p *controlPlane) addControlNodes(ctx context.Context) {
+	have := map[string]string{}
+	for _, s := range p.ctl.Servers() {
+		have[s.Name] = s.Addr
+	}
+	for _, m := range p.cl.Members() {
+		if m.State != cluster.StateAlive || m.Meta.Role != cluster.RoleControl || m.Meta.RaftAddr == "" {
+			continue
+		}
+		if addr, ok := have[m.Name]; ok && addr == m.Meta.RaftAddr {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := p.ctl.AddVoter(actx, m.Name, m.Meta.RaftAddr)
+		cancel()
+		if err != nil {
+			p.log.Warn("adding a control node to the raft configuration", "node", m.Name, "raft", m.Meta.RaftAddr, "err", err)
+			continue
+		}
+		p.log.Info("control node added", "node", m.Name, "raft", m.Meta.RaftAddr)
+	}
+}
+
+// importLegacy proposes the records of an old-format state file once,
+// when the control plane's state is still empty.
+func (p *controlPlane) importLegacy(ctx context.Context) {
+	if p.legacy == nil {
+		return
+	}
+	n, err := p.legacy.propose(ctx, p.ctl)
+	var nl *control.NotLeaderError
+	switch {
+	case errors.As(err, &nl):
+		return // leadership moved: the next leader of this node tries again
+	case err != nil:
+		p.log.Error("importing "+p.legacy.what, "err", err)
+	case n < 0:
+		p.log.Warn(p.legacy.what+" was not imported: the control plane already holds a state", "file", p.legacy.path)
+	default:
+		p.log.Info(fmt.Sprintf("imported %d records from %s", n, p.legacy.what), "file", p.legacy.path)
+	}
+	p.legacy = nil
+}
+
+// close stops raft; the store is the daemon's.
+func (p *controlPlane) close() error {
+	if p.ctl == nil {
+		return nil
+	}
+	return p.ctl.Close()
+}
