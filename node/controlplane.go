@@ -78,6 +78,10 @@ func (p *controlPlane) raftAddr() string {
 	return p.ctl.Addr()
 }
 
+// isLeader reports whether this node leads the control plane: the one
+// node that decides failover. A member never does.
+func (p *controlPlane) isLeader() bool { return p.ctl != nil && p.ctl.IsLeader() }
+
 // attach gives the plane the cluster, once it exists (it needs the plane's
 // role and address in its meta first).
 func (p *controlPlane) attach(cl *cluster.Cluster, meta cluster.NodeMeta) {

@@ -118,6 +118,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		return d, err
 	}
 	d.control.attach(d.members.cl, meta)
+	// Only the leader moves hosts, and its moves commit through Raft.
+	d.members.isLeader, d.members.update = d.control.isLeader, d.control.Update
 	peersChanged, _ := d.members.watch() // ends when the cluster shuts down
 	d.packets.followMembers(d.members.peers, d.members.watch)
 	d.rt = runtime.New(runtime.Config{

@@ -40,7 +40,7 @@ func gossipPort(t *testing.T) string {
 
 // runDaemon runs a labd until the test ends and returns a client of its
 // API.
-func runDaemon(t *testing.T, cfg Config) (*Daemon, *grpc.ClientConn) {
+func runDaemonConn(t *testing.T, cfg Config) (*Daemon, *grpc.ClientConn) {
 	t.Helper()
 	d, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -69,8 +69,8 @@ func runDaemon(t *testing.T, cfg Config) (*Daemon, *grpc.ClientConn) {
 // the replica's age, and refuses Follow itself.
 func TestMemberFollowsControlNode(t *testing.T) {
 	seed := gossipPort(t)
-	c1, c1conn := runDaemon(t, Config{Name: "c1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: seed, Overlay: "127.0.0.1:0"})
-	m1, m1conn := runDaemon(t, Config{Name: "m1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0", Join: []string{seed}})
+	c1, c1conn := runDaemonConn(t, Config{Name: "c1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: seed, Overlay: "127.0.0.1:0", Control: true})
+	m1, m1conn := runDaemonConn(t, Config{Name: "m1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0", Join: []string{seed}})
 	if c1.follower != nil || m1.follower == nil {
 		t.Fatalf("followers: control node %v, member %v; want none and one", c1.follower, m1.follower)
 	}
