@@ -144,6 +144,20 @@ func (n *NIC) Counters() Counters {
 // nil: the interface is down until SetLink gives it one. The stack does not
 // validate that addresses are unique across interfaces; the caller does.
 func (s *Stack) AddInterface(name string, mtu int, link Link, addrs ...netip.Prefix) (*NIC, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.addInterfaceLocked(name, mtu, addrs)
+	if err != nil {
+		return nil, err
+	}
+	n.SetLink(link)
+	s.rebuildRoutesLocked()
+	return n, nil
+}
+
+// addInterfaceLocked checks and adds an interface without a link and
+// without rebuilding the routing table (the caller does, once).
+func (s *Stack) addInterfaceLocked(name string, mtu int, addrs []netip.Prefix) (*NIC, error) {
 	if mtu < 68 {
 		return nil, fmt.Errorf("stack %s: interface %s: MTU %d below the IPv4 minimum of 68", s.name, name, mtu)
 	}
@@ -155,17 +169,13 @@ func (s *Stack) AddInterface(name string, mtu int, link Link, addrs ...netip.Pre
 			return nil, fmt.Errorf("stack %s: interface %s: MTU %d below the IPv6 minimum of 1280", s.name, name, mtu)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, n := range s.nics {
 		if n.name == name {
 			return nil, fmt.Errorf("stack %s: interface %s exists", s.name, name)
 		}
 	}
 	n := &NIC{id: len(s.nics), name: name, mtu: mtu, stack: s, clock: s.clock, addrs: append([]netip.Prefix(nil), addrs...)}
-	n.SetLink(link)
 	s.nics = append(s.nics, n)
-	s.rebuildRoutesLocked()
 	return n, nil
 }
 

@@ -34,13 +34,13 @@ func (r *Route) nextHop(dst netip.Addr) netip.Addr {
 // Each snapshot has the next generation number, so a Path resolved in one
 // knows when it has been replaced.
 type routeTable struct {
-	gen   uint64
-	nics  []*NIC
-	local map[netip.Addr]*NIC
-	// addrs and owners are local as two slices, while the host has few
-	// addresses (every host but a big router): comparing a handful of
-	// netip.Addr values is faster than hashing one, and every received
-	// packet asks.
+	gen  uint64
+	nics []*NIC
+	// addrs and owners are the local addresses and the interface owning
+	// each (the last to claim it); local is the same as a map, built only
+	// when there are more than maxScan: comparing a handful of netip.Addr
+	// values is faster than hashing one, and every received packet asks.
+	local  map[netip.Addr]*NIC
 	addrs  []netip.Addr
 	owners []*NIC
 	v4     lpm
@@ -53,7 +53,7 @@ const maxScan = 8
 
 // owner returns the interface that owns the local address a, or nil.
 func (t *routeTable) owner(a netip.Addr) *NIC {
-	if len(t.local) > maxScan {
+	if t.local != nil {
 		return t.local[a]
 	}
 	for i, l := range t.addrs {
@@ -64,18 +64,48 @@ func (t *routeTable) owner(a netip.Addr) *NIC {
 	return nil
 }
 
-// lpm is a longest-prefix-match table: one map per prefix length, probed
-// from the longest length present down, so a lookup costs one map probe per
-// distinct length in use (a handful), whatever the number of routes.
+// lpm is a longest-prefix-match table. A table of a few routes (every
+// host but a big router) is a slice scanned whole: that costs less than
+// hashing a netip.Prefix, and 100,000 idle hosts do not each hold maps.
+// A bigger one is one map per prefix length, probed from the longest
+// length present down, so a lookup costs one map probe per distinct length
+// in use (a handful), whatever the number of routes.
 type lpm struct {
-	lens []int // descending
+	few  []*Route // every route, in insertion order
+	lens []int    // descending; with m only
 	m    map[netip.Prefix]*Route
 }
 
+// has reports whether the table holds a route to exactly dst.
+func (t *lpm) has(dst netip.Prefix) bool {
+	if t.m != nil {
+		return t.m[dst] != nil
+	}
+	for _, r := range t.few {
+		if r.Dst == dst {
+			return true
+		}
+	}
+	return false
+}
+
+// insert adds r; the caller checks has first (the first of equal prefixes
+// wins).
 func (t *lpm) insert(r *Route) {
+	t.few = append(t.few, r)
+	if t.m == nil && len(t.few) <= maxScan {
+		return
+	}
 	if t.m == nil {
 		t.m = map[netip.Prefix]*Route{}
+		for _, e := range t.few[:len(t.few)-1] {
+			t.index(e)
+		}
 	}
+	t.index(r)
+}
+
+func (t *lpm) index(r *Route) {
 	t.m[r.Dst] = r
 	if !slices.Contains(t.lens, r.Dst.Bits()) {
 		t.lens = append(t.lens, r.Dst.Bits())
@@ -84,6 +114,15 @@ func (t *lpm) insert(r *Route) {
 }
 
 func (t *lpm) lookup(a netip.Addr) *Route {
+	if t.m == nil {
+		var best *Route
+		for _, r := range t.few {
+			if (best == nil || r.Dst.Bits() > best.Dst.Bits()) && r.Dst.Contains(a) {
+				best = r
+			}
+		}
+		return best
+	}
 	for _, l := range t.lens {
 		p, _ := a.Prefix(l)
 		if r := t.m[p]; r != nil {
@@ -118,25 +157,23 @@ func (t *routeTable) route(dst netip.Addr) (*Route, error) {
 	return nil, ErrNoRoute
 }
 
-// connected returns the longest connected route that contains a, or nil.
-// A next hop must be a neighbour on a connected network whatever static
-// routes also cover it (Linux's fib_check_nh looks at link-scope routes
-// only), so AddRoute asks this rather than lookup.
-func (t *routeTable) connected(a netip.Addr) *Route {
-	var best *Route
-	for i := range t.all {
-		r := &t.all[i]
-		if r.Connected() && r.Dst.Contains(a) && (best == nil || r.Dst.Bits() > best.Dst.Bits()) {
-			best = r
-		}
-	}
-	return best
-}
-
 // AddRoute installs a static route to dst through the next hop via, which
 // must lie on a connected subnet (no recursive routes: RFC 1812 §5.2.4.3's
 // longest match is done once). dst is masked to its prefix length.
 func (s *Stack) AddRoute(dst netip.Prefix, via netip.Addr) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.addRouteLocked(dst, via); err != nil {
+		return err
+	}
+	s.rebuildRoutesLocked()
+	return nil
+}
+
+// addRouteLocked checks and adds a static route against the interfaces
+// and static routes the stack has now (s.nics, s.static), which may be
+// ahead of the published table, without rebuilding the table.
+func (s *Stack) addRouteLocked(dst netip.Prefix, via netip.Addr) error {
 	if !dst.IsValid() || !via.IsValid() {
 		return fmt.Errorf("stack %s: route %v via %v: invalid", s.name, dst, via)
 	}
@@ -144,24 +181,48 @@ func (s *Stack) AddRoute(dst netip.Prefix, via netip.Addr) error {
 		return fmt.Errorf("stack %s: route %v via %v: address families differ", s.name, dst, via)
 	}
 	dst = dst.Masked()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.routes.Load()
-	r := t.connected(via)
-	if r == nil {
+	nic := connectedNIC(s.nics, via)
+	if nic == nil {
 		return fmt.Errorf("stack %s: route %v via %v: next hop is not on a connected network", s.name, dst, via)
 	}
-	if t.owner(via) != nil {
-		return fmt.Errorf("stack %s: route %v via %v: next hop is this host's own address", s.name, dst, via)
+	for _, n := range s.nics {
+		for _, a := range n.addrs {
+			if a.Addr() == via {
+				return fmt.Errorf("stack %s: route %v via %v: next hop is this host's own address", s.name, dst, via)
+			}
+		}
 	}
-	for _, e := range t.all {
+	for _, n := range s.nics {
+		for _, a := range n.addrs {
+			if a.Masked() == dst {
+				return fmt.Errorf("stack %s: route %v exists", s.name, dst)
+			}
+		}
+	}
+	for _, e := range s.static {
 		if e.Dst == dst {
 			return fmt.Errorf("stack %s: route %v exists", s.name, dst)
 		}
 	}
-	s.static = append(s.static, Route{Dst: dst, Via: via, NIC: r.NIC})
-	s.rebuildRoutesLocked()
+	s.static = append(s.static, Route{Dst: dst, Via: via, NIC: nic})
 	return nil
+}
+
+// connectedNIC is the interface of the longest connected subnet that
+// contains a (the first of equal ones), or nil. A next hop must be a
+// neighbour on a connected network whatever static routes also cover it
+// (Linux's fib_check_nh looks at link-scope routes only).
+func connectedNIC(nics []*NIC, a netip.Addr) *NIC {
+	var best *NIC
+	bits := -1
+	for _, n := range nics {
+		for _, p := range n.addrs {
+			if p.Bits() > bits && p.Masked().Contains(a) {
+				best, bits = n, p.Bits()
+			}
+		}
+	}
+	return best
 }
 
 // RemoveRoute removes the static route to dst (masked to its prefix
@@ -192,10 +253,9 @@ func (s *Stack) Routes() []Route { return append([]Route(nil), s.routes.Load().a
 func (s *Stack) RouteGeneration() uint64 { return s.routes.Load().gen }
 
 func (s *Stack) rebuildRoutesLocked() {
-	t := &routeTable{gen: s.routes.Load().gen + 1, nics: append([]*NIC(nil), s.nics...), local: map[netip.Addr]*NIC{}}
+	t := &routeTable{gen: s.routes.Load().gen + 1, nics: append([]*NIC(nil), s.nics...)}
 	for _, n := range s.nics {
 		for _, a := range n.addrs {
-			t.local[a.Addr()] = n
 			if i := slices.Index(t.addrs, a.Addr()); i >= 0 {
 				t.owners[i] = n // the last owner wins, as in local
 			} else {
@@ -205,14 +265,20 @@ func (s *Stack) rebuildRoutesLocked() {
 			t.all = append(t.all, Route{Dst: a.Masked(), NIC: n})
 		}
 	}
+	if len(t.addrs) > maxScan {
+		t.local = make(map[netip.Addr]*NIC, len(t.addrs))
+		for i, a := range t.addrs {
+			t.local[a] = t.owners[i]
+		}
+	}
 	t.all = append(t.all, s.static...)
 	for i := range t.all {
 		r := &t.all[i]
 		if r.Dst.Addr().Is4() {
-			if t.v4.m[r.Dst] == nil { // the first of equal prefixes wins
+			if !t.v4.has(r.Dst) { // the first of equal prefixes wins
 				t.v4.insert(r)
 			}
-		} else if t.v6.m[r.Dst] == nil {
+		} else if !t.v6.has(r.Dst) {
 			t.v6.insert(r)
 		}
 	}

@@ -44,8 +44,17 @@ func (l recLink) Send(nextHop netip.Addr, pkt []byte) error {
 //	10.2.3.4/32  via 192.168.0.9     fd00:2:3::4/128 via fd00:99::9
 func routingStack(t *testing.T, forwarding, withDefault bool) (*stack.Stack, *[]hop) {
 	t.Helper()
+	return buildRoutingStack(t, forwarding, withDefault, false)
+}
+
+// buildRoutingStack builds routingStack's stack with AddInterface and
+// AddRoute one by one, or with one Configure when batch.
+func buildRoutingStack(t *testing.T, forwarding, withDefault, batch bool) (*stack.Stack, *[]hop) {
+	t.Helper()
 	s := stack.New(stack.Config{Name: "r", Clock: newFakeClock(), Forwarding: forwarding})
 	hops := &[]hop{}
+	var ifaces []stack.InterfaceConfig
+	var routeCfgs []stack.RouteConfig
 	for _, ifc := range []struct {
 		name  string
 		addrs []string
@@ -57,6 +66,10 @@ func routingStack(t *testing.T, forwarding, withDefault bool) (*stack.Stack, *[]
 		var ps []netip.Prefix
 		for _, a := range ifc.addrs {
 			ps = append(ps, netip.MustParsePrefix(a))
+		}
+		if batch {
+			ifaces = append(ifaces, stack.InterfaceConfig{Name: ifc.name, MTU: 1500, Link: recLink{name: ifc.name, hops: hops}, Addrs: ps})
+			continue
 		}
 		if _, err := s.AddInterface(ifc.name, 1500, recLink{name: ifc.name, hops: hops}, ps...); err != nil {
 			t.Fatal(err)
@@ -74,8 +87,17 @@ func routingStack(t *testing.T, forwarding, withDefault bool) (*stack.Stack, *[]
 		routes = append(routes, [2]string{"0.0.0.0/0", "192.168.0.254"}, [2]string{"::/0", "fd00:99::fe"})
 	}
 	for _, r := range routes {
+		if batch {
+			routeCfgs = append(routeCfgs, stack.RouteConfig{Dst: netip.MustParsePrefix(r[0]), Via: netip.MustParseAddr(r[1])})
+			continue
+		}
 		if err := s.AddRoute(netip.MustParsePrefix(r[0]), netip.MustParseAddr(r[1])); err != nil {
 			t.Fatalf("AddRoute(%s via %s): %v", r[0], r[1], err)
+		}
+	}
+	if batch {
+		if _, err := s.Configure(ifaces, routeCfgs); err != nil {
+			t.Fatalf("Configure: %v", err)
 		}
 	}
 	return s, hops

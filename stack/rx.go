@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"slices"
 	"sync"
 )
 
@@ -163,19 +162,14 @@ func (s *Stack) Close() {
 	q.worker.Wait()
 }
 
-// setBatchersLocked records the batch hooks of the transports in m, in
+// setBatchersLocked records the batch hooks of the transports ts, in
 // protocol number order. Called with s.mu held.
-func (s *Stack) setBatchersLocked(m map[uint8]Transport) {
-	var protos []uint8
-	for p, t := range m {
-		if _, ok := t.(BatchTransport); ok {
-			protos = append(protos, p)
+func (s *Stack) setBatchersLocked(ts transports) {
+	var bts []BatchTransport
+	for _, e := range ts {
+		if bt, ok := e.t.(BatchTransport); ok {
+			bts = append(bts, bt)
 		}
-	}
-	slices.Sort(protos)
-	bts := make([]BatchTransport, len(protos))
-	for i, p := range protos {
-		bts[i] = m[p].(BatchTransport)
 	}
 	s.batchers.Store(&bts)
 }

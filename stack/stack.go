@@ -93,7 +93,7 @@ type Stack struct {
 	routes atomic.Pointer[routeTable]
 
 	echo4, echo6 map[uint16]*EchoEndpoint
-	transports   atomic.Pointer[map[uint8]Transport]
+	transports   atomic.Pointer[transports]
 	nextIdent    uint16
 
 	ipID     atomic.Uint32
@@ -146,7 +146,7 @@ func New(cfg Config) *Stack {
 // A new stack's transports, shared by every stack until it registers one
 // (both are replaced whole, never changed): a labd runs 100,000 stacks.
 var (
-	noTransports = map[uint8]Transport{}
+	noTransports transports
 	noBatchers   []BatchTransport
 )
 

@@ -80,7 +80,7 @@ func (s *Server) Apply(ctx context.Context, req *labv1.ApplyRequest) (*labv1.App
 			}
 		}
 		var hostIDs []string
-		pl := s.newPlacer()
+		pl := lab.LazyPlacer(s.newPlacer) // asks membership only when a host needs placing
 		for i, h := range t.Hosts {
 			if id, name, ok := claim(fmt.Sprintf("topology.hosts[%d]", i), "host", lab.Hosts, h.GetName()); ok {
 				hostIDs = append(hostIDs, id)

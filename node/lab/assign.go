@@ -51,6 +51,15 @@ func Normalize(next, old *State, ids []string) {
 			}
 		}
 	}
+	cursors := map[netip.Prefix]*cursor{}
+	cursorOf := func(p netip.Prefix) *cursor {
+		c := cursors[p]
+		if c == nil {
+			c = &cursor{}
+			cursors[p] = c
+		}
+		return c
+	}
 	for _, id := range ids {
 		h := next.Hosts[id]
 		prev := old.Hosts[id]
@@ -67,7 +76,7 @@ func Normalize(next, old *State, ids []string) {
 				before = prev.Interfaces[i]
 			}
 			if ifc.Ipv4 == "" && pn.v4.IsValid() {
-				ifc.Ipv4 = pick(pn.v4, used, prevAddr(before, true), netip.Addr{})
+				ifc.Ipv4 = pick(pn.v4, used, cursorOf(pn.v4), prevAddr(before, true), netip.Addr{})
 			}
 			if ifc.Ipv6 == "" && pn.v6.IsValid() {
 				// Reuse the IPv4 host number, written the same way (10.0.1.10 ->
@@ -77,7 +86,7 @@ func Normalize(next, old *State, ids []string) {
 				if p, err := netip.ParsePrefix(ifc.Ipv4); err == nil && p.Addr().Is4() && pn.v4.IsValid() {
 					hint = withHostPart(pn.v6, decimalAsHex(hostPart(p.Addr(), pn.v4)))
 				}
-				ifc.Ipv6 = pick(pn.v6, used, prevAddr(before, false), hint)
+				ifc.Ipv6 = pick(pn.v6, used, cursorOf(pn.v6), prevAddr(before, false), hint)
 			}
 		}
 	}
@@ -99,10 +108,11 @@ func prevAddr(ifc *labv1.Interface, v4 bool) netip.Addr {
 }
 
 // pick returns prev (the interface's earlier address), else hint when it is
-// free, else the lowest free address upwards; marks it used and returns it with the
-// subnet's prefix length; "" when the subnet is full (validation then
+// free, else the lowest free address upwards (searched from c, the
+// subnet's cursor); marks it used and returns it with the subnet's prefix
+// length; "" when the subnet is full (validation then
 // reports the missing address).
-func pick(subnet netip.Prefix, used map[netip.Addr]bool, prev, hint netip.Addr) string {
+func pick(subnet netip.Prefix, used map[netip.Addr]bool, c *cursor, prev, hint netip.Addr) string {
 	usable := func(a netip.Addr) bool {
 		return a.IsValid() && subnet.Contains(a) && !used[a] && reserved(a, subnet) == ""
 	}
@@ -119,15 +129,29 @@ func pick(subnet netip.Prefix, used map[netip.Addr]bool, prev, hint netip.Addr) 
 	if usable(hint) {
 		return take(hint)
 	}
-	// At most 1<<16 probes: a lab network never holds more hosts than that.
-	a := subnet.Addr()
-	for i := 0; i < 1<<16 && subnet.Contains(a); i++ {
-		if usable(a) {
+	// At most 1<<16 probes from the subnet's start: a lab network never
+	// holds more hosts than that. Addresses are only ever taken while
+	// Normalize runs, so the lowest free one never goes down: the search
+	// goes on from where the last one stopped (c), once over the subnet
+	// for all its interfaces, not once for each.
+	if !c.next.IsValid() {
+		c.next = subnet.Addr()
+	}
+	for ; c.probed < 1<<16 && subnet.Contains(c.next); c.probed++ {
+		if a := c.next; usable(a) {
 			return take(a)
 		}
-		a = a.Next()
+		c.next = c.next.Next()
 	}
 	return ""
+}
+
+// cursor is where the search for a subnet's lowest free address goes on:
+// every address below next is taken or reserved, and probed addresses lie
+// below it.
+type cursor struct {
+	next   netip.Addr
+	probed int
 }
 
 // hostPart is a's offset within subnet (the low bits), as a 64-bit number.

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -289,5 +290,62 @@ func TestCanonImpairment(t *testing.T) {
 	im := CanonImpairment(&labv1.Impairment{LossPercent: 1, Jitter: durationpb.New(0)})
 	if im == nil || im.Jitter != nil || im.LossPercent != 1 {
 		t.Errorf("CanonImpairment = %v", im)
+	}
+}
+
+// TestNormalizeFillsGaps assigns many interfaces of two networks in one
+// call: each gets the lowest address free at its turn, skipping explicit
+// ones, the network's reserved ones and those an IPv6 hint took.
+func TestNormalizeFillsGaps(t *testing.T) {
+	st := NewState("demo")
+	st.Networks["a"] = &labv1.Network{Name: NetworkName("demo", "a"), Ipv4: "10.0.1.0/29"}
+	st.Networks["b"] = &labv1.Network{Name: NetworkName("demo", "b"), Ipv4: "10.0.2.0/24"}
+	explicit := map[string]string{"x": "10.0.1.2/29", "y": "10.0.1.5/29"}
+	for id, addr := range explicit {
+		h := host("demo", id, "n1", "a")
+		h.Interfaces[0].Ipv4 = addr
+		st.Hosts[id] = h
+	}
+	var ids []string
+	for i := range 8 {
+		id := fmt.Sprintf("h%d", i)
+		st.Hosts[id] = host("demo", id, "n1", "a", "b")
+		ids = append(ids, id)
+	}
+	Normalize(st, NewState("demo"), ids)
+	// 10.0.1.0/29: .0 is the network's, .7 its broadcast, .2 and .5 are
+	// given: .1 .3 .4 .6, then the subnet is full (validation reports it).
+	wantA := []string{"10.0.1.1/29", "10.0.1.3/29", "10.0.1.4/29", "10.0.1.6/29", "", "", "", ""}
+	for i, id := range ids {
+		ifcs := st.Hosts[id].Interfaces
+		if ifcs[0].Ipv4 != wantA[i] {
+			t.Errorf("%s on a: %q, want %q", id, ifcs[0].Ipv4, wantA[i])
+		}
+		if want := fmt.Sprintf("10.0.2.%d/24", i+1); ifcs[1].Ipv4 != want {
+			t.Errorf("%s on b: %q, want %q", id, ifcs[1].Ipv4, want)
+		}
+	}
+}
+
+// TestLazyPlacer: a LazyPlacer makes its placer on the first Place only,
+// and then places as that placer does.
+func TestLazyPlacer(t *testing.T) {
+	made := 0
+	p := LazyPlacer(func() *Placer {
+		made++
+		return NewPlacer([]string{"n2", "n1"}, map[string]int{"n1": 1})
+	})
+	if made != 0 {
+		t.Fatalf("made %d placers before any Place", made)
+	}
+	var got []string
+	for range 3 {
+		got = append(got, p.Place())
+	}
+	if made != 1 {
+		t.Errorf("made %d placers, want 1", made)
+	}
+	if diff := cmp.Diff([]string{"n2", "n1", "n2"}, got); diff != "" {
+		t.Errorf("placed (-want +got):\n%s", diff)
 	}
 }

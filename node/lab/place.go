@@ -15,6 +15,7 @@ import (
 // places. Apply places new hosts with it and failover moves the hosts of
 // gone nodes with it.
 type Placer struct {
+	lazy  func() *Placer // LazyPlacer's, until the first Place
 	nodes []string
 	load  map[string]int
 }
@@ -32,6 +33,9 @@ func NewPlacer(nodes []string, load map[string]int) *Placer {
 // Place picks a node for one more host and counts it there; "" when the
 // placer has no nodes.
 func (p *Placer) Place() string {
+	if p.lazy != nil {
+		*p = *p.lazy()
+	}
 	if len(p.nodes) == 0 {
 		return ""
 	}
@@ -64,4 +68,10 @@ func MoveHost(tx *store.Tx, name, from, to string) (bool, error) {
 	}
 	h.Node = to
 	return true, PutHost(tx, h)
+}
+
+// LazyPlacer is a placer made by newPlacer on its first Place: an apply
+// whose hosts all keep their nodes does not count every node's hosts.
+func LazyPlacer(newPlacer func() *Placer) *Placer {
+	return &Placer{lazy: newPlacer}
 }

@@ -26,7 +26,7 @@ func Validate(st *State, field FieldOf, named []string) Violations {
 	var v Violations
 	nets := parseNetworks(st, field, &v)
 	type owner struct{ host, iface string }
-	owners := map[netip.Addr]owner{}
+	owners := make(map[netip.Addr]owner, len(st.Hosts))
 	inRequest := map[string]bool{}
 	for _, name := range named {
 		inRequest[name] = true

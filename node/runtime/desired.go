@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"crypto/sha256"
 	"net/netip"
 
 	"google.golang.org/protobuf/proto"
@@ -10,10 +11,11 @@ import (
 )
 
 // read is the store's networks and hosts (of every lab), once per
-// reconcile. A record that does not decode is logged and left out: the
-// other hosts still run.
+// reconcile, decoding only the records that changed since the last read.
+// A record that does not decode is logged and left out: the other hosts
+// still run.
 func (r *Runtime) read() lab.All {
-	all, err := lab.ReadAll(r.cfg.Store)
+	all, err := r.decoder.ReadAll(r.cfg.Store)
 	if err != nil {
 		r.cfg.Logger.Warn("desired state: records left out", "err", err)
 	}
@@ -58,28 +60,58 @@ func (r *Runtime) updateRemote(st lab.All) {
 }
 
 // desired is the hosts placed on this node, by resource name, each with
-// the networks it attaches to and its key (the spec without impairments
-// and those networks: a change restarts the host).
+// the networks it attaches to and its key: a hash of the spec without
+// impairments and of those networks (a change restarts the host). The
+// hashes of records read unchanged (the same pointer from the decoder)
+// are kept from the last reconcile rather than computed again.
 func (r *Runtime) desired(st lab.All) map[string]*desired {
-	marshal := proto.MarshalOptions{Deterministic: true}
+	specs := make(map[*labv1.Host]specKey, len(r.specKeys))
+	nets := make(map[*labv1.Network]specKey, len(st.Networks))
+	netKey := func(n *labv1.Network) specKey {
+		k, ok := nets[n]
+		if !ok {
+			if k, ok = r.netKeys[n]; !ok {
+				k = hashOf(n)
+			}
+			nets[n] = k
+		}
+		return k
+	}
 	want := map[string]*desired{}
+	var buf []byte
 	for _, h := range st.Hosts {
 		if h.Node != r.cfg.Node {
 			continue
 		}
-		d := &desired{spec: h, nets: map[string]*labv1.Network{}}
-		key, _ := marshal.Marshal(withoutImpairments(h))
-		for _, ifc := range h.Interfaces {
+		sk, ok := r.specKeys[h]
+		if !ok {
+			sk = hashOf(withoutImpairments(h))
+		}
+		specs[h] = sk
+		d := &desired{spec: h, nets: make([]*labv1.Network, len(h.Interfaces))}
+		buf = append(buf[:0], sk[:]...)
+		for i, ifc := range h.Interfaces {
 			n := st.Network(h, ifc.Network)
 			if n == nil {
 				continue
 			}
-			d.nets[ifc.Network] = n
-			nb, _ := marshal.Marshal(n)
-			key = append(key, nb...)
+			d.nets[i] = n
+			nk := netKey(n)
+			buf = append(buf, nk[:]...)
 		}
-		d.key = key
+		d.key = sha256.Sum256(buf)
 		want[h.Name] = d
 	}
+	r.specKeys, r.netKeys = specs, nets
 	return want
+}
+
+// specKey is a SHA-256 hash of a host's spec, of a network, or of a host
+// with its networks: a running host keeps 32 bytes to notice changes, not
+// its marshalled spec.
+type specKey = [sha256.Size]byte
+
+func hashOf(m proto.Message) specKey {
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	return sha256.Sum256(b)
 }

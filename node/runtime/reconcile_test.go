@@ -1,9 +1,11 @@
 package runtime
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
+	"github.com/labnet-dev/labnet/stack"
 )
 
 // The reconciler, driven one Reconcile at a time over a real store and
@@ -303,5 +306,61 @@ func TestReconcileWaitsForNetwork(t *testing.T) {
 	h := running(t, rt, a.Name)
 	if got := h.Networks()["eth0"]; got != "lan" {
 		t.Errorf("Networks()[eth0] = %q", got)
+	}
+}
+
+// TestReconcileManyHostsOneChange starts many hosts at once (on parallel
+// workers, each with its interface and default route), then changes one:
+// only that one restarts, and the others keep their stacks.
+func TestReconcileManyHostsOneChange(t *testing.T) {
+	st := openStore(t)
+	fab := fabric.New()
+	var startedMu sync.Mutex
+	started := map[string]int{}
+	rt := New(Config{Node: "n1", Store: st, Fabric: fab, Started: func(name string, _ *stack.Stack) {
+		startedMu.Lock()
+		started[name]++
+		startedMu.Unlock()
+	}})
+	defer rt.stopAll()
+	msgs := []proto.Message{&labv1.Network{Name: lab.NetworkName("l", "lan"), Ipv4: "10.0.0.0/24", Vni: 5}}
+	const n = 64
+	for i := range n {
+		h := lanHost(fmt.Sprintf("h%d", i), "n1", fmt.Sprintf("10.0.0.%d/24", i+2))
+		h.Routes = []*labv1.Route{{To: "default", Via: "10.0.0.1"}}
+		msgs = append(msgs, h)
+	}
+	write(t, st, msgs...)
+	rt.Reconcile()
+	if rt.Count() != n {
+		t.Fatalf("Count = %d, want %d", rt.Count(), n)
+	}
+	before := map[string]*Host{}
+	for name, h := range rt.All() {
+		before[name] = h
+		if rs := h.Stack().Routes(); len(rs) != 2 || rs[1].Dst.Bits() != 0 || rs[1].Via != netip.MustParseAddr("10.0.0.1") {
+			t.Errorf("%s: routes %v, want the connected /24 and the default via 10.0.0.1", name, rs)
+		}
+	}
+
+	changed := lanHost("h7", "n1", "10.0.0.9/24")
+	changed.Forwarding = true
+	changed.Routes = []*labv1.Route{{To: "default", Via: "10.0.0.1"}}
+	write(t, st, changed)
+	rt.Reconcile()
+	for name, h := range rt.All() {
+		if same := before[name] == h; same != (name != changed.Name) {
+			t.Errorf("%s: kept its stack = %v", name, same)
+		}
+	}
+	startedMu.Lock()
+	defer startedMu.Unlock()
+	for name, times := range started {
+		if want := map[bool]int{true: 2, false: 1}[name == changed.Name]; times != want {
+			t.Errorf("%s started %d times, want %d", name, times, want)
+		}
+	}
+	if len(started) != n {
+		t.Errorf("Started called for %d hosts, want %d", len(started), n)
 	}
 }

@@ -4,14 +4,16 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"iter"
 	"log/slog"
 	"net"
 	"net/netip"
+	goruntime "runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
 
@@ -37,7 +39,8 @@ type Config struct {
 	Peers        func() map[string]netip.AddrPort
 	PeersChanged <-chan struct{}
 	// Started, when set, is called with the stack of every host started
-	// (or restarted after a change), before the host is visible to Host.
+	// (or restarted after a change), before the host is visible to Host;
+	// for different hosts, from several goroutines at once.
 	Started func(name string, st *stack.Stack)
 }
 
@@ -47,6 +50,12 @@ type Runtime struct {
 
 	mu    sync.RWMutex
 	hosts map[string]*Host
+
+	// reconcileMu serializes Reconcile, which alone uses what follows.
+	reconcileMu sync.Mutex
+	decoder     lab.Decoder
+	specKeys    map[*labv1.Host]specKey    // hashes of the last read's specs
+	netKeys     map[*labv1.Network]specKey // and of its networks
 }
 
 // New returns a runtime; call Run to start reconciling.
@@ -63,7 +72,7 @@ func New(cfg Config) *Runtime {
 // Host is one running virtual host.
 type Host struct {
 	name   string
-	key    []byte // spec (without impairments) and attached networks, to notice changes
+	key    specKey // hash of the spec (without impairments) and attached networks, to notice changes
 	stack  *stack.Stack
 	ifaces []hostIface // in the spec's order
 
@@ -227,22 +236,26 @@ func (r *Runtime) Count() int {
 // desired is a host to run with the networks it attaches to.
 type desired struct {
 	spec *labv1.Host
-	nets map[string]*labv1.Network // by short id
-	key  []byte
+	nets []*labv1.Network // by interface, as spec.Interfaces; nil when not stored (yet)
+	key  specKey
 }
 
-// Reconcile makes the running hosts match the store once.
+// Reconcile makes the running hosts match the store once. Hosts start
+// outside r.mu, in parallel on GOMAXPROCS workers: Host and All answer
+// while 100,000 hosts start, and each host is visible once started.
 func (r *Runtime) Reconcile() {
+	r.reconcileMu.Lock()
+	defer r.reconcileMu.Unlock()
 	st := r.read()
 	r.updateRemote(st)
 	want := r.desired(st)
+	var stop []*Host
+	var start []*desired
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for name, h := range r.hosts {
-		if d, ok := want[name]; !ok || !bytes.Equal(d.key, h.key) {
-			h.stop()
+		if d, ok := want[name]; !ok || d.key != h.key {
+			stop = append(stop, h)
 			delete(r.hosts, name)
-			r.cfg.Logger.Info("host stopped", "host", name)
 		}
 	}
 	for name, d := range want {
@@ -259,24 +272,60 @@ func (r *Runtime) Reconcile() {
 			r.cfg.Logger.Debug("host waits for its network", "host", name, "network", missing)
 			continue
 		}
-		h, err := r.start(d)
-		if err != nil {
-			r.cfg.Logger.Error("host failed to start", "host", name, "err", err)
-			continue
-		}
-		if r.cfg.Started != nil {
-			r.cfg.Started(name, h.stack)
-		}
-		r.hosts[name] = h
-		r.cfg.Logger.Debug("host started", "host", name)
+		start = append(start, d)
 	}
+	r.mu.Unlock()
+	// Every stop is done before any start: a restarted host's new stack
+	// takes the fabric addresses its old one held.
+	for _, h := range stop {
+		h.stop()
+		r.cfg.Logger.Info("host stopped", "host", h.name)
+	}
+	r.startAll(start)
+}
+
+// startAll starts hosts on up to GOMAXPROCS goroutines, which end before
+// it returns.
+func (r *Runtime) startAll(hosts []*desired) {
+	workers := min(goruntime.GOMAXPROCS(0), len(hosts))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(hosts) {
+					return
+				}
+				r.startOne(hosts[i])
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// startOne starts one host and makes it visible, or logs why it cannot.
+func (r *Runtime) startOne(d *desired) {
+	name := d.spec.Name
+	h, err := r.start(d)
+	if err != nil {
+		r.cfg.Logger.Error("host failed to start", "host", name, "err", err)
+		return
+	}
+	if r.cfg.Started != nil {
+		r.cfg.Started(name, h.stack)
+	}
+	r.mu.Lock()
+	r.hosts[name] = h
+	r.mu.Unlock()
+	r.cfg.Logger.Debug("host started", "host", name)
 }
 
 // missingNetwork names a network the host is on that the store does not
 // have (yet); "" when it has them all.
 func (d *desired) missingNetwork() string {
-	for _, ifc := range d.spec.Interfaces {
-		if d.nets[ifc.Network] == nil {
+	for i, ifc := range d.spec.Interfaces {
+		if d.nets[i] == nil {
 			return ifc.Network
 		}
 	}
@@ -286,6 +335,9 @@ func (d *desired) missingNetwork() string {
 // withoutImpairments is h with no interface impairments: the part of the
 // spec whose change restarts the host.
 func withoutImpairments(h *labv1.Host) *labv1.Host {
+	if !slices.ContainsFunc(h.Interfaces, func(ifc *labv1.Interface) bool { return ifc.GetImpair() != nil }) {
+		return h // most hosts: no copy needed
+	}
 	c := proto.CloneOf(h)
 	for _, ifc := range c.Interfaces {
 		ifc.Impair = nil
@@ -293,7 +345,8 @@ func withoutImpairments(h *labv1.Host) *labv1.Host {
 	return c
 }
 
-// start builds the host's stack and attaches it to the fabric.
+// start builds the host's stack, its interfaces and routes at once, and
+// attaches it to the fabric.
 func (r *Runtime) start(d *desired) (*Host, error) {
 	spec := d.spec
 	st := stack.New(stack.Config{Name: spec.Name, Clock: r.cfg.Clock, Forwarding: spec.Forwarding})
@@ -308,13 +361,13 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 		st.Close()
 		return nil, err
 	}
-	for _, ifc := range spec.Interfaces {
-		n := d.nets[ifc.Network]
+	ifaces := make([]stack.InterfaceConfig, len(spec.Interfaces))
+	addrs := make([][]netip.Addr, len(spec.Interfaces))
+	for i, ifc := range spec.Interfaces {
+		n := d.nets[i]
 		if n == nil {
 			return fail(fmt.Errorf("interface %s: network %q missing", ifc.Name, ifc.Network))
 		}
-		var prefixes []netip.Prefix
-		var addrs []netip.Addr
 		for _, s := range []string{ifc.Ipv4, ifc.Ipv6} {
 			if s == "" {
 				continue
@@ -323,26 +376,16 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 			if err != nil {
 				return fail(fmt.Errorf("interface %s: %w", ifc.Name, err))
 			}
-			prefixes = append(prefixes, p)
-			addrs = append(addrs, p.Addr())
+			ifaces[i].Addrs = append(ifaces[i].Addrs, p)
+			addrs[i] = append(addrs[i], p.Addr())
 		}
 		mtu := int(n.Mtu)
 		if mtu == 0 {
 			mtu = defaultMTU
 		}
-		// The port delivers to the NIC's receive queue (NIC.Receive) and is
-		// its link from then on.
-		nic, err := st.AddInterface(ifc.Name, mtu, nil, prefixes...)
-		if err != nil {
-			return fail(err)
-		}
-		port, err := r.cfg.Fabric.Attach(n.Name, spec.Name+":"+ifc.Name, addrs, nic.Receive)
-		if err != nil {
-			return fail(err)
-		}
-		nic.SetLink(port)
-		h.ifaces = append(h.ifaces, hostIface{name: ifc.Name, network: ifc.Network, port: port})
+		ifaces[i].Name, ifaces[i].MTU = ifc.Name, mtu
 	}
+	routes := make([]stack.RouteConfig, 0, len(spec.Routes))
 	for _, rt := range spec.Routes {
 		via, err := netip.ParseAddr(rt.Via)
 		if err != nil {
@@ -357,9 +400,21 @@ func (r *Runtime) start(d *desired) (*Host, error) {
 		} else if dst, err = netip.ParsePrefix(rt.To); err != nil {
 			return fail(fmt.Errorf("route %s: %w", rt.To, err))
 		}
-		if err := st.AddRoute(dst, via); err != nil {
+		routes = append(routes, stack.RouteConfig{Dst: dst, Via: via})
+	}
+	// The interfaces come without links: each port delivers to its NIC's
+	// receive queue (NIC.Receive) and is its link from then on.
+	nics, err := st.Configure(ifaces, routes)
+	if err != nil {
+		return fail(err)
+	}
+	for i, ifc := range spec.Interfaces {
+		port, err := r.cfg.Fabric.Attach(d.nets[i].Name, spec.Name+":"+ifc.Name, addrs[i], nics[i].Receive)
+		if err != nil {
 			return fail(err)
 		}
+		nics[i].SetLink(port)
+		h.ifaces = append(h.ifaces, hostIface{name: ifc.Name, network: ifc.Network, port: port})
 	}
 	h.setImpairments(spec)
 	h.tcp = tcp.New(st, tcp.Options{})
