@@ -34,6 +34,8 @@ type Config struct {
 	// FailoverAfter is how long a node may be gone before its hosts are
 	// placed again elsewhere; 0 turns failover off.
 	FailoverAfter time.Duration
+	// ForgetAfter is how long a dead or left node stays listed.
+	ForgetAfter time.Duration
 	// Metrics is where Prometheus metrics are served; empty: off.
 	Metrics string
 	// Tun is the TUN gateway (gateway.go); none when Tun.Device is empty.
@@ -85,6 +87,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&keyFile, "cluster-key-file", "", "file holding the cluster key")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&cfg.FailoverAfter, "failover-after", time.Minute, "place the hosts of a node gone this long on live nodes (0: never)")
+	fs.DurationVar(&cfg.ForgetAfter, "forget-after", 24*time.Hour, "stop listing a node dead or left this long")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (off when empty)")
 	parseTun := tunFlags(fs, &cfg.Tun)
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow gossip and overlay on non-loopback addresses without a cluster key")
