@@ -322,7 +322,7 @@ func (c *Cluster) Join(ctx context.Context, addrs []string) (int, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = joinOne(ml, a)
+			errs[i] = joinOne(ctx, ml, a)
 		}()
 	}
 	wg.Wait()
@@ -350,11 +350,33 @@ func (c *Cluster) Join(ctx context.Context, addrs []string) (int, error) {
 	return 0, fmt.Errorf("cluster: join %v: %w", addrs, errors.Join(errs...))
 }
 
-// joinOne joins one address. memberlist.Join takes no context; its dial is
-// bounded by TCPTimeout.
-func joinOne(ml *memberlist.Memberlist, addr string) error {
+// joinOne joins one address. memberlist.Join takes no context and waits
+// up to TCPTimeout (10 s on a LAN) for an address that does not answer (a
+// laptop gone from the network): a short dial of our own first keeps that
+// wait to joinDialTimeout, and shutdown from waiting on it.
+func joinOne(ctx context.Context, ml *memberlist.Memberlist, addr string) error {
+	if err := dialCheck(ctx, addr, joinDialTimeout); err != nil {
+		return err
+	}
 	_, err := ml.Join([]string{addr})
 	return err
+}
+
+// joinDialTimeout bounds joinOne's check that an address answers.
+const joinDialTimeout = 2 * time.Second
+
+// dialCheck checks that something accepts TCP connections at addr (the
+// gossip port of a live labd does; memberlist takes a connection closed at
+// once quietly).
+func dialCheck(ctx context.Context, addr string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }
 
 // LocalAddr is the gossip address this node advertises (with the port

@@ -13,11 +13,6 @@ import (
 // members are joined again (Config.RejoinInterval).
 const DefaultRejoinInterval = time.Second
 
-// rejoinDialTimeout bounds the reachability check before a join, so that an
-// unreachable node (a network cut) costs one short dial instead of
-// memberlist's TCPTimeout, and shutdown never waits long for one.
-const rejoinDialTimeout = 2 * time.Second
-
 // resolveEvery is how long the addresses a --join host name resolves to are
 // reused before it is resolved again.
 const resolveEvery = 30 * time.Second
@@ -175,12 +170,7 @@ func (r *rejoiner) round(ctx context.Context, targets []string, reclaim bool) {
 // return.
 func (r *rejoiner) join(ctx context.Context, a string) {
 	c := r.c
-	var err error
-	if answers(ctx, a, rejoinDialTimeout) {
-		_, err = c.Join(ctx, []string{a})
-	} else {
-		err = errNoAnswer
-	}
+	_, err := c.Join(ctx, []string{a})
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.inflight, a)
@@ -206,5 +196,3 @@ func (r *rejoiner) join(ctx context.Context, a string) {
 		c.log.Debug("join failed", "node", a, "err", err)
 	}
 }
-
-var errNoAnswer = errors.New("no answer on the gossip port")

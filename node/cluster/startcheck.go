@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -136,7 +135,7 @@ func (c *Cluster) startJoin(ctx context.Context) error {
 	// memberlist merges the state it received before Join returns, so a
 	// conflict about our name has been reported by now.
 	if old := c.takeConflict(); old != "" {
-		if answers(ctx, old, nameCheckTimeout) {
+		if dialCheck(ctx, old, nameCheckTimeout) == nil {
 			return &NameTakenError{Name: c.cfg.Name, Addr: old}
 		}
 		c.log.Info("this node's name was last at another address, which does not answer: taking the name over", "old", old, "gossip", c.LocalAddr())
@@ -170,17 +169,3 @@ func (c *Cluster) startTargets() []string {
 
 // nameCheckTimeout bounds the check that a node holding our name answers.
 const nameCheckTimeout = time.Second
-
-// answers tells whether something accepts TCP connections at addr (the
-// gossip port of a live labd does).
-func answers(ctx context.Context, addr string, timeout time.Duration) bool {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return false
-	}
-	conn.Close()
-	return true
-}
