@@ -42,6 +42,11 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// lanTimers (LABNET_LAN_TIMERS=1) runs the tests with labd's own timers
+// (memberlist.DefaultLANConfig, as cmd/labd uses), for measurements; the
+// waits of eventually are then four times longer.
+var lanTimers = os.Getenv("LABNET_LAN_TIMERS") == "1"
+
 // fastTimers makes failure detection and gossip quick on loopback.
 func fastTimers(c *memberlist.Config) {
 	c.ProbeInterval = 200 * time.Millisecond
@@ -60,10 +65,11 @@ func newTestNode(t *testing.T, name string, key []byte) *testNode {
 // start starts the node's cluster, joining join.
 func (n *testNode) start(join ...string) error {
 	n.t.Helper()
-	tune := fastTimers
-	if n.cut != nil {
-		tune = func(c *memberlist.Config) {
+	tune := func(c *memberlist.Config) {
+		if !lanTimers {
 			fastTimers(c)
+		}
+		if n.cut != nil {
 			n.cut.install(n.t, c)
 		}
 	}
@@ -75,7 +81,7 @@ func (n *testNode) start(join ...string) error {
 		Meta:      NodeMeta{APIAddr: "127.0.0.1:77" + n.name[len(n.name)-1:], OverlayAddr: "127.0.0.1:60" + n.name[len(n.name)-1:], Version: "test", Role: n.role},
 		Key:       n.key,
 		Logger:    testLogger().With("node", n.name),
-		Local:     true,
+		Local:     !lanTimers,
 		Tune:      tune,
 
 		RejoinInterval: n.rejoin,
@@ -109,6 +115,9 @@ func (n *testNode) stop() {
 // eventually polls cond until it returns nil or the deadline passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
+	if lanTimers {
+		timeout *= 4
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		err := cond()

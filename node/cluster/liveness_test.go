@@ -35,7 +35,7 @@ func timeUntil(t *testing.T, timeout time.Duration, what string, nodes []*testNo
 	t.Helper()
 	start := time.Now()
 	for _, n := range nodes {
-		eventually(t, timeout-time.Since(start), what, cond(n))
+		eventually(t, max(timeout-time.Since(start), time.Second), what, cond(n))
 	}
 	return time.Since(start)
 }

@@ -44,7 +44,7 @@ func (c *Cluster) runRejoin(ctx context.Context) {
 		c.saveKnown()
 		reclaim := c.reclaiming()
 		targets := r.targets(ctx, reclaim)
-		r.round(ctx, targets, reclaim)
+		r.round(ctx, targets)
 		t.Reset(jitter(c.cfg.RejoinInterval))
 	}
 }
@@ -140,10 +140,8 @@ func (r *rejoiner) joinLive(ctx context.Context, a string, live map[string]bool)
 }
 
 // round joins each target not already being joined, each in its own
-// goroutine (owned by runRejoin). While reclaiming, it waits for them and
-// then checks whether the others took our new address.
-func (r *rejoiner) round(ctx context.Context, targets []string, reclaim bool) {
-	var round sync.WaitGroup
+// goroutine (owned by runRejoin).
+func (r *rejoiner) round(ctx context.Context, targets []string) {
 	for _, a := range targets {
 		r.mu.Lock()
 		busy := r.inflight[a]
@@ -153,16 +151,10 @@ func (r *rejoiner) round(ctx context.Context, targets []string, reclaim bool) {
 			continue
 		}
 		r.wg.Add(1)
-		round.Add(1)
 		go func() {
 			defer r.wg.Done()
-			defer round.Done()
 			r.join(ctx, a)
 		}()
-	}
-	if reclaim {
-		round.Wait()
-		r.c.reclaimRound()
 	}
 }
 

@@ -61,15 +61,23 @@ func isKeyMismatch(err error) bool {
 // receives lists its name at the old address. Start tells them apart: a
 // report during Start's join is about us, the newcomer. If the other
 // address still answers, the name is taken; if not, it is this node's own
-// earlier life (restarted at another address) and the name is reclaimed:
-// the others accept the new address once they have found the old one dead
-// and DeadNodeReclaimTime has passed, so until a join goes through without
-// a conflict the rejoin loop keeps joining every known node.
+// earlier life (restarted at another address) and the name is reclaimed.
+// The others accept the new address only once they have found the old one
+// dead (suspicion: up to 24 s on a LAN with few nodes) and
+// DeadNodeReclaimTime has passed, and nothing tells this node when that
+// happened (while they suspect the old address they no longer report a
+// conflict), so the rejoin loop joins every known node every round until
+// reclaimWindow has passed since the last conflict report: the first join
+// after they gave the old address up carries the new one.
 type conflicts struct {
-	mu        sync.Mutex
-	addr      string // where the others hold our name; "" when no report
-	reclaimed bool   // reclaiming our name from an earlier life
+	mu           sync.Mutex
+	addr         string    // where the others hold our name; "" when no report
+	reclaimUntil time.Time // reclaiming our name until then
 }
+
+// reclaimWindow is how long after the last conflict report this node keeps
+// pushing its address to every known node.
+const reclaimWindow = 30 * time.Second
 
 func (c *Cluster) noteConflict(existing, other *memberlist.Node) {
 	if existing.Name != c.cfg.Name {
@@ -77,8 +85,11 @@ func (c *Cluster) noteConflict(existing, other *memberlist.Node) {
 		return
 	}
 	c.conflict.mu.Lock()
+	defer c.conflict.mu.Unlock()
 	c.conflict.addr = other.Address()
-	c.conflict.mu.Unlock()
+	if now := c.now(); now.Before(c.conflict.reclaimUntil) {
+		c.conflict.reclaimUntil = now.Add(reclaimWindow)
+	}
 }
 
 // takeConflict returns and clears the last report about our name.
@@ -90,33 +101,25 @@ func (c *Cluster) takeConflict() string {
 	return a
 }
 
-// reclaiming tells whether this node is still taking its name back, and
-// reports the claimants of our name on a running node. It is the rejoin
-// loop's check before each round.
+// reclaiming tells whether this node is still taking its name back; on a
+// node that is not, it reports the labds that claimed our name. It is the
+// rejoin loop's check before each round.
 func (c *Cluster) reclaiming() bool {
 	c.conflict.mu.Lock()
 	defer c.conflict.mu.Unlock()
-	if !c.conflict.reclaimed {
-		if c.conflict.addr != "" {
-			c.log.Warn("another labd claims this node's name; the cluster refuses it", "name", c.cfg.Name, "claimant", c.conflict.addr)
-			c.conflict.addr = ""
-		}
-		return false
+	if c.now().Before(c.conflict.reclaimUntil) {
+		c.conflict.addr = ""
+		return true
 	}
-	return true
-}
-
-// reclaimRound is called after a round of joins while reclaiming: if none
-// reported a conflict, the others have taken our new address.
-func (c *Cluster) reclaimRound() {
-	c.conflict.mu.Lock()
-	defer c.conflict.mu.Unlock()
-	if c.conflict.addr == "" {
-		c.conflict.reclaimed = false
-		c.log.Info("the cluster has this node's new address", "gossip", c.LocalAddr())
-		return
+	if !c.conflict.reclaimUntil.IsZero() {
+		c.conflict.reclaimUntil = time.Time{}
+		c.log.Debug("no conflict about this node's name for a while: back to joining only the missing nodes")
 	}
-	c.conflict.addr = ""
+	if c.conflict.addr != "" {
+		c.log.Warn("another labd claims this node's name; the cluster refuses it", "name", c.cfg.Name, "claimant", c.conflict.addr)
+		c.conflict.addr = ""
+	}
+	return false
 }
 
 // startJoin is Start's join of Config.Join and the known control nodes,
@@ -140,7 +143,7 @@ func (c *Cluster) startJoin(ctx context.Context) error {
 		}
 		c.log.Info("this node's name was last at another address, which does not answer: taking the name over", "old", old, "gossip", c.LocalAddr())
 		c.conflict.mu.Lock()
-		c.conflict.reclaimed = true
+		c.conflict.reclaimUntil = c.now().Add(reclaimWindow)
 		c.conflict.mu.Unlock()
 	}
 	c.log.Info("joined the cluster", "reached", n, "members", c.ml.Load().NumMembers())
