@@ -239,3 +239,41 @@ func TestForgetAfter(t *testing.T) {
 		t.Error("no signal when node-b was forgotten")
 	}
 }
+
+// TestCutDurations measures, with labd's own timers only
+// (LABNET_LAN_TIMERS=1: it takes a minute and a half), how long after the
+// heal a member cut off for 10 s and for 30 s is alive again on every node.
+func TestCutDurations(t *testing.T) {
+	if !lanTimers {
+		t.Skip("a measurement with labd's timers: LABNET_LAN_TIMERS=1")
+	}
+	for _, cut := range []time.Duration{10 * time.Second, 30 * time.Second} {
+		t.Run(cut.String(), func(t *testing.T) {
+			a, b := newTestNode(t, "node-a", nil), newTestNode(t, "node-b", nil)
+			a.role, b.role = RoleControl, RoleMember
+			a.mustStart()
+			b.mustStart(a.addr)
+			c := newTestNode(t, "node-c", nil)
+			c.role, c.cut = RoleMember, &cutSwitch{}
+			c.mustStart(a.addr)
+			all := []*testNode{a, b, c}
+			allAlive := func(n *testNode) func() error {
+				return func() error {
+					for _, name := range []string{"node-a", "node-b", "node-c"} {
+						if err := wantState(n, name, StateAlive)(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}
+			}
+			timeUntil(t, 10*time.Second, "all alive", all, allAlive)
+			c.cut.set(true)
+			time.Sleep(cut)
+			st, _ := memberState(a, "node-c")
+			c.cut.set(false)
+			took := timeUntil(t, 60*time.Second, "all alive after the heal", all, allAlive)
+			t.Logf("cut %v (node-a saw node-c %v at the heal): every node sees every node alive %v after the heal", cut, st, took)
+		})
+	}
+}
