@@ -7,11 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/health"
 
 	"github.com/labnet-dev/labnet/node/api"
 	"github.com/labnet-dev/labnet/node/cluster"
@@ -40,6 +41,9 @@ type Daemon struct {
 	members *members
 	rt      *runtime.Runtime
 
+	health        atomic.Pointer[health.Server] // the API's, for storeFailed
+	storeFailOnce sync.Once
+
 	ran       bool
 	closeOnce sync.Once
 	closeErr  error
@@ -63,7 +67,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 			d = nil
 		}
 	}()
-	if d.store, err = store.Open(filepath.Join(cfg.DataDir, "state.db"), store.Options{Origin: cfg.Name}); err != nil {
+	if d.store, err = openState(cfg.DataDir, log, d.storeFailed); err != nil {
 		return d, err
 	}
 	if cfg.Tun.Device != "" {
@@ -82,7 +86,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	d.started = time.Now()
 
 	// The overlay carries packets to hosts on other nodes; the cluster
-	// finds the nodes and replicates the desired state.
+	// finds the nodes and tells which are alive (the desired state is not
+	// replicated by gossip any more: that is the control plane's).
 	if d.packets, err = newPacketPath(cfg, log); err != nil {
 		return d, err
 	}
@@ -100,6 +105,10 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	})
 	self := &clusterNodes{cl: d.members.cl, st: d.store, name: cfg.Name, started: d.started}
 	d.api.register(api.Config{Node: cfg.Name, Store: d.store, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api")}, d.members.cl)
+	d.health.Store(d.api.health)
+	if err := d.store.Err(); err != nil {
+		d.storeFailed(err)
+	}
 	return d, nil
 }
 

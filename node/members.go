@@ -14,20 +14,12 @@ import (
 	"github.com/labnet-dev/labnet/node/store"
 )
 
-// Tombstones of deleted resources are kept this long so that a node that
-// was away can still learn of the delete.
-const tombstoneHorizon = 7 * 24 * time.Hour
-
-// tombstoneEvery is how often tombstones older than the horizon go.
-const tombstoneEvery = time.Hour
-
 // leaveTimeout is how long leaving the cluster may take at shutdown.
 const leaveTimeout = 2 * time.Second
 
-// members is this node in the cluster: membership and replication of the
-// store (node/cluster), the peers the runtime and the packet path reach,
-// failover of the hosts of nodes gone too long, and the collection of old
-// tombstones from the store.
+// members is this node in the cluster: membership (node/cluster), the
+// peers the runtime and the packet path reach, and failover of the hosts of
+// nodes gone too long.
 type members struct {
 	cl            *cluster.Cluster
 	st            *store.Store
@@ -73,36 +65,14 @@ func (m *members) start(ctx context.Context) error {
 	return nil
 }
 
-// run runs failover (unless it is off) and tombstone collection until ctx
-// is done.
+// run runs failover (unless it is off) until ctx is done.
 func (m *members) run(ctx context.Context) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	if m.failoverAfter > 0 {
 		fo := &failover{cl: m.cl, st: m.st, self: m.name, after: m.failoverAfter, log: m.log.With("component", "failover"), gone: map[string]time.Time{}}
 		eg.Go(func() error { return fo.run(ctx) })
 	}
-	eg.Go(func() error { return m.collectTombstones(ctx) })
 	return eg.Wait()
-}
-
-// collectTombstones removes, every tombstoneEvery, the tombstones older
-// than tombstoneHorizon. A failed collection is logged and tried again at
-// the next tick: the tombstones only take room meanwhile.
-func (m *members) collectTombstones(ctx context.Context) error {
-	t := time.NewTicker(tombstoneEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-t.C:
-			if n, err := m.st.CollectTombstones(now, tombstoneHorizon); err != nil {
-				m.log.Warn("tombstone collection failed", "err", err)
-			} else if n > 0 {
-				m.log.Debug("tombstones collected", "count", n)
-			}
-		}
-	}
 }
 
 // peers maps every other live node to its overlay address.

@@ -204,7 +204,7 @@ func TestApplyValidateOnly(t *testing.T) {
 		}
 	}
 	e.unchanged(t, before)
-	if n := len(e.store.All()); n != 0 {
+	if n := len(e.store.List("")); n != 0 {
 		t.Errorf("%d records after validate_only, want 0", n)
 	}
 

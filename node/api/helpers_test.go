@@ -186,7 +186,8 @@ type snapshot struct {
 }
 
 func (e *env) snapshot() snapshot {
-	return snapshot{e.store.Revision(), e.store.All()}
+	recs, rev := e.store.Snapshot()
+	return snapshot{rev, recs}
 }
 
 // unchanged fails unless the store is exactly as in before.
