@@ -390,20 +390,28 @@ func (c *Cluster) LocalAddr() string {
 }
 
 // UpdateMeta replaces this node's metadata (a leadership change, say) and
-// spreads it: it waits up to metaUpdateTimeout for the news to go out.
-// Before Start it only sets what Start will publish.
+// spreads it: it waits up to metaUpdateTimeout for the news to go out
+// (memberlist's broadcast; past that it goes on spreading, with gossip and
+// push/pull, so that is not an error). Before Start it only sets what Start
+// will publish.
 func (c *Cluster) UpdateMeta(m NodeMeta) error {
 	b, err := encodeMeta(m)
 	if err != nil {
 		return fmt.Errorf("cluster: update metadata: %w", err)
 	}
 	c.meta.Store(&b)
+	c.lifeMu.Lock()
+	closed := c.shutdown
+	c.lifeMu.Unlock()
+	if closed {
+		return ErrClosed
+	}
 	ml := c.ml.Load()
 	if ml == nil {
 		return nil
 	}
 	if err := ml.UpdateNode(metaUpdateTimeout); err != nil {
-		return fmt.Errorf("cluster: update metadata: %w", err)
+		c.log.Debug("metadata update not yet sent to every node", "err", err)
 	}
 	return nil
 }

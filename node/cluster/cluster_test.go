@@ -280,6 +280,9 @@ func TestShutdownIdempotent(t *testing.T) {
 	if err := n.c.Start(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Errorf("Start after Shutdown: %v, want ErrClosed", err)
 	}
+	if err := n.c.UpdateMeta(NodeMeta{Leader: true}); !errors.Is(err, ErrClosed) {
+		t.Errorf("UpdateMeta after Shutdown: %v, want ErrClosed", err)
+	}
 }
 
 func TestNewRejects(t *testing.T) {
