@@ -121,6 +121,24 @@ func TestRestartAtNewAddress(t *testing.T) {
 	t.Logf("restarted at a new address: every node has it after %v (Start took %v)", took, time.Since(start)-took)
 }
 
+// TestRestartAtNewAddressAfterLeave: a node that left (Ctrl-C) comes back
+// at another address at once: memberlist lets a left node's name move.
+func TestRestartAtNewAddressAfterLeave(t *testing.T) {
+	t.Parallel()
+	a, b, c := cluster3(t, nil)
+	if err := c.c.Leave(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c.stop()
+	eventually(t, 5*time.Second, "c left", wantState(a, "node-c", StateLeft))
+	c.addr = "127.0.0.4:0"
+	if err := c.start(b.addr); err != nil {
+		t.Fatalf("restart at a new address: %v", err)
+	}
+	took := timeUntil(t, 30*time.Second, "c at its new address", []*testNode{a, b, c}, func(n *testNode) func() error { return memberAt(n, "node-c", c.addr) })
+	t.Logf("left, restarted at a new address: every node has it after %v", took)
+}
+
 // TestCutNodeComesBack: a node whose gossip is cut off long enough for
 // every side to find the other dead is back, on every node, within seconds
 // of the heal, though the others never join it and it sees no live node.
