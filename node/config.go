@@ -38,6 +38,8 @@ type Config struct {
 	// Failback brings a host that failed over back to its home node once
 	// that node has been alive again for FailoverAfter.
 	Failback bool
+	// ForgetAfter is how long a dead or left node stays listed.
+	ForgetAfter time.Duration
 	// Metrics is where Prometheus metrics are served; empty: off.
 	Metrics string
 	// Tun is the TUN gateway (gateway.go); none when Tun.Device is empty.
@@ -98,6 +100,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&cfg.FailoverAfter, "failover-after", time.Minute, "place the hosts of a node gone this long on live nodes (0: never)")
 	fs.BoolVar(&cfg.Failback, "failback", true, "move a host that failed over back to its home node once that node has been alive for --failover-after (false: it stays)")
+	fs.DurationVar(&cfg.ForgetAfter, "forget-after", 24*time.Hour, "stop listing a node dead or left this long")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (off when empty)")
 	var control optionalBool
 	fs.Var(&control, "control", "control node: keeps the lab's state in the raft log (default: true without --join, false with it)")

@@ -154,8 +154,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.ran = true
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if err := d.members.start(ctx); err != nil {
+		return err
+	}
 	eg, ctx := errgroup.WithContext(ctx)
-	d.members.start(ctx)
 	eg.Go(func() error { return d.packets.run(ctx) })
 	if d.metrics != nil {
 		reg := metrics.New(d.metricsSources())

@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -36,6 +38,7 @@ type members struct {
 func newMembers(cfg Config, st *store.Store, meta cluster.NodeMeta, gossipAdvertise string, log *slog.Logger) (*members, error) {
 	cl, err := cluster.New(cluster.Config{
 		Name: cfg.Name, BindAddr: cfg.Gossip, AdvertiseAddr: gossipAdvertise, Join: cfg.Join,
+		KnownFile: filepath.Join(cfg.DataDir, knownNodesFile), ForgetAfter: cfg.ForgetAfter,
 		Meta: meta, Key: cfg.Key, Logger: log.With("component", "cluster"),
 	})
 	if err != nil {
@@ -44,13 +47,28 @@ func newMembers(cfg Config, st *store.Store, meta cluster.NodeMeta, gossipAdvert
 	return &members{cl: cl, st: st, name: cfg.Name, failoverAfter: cfg.FailoverAfter, failback: cfg.Failback, log: log}, nil
 }
 
-// start binds the gossip address and joins the cluster. Joining can fail
-// while the other nodes are still starting: the cluster keeps trying while
-// this node is alone, so that is a warning, not an error.
-func (m *members) start(ctx context.Context) {
-	if err := m.cl.Start(ctx); err != nil {
-		m.log.Warn("joining the cluster", "err", err)
+// knownNodesFile, in the data directory, keeps the control nodes this node
+// has seen (node/cluster), so that it finds them again after a restart.
+const knownNodesFile = "known-nodes.json"
+
+// start binds the gossip address and joins the cluster. It fails when this
+// labd must not join: a live node has its name, or the cluster key does not
+// match (the error is one line saying so; the caller must not leave, which
+// would speak for the live node of that name). Joining can also fail while
+// the other nodes are still starting: the cluster keeps trying the nodes it
+// knows, so that is a warning, not an error.
+func (m *members) start(ctx context.Context) error {
+	err := m.cl.Start(ctx)
+	var taken *cluster.NameTakenError
+	var key *cluster.KeyMismatchError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &taken), errors.As(err, &key), errors.Is(err, cluster.ErrClosed):
+		return err
 	}
+	m.log.Warn("joining the cluster; trying again every second", "err", err)
+	return nil
 }
 
 // run runs failover (unless it is off) until ctx is done.

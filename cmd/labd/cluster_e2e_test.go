@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"net"
 	"os"
@@ -202,8 +203,26 @@ func TestClusterKey(t *testing.T) {
 	a := startLabdArgs(t, filepath.Join(dir, "a"), "--name", "a", "--api", "127.0.0.4:0", "--overlay", "127.0.0.4:0", "--gossip", seed, "--cluster-key-file", keyFile)
 	startLabdArgs(t, filepath.Join(dir, "b"), "--name", "b", "--api", "127.0.0.5:0", "--overlay", "127.0.0.5:0",
 		"--gossip", "127.0.0.5:"+freePort(t, "127.0.0.5"), "--join", seed, "--cluster-key", "the class of 2026")
-	startLabdArgs(t, filepath.Join(dir, "x"), "--name", "x", "--api", "127.0.0.6:0", "--overlay", "127.0.0.6:0",
-		"--gossip", "127.0.0.6:"+freePort(t, "127.0.0.6"), "--join", seed, "--cluster-key", "a guess")
+	// A wrong key stops labd at start, with one line, instead of "labd
+	// ready"; and so does a node name a live node has.
+	for _, tc := range []struct {
+		name, key, want string
+	}{
+		{"x", "a guess", "labd: cannot join " + seed + ": the cluster key does not match (or one side has none)"},
+		{"b", "the class of 2026", "labd: node name b is taken by a live node at 127.0.0.5:"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := command(ctx, nil, "labd", "--data", filepath.Join(dir, "x-"+tc.name), "--name", tc.name, "--api", "127.0.0.6:0", "--overlay", "127.0.0.6:0",
+			"--gossip", "127.0.0.6:"+freePort(t, "127.0.0.6"), "--join", seed, "--cluster-key", tc.key).CombinedOutput()
+		cancel()
+		var last string
+		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) > 0 {
+			last = lines[len(lines)-1]
+		}
+		if err == nil || !strings.HasPrefix(last, tc.want) || strings.Contains(string(out), "labd ready") {
+			t.Errorf("labd %s with key %q: %v, last line %q, want %q:\n%s", tc.name, tc.key, err, last, tc.want, out)
+		}
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		out := a.ok("get", "nodes")

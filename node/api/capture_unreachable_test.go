@@ -44,6 +44,9 @@ func (m nodesOf) Nodes() []*labv1.Node {
 	return out
 }
 
+// Watch never signals: the states are fixed.
+func (nodesOf) Watch() (<-chan struct{}, func()) { return make(chan struct{}), func() {} }
+
 // TestCaptureNetworkAcrossUnreachableNodes: a capture of net/lan2 captures
 // the interfaces of this node and of a reachable peer, and reports those
 // of a node that cannot be reached and of one membership says is away;

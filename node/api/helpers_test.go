@@ -43,6 +43,9 @@ func (oneNode) Nodes() []*labv1.Node {
 	return []*labv1.Node{{Name: "nodes/" + testNode, State: labv1.NodeState_NODE_STATE_ALIVE}}
 }
 
+// Watch: a lone node never changes.
+func (oneNode) Watch() (<-chan struct{}, func()) { return make(chan struct{}), func() {} }
+
 // env is a running API server with its store, runtime and clients.
 type env struct {
 	srv   *api.Server

@@ -63,6 +63,18 @@ type Hosts interface {
 // Members reports the cluster's nodes.
 type Members interface {
 	Nodes() []*labv1.Node
+	// Watch returns a channel that receives a value after the nodes change
+	// (coalesced; read Nodes again) and a function that ends the watch.
+	// The channel is closed when the node shuts down.
+	Watch() (<-chan struct{}, func())
+}
+
+// Membership changes which nodes are control nodes (voters of the control
+// plane's Raft group). Errors that are gRPC statuses reach the client as
+// they are.
+type Membership interface {
+	Promote(ctx context.Context, node string) error
+	Demote(ctx context.Context, node string) error
 }
 
 // Config configures a Server.
@@ -71,8 +83,11 @@ type Config struct {
 	Store   *store.Store
 	Hosts   Hosts
 	Members Members
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// Membership promotes and demotes control nodes; nil on a node that
+	// cannot (PromoteNode and DemoteNode are then Unimplemented).
+	Membership Membership
+	Now        func() time.Time
+	Logger     *slog.Logger
 	// Peer returns a connection to another node's API, to forward live
 	// calls for the hosts it runs; nil for a labd without a cluster.
 	Peer peerDialer

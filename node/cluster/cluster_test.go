@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,16 +18,21 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// testNode is one in-process labd's worth of cluster: a Cluster on
-// 127.0.0.1.
+// testNode is one in-process labd's worth of cluster: a data directory
+// (for the known nodes' file) and a Cluster on 127.0.0.1 (or another
+// loopback address).
 type testNode struct {
 	t    *testing.T
 	name string
+	dir  string
 	key  []byte
 	c    *Cluster
 	addr string // gossip address, fixed after the first start
 
+	role   string        // NodeMeta.Role
 	rejoin time.Duration // Config.RejoinInterval
+	forget time.Duration // Config.ForgetAfter
+	cut    *cutSwitch    // set: gossip goes through a transport the test can cut
 }
 
 func testLogger() *slog.Logger {
@@ -35,6 +41,11 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
+
+// lanTimers (LABNET_LAN_TIMERS=1) runs the tests with labd's own timers
+// (memberlist.DefaultLANConfig, as cmd/labd uses), for measurements; the
+// waits of eventually are then four times longer.
+var lanTimers = os.Getenv("LABNET_LAN_TIMERS") == "1"
 
 // fastTimers makes failure detection and gossip quick on loopback.
 func fastTimers(c *memberlist.Config) {
@@ -48,23 +59,33 @@ func fastTimers(c *memberlist.Config) {
 
 func newTestNode(t *testing.T, name string, key []byte) *testNode {
 	t.Helper()
-	return &testNode{t: t, name: name, key: key, addr: "127.0.0.1:0"}
+	return &testNode{t: t, name: name, dir: t.TempDir(), key: key, addr: "127.0.0.1:0"}
 }
 
 // start starts the node's cluster, joining join.
 func (n *testNode) start(join ...string) error {
 	n.t.Helper()
+	tune := func(c *memberlist.Config) {
+		if !lanTimers {
+			fastTimers(c)
+		}
+		if n.cut != nil {
+			n.cut.install(n.t, c)
+		}
+	}
 	c, err := New(Config{
-		Name:     n.name,
-		BindAddr: n.addr,
-		Join:     join,
-		Meta:     NodeMeta{APIAddr: "127.0.0.1:77" + n.name[len(n.name)-1:], OverlayAddr: "127.0.0.1:60" + n.name[len(n.name)-1:], Version: "test"},
-		Key:      n.key,
-		Logger:   testLogger().With("node", n.name),
-		Local:    true,
-		Tune:     fastTimers,
+		Name:      n.name,
+		BindAddr:  n.addr,
+		Join:      join,
+		KnownFile: filepath.Join(n.dir, "known-nodes.json"),
+		Meta:      NodeMeta{APIAddr: "127.0.0.1:77" + n.name[len(n.name)-1:], OverlayAddr: "127.0.0.1:60" + n.name[len(n.name)-1:], Version: "test", Role: n.role},
+		Key:       n.key,
+		Logger:    testLogger().With("node", n.name),
+		Local:     !lanTimers,
+		Tune:      tune,
 
 		RejoinInterval: n.rejoin,
+		ForgetAfter:    n.forget,
 	})
 	if err != nil {
 		n.t.Fatal(err)
@@ -94,6 +115,9 @@ func (n *testNode) stop() {
 // eventually polls cond until it returns nil or the deadline passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
+	if lanTimers {
+		timeout *= 4
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		err := cond()
@@ -129,13 +153,19 @@ func wantState(n *testNode, name string, want State) func() error {
 	}
 }
 
-// cluster3 starts nodes a, b and c, b and c joining a, and waits until each
-// sees all three alive.
+// cluster3 starts nodes a (a control node), b and c (members), b and c
+// joining a, and waits until each sees all three alive.
 func cluster3(t *testing.T, key []byte) (a, b, c *testNode) {
 	t.Helper()
-	a = newTestNode(t, "node-a", key).mustStart()
-	b = newTestNode(t, "node-b", key).mustStart(a.addr)
-	c = newTestNode(t, "node-c", key).mustStart(a.addr)
+	a = newTestNode(t, "node-a", key)
+	a.role = RoleControl
+	a.mustStart()
+	b = newTestNode(t, "node-b", key)
+	b.role = RoleMember
+	b.mustStart(a.addr)
+	c = newTestNode(t, "node-c", key)
+	c.role = RoleMember
+	c.mustStart(a.addr)
 	for _, n := range []*testNode{a, b, c} {
 		for _, m := range []string{"node-a", "node-b", "node-c"} {
 			eventually(t, 5*time.Second, "membership", wantState(n, m, StateAlive))
@@ -150,9 +180,9 @@ func TestMembersAndMeta(t *testing.T) {
 	watch, unwatch := c.c.WatchMembers()
 	defer unwatch()
 	want := []Member{
-		{Name: "node-a", State: StateAlive, Addr: a.addr, Meta: NodeMeta{APIAddr: "127.0.0.1:77a", OverlayAddr: "127.0.0.1:60a", Version: "test"}},
-		{Name: "node-b", State: StateAlive, Addr: b.addr, Meta: NodeMeta{APIAddr: "127.0.0.1:77b", OverlayAddr: "127.0.0.1:60b", Version: "test"}},
-		{Name: "node-c", State: StateAlive, Addr: c.addr, Meta: NodeMeta{APIAddr: "127.0.0.1:77c", OverlayAddr: "127.0.0.1:60c", Version: "test"}},
+		{Name: "node-a", State: StateAlive, Addr: a.addr, Meta: NodeMeta{APIAddr: "127.0.0.1:77a", OverlayAddr: "127.0.0.1:60a", Version: "test", Role: RoleControl}},
+		{Name: "node-b", State: StateAlive, Addr: b.addr, Meta: NodeMeta{APIAddr: "127.0.0.1:77b", OverlayAddr: "127.0.0.1:60b", Version: "test", Role: RoleMember}},
+		{Name: "node-c", State: StateAlive, Addr: c.addr, Meta: NodeMeta{APIAddr: "127.0.0.1:77c", OverlayAddr: "127.0.0.1:60c", Version: "test", Role: RoleMember}},
 	}
 	for _, n := range []*testNode{a, b, c} {
 		if diff := cmp.Diff(want, n.c.Members()); diff != "" {
@@ -169,9 +199,7 @@ func TestMembersAndMeta(t *testing.T) {
 	eventually(t, 5*time.Second, "node-d seen by c", wantState(c, "node-d", StateAlive))
 }
 
-// TestRestartedNodeRejoins: a node that left and starts again with the
-// same name and address is alive again for the others.
-func TestRestartedNodeRejoins(t *testing.T) {
+func TestRestartedNodeCatchesUp(t *testing.T) {
 	t.Parallel()
 	a, b, c := cluster3(t, nil)
 	if err := c.c.Leave(2 * time.Second); err != nil {
@@ -181,10 +209,11 @@ func TestRestartedNodeRejoins(t *testing.T) {
 	eventually(t, 5*time.Second, "c left", wantState(a, "node-c", StateLeft))
 	eventually(t, 5*time.Second, "c left", wantState(b, "node-c", StateLeft))
 
-	// Same name, same address.
+	// Same name, same data directory, same address.
 	c.mustStart(b.addr)
 	eventually(t, 5*time.Second, "c back", wantState(a, "node-c", StateAlive))
 	eventually(t, 5*time.Second, "c back", wantState(b, "node-c", StateAlive))
+	eventually(t, 5*time.Second, "a seen by c", wantState(c, "node-a", StateAlive))
 }
 
 func TestKilledNodeIsDead(t *testing.T) {
@@ -206,9 +235,25 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 		{"node-y", nil},
 	} {
 		x := newTestNode(t, tc.name, tc.key)
-		if err := x.start(a.addr); err == nil {
+		err := x.start(a.addr)
+		if err == nil {
 			t.Errorf("%s joined with key %q", tc.name, tc.key)
+			continue
 		}
+		var km *KeyMismatchError
+		if !errors.As(err, &km) {
+			t.Errorf("%s: %v, want a KeyMismatchError", tc.name, err)
+		}
+		if want := "cannot join " + a.addr + ": the cluster key does not match (or one side has none)"; err.Error() != want {
+			t.Errorf("%s: error %q, want %q", tc.name, err, want)
+		}
+	}
+	// And a cluster without a key refuses a node with one.
+	open := newTestNode(t, "node-o", nil).mustStart()
+	z := newTestNode(t, "node-z", []byte("a key"))
+	var km *KeyMismatchError
+	if err := z.start(open.addr); !errors.As(err, &km) {
+		t.Errorf("keyed node joining a keyless one: %v, want a KeyMismatchError", err)
 	}
 	time.Sleep(time.Second)
 	for _, n := range []*testNode{a, b} {
@@ -235,14 +280,23 @@ func TestShutdownIdempotent(t *testing.T) {
 	if err := n.c.Start(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Errorf("Start after Shutdown: %v, want ErrClosed", err)
 	}
+	if err := n.c.UpdateMeta(NodeMeta{Leader: true}); !errors.Is(err, ErrClosed) {
+		t.Errorf("UpdateMeta after Shutdown: %v, want ErrClosed", err)
+	}
 }
 
 func TestNewRejects(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "known-nodes.json")
+	if err := os.WriteFile(bad, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for name, cfg := range map[string]Config{
-		"no name":      {BindAddr: "127.0.0.1:0"},
-		"bad address":  {Name: "n", BindAddr: "127.0.0.1"},
-		"bad port":     {Name: "n", BindAddr: "127.0.0.1:99999"},
-		"big metadata": {Name: "n", BindAddr: "127.0.0.1:0", Meta: NodeMeta{Version: strings.Repeat("v", 600)}},
+		"no name":        {BindAddr: "127.0.0.1:0"},
+		"long name":      {Name: strings.Repeat("n", 300), BindAddr: "127.0.0.1:0"},
+		"bad address":    {Name: "n", BindAddr: "127.0.0.1"},
+		"bad port":       {Name: "n", BindAddr: "127.0.0.1:99999"},
+		"big metadata":   {Name: "n", BindAddr: "127.0.0.1:0", Meta: NodeMeta{Version: strings.Repeat("v", 600)}},
+		"bad known file": {Name: "n", BindAddr: "127.0.0.1:0", KnownFile: bad},
 	} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: New succeeded", name)

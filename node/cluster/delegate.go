@@ -11,27 +11,26 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// delegate implements memberlist.Delegate and memberlist.EventDelegate.
-// memberlist calls these from its own goroutines, some with its locks held:
-// none of them blocks or calls back into memberlist. Gossip carries
-// membership only (the desired state goes through the control plane): the
-// one user message is a leave announcement, and push/pull exchanges no
-// state of ours.
+// delegate implements memberlist.Delegate, memberlist.EventDelegate and
+// memberlist.ConflictDelegate. memberlist calls these from its own
+// goroutines, some with its locks held: none of them blocks or calls back
+// into memberlist.
 type delegate struct {
-	c    *Cluster
-	meta []byte
+	c *Cluster
 }
 
 var (
-	_ memberlist.Delegate      = (*delegate)(nil)
-	_ memberlist.EventDelegate = (*delegate)(nil)
+	_ memberlist.Delegate         = (*delegate)(nil)
+	_ memberlist.EventDelegate    = (*delegate)(nil)
+	_ memberlist.ConflictDelegate = (*delegate)(nil)
 )
 
 func (d *delegate) NodeMeta(limit int) []byte {
-	if len(d.meta) > limit {
-		return nil // New checked the size against MetaMaxSize
+	meta := *d.c.meta.Load()
+	if len(meta) > limit {
+		return nil // encodeMeta checked the size against MetaMaxSize
 	}
-	return d.meta
+	return meta
 }
 
 func (d *delegate) NotifyMsg(b []byte) {
@@ -44,11 +43,16 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.c.queue.GetBroadcasts(overhead, limit)
 }
 
-// LocalState is this node's half of a push/pull: nothing beyond
-// memberlist's own membership state.
-func (d *delegate) LocalState(join bool) []byte { return nil }
-
+// LocalState and MergeRemoteState carry nothing: the desired state is not
+// gossiped.
+func (d *delegate) LocalState(join bool) []byte          { return nil }
 func (d *delegate) MergeRemoteState(b []byte, join bool) {}
+
+// NotifyConflict is called when a node claims a known name from another
+// address (startcheck.go).
+func (d *delegate) NotifyConflict(existing, other *memberlist.Node) {
+	d.c.noteConflict(existing, other)
+}
 
 func (d *delegate) NotifyJoin(n *memberlist.Node) { d.c.memberUp(n) }
 
@@ -66,6 +70,7 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	if t, ok := c.leaving[n.Name]; ok && time.Since(t) < leaveIntentTTL {
 		m.State = StateLeft
 	}
+	c.changed[n.Name] = c.now()
 	c.notifyLocked()
 }
 
@@ -77,8 +82,12 @@ func (c *Cluster) memberUp(n *memberlist.Node) {
 	c.membersMu.Lock()
 	defer c.membersMu.Unlock()
 	m := c.memberLocked(n)
+	if m.State != StateAlive {
+		c.changed[n.Name] = c.now()
+	}
 	m.State = StateAlive
 	delete(c.leaving, n.Name)
+	c.known.saw(m)
 	c.notifyLocked()
 }
 
@@ -86,8 +95,9 @@ func (c *Cluster) memberUp(n *memberlist.Node) {
 func (c *Cluster) memberLocked(n *memberlist.Node) *Member {
 	m, ok := c.members[n.Name]
 	if !ok {
-		m = &Member{Name: n.Name}
+		m = &Member{Name: n.Name, State: StateDead}
 		c.members[n.Name] = m
+		c.changed[n.Name] = c.now()
 	}
 	m.Addr = n.Address()
 	meta, err := decodeMeta(n.Meta)
@@ -114,6 +124,7 @@ func (c *Cluster) noteLeaving(name string) {
 	// The announcement may arrive after the node was found gone.
 	if m, ok := c.members[name]; ok && m.State == StateDead {
 		m.State = StateLeft
+		c.changed[name] = c.now()
 		c.notifyLocked()
 	}
 }
@@ -154,8 +165,7 @@ func (c *Cluster) announceLeave(ml *memberlist.Memberlist, timeout time.Duration
 	}
 }
 
-// namedBroadcast is a broadcast that replaces a queued one of the same name
-// (a newer write to the same key).
+// namedBroadcast is a broadcast that replaces a queued one of the same name.
 type namedBroadcast struct {
 	name string
 	msg  []byte

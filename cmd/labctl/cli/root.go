@@ -186,6 +186,7 @@ packets from the virtual hosts and measure what their TCP connections do:
 		a.newCaptureCommand(),
 		a.newPortForwardCommand(), a.newSocksCommand(), a.newExposeCommand(),
 		a.newHealthCommand(),
+		a.newNodeCommand(),
 	)
 	return root
 }
