@@ -10,6 +10,7 @@ import (
 
 	"github.com/labnet-dev/labnet/node/cluster"
 	"github.com/labnet-dev/labnet/node/control"
+	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/store"
 )
 
@@ -27,6 +28,12 @@ type controlPlane struct {
 	meta cluster.NodeMeta // what this node publishes, set by attach
 
 	legacy *legacyImport // nil when there is nothing to import
+
+	st         *store.Store
+	notServing func() // the daemon's: health NOT_SERVING
+	startRev   uint64 // the state's revision when this process opened it
+	wasVoter   bool   // this node was in the raft configuration (run's goroutine)
+	removed    bool   // and is no longer: demoted
 }
 
 // openControlPlane starts raft on a control node (cfg.Control) over st;
@@ -36,7 +43,7 @@ type controlPlane struct {
 //
 // onError is called with every write the raft log cannot persist.
 func openControlPlane(cfg Config, st *store.Store, legacy *legacyImport, onError func(error), log *slog.Logger) (*controlPlane, error) {
-	p := &controlPlane{name: cfg.Name, log: log, legacy: legacy}
+	p := &controlPlane{name: cfg.Name, log: log, legacy: legacy, st: st, startRev: st.Revision(), notServing: func() {}}
 	if !cfg.Control {
 		return p, nil
 	}
@@ -93,7 +100,14 @@ func (p *controlPlane) attach(cl *cluster.Cluster, meta cluster.NodeMeta) {
 // gossip to tell (at start, or during an election).
 func (p *controlPlane) Update(ctx context.Context, fn func(*store.Tx) error) (uint64, error) {
 	if p.ctl != nil {
-		return p.ctl.Update(ctx, fn)
+		rev, err := p.ctl.Update(ctx, fn)
+		var nl *control.NotLeaderError
+		if errors.As(err, &nl) && nl.Leader == "" {
+			// A control node raft has not added yet knows no leader:
+			// gossip does.
+			return rev, &control.NotLeaderError{Leader: p.gossipLeader()}
+		}
+		return rev, err
 	}
 	leader := p.gossipLeader()
 	if leader == "" {
@@ -135,7 +149,7 @@ func (p *controlPlane) gossipLeader() string {
 		if m.Meta.Leader {
 			return m.Name
 		}
-		if m.Meta.Role == cluster.RoleControl {
+		if m.Meta.Role == cluster.RoleControl && m.Name != p.name {
 			control = append(control, m.Name)
 		}
 	}
@@ -188,6 +202,7 @@ func (p *controlPlane) run(ctx context.Context) error {
 			p.addControlNodes(ctx)
 			p.importLegacy(ctx)
 		}
+		p.checkRemoved()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -200,14 +215,16 @@ func (p *controlPlane) run(ctx context.Context) error {
 
 // addControlNodes adds as voters the live control nodes gossip shows that
 // the raft configuration lacks (an assistant's labd started with
-// --control --join), or whose raft address changed.
+// --control --join), or whose raft address changed; not those an operator
+// demoted (labctl node demote) until they are promoted again.
 func (p *controlPlane) addControlNodes(ctx context.Context) {
 	have := map[string]string{}
 	for _, s := range p.ctl.Servers() {
 		have[s.Name] = s.Addr
 	}
+	demoted := lab.Demoted(p.st)
 	for _, m := range p.cl.Members() {
-		if m.State != cluster.StateAlive || m.Meta.Role != cluster.RoleControl || m.Meta.RaftAddr == "" {
+		if m.State != cluster.StateAlive || m.Meta.Role != cluster.RoleControl || m.Meta.RaftAddr == "" || demoted[m.Name] {
 			continue
 		}
 		if addr, ok := have[m.Name]; ok && addr == m.Meta.RaftAddr {

@@ -118,6 +118,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		return d, err
 	}
 	d.control.attach(d.members.cl, meta)
+	d.control.notServing = d.notServing
 	// Only the leader moves hosts, and its moves commit through Raft.
 	d.members.isLeader, d.members.update = d.control.isLeader, d.control.Update
 	peersChanged, _ := d.members.watch() // ends when the cluster shuts down
@@ -130,7 +131,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	self := &clusterNodes{cl: d.members.cl, st: d.store, name: cfg.Name, started: d.started}
 	staleness, control := d.newFollowing(log)
 	d.api.register(api.Config{
-		Node: cfg.Name, Store: d.store, Writer: d.control, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api"),
+		Node: cfg.Name, Store: d.store, Writer: d.control, Membership: d.control, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api"),
 		Staleness: staleness, Control: control,
 	}, d.members.cl)
 	d.health.Store(d.api.health)

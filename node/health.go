@@ -16,3 +16,10 @@ func (d *Daemon) raftFailed(err error) {
 		h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	}
 }
+
+// notServing turns health NOT_SERVING for a reason its caller logged.
+func (d *Daemon) notServing() {
+	if h := d.health.Load(); h != nil {
+		h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+}

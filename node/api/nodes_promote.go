@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"google.golang.org/grpc/codes"
@@ -43,6 +44,10 @@ func (s *Server) changeRole(ctx context.Context, name, verb string, change func(
 		return nil, notFound("node %q not found", name)
 	}
 	if err := change(s.cfg.Membership, ctx, lab.NodeID(name)); err != nil {
+		var nl notLeaderer
+		if errors.As(err, &nl) {
+			return nil, &errNotLeader{leader: nl.NotLeader()} // the interceptor forwards the call to the leader
+		}
 		if _, ok := status.FromError(err); ok {
 			return nil, err
 		}
