@@ -106,7 +106,7 @@ func TestJitter(t *testing.T) {
 // resolves to a live member's address.
 func TestJoinLiveResolves(t *testing.T) {
 	r := &rejoiner{resolved: map[string]resolvedHost{}}
-	live := map[string]bool{"127.0.0.1:7946": true}
+	live := map[string]time.Time{"127.0.0.1:7946": time.Unix(1, 0)}
 	ctx := context.Background()
 	for addr, want := range map[string]bool{
 		"127.0.0.1:7946": true,
@@ -115,8 +115,57 @@ func TestJoinLiveResolves(t *testing.T) {
 		"127.0.0.2:7946": false,
 		"no-port":        false,
 	} {
-		if got := r.joinLive(ctx, addr, live); got != want {
+		if _, got := r.joinLive(ctx, addr, live); got != want {
 			t.Errorf("joinLive(%q) = %v, want %v", addr, got, want)
 		}
+	}
+}
+
+// TestRejoinTargets: a known node is joined while it is not live, and
+// once more when it came alive after the last join that went through.
+func TestRejoinTargets(t *testing.T) {
+	known, _ := loadKnown("", "me")
+	known.control["teacher"] = knownNode{Name: "teacher", Addr: "127.0.0.1:2"}
+	clock := time.Unix(1000, 0)
+	c := &Cluster{
+		cfg:     Config{Name: "me", Join: []string{"127.0.0.1:1"}, ForgetAfter: time.Hour},
+		log:     testLogger(),
+		now:     func() time.Time { return clock },
+		members: map[string]*Member{},
+		changed: map[string]time.Time{},
+		known:   known,
+	}
+	set := func(name, addr string, st State) {
+		clock = clock.Add(time.Second)
+		c.members[name] = &Member{Name: name, Addr: addr, State: st}
+		c.changed[name] = clock
+	}
+	r := newRejoiner(c)
+	joined := func(addrs ...string) {
+		clock = clock.Add(time.Second)
+		for _, a := range addrs {
+			r.joined[a] = clock
+		}
+	}
+	ctx := context.Background()
+	check := func(what string, want ...string) {
+		t.Helper()
+		if got := r.targets(ctx, false); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: targets %v, want %v", what, got, want)
+		}
+	}
+	set("seed", "127.0.0.1:1", StateAlive)
+	set("teacher", "127.0.0.1:2", StateAlive)
+	check("live, never joined", "127.0.0.1:1", "127.0.0.1:2")
+	joined("127.0.0.1:1", "127.0.0.1:2")
+	check("live and joined")
+	set("teacher", "127.0.0.1:2", StateDead)
+	check("teacher dead", "127.0.0.1:2")
+	set("teacher", "127.0.0.1:2", StateAlive)
+	check("teacher back, not joined since", "127.0.0.1:2")
+	joined("127.0.0.1:2")
+	check("teacher back and joined")
+	if got := r.targets(ctx, true); len(got) != 2 {
+		t.Errorf("reclaiming: targets %v, want both", got)
 	}
 }

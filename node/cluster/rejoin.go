@@ -28,7 +28,7 @@ const resolveEvery = 30 * time.Second
 // this node sees no other as alive. It also forgets old dead nodes and
 // saves the known nodes' file.
 func (c *Cluster) runRejoin(ctx context.Context) {
-	r := &rejoiner{c: c, inflight: map[string]bool{}, failing: map[string]bool{}, resolved: map[string]resolvedHost{}}
+	r := newRejoiner(c)
 	defer r.wg.Wait()
 	t := time.NewTimer(jitter(c.cfg.RejoinInterval))
 	defer t.Stop()
@@ -58,6 +58,10 @@ func jitter(d time.Duration) time.Duration {
 	return d - time.Duration(q) + time.Duration(rand.Int64N(2*q+1))
 }
 
+func newRejoiner(c *Cluster) *rejoiner {
+	return &rejoiner{c: c, inflight: map[string]bool{}, failing: map[string]bool{}, joined: map[string]time.Time{}, resolved: map[string]resolvedHost{}}
+}
+
 // rejoiner is runRejoin's state; only its goroutine and the joins it starts
 // touch it.
 type rejoiner struct {
@@ -65,8 +69,9 @@ type rejoiner struct {
 	wg sync.WaitGroup
 
 	mu       sync.Mutex
-	inflight map[string]bool // addresses being joined
-	failing  map[string]bool // addresses whose last join failed (logged once)
+	inflight map[string]bool      // addresses being joined
+	failing  map[string]bool      // addresses whose last join failed (logged once)
+	joined   map[string]time.Time // address -> when its last successful join began
 
 	resolved map[string]resolvedHost // runRejoin's goroutine only
 }
@@ -77,16 +82,19 @@ type resolvedHost struct {
 }
 
 // targets lists the known nodes to join now: all of them while reclaiming
-// our name, else those that are not live members.
+// our name, else those that are not live members, and those that came
+// alive (again) after the last join that went through to them.
+//
+// The last ones matter after a network cut: the node cut off and the
+// others found each other dead, and the first news to cross after the heal
+// may well be the known node refuting the dead message it gets from this
+// one, so this node sees it alive again without having joined it; the
+// other side then still holds this node dead, and nothing tells this node
+// so (it was never told it was dead, so it never refutes) until a
+// push/pull, every 30 s. One join, a push/pull both ways, settles it.
 func (r *rejoiner) targets(ctx context.Context, reclaim bool) []string {
 	c := r.c
-	liveNames, liveAddrs := map[string]bool{}, map[string]bool{}
-	for _, m := range c.Members() {
-		if m.State == StateAlive {
-			liveNames[m.Name] = true
-			liveAddrs[m.Addr] = true
-		}
-	}
+	byName, byAddr := c.liveSince()
 	seen := map[string]bool{}
 	var out []string
 	add := func(a string) {
@@ -95,28 +103,55 @@ func (r *rejoiner) targets(ctx context.Context, reclaim bool) []string {
 			out = append(out, a)
 		}
 	}
+	type known struct {
+		addr  string
+		live  bool
+		since time.Time // when it came alive
+	}
+	var all []known
 	for _, a := range c.cfg.Join {
-		if reclaim || !r.joinLive(ctx, a, liveAddrs) {
-			add(a)
-		}
+		since, live := r.joinLive(ctx, a, byAddr)
+		all = append(all, known{a, live, since})
 	}
 	for _, k := range c.known.controls() {
-		if reclaim || !liveNames[k.Name] {
-			add(k.Addr)
+		since, live := byName[k.Name]
+		all = append(all, known{k.Addr, live, since})
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range all {
+		if reclaim || !k.live || k.since.After(r.joined[k.addr]) {
+			add(k.addr)
 		}
 	}
 	return out
 }
 
-// joinLive tells whether a --join address is a live member's address. A
-// host name is resolved (at most every resolveEvery).
-func (r *rejoiner) joinLive(ctx context.Context, a string, live map[string]bool) bool {
-	if live[a] {
-		return true
+// liveSince maps the live members' names and addresses to when they came
+// alive.
+func (c *Cluster) liveSince() (byName, byAddr map[string]time.Time) {
+	c.membersMu.Lock()
+	defer c.membersMu.Unlock()
+	byName, byAddr = map[string]time.Time{}, map[string]time.Time{}
+	for name, m := range c.members {
+		if m.State == StateAlive {
+			byName[name] = c.changed[name]
+			byAddr[m.Addr] = c.changed[name]
+		}
+	}
+	return byName, byAddr
+}
+
+// joinLive tells whether a --join address is a live member's address, and
+// since when that member is alive. A host name is resolved (at most every
+// resolveEvery).
+func (r *rejoiner) joinLive(ctx context.Context, a string, live map[string]time.Time) (time.Time, bool) {
+	if since, ok := live[a]; ok {
+		return since, true
 	}
 	host, port, err := net.SplitHostPort(a)
 	if err != nil || net.ParseIP(host) != nil {
-		return false
+		return time.Time{}, false
 	}
 	rh, ok := r.resolved[a]
 	if !ok || time.Since(rh.at) > resolveEvery {
@@ -132,11 +167,11 @@ func (r *rejoiner) joinLive(ctx context.Context, a string, live map[string]bool)
 		r.resolved[a] = rh
 	}
 	for _, x := range rh.addrs {
-		if live[x] {
-			return true
+		if since, ok := live[x]; ok {
+			return since, true
 		}
 	}
-	return false
+	return time.Time{}, false
 }
 
 // round joins each target not already being joined, each in its own
@@ -162,6 +197,7 @@ func (r *rejoiner) round(ctx context.Context, targets []string) {
 // return.
 func (r *rejoiner) join(ctx context.Context, a string) {
 	c := r.c
+	began := c.now()
 	_, err := c.Join(ctx, []string{a})
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -173,6 +209,7 @@ func (r *rejoiner) join(ctx context.Context, a string) {
 	switch {
 	case err == nil:
 		delete(r.failing, a)
+		r.joined[a] = began
 		if was {
 			c.log.Info("joined again", "node", a, "members", c.ml.Load().NumMembers())
 		}
