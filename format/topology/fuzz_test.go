@@ -1,7 +1,9 @@
 package topology
 
 import (
+	"bytes"
 	"errors"
+	"gopkg.in/yaml.v3"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,9 +50,11 @@ func FuzzParse(f *testing.F) {
 			if msg := err.Error(); strings.Contains(msg, "\n") {
 				t.Fatalf("Parse error is not one line: %q", msg)
 			}
-			// What passes the shape check must decode.
+			// What passes the shape check must decode, even with
+			// yaml.v3's own unknown-field check (which Parse, decoding the
+			// checked tree, relies on the shape check for).
 			if doc, err := document(data); err == nil && check(doc) == nil {
-				if _, err := decode(data); err != nil {
+				if err := decodeStrict(data); err != nil {
 					t.Fatalf("shape check passed but yaml.v3 failed: %v", err)
 				}
 			}
@@ -68,4 +72,13 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip changed the topology:\n%v\n%v\n%s", topo, again, out)
 		}
 	})
+}
+
+// decodeStrict decodes data as yaml.v3 does with KnownFields: what the
+// shape check must be at least as strict as.
+func decodeStrict(data []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f file
+	return dec.Decode(&f)
 }
