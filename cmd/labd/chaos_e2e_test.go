@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -53,7 +54,15 @@ func startChaosCluster(t *testing.T) []*chaosNode {
 	var seed string
 	for i, name := range []string{"c1", "c2", "c3", "m1", "m2"} {
 		ip := fmt.Sprintf("127.0.0.%d", i+1)
-		port := func() string { return ip + ":" + freePort(t, ip) }
+		used := map[string]bool{}
+		port := func() string { // a port no other address of this node has
+			for {
+				if p := freePort(t, ip); !used[p] {
+					used[p] = true
+					return ip + ":" + p
+				}
+			}
+		}
 		api, gossip := port(), port()
 		args := []string{"--name", name, "--api", api, "--gossip", gossip, "--overlay", port(), "--failover-after", "0"}
 		control := i < 3
@@ -299,4 +308,191 @@ func TestChaosKillRestart(t *testing.T) {
 	if len(acked) == 0 {
 		t.Error("no write was acknowledged")
 	}
+}
+
+// smallLab is two hosts on one network, one pinned to each member.
+const smallLab = `name: small
+networks:
+  - name: lan
+    ipv4: 10.9.0.0/24
+hosts:
+  - name: a
+    node: m1
+    interfaces:
+      - network: lan
+        ipv4: 10.9.0.10/24
+  - name: b
+    node: m2
+    interfaces:
+      - network: lan
+        ipv4: 10.9.0.11/24
+`
+
+// createLab is one write: a new lab id through n.
+func createLab(n *chaosNode, id string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, err := n.lab.CreateLab(ctx, &labv1.CreateLabRequest{LabId: id, Lab: &labv1.Lab{}})
+	return err
+}
+
+// stateOf is everything n's API lists of the desired state, as text.
+func stateOf(n *chaosNode) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	labs, err := n.lab.ListLabs(ctx, &labv1.ListLabsRequest{PageSize: 1000})
+	if err != nil {
+		return "", err
+	}
+	nets, err := n.lab.ListNetworks(ctx, &labv1.ListNetworksRequest{Parent: "labs/-", PageSize: 1000})
+	if err != nil {
+		return "", err
+	}
+	hosts, err := n.lab.ListHosts(ctx, &labv1.ListHostsRequest{Parent: "labs/-", PageSize: 1000})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprint(labs, nets, hosts), nil
+}
+
+// TestChaosQuorum: three control nodes and two members running a small lab
+// (a on m1 pings b on m2). Killing the leader: writes resume after an
+// election (the gap is logged). Killing a second control node: writes fail
+// with Unavailable, one line naming the control nodes, while the members'
+// hosts still answer pings. Restarting one control node: writes work again
+// and every node converges on the same state.
+func TestChaosQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts five labd processes")
+	}
+	nodes := startChaosCluster(t)
+	byName := map[string]*chaosNode{}
+	for _, n := range nodes {
+		byName[n.name] = n
+	}
+	m1 := byName["m1"]
+	topo := filepath.Join(t.TempDir(), "small.yaml")
+	if err := os.WriteFile(topo, []byte(smallLab), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m1.d.ok("apply", "-f", topo)
+	m1.d.waitPing("small/a", "10.9.0.11")
+	// Give the leader time to add c2 and c3 as voters (it does so once
+	// gossip shows them): a write through each node proves they follow.
+	for i, n := range nodes {
+		waitFor(t, 30*time.Second, "a write through "+n.name, func() (bool, string) {
+			err := createLab(n, fmt.Sprintf("warm%d", i), 15*time.Second)
+			return err == nil, fmt.Sprint(err)
+		})
+	}
+	waitFor(t, 30*time.Second, "every node has the writes", func() (bool, string) {
+		ref, err := stateOf(nodes[0])
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, n := range nodes[1:] {
+			if got, err := stateOf(n); err != nil || got != ref {
+				return false, n.name + " differs"
+			}
+		}
+		return true, ""
+	})
+
+	var leader string
+	waitFor(t, 30*time.Second, "a leader", func() (bool, string) {
+		l, ok, out := leaderSeenBy(m1, 5)
+		leader = l
+		return ok, out
+	})
+	var rest []*chaosNode // the control nodes that do not lead
+	for _, n := range nodes[:3] {
+		if n.name != leader {
+			rest = append(rest, n)
+		}
+	}
+	others := []*chaosNode{rest[0], rest[1], m1, byName["m2"]}
+
+	// 1. kill -9 of the leader: the first write to succeed after it,
+	// through any other node, measures the gap.
+	killed := time.Now()
+	byName[leader].d.stop(syscall.SIGKILL)
+	var firstErrs []string
+	gap := waitFor(t, 60*time.Second, "a write after the leader's kill", func() (bool, string) {
+		n := others[rand.IntN(len(others))]
+		err := createLab(n, fmt.Sprintf("after-kill-%d", time.Since(killed).Milliseconds()), 15*time.Second)
+		if err != nil && len(firstErrs) < 5 {
+			firstErrs = append(firstErrs, n.name+": "+status.Code(err).String()+": "+status.Convert(err).Message())
+		}
+		return err == nil, fmt.Sprint(err)
+	})
+	t.Logf("leader %s killed: first write acknowledged %v after the kill (wait %v); errors before it: %q",
+		leader, time.Since(killed).Round(time.Millisecond), gap.Round(time.Millisecond), firstErrs)
+
+	// 2. kill -9 of a second control node: no quorum. Writes through the
+	// surviving control node and through a member fail with Unavailable,
+	// one line naming the control nodes tried.
+	second, survivor := rest[0], rest[1]
+	second.d.stop(syscall.SIGKILL)
+	var seen []string
+	for _, n := range []*chaosNode{survivor, m1} {
+		var last error
+		waitFor(t, 60*time.Second, "writes through "+n.name+" fail with Unavailable", func() (bool, string) {
+			last = createLab(n, "no-quorum", 30*time.Second)
+			if last == nil {
+				t.Fatalf("a write through %s was acknowledged with two of three control nodes down", n.name)
+			}
+			seen = append(seen, n.name+": "+status.Code(last).String()+": "+status.Convert(last).Message())
+			// A write in flight when the majority went is reported as
+			// such; the refusals that follow are what is checked.
+			return status.Code(last) == codes.Unavailable && !strings.Contains(status.Convert(last).Message(), "may or may not have been applied"), seen[len(seen)-1]
+		})
+		msg := status.Convert(last).Message()
+		if strings.Contains(msg, "\n") {
+			t.Errorf("write through %s: the error is more than one line: %q", n.name, msg)
+		}
+		for _, c := range []string{"c1", "c2", "c3"} {
+			if !strings.Contains(msg, c) {
+				t.Errorf("write through %s: the error does not name control node %s: %q", n.name, c, msg)
+			}
+		}
+	}
+	t.Logf("with %s and %s down, writes say: %q", leader, second.name, seen)
+	// The members' hosts keep running: a on m1 still reaches b on m2.
+	out := m1.d.ok("ping", "small/a", "10.9.0.11", "-c", "3", "-i", "0.2", "-W", "2")
+	if !strings.Contains(out, "3 received") {
+		t.Errorf("ping between the members' hosts without a control plane:\n%s", out)
+	}
+
+	// 3. restart one control node: writes work again, and every running
+	// node converges on the same state.
+	restarted := time.Now()
+	second.restart(t)
+	again := waitFor(t, 60*time.Second, "a write after the restart", func() (bool, string) {
+		err := createLab(others[rand.IntN(len(others))], fmt.Sprintf("restored-%d", time.Since(restarted).Milliseconds()), 15*time.Second)
+		return err == nil, fmt.Sprint(err)
+	})
+	t.Logf("%s restarted: writes acknowledged again %v after its \"labd ready\"", second.name, again.Round(time.Millisecond))
+	converge := func(running []*chaosNode) time.Duration {
+		return waitFor(t, 60*time.Second, "every running node converges", func() (bool, string) {
+			ref, err := stateOf(running[0])
+			if err != nil {
+				return false, running[0].name + ": " + err.Error()
+			}
+			for _, n := range running[1:] {
+				got, err := stateOf(n)
+				if err != nil {
+					return false, n.name + ": " + err.Error()
+				}
+				if got != ref {
+					return false, n.name + " differs from " + running[0].name
+				}
+			}
+			return true, ""
+		})
+	}
+	t.Logf("four nodes converged %v after the write", converge(others).Round(time.Millisecond))
+	// And the old leader, back last, catches up too.
+	byName[leader].restart(t)
+	t.Logf("old leader %s back: all five converged %v after its \"labd ready\"", leader, converge(nodes).Round(time.Millisecond))
+	m1.d.waitPing("small/a", "10.9.0.11")
 }
