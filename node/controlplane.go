@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/labnet-dev/labnet/node/cluster"
@@ -127,7 +128,23 @@ func (p *controlPlane) Update(ctx context.Context, fn func(*store.Tx) error) (ui
 			}
 		}
 	}
-	return 0, &control.NotLeaderError{Leader: leader}
+	return 0, &control.NotLeaderError{Leader: leader, Controls: p.gossipControls()}
+}
+
+// gossipControls names the control nodes gossip knows of, alive or not:
+// those a member's write needs.
+func (p *controlPlane) gossipControls() []string {
+	if p.cl == nil {
+		return nil
+	}
+	var names []string
+	for _, m := range p.cl.Members() {
+		if m.Meta.Role == cluster.RoleControl {
+			names = append(names, m.Name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // leaderWait bounds how long a member's write waits for gossip to name a

@@ -32,6 +32,15 @@ type Writer interface {
 // without importing the control plane.
 type notLeaderer interface{ NotLeader() string }
 
+// controlNamer is what a NotLeader error may also implement: the control
+// nodes this node knows of, for a refusal that names them.
+type controlNamer interface{ ControlNodes() []string }
+
+// outcomeUnknowner is what a Writer's error implements when the leader lost
+// its leadership after proposing the write (node/control's
+// ErrOutcomeUnknown): it may or may not have been committed.
+type outcomeUnknowner interface{ OutcomeUnknown() bool }
+
 // localWriter commits to the store directly: a labd without a control
 // plane (tests, tools).
 type localWriter struct{ st *store.Store }
@@ -43,15 +52,27 @@ func (w localWriter) Update(_ context.Context, fn func(*store.Tx) error) (uint64
 // errNotLeader is a write refused here because another node leads; the
 // ForwardWrites interceptor passes the whole call on to it. Should it
 // escape (no interceptor), it reads as Unavailable.
-type errNotLeader struct{ leader string }
+type errNotLeader struct {
+	leader   string
+	controls []string // the control nodes known here, for the message
+}
 
 func (e *errNotLeader) Error() string { return e.GRPCStatus().Message() }
 
 func (e *errNotLeader) GRPCStatus() *status.Status {
 	if e.leader == "" {
-		return status.New(codes.Unavailable, "no leader of the control plane is known: try again in a few seconds")
+		return status.New(codes.Unavailable, "no leader of the control plane is known"+e.needed()+": try again in a few seconds")
 	}
 	return status.Newf(codes.Unavailable, "this node does not lead the control plane; node %s does", e.leader)
+}
+
+// needed names the control nodes a majority of which must be up, when
+// they are known: " (control nodes a, b, c: a majority of them must be up)".
+func (e *errNotLeader) needed() string {
+	if len(e.controls) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (control nodes %s: a majority of them must be up)", strings.Join(e.controls, ", "))
 }
 
 // update runs fn in a write through the Writer and maps errors to gRPC
@@ -63,10 +84,18 @@ func (s *Server) update(ctx context.Context, fn func(tx *store.Tx) error) error 
 	}
 	var nl notLeaderer
 	if errors.As(err, &nl) {
-		return &errNotLeader{leader: nl.NotLeader()}
+		e := &errNotLeader{leader: nl.NotLeader()}
+		if cn, ok := nl.(controlNamer); ok {
+			e.controls = cn.ControlNodes()
+		}
+		return e
 	}
 	if _, ok := status.FromError(err); ok {
 		return err
+	}
+	var ou outcomeUnknowner
+	if errors.As(err, &ou) && ou.OutcomeUnknown() {
+		return status.Error(codes.Unavailable, "the control plane's leader lost its majority while committing this write: it may or may not have been applied; check before trying again")
 	}
 	if errors.Is(err, store.ErrConflict) {
 		return status.Error(codes.Aborted, "changed by another write since it was read: try again")
@@ -82,31 +111,79 @@ func (s *Server) update(ctx context.Context, fn func(tx *store.Tx) error) error 
 // because another node leads, passes the whole call to the leader's API
 // (one hop, as live calls are forwarded: forward.go). A write is refused
 // before anything is applied, so the call is replayed there as it came.
+// When the leader named here cannot even be dialled (gossip still names a
+// leader that was killed), the call is offered to the other control nodes
+// in turn, until one takes it or says something other than a refusal;
+// the error then names every control node tried.
 func (s *Server) forwardWrites(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	resp, err := handler(ctx, req)
 	var nl *errNotLeader
 	if !errors.As(err, &nl) {
 		return resp, err
 	}
-	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 && nl.leader != "" {
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(refusedKey, "not-leader"))
 		return nil, status.Errorf(codes.Unavailable, "this node does not lead the control plane (node %s does) and the call was already forwarded by %s: try again", nl.leader, md.Get(forwardedKey)[0])
 	}
 	if nl.leader == "" || nl.leader == s.cfg.Node || s.cfg.Peer == nil {
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(refusedKey, "not-leader"))
 		return nil, nl.GRPCStatus().Err()
 	}
-	reply, err := newReply(info.FullMethod)
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "forward %s to the leader: %v", info.FullMethod, err)
-	}
-	conn, err := s.peer(nl.leader)
-	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "the control plane's leader, node %s, cannot be reached: %v", nl.leader, err)
-	}
 	fctx := metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Node)
-	if err := conn.Invoke(fctx, info.FullMethod, req, reply); err != nil {
+	reply, refused, err := s.forwardWrite(fctx, nl.leader, info.FullMethod, req)
+	if !refused {
+		return reply, err
+	}
+	tried := []string{triedOn(nl.leader, err)}
+	for _, node := range nl.controls {
+		if node == nl.leader || node == s.cfg.Node {
+			continue
+		}
+		reply, refused, err = s.forwardWrite(fctx, node, info.FullMethod, req)
+		if !refused {
+			return reply, err
+		}
+		tried = append(tried, triedOn(node, err))
+	}
+	if len(tried) == 1 {
 		return nil, err
 	}
-	return reply, nil
+	_ = grpc.SetTrailer(ctx, metadata.Pairs(refusedKey, "not-leader"))
+	return nil, status.Errorf(codes.Unavailable, "no control node took the write%s: %s", (&errNotLeader{controls: nl.controls}).needed(), strings.Join(tried, "; "))
+}
+
+// triedOn is what node answered a forwarded write, for a message that
+// lists several: "c1: cannot be reached from here: ...".
+func triedOn(node string, err error) string {
+	return node + ": " + strings.TrimPrefix(status.Convert(err).Message(), "node "+node+" ")
+}
+
+// refusedKey is the trailer with which a write refused before anything was
+// applied (this node does not lead) says so, so that the node that
+// forwarded it may offer it to another control node.
+const refusedKey = "labnet-write-refused"
+
+// forwardWrite passes the call to node's API. refused reports that node
+// applied nothing for sure: it could not be dialled, or it refused the
+// write as not the leader.
+func (s *Server) forwardWrite(ctx context.Context, node, method string, req any) (reply any, refused bool, err error) {
+	reply, err = newReply(method)
+	if err != nil {
+		return nil, false, status.Errorf(codes.Internal, "forward %s to the leader: %v", method, err)
+	}
+	conn, err := s.cfg.Peer(node)
+	if err != nil {
+		return nil, true, status.Errorf(codes.Unavailable, "node %s cannot be reached: %v", node, err)
+	}
+	var trailer metadata.MD
+	err = conn.Invoke(ctx, method, req, reply, grpc.Trailer(&trailer))
+	if err == nil {
+		return reply, false, nil
+	}
+	st := status.Convert(err)
+	dialFailed := st.Code() == codes.Unavailable && strings.Contains(st.Message(), "while dialing")
+	refused = dialFailed || (st.Code() == codes.Unavailable && len(trailer.Get(refusedKey)) > 0)
+	return nil, refused, peerConn{conn, node}.wrap(err)
 }
 
 // newReply is an empty response message of the unary method full

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -116,6 +117,10 @@ func TestThreeNodes(t *testing.T) {
 		waitFor(t, n.name+" to know the leader", func() bool { return n.c.Leader() == l.name })
 		if _, err := n.c.update(context.Background(), blind("x", "y")); !isNotLeader(err, l.name) {
 			t.Errorf("%s: write on a follower: %v, want NotLeaderError naming %s", n.name, err, l.name)
+		}
+		var nl *NotLeaderError
+		if _, err := n.c.update(context.Background(), blind("x", "y")); !errors.As(err, &nl) || len(nl.ControlNodes()) != 3 || !slices.IsSorted(nl.ControlNodes()) {
+			t.Errorf("%s: a follower's refusal names the control nodes %v, want the three, sorted", n.name, err)
 		}
 		if err := n.c.ReadBarrier(context.Background()); !isNotLeader(err, l.name) {
 			t.Errorf("%s: read barrier on a follower: %v", n.name, err)

@@ -1,12 +1,19 @@
 package control
 
 import (
+	"slices"
+
 	"github.com/hashicorp/raft"
 )
 
 // NotLeaderError is returned by writes on a node that does not lead.
-// Leader names the leader when this node knows it, "" otherwise.
-type NotLeaderError struct{ Leader string }
+// Leader names the leader when this node knows it, "" otherwise; Controls
+// names the control nodes this node knows of (the raft configuration's
+// servers), so a write that finds no leader can say which nodes it needs.
+type NotLeaderError struct {
+	Leader   string
+	Controls []string
+}
 
 func (e *NotLeaderError) Error() string {
 	if e.Leader == "" {
@@ -18,6 +25,9 @@ func (e *NotLeaderError) Error() string {
 // NotLeader returns the leader's name: callers outside this package (the
 // API) recognise the error by this method without importing control.
 func (e *NotLeaderError) NotLeader() string { return e.Leader }
+
+// ControlNodes returns the control nodes known when the write was refused.
+func (e *NotLeaderError) ControlNodes() []string { return e.Controls }
 
 // IsLeader reports whether this node leads now.
 func (c *Control) IsLeader() bool { return c.raft.State() == raft.Leader }
@@ -39,4 +49,11 @@ func (c *Control) LeaderChanged() <-chan struct{} {
 	return c.leaderCh
 }
 
-func (c *Control) notLeader() error { return &NotLeaderError{Leader: c.Leader()} }
+func (c *Control) notLeader() error {
+	var names []string
+	for _, s := range c.Servers() {
+		names = append(names, s.Name)
+	}
+	slices.Sort(names)
+	return &NotLeaderError{Leader: c.Leader(), Controls: names}
+}

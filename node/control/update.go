@@ -16,7 +16,18 @@ const defaultWriteTimeout = 10 * time.Second
 
 // ErrOutcomeUnknown is in the chain of a write's error when leadership was
 // lost after the entry was proposed: it may or may not have committed.
-var ErrOutcomeUnknown = errors.New("control: leadership lost while committing: the write may or may not have been applied")
+// Callers outside this package (the API) recognise it by its
+// OutcomeUnknown method.
+var ErrOutcomeUnknown error = outcomeUnknown{}
+
+type outcomeUnknown struct{}
+
+func (outcomeUnknown) Error() string {
+	return "control: leadership lost while committing: the write may or may not have been applied"
+}
+
+// OutcomeUnknown marks the error for callers that do not import control.
+func (outcomeUnknown) OutcomeUnknown() bool { return true }
 
 // Update runs fn on the leader's state and commits its writes through raft,
 // conditioned on everything fn read: it returns the revision after them, or
