@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -82,31 +83,65 @@ func (s *Server) update(ctx context.Context, fn func(tx *store.Tx) error) error 
 // because another node leads, passes the whole call to the leader's API
 // (one hop, as live calls are forwarded: forward.go). A write is refused
 // before anything is applied, so the call is replayed there as it came.
+//
+// When the leader named cannot be reached (no connection could be made,
+// so the call never left), the call is tried again, here, for up to
+// leaderRetry: for a second or so after an election, gossip still names
+// the leader that was killed (or its old address, after a restart), and
+// the next try asks again which node leads.
 func (s *Server) forwardWrites(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	resp, err := handler(ctx, req)
+	deadline := time.Now().Add(leaderRetry)
+	for {
+		resp, unreached, err := s.writeOnce(ctx, req, info, handler)
+		if !unreached || time.Now().After(deadline) {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// leaderRetry bounds how long a write whose leader cannot be reached is
+// tried again.
+const leaderRetry = 5 * time.Second
+
+// writeOnce is one try of forwardWrites; unreached tells that the leader
+// it forwarded to could not be reached (the call was not sent).
+func (s *Server) writeOnce(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, unreached bool, err error) {
+	resp, err = handler(ctx, req)
 	var nl *errNotLeader
 	if !errors.As(err, &nl) {
-		return resp, err
+		return resp, false, err
 	}
 	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
-		return nil, status.Errorf(codes.Unavailable, "this node does not lead the control plane (node %s does) and the call was already forwarded by %s: try again", nl.leader, md.Get(forwardedKey)[0])
+		return nil, false, status.Errorf(codes.Unavailable, "this node does not lead the control plane (node %s does) and the call was already forwarded by %s: try again", nl.leader, md.Get(forwardedKey)[0])
 	}
 	if nl.leader == "" || nl.leader == s.cfg.Node || s.cfg.Peer == nil {
-		return nil, nl.GRPCStatus().Err()
+		return nil, false, nl.GRPCStatus().Err()
 	}
 	reply, err := newReply(info.FullMethod)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "forward %s to the leader: %v", info.FullMethod, err)
+		return nil, false, status.Errorf(codes.Internal, "forward %s to the leader: %v", info.FullMethod, err)
 	}
-	conn, err := s.peer(nl.leader)
+	conn, err := s.cfg.Peer(nl.leader)
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "the control plane's leader, node %s, cannot be reached: %v", nl.leader, err)
+		return nil, true, status.Errorf(codes.Unavailable, "the control plane's leader, node %s, cannot be reached: %v", nl.leader, err)
 	}
 	fctx := metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Node)
 	if err := conn.Invoke(fctx, info.FullMethod, req, reply); err != nil {
-		return nil, err
+		return nil, dialFailed(err), peerConn{conn, nl.leader}.wrap(err)
 	}
-	return reply, nil
+	return reply, false, nil
+}
+
+// dialFailed tells a call that failed because no connection to the peer
+// could be made (grpc's "Error while dialing"): it was never sent.
+func dialFailed(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.Unavailable && strings.Contains(st.Message(), "Error while dialing")
 }
 
 // newReply is an empty response message of the unary method full
