@@ -90,26 +90,27 @@ func (p *controlPlane) attach(cl *cluster.Cluster, meta cluster.NodeMeta) {
 
 // Update commits a write: through raft on a control node; on a member it
 // says which node leads, as gossip has it, waiting up to leaderWait for
-// gossip to tell (at start, or during an election).
+// gossip to tell (at start, or during an election) or, when several nodes
+// say they lead, to agree.
 func (p *controlPlane) Update(ctx context.Context, fn func(*store.Tx) error) (uint64, error) {
 	if p.ctl != nil {
 		return p.ctl.Update(ctx, fn)
 	}
-	leader := p.gossipLeader()
-	if leader == "" {
+	leader, agreed := p.gossipLeader()
+	if leader == "" || !agreed {
 		deadline := time.NewTimer(leaderWait)
 		defer deadline.Stop()
 		poll := time.NewTicker(50 * time.Millisecond)
 		defer poll.Stop()
 	wait:
-		for leader == "" {
+		for leader == "" || !agreed {
 			select {
 			case <-ctx.Done():
 				break wait
 			case <-deadline.C:
 				break wait
 			case <-poll.C:
-				leader = p.gossipLeader()
+				leader, agreed = p.gossipLeader()
 			}
 		}
 	}
@@ -117,32 +118,15 @@ func (p *controlPlane) Update(ctx context.Context, fn func(*store.Tx) error) (ui
 }
 
 // leaderWait bounds how long a member's write waits for gossip to name a
-// leader.
+// leader, or to agree on one.
 const leaderWait = 5 * time.Second
 
-// gossipLeader is the live node whose gossip meta says it leads; failing
-// that, the only live control node (a leader's flag takes a gossip round
-// to spread); "" when neither is known.
-func (p *controlPlane) gossipLeader() string {
+// gossipLeader is the leader as gossip tells it (leaderOf).
+func (p *controlPlane) gossipLeader() (leader string, agreed bool) {
 	if p.cl == nil {
-		return ""
+		return "", true
 	}
-	var control []string
-	for _, m := range p.cl.Members() {
-		if m.State != cluster.StateAlive {
-			continue
-		}
-		if m.Meta.Leader {
-			return m.Name
-		}
-		if m.Meta.Role == cluster.RoleControl {
-			control = append(control, m.Name)
-		}
-	}
-	if len(control) == 1 {
-		return control[0]
-	}
-	return ""
+	return leaderOf(p.cl.Members())
 }
 
 // Err is the control plane's persistence failure, nil while healthy.
