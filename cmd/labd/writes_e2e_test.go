@@ -401,6 +401,7 @@ func TestAckedThenKilled(t *testing.T) {
 				t.Fatalf("run %d: write through %s: %v", i, n.name, err)
 			}
 			retried++
+			t.Logf("run %d: write through %s, attempt %d: %v", i, n.name, attempt+1, err)
 			time.Sleep(500 * time.Millisecond)
 		}
 		<-n.done
