@@ -153,20 +153,27 @@ func (p *controlPlane) run(ctx context.Context) error {
 	defer stop()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	published := false
+	var published struct {
+		leader bool
+		term   uint64
+	}
 	for {
 		leader := p.ctl.IsLeader()
-		if leader != published {
-			p.meta.Leader = leader
+		var term uint64
+		if leader {
+			term = p.ctl.Term()
+		}
+		if leader != published.leader || term != published.term {
+			p.meta.Leader, p.meta.LeaderTerm = leader, term
 			if u, ok := any(p.cl).(metaUpdater); ok {
 				if err := u.UpdateMeta(p.meta); err != nil {
 					p.log.Warn("publishing leadership in gossip", "err", err)
 				}
 			}
-			published = leader
-			if leader {
+			if leader && !published.leader {
 				p.log.Info("this node leads the control plane")
 			}
+			published.leader, published.term = leader, term
 		}
 		if leader {
 			p.addControlNodes(ctx)

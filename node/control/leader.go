@@ -1,6 +1,8 @@
 package control
 
 import (
+	"strconv"
+
 	"github.com/hashicorp/raft"
 )
 
@@ -18,6 +20,14 @@ func (e *NotLeaderError) Error() string {
 // NotLeader returns the leader's name: callers outside this package (the
 // API) recognise the error by this method without importing control.
 func (e *NotLeaderError) NotLeader() string { return e.Leader }
+
+// Term is raft's current term on this node (0 when raft cannot say).
+// Gossip carries the leader's, so that a node that led in an older term
+// (killed, its death not yet noticed) is told from the leader now.
+func (c *Control) Term() uint64 {
+	t, _ := strconv.ParseUint(c.raft.Stats()["term"], 10, 64)
+	return t
+}
 
 // IsLeader reports whether this node leads now.
 func (c *Control) IsLeader() bool { return c.raft.State() == raft.Leader }
