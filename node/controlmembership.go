@@ -74,7 +74,7 @@ func (p *controlPlane) leaderOnly() error {
 		leader = p.ctl.Leader()
 	}
 	if leader == "" {
-		leader = p.gossipLeader()
+		leader, _ = p.gossipLeader(p.name)
 	}
 	return &control.NotLeaderError{Leader: leader}
 }

@@ -98,7 +98,8 @@ func (p *controlPlane) attach(cl *cluster.Cluster, meta cluster.NodeMeta) {
 
 // Update commits a write: through raft on a control node; on a member it
 // says which node leads, as gossip has it, waiting up to leaderWait for
-// gossip to tell (at start, or during an election).
+// gossip to tell (at start, or during an election) or, when several nodes
+// say they lead, to agree.
 func (p *controlPlane) Update(ctx context.Context, fn func(*store.Tx) error) (uint64, error) {
 	if p.ctl != nil {
 		rev, err := p.ctl.Update(ctx, fn)
@@ -106,25 +107,26 @@ func (p *controlPlane) Update(ctx context.Context, fn func(*store.Tx) error) (ui
 		if errors.As(err, &nl) && nl.Leader == "" {
 			// A control node raft has not added yet knows no leader:
 			// gossip does.
-			return rev, &control.NotLeaderError{Leader: p.gossipLeader()}
+			leader, _ := p.gossipLeader(p.name)
+			return rev, &control.NotLeaderError{Leader: leader, Controls: nl.Controls}
 		}
 		return rev, err
 	}
-	leader := p.gossipLeader()
-	if leader == "" {
+	leader, agreed := p.gossipLeader()
+	if leader == "" || !agreed {
 		deadline := time.NewTimer(leaderWait)
 		defer deadline.Stop()
 		poll := time.NewTicker(50 * time.Millisecond)
 		defer poll.Stop()
 	wait:
-		for leader == "" {
+		for leader == "" || !agreed {
 			select {
 			case <-ctx.Done():
 				break wait
 			case <-deadline.C:
 				break wait
 			case <-poll.C:
-				leader = p.gossipLeader()
+				leader, agreed = p.gossipLeader()
 			}
 		}
 	}
@@ -148,32 +150,21 @@ func (p *controlPlane) gossipControls() []string {
 }
 
 // leaderWait bounds how long a member's write waits for gossip to name a
-// leader.
+// leader, or to agree on one.
 const leaderWait = 5 * time.Second
 
-// gossipLeader is the live node whose gossip meta says it leads; failing
-// that, the only live control node (a leader's flag takes a gossip round
-// to spread); "" when neither is known.
-func (p *controlPlane) gossipLeader() string {
+// gossipLeader is the leader as gossip tells it (leaderOf).
+// self, when set, is left out of the control nodes that may lead by
+// default: a control node raft has not added yet asks about the others.
+func (p *controlPlane) gossipLeader(self ...string) (leader string, agreed bool) {
 	if p.cl == nil {
-		return ""
+		return "", true
 	}
-	var control []string
-	for _, m := range p.cl.Members() {
-		if m.State != cluster.StateAlive {
-			continue
-		}
-		if m.Meta.Leader {
-			return m.Name
-		}
-		if m.Meta.Role == cluster.RoleControl && m.Name != p.name {
-			control = append(control, m.Name)
-		}
+	members := p.cl.Members()
+	if len(self) > 0 {
+		members = slices.DeleteFunc(members, func(m cluster.Member) bool { return m.Name == self[0] && !m.Meta.Leader })
 	}
-	if len(control) == 1 {
-		return control[0]
-	}
-	return ""
+	return leaderOf(members)
 }
 
 // Err is the control plane's persistence failure, nil while healthy.
@@ -200,20 +191,27 @@ func (p *controlPlane) run(ctx context.Context) error {
 	defer stop()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	published := false
+	var published struct {
+		leader bool
+		term   uint64
+	}
 	for {
 		leader := p.ctl.IsLeader()
-		if leader != published {
-			p.meta.Leader = leader
+		var term uint64
+		if leader {
+			term = p.ctl.Term()
+		}
+		if leader != published.leader || term != published.term {
+			p.meta.Leader, p.meta.LeaderTerm = leader, term
 			if u, ok := any(p.cl).(metaUpdater); ok {
 				if err := u.UpdateMeta(p.meta); err != nil {
 					p.log.Warn("publishing leadership in gossip", "err", err)
 				}
 			}
-			published = leader
-			if leader {
+			if leader && !published.leader {
 				p.log.Info("this node leads the control plane")
 			}
+			published.leader, published.term = leader, term
 		}
 		if leader {
 			p.addControlNodes(ctx)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -115,24 +116,51 @@ func (s *Server) update(ctx context.Context, fn func(tx *store.Tx) error) error 
 // leader that was killed), the call is offered to the other control nodes
 // in turn, until one takes it or says something other than a refusal;
 // the error then names every control node tried.
+//
+// When no control node could be reached at all (the call never left), the
+// call is tried again, here, for up to leaderRetry: for a second or so
+// after an election, gossip still names the leader that was killed (or
+// its old address, after a restart), and the next try asks again which
+// node leads.
 func (s *Server) forwardWrites(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	resp, err := handler(ctx, req)
+	deadline := time.Now().Add(leaderRetry)
+	for {
+		resp, unreached, err := s.writeOnce(ctx, req, info, handler)
+		if !unreached || time.Now().After(deadline) {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// leaderRetry bounds how long a write whose leader cannot be reached is
+// tried again.
+const leaderRetry = 5 * time.Second
+
+// writeOnce is one try of forwardWrites; unreached tells that the leader
+// it forwarded to could not be reached (the call was not sent).
+func (s *Server) writeOnce(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, unreached bool, err error) {
+	resp, err = handler(ctx, req)
 	var nl *errNotLeader
 	if !errors.As(err, &nl) {
-		return resp, err
+		return resp, false, err
 	}
 	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 && nl.leader != "" {
 		_ = grpc.SetTrailer(ctx, metadata.Pairs(refusedKey, "not-leader"))
-		return nil, status.Errorf(codes.Unavailable, "this node does not lead the control plane (node %s does) and the call was already forwarded by %s: try again", nl.leader, md.Get(forwardedKey)[0])
+		return nil, false, status.Errorf(codes.Unavailable, "this node does not lead the control plane (node %s does) and the call was already forwarded by %s: try again", nl.leader, md.Get(forwardedKey)[0])
 	}
 	if nl.leader == "" || nl.leader == s.cfg.Node || s.cfg.Peer == nil {
 		_ = grpc.SetTrailer(ctx, metadata.Pairs(refusedKey, "not-leader"))
-		return nil, nl.GRPCStatus().Err()
+		return nil, false, nl.GRPCStatus().Err()
 	}
 	fctx := metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Node)
 	reply, refused, err := s.forwardWrite(fctx, nl.leader, info.FullMethod, req)
 	if !refused {
-		return reply, err
+		return reply, false, err
 	}
 	tried := []string{triedOn(nl.leader, err)}
 	for _, node := range nl.controls {
@@ -141,15 +169,15 @@ func (s *Server) forwardWrites(ctx context.Context, req any, info *grpc.UnarySer
 		}
 		reply, refused, err = s.forwardWrite(fctx, node, info.FullMethod, req)
 		if !refused {
-			return reply, err
+			return reply, false, err
 		}
 		tried = append(tried, triedOn(node, err))
 	}
 	if len(tried) == 1 {
-		return nil, err
+		return nil, true, err
 	}
 	_ = grpc.SetTrailer(ctx, metadata.Pairs(refusedKey, "not-leader"))
-	return nil, status.Errorf(codes.Unavailable, "no control node took the write%s: %s", (&errNotLeader{controls: nl.controls}).needed(), strings.Join(tried, "; "))
+	return nil, true, status.Errorf(codes.Unavailable, "no control node took the write%s: %s", (&errNotLeader{controls: nl.controls}).needed(), strings.Join(tried, "; "))
 }
 
 // triedOn is what node answered a forwarded write, for a message that

@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"context"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -100,5 +102,47 @@ func TestConflictIsAborted(t *testing.T) {
 	_, err := e.lab.Apply(ctx, &labv1.ApplyRequest{Topology: demo()})
 	if s := wantCode(t, err, codes.Aborted); !strings.Contains(s.Message(), "changed by another write since it was read: try again") {
 		t.Errorf("conflict: %v", err)
+	}
+}
+
+// TestWriteRetriedWhileLeaderUnreachable: for a moment after an election,
+// gossip still names the killed leader (or its old address): a write
+// forwarded there, which cannot be sent, is tried again and reaches the
+// leader gossip names next.
+func TestWriteRetriedWhileLeaderUnreachable(t *testing.T) {
+	leader := newEnv(t, false)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := l.Addr().String() // nothing listens there any more
+	l.Close()
+	var mu sync.Mutex
+	var asked []string
+	follower := newEnv(t, false, func(c *api.Config) {
+		c.Writer = notLeaderWriter{"leader"}
+		c.Peer = func(string) (grpc.ClientConnInterface, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			addr := leader.addr
+			if len(asked) < 3 {
+				addr = gone
+			}
+			asked = append(asked, addr)
+			return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := follower.lab.CreateLab(ctx, &labv1.CreateLabRequest{LabId: "retried", Lab: &labv1.Lab{}}); err != nil {
+		t.Fatalf("write while the named leader cannot be reached: %v (tried %v)", err, asked)
+	}
+	if st, err := lab.Load(leader.store, "retried"); err != nil || st.Lab == nil {
+		t.Fatalf("the leader's store lacks the write: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 4 {
+		t.Errorf("tried %v, want three unreachable tries and the leader", asked)
 	}
 }

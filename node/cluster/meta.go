@@ -18,6 +18,7 @@ type NodeMeta struct {
 	Role        string `json:"role,omitempty"`    // RoleControl or RoleMember
 	RaftAddr    string `json:"raft,omitempty"`    // Raft transport, host:port (control nodes)
 	Leader      bool   `json:"leader,omitempty"`  // the node is the Raft leader
+	LeaderTerm  uint64 `json:"term,omitempty"`    // the Raft term it leads in (with Leader)
 }
 
 // Roles (NodeMeta.Role).

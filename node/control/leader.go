@@ -2,6 +2,7 @@ package control
 
 import (
 	"slices"
+	"strconv"
 
 	"github.com/hashicorp/raft"
 )
@@ -28,6 +29,14 @@ func (e *NotLeaderError) NotLeader() string { return e.Leader }
 
 // ControlNodes returns the control nodes known when the write was refused.
 func (e *NotLeaderError) ControlNodes() []string { return e.Controls }
+
+// Term is raft's current term on this node (0 when raft cannot say).
+// Gossip carries the leader's, so that a node that led in an older term
+// (killed, its death not yet noticed) is told from the leader now.
+func (c *Control) Term() uint64 {
+	t, _ := strconv.ParseUint(c.raft.Stats()["term"], 10, 64)
+	return t
+}
 
 // IsLeader reports whether this node leads now.
 func (c *Control) IsLeader() bool { return c.raft.State() == raft.Leader }
