@@ -298,3 +298,13 @@ func isDecodeError(err error) bool {
 	}
 	return false
 }
+
+// progress is Staleness with the control plane's revision as last heard
+// (0 before any): a replica whose revision is below it has not caught up.
+func (f *Follower) progress() (age time.Duration, rev, leaderRev uint64) {
+	age, rev = f.Staleness()
+	f.mu.Lock()
+	leaderRev = f.leaderRev
+	f.mu.Unlock()
+	return age, rev, leaderRev
+}
