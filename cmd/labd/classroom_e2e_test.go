@@ -13,10 +13,12 @@ package main_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -25,6 +27,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/labnet-dev/labnet/node/tun/nstest"
 )
@@ -122,7 +128,20 @@ func (c *classroom) start(extra ...string) {
 		n.args = append(n.args, append([]string{"--metrics", "127.0.0.1:9100"}, extra...)...)
 		n.start()
 	}
+	c.t.Cleanup(func() {
+		if c.t.Failed() {
+			for _, n := range c.nodes {
+				c.t.Logf("%s's log (the end):\n%s", n.name, lastLines(n.d.log.String(), 60))
+			}
+		}
+	})
 	c.waitAlive(c.nodes, len(c.nodes), 30*time.Second)
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // start runs the node's labd again with the same command.
@@ -388,5 +407,256 @@ func TestClassroomTeacherRestart(t *testing.T) {
 				t.Errorf("%s does not run %s at the end: %v", n.name, h, keys(got))
 			}
 		}
+	}
+}
+
+// extraLab is a lab of hosts without a node: apply spreads them over the
+// live nodes, and failover may move them (unlike the workshop's, which
+// are pinned with failover: false).
+const extraLab = `name: extra
+networks:
+  - name: x
+    ipv4: 10.9.0.0/24
+hosts:
+`
+
+func extraHosts(n int) string {
+	var b strings.Builder
+	b.WriteString(extraLab)
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "  - name: x%d\n    interfaces:\n      - network: x\n        ipv4: 10.9.0.%d/24\n", i, i)
+	}
+	return b.String()
+}
+
+// impairJSON is how `get host -o json` shows a delay of ms milliseconds.
+func impairJSON(ms int) string { return fmt.Sprintf(`"%.3fs"`, float64(ms)/1000) }
+
+// TestClassroomStudentCut: a student's laptop cut off from the room (its
+// bridge port down) for 10 s, then for 60 s (longer than --failover-after,
+// 5 s here), and healed. At no moment does a host run on two laptops: the
+// student's pinned hosts stay on it (unavailable to the others), and the
+// hosts the leader moves away from it stop on it (it fences itself once
+// it has not heard the control plane for nearly the failover time). Writes
+// acknowledged by the majority during the cut are on the student after
+// the heal, and traffic between the student's host and the teacher's
+// recovers; the times are logged.
+func TestClassroomStudentCut(t *testing.T) {
+	requireClassroom(t)
+	c := newClassroom(t, "alice", "bob", "carol")
+	c.start("--failover-after", "5s")
+	c.applyWorkshop()
+	extra := filepath.Join(t.TempDir(), "extra.yaml")
+	if err := os.WriteFile(extra, []byte(extraHosts(8)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.teacher().d.ok("apply", "-f", extra)
+	alice, bob, tch := c.node("alice"), c.node("bob"), c.teacher()
+	// Where apply placed the extra hosts: alice's are the ones that move.
+	var onAlice []string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		placed := map[string]bool{}
+		onAlice = nil
+		for _, n := range c.nodes {
+			got, _ := n.running()
+			for h := range got {
+				if strings.HasPrefix(h, "extra/") {
+					placed[h] = true
+					if n == alice {
+						onAlice = append(onAlice, h)
+					}
+				}
+			}
+		}
+		if len(placed) == 8 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the extra hosts do not all run after 30s: %v", keys(placed))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	sort.Strings(onAlice)
+	if len(onAlice) == 0 {
+		t.Fatalf("apply placed none of the extra hosts on alice: nothing could fail over")
+	}
+	t.Logf("alice runs %v of the extra lab", onAlice)
+	w := c.watchTwice()
+
+	delay := 10 // ms, the last write's delay on r-alice:eth1
+	for _, cut := range []time.Duration{10 * time.Second, 60 * time.Second} {
+		c.bridge.Run("ip", "link", "set", alice.port, "down")
+		cutAt := time.Now()
+		// Writes through the majority during the cut (through bob,
+		// forwarded to the teacher): each acknowledged one is the value
+		// alice must have after the heal.
+		acked := 0
+		fencedAt := time.Duration(0)
+		movedAt := time.Duration(0)
+		for time.Since(cutAt) < cut {
+			delay = delay%89 + 11
+			if _, _, code := bob.d.labctl("impair", "r-alice:eth1", "--delay", fmt.Sprintf("%dms", delay)); code == 0 {
+				acked++
+			} else {
+				t.Fatalf("cut %v: a write through bob failed at %v", cut, time.Since(cutAt))
+			}
+			if fencedAt == 0 {
+				if got, ok := alice.running(); ok && !anyOf(got, onAlice) {
+					fencedAt = time.Since(cutAt)
+				}
+			}
+			if movedAt == 0 && runsAll(c.nodes, alice, onAlice) {
+				movedAt = time.Since(cutAt)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		t.Logf("cut %v: %d writes acknowledged through bob; alice stopped its movable hosts after %v, the others ran them all after %v (0: not during the cut)",
+			cut, acked, fencedAt.Round(time.Millisecond), movedAt.Round(time.Millisecond))
+		if got, _ := alice.running(); !got["class/alice"] || !got["class/r-alice"] {
+			t.Errorf("cut %v: alice stopped its pinned hosts: runs %v", cut, keys(got))
+		}
+
+		c.bridge.Run("ip", "link", "set", alice.port, "up")
+		healAt := time.Now()
+		var pingAfter, aliveAfter, caughtUpAfter time.Duration
+		want := impairJSON(delay)
+		for pingAfter == 0 || aliveAfter == 0 || caughtUpAfter == 0 {
+			if time.Since(healAt) > 60*time.Second {
+				out, _, _ := alice.d.labctl("get", "host", "r-alice", "-o", "json")
+				t.Errorf("cut %v: not recovered 60s after the heal: ping %v, alive %v, caught up %v (want %s in:\n%s)\nalice's log:\n%s",
+					cut, pingAfter, aliveAfter, caughtUpAfter, want, out, alice.d.log)
+				break
+			}
+			if pingAfter == 0 {
+				if _, _, code := alice.d.labctl("ping", "alice", "web", "-c", "1", "-W", "0.3"); code == 0 {
+					pingAfter = time.Since(healAt)
+				}
+			}
+			if aliveAfter == 0 && alice.aliveCount() == len(c.nodes) && tch.aliveCount() == len(c.nodes) {
+				aliveAfter = time.Since(healAt)
+			}
+			if caughtUpAfter == 0 {
+				if out, _, code := alice.d.labctl("get", "host", "r-alice", "-o", "json"); code == 0 && strings.Contains(out, want) {
+					caughtUpAfter = time.Since(healAt)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Logf("cut %v healed: first ping reply alice->web %v after the heal; alice and the teacher see all alive %v; alice has the last write (%d acknowledged during the cut) %v",
+			cut, pingAfter.Round(time.Millisecond), aliveAfter.Round(time.Millisecond), acked, caughtUpAfter.Round(time.Millisecond))
+		// The moved hosts come back home (failback after 5 s alive).
+		took := alice.waitRuns(45*time.Second, onAlice...)
+		t.Logf("cut %v: alice runs its movable hosts again %v after the heal", cut, time.Since(healAt).Round(time.Millisecond))
+		_ = took
+	}
+	w.check(t)
+}
+
+// anyOf reports whether got holds any of hosts.
+func anyOf(got map[string]bool, hosts []string) bool {
+	for _, h := range hosts {
+		if got[h] {
+			return true
+		}
+	}
+	return false
+}
+
+// runsAll reports whether the nodes other than except run all of hosts.
+func runsAll(nodes []*classNode, except *classNode, hosts []string) bool {
+	all := map[string]bool{}
+	for _, n := range nodes {
+		if n == except {
+			continue
+		}
+		got, _ := n.running()
+		for h := range got {
+			all[h] = true
+		}
+	}
+	for _, h := range hosts {
+		if !all[h] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestFullDiskNotServing: a labd whose data directory is on a small tmpfs
+// the test mounts (under its temporary directory, unmounted at the end),
+// once that disk is full, fails the writes it cannot persist and turns
+// its gRPC health (grpc.health.v1.Health/Check) NOT_SERVING.
+func TestFullDiskNotServing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts labd on a tmpfs")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs for the data directory needs root (sudo -E go test)")
+	}
+	mnt := filepath.Join(t.TempDir(), "disk")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "labnet-test", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (a container without CAP_SYS_ADMIN?): %v: %s", err, out)
+	}
+	t.Cleanup(func() { // after labd is stopped: cleanups run last first
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		}
+	})
+	d := startLabdArgs(t, filepath.Join(mnt, "data"), "--name", "disk", "--api", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--overlay", "127.0.0.1:0")
+	d.ok("apply", "-f", examples(t, "two-lans.yaml"))
+	conn, err := grpc.NewClient(d.api, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	health := healthpb.NewHealthClient(conn)
+	check := func() healthpb.HealthCheckResponse_ServingStatus {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			t.Fatalf("Health/Check: %v", err)
+		}
+		return r.Status
+	}
+	if s := check(); s != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health before the disk is full: %v", s)
+	}
+
+	// Fill the disk: a file of zeros until ENOSPC.
+	f, err := os.Create(filepath.Join(mnt, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeros := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(zeros); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the disk: %v", err)
+			}
+			break
+		}
+	}
+	f.Close()
+
+	// Writes until one cannot be persisted (bbolt may have room left in
+	// pages it holds); each changes the impairment, so each is a new entry.
+	var failed string
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 1; check() == healthpb.HealthCheckResponse_SERVING; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("health still SERVING 20s after the disk filled (%d writes; last refusal: %q)\nlabd's log:\n%s", i, failed, d.log)
+		}
+		if _, errs, code := d.labctl("impair", "r1:eth0", "--delay", fmt.Sprintf("%dms", i%500+1)); code != 0 {
+			failed = strings.TrimSpace(errs)
+		}
+	}
+	t.Logf("health NOT_SERVING once the disk is full; the write refused: %q", failed)
+	if !strings.Contains(d.log.String(), "health NOT_SERVING") {
+		t.Errorf("labd's log does not say why health is NOT_SERVING:\n%s", d.log)
 	}
 }
