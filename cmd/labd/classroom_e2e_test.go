@@ -128,10 +128,12 @@ func (c *classroom) start(extra ...string) {
 		n.args = append(n.args, append([]string{"--metrics", "127.0.0.1:9100"}, extra...)...)
 		n.start()
 	}
+	// The end of every labd's log when the test fails (or with
+	// LABNET_E2E_LOGS=1).
 	c.t.Cleanup(func() {
-		if c.t.Failed() {
+		if c.t.Failed() || os.Getenv("LABNET_E2E_LOGS") != "" {
 			for _, n := range c.nodes {
-				c.t.Logf("%s's log (the end):\n%s", n.name, lastLines(n.d.log.String(), 60))
+				c.t.Logf("%s's log (the end):\n%s", n.name, lastLines(n.d.log.String(), 150))
 			}
 		}
 	})
