@@ -85,7 +85,7 @@ func newClassroom(t *testing.T, students ...string) *classroom {
 		ns.Run("ip", "addr", "add", ip+"/24", "dev", "eth0")
 		ns.Run("ip", "link", "set", "eth0", "up")
 		n := &classNode{t: t, name: name, ip: ip, ns: ns, port: port, data: filepath.Join(t.TempDir(), name)}
-		n.metrics = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		tr := &http.Transport{
 			DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
 				err = ns.Do(func() error {
 					var d net.Dialer
@@ -94,7 +94,9 @@ func newClassroom(t *testing.T, students ...string) *classroom {
 				})
 				return conn, err
 			},
-		}}
+		}
+		t.Cleanup(tr.CloseIdleConnections) // before the namespace goes
+		n.metrics = &http.Client{Timeout: 2 * time.Second, Transport: tr}
 		c.nodes = append(c.nodes, n)
 	}
 	return c
