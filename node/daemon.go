@@ -42,6 +42,7 @@ type Daemon struct {
 	packets  *packetPath
 	members  *members
 	follower *follow.Follower // nil on control nodes (follower.go)
+	fence    *follow.Fence    // a member's, with failover on; nil otherwise
 	rt       *runtime.Runtime
 
 	health        atomic.Pointer[health.Server] // the API's, for storeFailed
@@ -123,13 +124,18 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	d.members.isLeader, d.members.update = d.control.isLeader, d.control.Update
 	peersChanged, _ := d.members.watch() // ends when the cluster shuts down
 	d.packets.followMembers(d.members.peers, d.members.watch)
+	fenceChanged := make(chan struct{}, 1)
 	d.rt = runtime.New(runtime.Config{
 		Node: cfg.Name, Store: d.store, Fabric: d.packets.fab, Clock: stack.SystemClock{}, Logger: log.With("component", "runtime"),
 		Peers: d.members.peers, PeersChanged: peersChanged,
 		Started: d.gw.hook(),
+		Fenced:  d.fenced, FenceChanged: fenceChanged,
 	})
 	self := &clusterNodes{cl: d.members.cl, st: d.store, name: cfg.Name, started: d.started}
 	staleness, control := d.newFollowing(log)
+	if d.follower != nil && cfg.FailoverAfter > 0 {
+		d.fence = follow.NewFence(d.follower, cfg.FailoverAfter, fenceChanged, log.With("component", "fence"))
+	}
 	d.api.register(api.Config{
 		Node: cfg.Name, Store: d.store, Writer: d.control, Membership: d.control, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api"),
 		Staleness: staleness, Control: control,
@@ -170,6 +176,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	eg.Go(func() error { return d.control.run(ctx) })
 	if d.follower != nil {
 		eg.Go(func() error { return d.follower.Run(ctx) })
+	}
+	if d.fence != nil {
+		eg.Go(func() error { return d.fence.Run(ctx) })
 	}
 	eg.Go(d.api.serve)
 	eg.Go(func() error {

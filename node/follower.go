@@ -65,3 +65,8 @@ func replicaAge(f *follow.Follower) func() (time.Duration, bool) {
 		return age, true
 	}
 }
+
+// fenced is the runtime's Config.Fenced: whether this member stops the
+// hosts the leader may have moved (follow.Fence); never on a control node
+// or without failover.
+func (d *Daemon) fenced() bool { return d.fence != nil && d.fence.Fenced() }

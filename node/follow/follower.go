@@ -47,7 +47,12 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the wait after a round of
 	// candidates that all failed (MinBackoff, MaxBackoff when 0).
 	MinBackoff, MaxBackoff time.Duration
-	Logger                 *slog.Logger
+	// IdleTimeout ends a stream that has brought nothing (not even a
+	// heartbeat) for this long, so that a connection that died with the
+	// network (no reset ever comes) is left for another attempt;
+	// 3*HeartbeatEvery when 0.
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // Follower keeps a member's replica following the control plane. Run runs
@@ -72,6 +77,9 @@ func New(cfg Config) *Follower {
 	}
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = max(MaxBackoff, cfg.MinBackoff)
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 3 * HeartbeatEvery
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -193,6 +201,10 @@ func (f *Follower) session(ctx context.Context, c Candidate) (progressed bool, e
 	}
 	f.setFrom(c.Name)
 	defer f.setFrom("")
+	// The control node sends at least a heartbeat a second: silence for
+	// IdleTimeout means the connection is gone, though no error says so.
+	idle := time.AfterFunc(f.cfg.IdleTimeout, cancel)
+	defer idle.Stop()
 	var snap snapshotBuilder
 	for {
 		m, err := stream.Recv()
@@ -200,8 +212,12 @@ func (f *Follower) session(ctx context.Context, c Candidate) (progressed bool, e
 			if isDecodeError(err) {
 				f.needResync()
 			}
+			if !idle.Stop() {
+				err = fmt.Errorf("nothing heard for %v: %w", f.cfg.IdleTimeout, err)
+			}
 			return progressed, fmt.Errorf("follow %s: %w", c.Name, err)
 		}
+		idle.Reset(f.cfg.IdleTimeout)
 		if !progressed {
 			progressed = true
 			f.cfg.Logger.Info("following the control plane", "control", c.Name, "from_revision", from)
@@ -297,4 +313,14 @@ func isDecodeError(err error) bool {
 		return true
 	}
 	return false
+}
+
+// progress is Staleness with the control plane's revision as last heard
+// (0 before any): a replica whose revision is below it has not caught up.
+func (f *Follower) progress() (age time.Duration, rev, leaderRev uint64) {
+	age, rev = f.Staleness()
+	f.mu.Lock()
+	leaderRev = f.leaderRev
+	f.mu.Unlock()
+	return age, rev, leaderRev
 }
