@@ -49,6 +49,20 @@ type Config struct {
 	Control bool
 	// Raft is the control node's raft address (TCP); unused by members.
 	Raft string
+	// Bootstrap names the control node that forms a new control plane
+	// when there is none yet (no raft state): a StatefulSet's first pod,
+	// whose --join names every pod, itself included. Empty: a control
+	// node without --join.
+	Bootstrap string
+}
+
+// bootstraps reports whether this node forms a new control plane when it
+// has no raft state yet.
+func (c *Config) bootstraps() bool {
+	if c.Bootstrap != "" {
+		return c.Bootstrap == c.Name
+	}
+	return len(c.Join) == 0
 }
 
 // Defaults, as DESIGN.md's table gives them.
@@ -104,6 +118,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&cfg.Metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (off when empty)")
 	var control optionalBool
 	fs.Var(&control, "control", "control node: keeps the lab's state in the raft log (default: true without --join, false with it)")
+	fs.StringVar(&cfg.Bootstrap, "bootstrap", "", "the control node that forms a new control plane when none exists (default: a control node without --join)")
 	fs.StringVar(&cfg.Raft, "raft", "", "raft address of a control node, TCP (default: --api's IP, port "+defaultRaftPort+"; port 0 when --api's port is 0)")
 	parseTun := tunFlags(fs, &cfg.Tun)
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow gossip and overlay on non-loopback addresses without a cluster key")

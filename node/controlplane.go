@@ -53,7 +53,7 @@ func openControlPlane(cfg Config, st *store.Store, legacy *legacyImport, onError
 		Name: cfg.Name, DataDir: cfg.DataDir,
 		Bind: cfg.Raft, Advertise: raftAdvertise(cfg, log),
 		State:     control.StoreState(st),
-		Bootstrap: len(cfg.Join) == 0,
+		Bootstrap: cfg.bootstraps(),
 		Key:       cfg.Key,
 		OnError:   onError,
 		Logger:    log,
