@@ -191,7 +191,7 @@ func TestKubernetesBase(t *testing.T) {
 			peerOnly[key] = fromLabd
 		}
 	}
-	for _, name := range []string{"gossip", "gossip-udp", "overlay"} {
+	for _, name := range []string{"gossip", "gossip-udp", "overlay", "raft"} {
 		key := fmt.Sprintf("%d/%s", ports[name].ContainerPort, ports[name].Protocol)
 		if fromLabd, ok := peerOnly[key]; !ok || !fromLabd {
 			t.Errorf("NetworkPolicy: %s (%s) must be open to labd pods only", name, key)

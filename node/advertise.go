@@ -57,3 +57,21 @@ func reachable(addr string, private func() (string, error), log *slog.Logger) st
 	}
 	return net.JoinHostPort(ip, port)
 }
+
+// raftAdvertise is the raft address other control nodes dial: --advertise's
+// IP with --raft's port, else --raft with an unspecified IP replaced by the
+// machine's private IP; "" to advertise what raft binds. A port of 0 is
+// the bound port (node/control fills it in).
+func raftAdvertise(cfg Config, log *slog.Logger) string {
+	host, port, err := net.SplitHostPort(cfg.Raft)
+	if err != nil {
+		return ""
+	}
+	if cfg.Advertise != "" {
+		return net.JoinHostPort(cfg.Advertise, port)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		return reachable(cfg.Raft, sockaddr.GetPrivateIP, log)
+	}
+	return ""
+}

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/labnet-dev/labnet/node/api"
@@ -50,7 +52,7 @@ func (a *apiServer) register(cfg api.Config, cl *cluster.Cluster) {
 	a.peers = &peerConns{cl: cl, conns: map[string]*grpc.ClientConn{}}
 	cfg.Peer = a.peers.dial
 	a.srv = api.New(cfg)
-	a.grpc = grpc.NewServer()
+	a.grpc = grpc.NewServer(append(a.srv.ServerOptions(), grpc.KeepaliveEnforcementPolicy(peerKeepaliveMin))...)
 	a.srv.Register(a.grpc)
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)
@@ -120,12 +122,18 @@ func (p *peerConns) dial(node string) (grpc.ClientConnInterface, error) {
 	if addr == "" {
 		return nil, fmt.Errorf("node %s is not a member of the cluster", node)
 	}
+	return p.dialAddr(addr)
+}
+
+// dialAddr returns the connection to the API at addr, made on first use.
+func (p *peerConns) dialAddr(addr string) (grpc.ClientConnInterface, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c := p.conns[addr]; c != nil {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithKeepaliveParams(peerKeepalive), grpc.WithConnectParams(peerConnect))
 	if err != nil {
 		return nil, err
 	}
@@ -140,3 +148,19 @@ func (p *peerConns) close() {
 		c.Close()
 	}
 }
+
+// A connection to another labd that died with the network (a laptop's
+// Wi-Fi, a cut) sends no reset: without keepalive, calls and the follow
+// stream would wait on it for TCP's retransmission timeouts, minutes. A
+// ping after 5 s of silence unanswered for 3 s closes it, and a new one
+// is tried at most 2 s apart (gRPC's default backoff grows to 2 min).
+var (
+	peerKeepalive = keepalive.ClientParameters{Time: 5 * time.Second, Timeout: 3 * time.Second}
+	peerConnect   = grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 200 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+		MinConnectTimeout: 3 * time.Second,
+	}
+	// peerKeepaliveMin lets peers ping that often (the default policy
+	// closes a connection pinged more often than every 5 min).
+	peerKeepaliveMin = keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}
+)

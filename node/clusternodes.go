@@ -26,12 +26,13 @@ func (c *clusterNodes) Nodes() []*labv1.Node {
 		cluster.StateAlive: labv1.NodeState_NODE_STATE_ALIVE, cluster.StateSuspect: labv1.NodeState_NODE_STATE_SUSPECT,
 		cluster.StateDead: labv1.NodeState_NODE_STATE_DEAD, cluster.StateLeft: labv1.NodeState_NODE_STATE_LEFT,
 	}
+	roles := map[string]labv1.NodeRole{cluster.RoleControl: labv1.NodeRole_NODE_ROLE_CONTROL, cluster.RoleMember: labv1.NodeRole_NODE_ROLE_MEMBER}
 	var out []*labv1.Node
 	for _, m := range c.cl.Members() {
 		n := &labv1.Node{
 			Name: lab.NodeName(m.Name), State: states[m.State], ApiAddress: m.Meta.APIAddr,
 			GossipAddress: m.Addr, OverlayAddress: m.Meta.OverlayAddr, Version: m.Meta.Version,
-			HostCount: int32(counts[m.Name]),
+			HostCount: int32(counts[m.Name]), Role: roles[m.Meta.Role], Leader: m.Meta.Leader,
 		}
 		switch {
 		case m.Name == c.name:
@@ -43,3 +44,6 @@ func (c *clusterNodes) Nodes() []*labv1.Node {
 	}
 	return out
 }
+
+// Watch signals membership changes (cluster.WatchMembers).
+func (c *clusterNodes) Watch() (<-chan struct{}, func()) { return c.cl.WatchMembers() }

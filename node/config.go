@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -34,10 +35,34 @@ type Config struct {
 	// FailoverAfter is how long a node may be gone before its hosts are
 	// placed again elsewhere; 0 turns failover off.
 	FailoverAfter time.Duration
+	// Failback brings a host that failed over back to its home node once
+	// that node has been alive again for FailoverAfter.
+	Failback bool
+	// ForgetAfter is how long a dead or left node stays listed.
+	ForgetAfter time.Duration
 	// Metrics is where Prometheus metrics are served; empty: off.
 	Metrics string
 	// Tun is the TUN gateway (gateway.go); none when Tun.Device is empty.
 	Tun TunConfig
+	// Control makes this node a control node: it keeps the desired state
+	// in the raft log (node/control). Members follow the control nodes.
+	Control bool
+	// Raft is the control node's raft address (TCP); unused by members.
+	Raft string
+	// Bootstrap names the control node that forms a new control plane
+	// when there is none yet (no raft state): a StatefulSet's first pod,
+	// whose --join names every pod, itself included. Empty: a control
+	// node without --join.
+	Bootstrap string
+}
+
+// bootstraps reports whether this node forms a new control plane when it
+// has no raft state yet.
+func (c *Config) bootstraps() bool {
+	if c.Bootstrap != "" {
+		return c.Bootstrap == c.Name
+	}
+	return len(c.Join) == 0
 }
 
 // Defaults, as DESIGN.md's table gives them.
@@ -45,6 +70,9 @@ const (
 	DefaultAPI     = "127.0.0.1:7700"
 	DefaultGossip  = "127.0.0.1:7946"
 	DefaultOverlay = "127.0.0.1:6081"
+	DefaultRaft    = "127.0.0.1:7701"
+	// defaultRaftPort is --raft's port when it follows --api's IP.
+	defaultRaftPort = "7701"
 )
 
 // DefaultDataDir is $XDG_STATE_HOME/labd, else ~/.local/state/labd.
@@ -85,7 +113,13 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&keyFile, "cluster-key-file", "", "file holding the cluster key")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&cfg.FailoverAfter, "failover-after", time.Minute, "place the hosts of a node gone this long on live nodes (0: never)")
+	fs.BoolVar(&cfg.Failback, "failback", true, "move a host that failed over back to its home node once that node has been alive for --failover-after (false: it stays)")
+	fs.DurationVar(&cfg.ForgetAfter, "forget-after", 24*time.Hour, "stop listing a node dead or left this long")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (off when empty)")
+	var control optionalBool
+	fs.Var(&control, "control", "control node: keeps the lab's state in the raft log (default: true without --join, false with it)")
+	fs.StringVar(&cfg.Bootstrap, "bootstrap", "", "the control node that forms a new control plane when none exists (default: a control node without --join)")
+	fs.StringVar(&cfg.Raft, "raft", "", "raft address of a control node, TCP (default: --api's IP, port "+defaultRaftPort+"; port 0 when --api's port is 0)")
 	parseTun := tunFlags(fs, &cfg.Tun)
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow gossip and overlay on non-loopback addresses without a cluster key")
 	fs.Usage = func() {
@@ -138,6 +172,13 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 			cfg.Join = append(cfg.Join, j)
 		}
 	}
+	cfg.Control = len(cfg.Join) == 0 // the teacher, or a single machine
+	if control.set {
+		cfg.Control = control.v
+	}
+	if cfg.Raft == "" {
+		cfg.Raft = raftBeside(cfg.API)
+	}
 	return cfg, cfg.Validate()
 }
 
@@ -157,7 +198,14 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("--%s: %q is not host:port", a.flag, a.addr)
 		}
 	}
-	for _, a := range []struct{ flag, addr string }{{"gossip", c.Gossip}, {"overlay", c.Overlay}} {
+	unauthenticated := []struct{ flag, addr string }{{"gossip", c.Gossip}, {"overlay", c.Overlay}}
+	if c.Control {
+		if _, _, err := net.SplitHostPort(c.Raft); err != nil {
+			return fmt.Errorf("--raft: %q is not host:port", c.Raft)
+		}
+		unauthenticated = append(unauthenticated, struct{ flag, addr string }{"raft", c.Raft})
+	}
+	for _, a := range unauthenticated {
 		if !c.Insecure && len(c.Key) == 0 && !isLoopback(a.addr) {
 			return fmt.Errorf("--%s: %s is not a loopback address: refusing to carry unauthenticated lab traffic on a real network without --cluster-key (or --insecure)", a.flag, a.addr)
 		}
@@ -172,6 +220,43 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// raftBeside is --raft's default: --api's IP with port 7701, so that
+// control nodes on 127.0.0.2 and 127.0.0.3 do not collide; port 0 (any)
+// when --api's port is 0, as tests start many labds on one IP.
+func raftBeside(api string) string {
+	host, port, err := net.SplitHostPort(api)
+	if err != nil {
+		return DefaultRaft // Validate reports --api
+	}
+	if port != "0" {
+		port = defaultRaftPort
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// optionalBool is a bool flag that knows whether it was given (on the
+// command line or in the environment), for defaults that depend on other
+// flags.
+type optionalBool struct{ v, set bool }
+
+func (b *optionalBool) String() string {
+	if b == nil {
+		return "false"
+	}
+	return strconv.FormatBool(b.v)
+}
+
+func (b *optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	b.v, b.set = v, true
+	return nil
+}
+
+func (b *optionalBool) IsBoolFlag() bool { return true }
 
 func isLoopback(hostport string) bool {
 	host, _, err := net.SplitHostPort(hostport)

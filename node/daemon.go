@@ -7,14 +7,16 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/health"
 
 	"github.com/labnet-dev/labnet/node/api"
 	"github.com/labnet-dev/labnet/node/cluster"
+	"github.com/labnet-dev/labnet/node/follow"
 	"github.com/labnet-dev/labnet/node/metrics"
 	"github.com/labnet-dev/labnet/node/runtime"
 	"github.com/labnet-dev/labnet/node/store"
@@ -32,13 +34,20 @@ type Daemon struct {
 	log     *slog.Logger
 	started time.Time
 
-	store   *store.Store
-	gw      *gateway // nil without --tun
-	api     *apiServer
-	metrics net.Listener // nil without --metrics
-	packets *packetPath
-	members *members
-	rt      *runtime.Runtime
+	store    *store.Store
+	control  *controlPlane // raft on a control node; the API's writer
+	gw       *gateway      // nil without --tun
+	api      *apiServer
+	metrics  net.Listener // nil without --metrics
+	packets  *packetPath
+	members  *members
+	follower *follow.Follower // nil on control nodes (follower.go)
+	fence    *follow.Fence    // a member's, with failover on; nil otherwise
+	rt       *runtime.Runtime
+
+	health        atomic.Pointer[health.Server] // the API's, for storeFailed
+	storeFailOnce sync.Once
+	raftFailOnce  sync.Once
 
 	ran       bool
 	closeOnce sync.Once
@@ -50,6 +59,9 @@ type Daemon struct {
 // the TUN device, and wires the parts together. On an error, what was
 // opened is closed again.
 func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
+	if cfg.Raft == "" {
+		cfg.Raft = raftBeside(cfg.API)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -63,7 +75,18 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 			d = nil
 		}
 	}()
-	if d.store, err = store.Open(filepath.Join(cfg.DataDir, "state.db"), store.Options{Origin: cfg.Name}); err != nil {
+	// A control node's state is raft's state machine; a member's is the
+	// replica it follows.
+	var legacy *legacyImport
+	if cfg.Control {
+		d.store, legacy, err = openControlState(cfg.DataDir, d.storeFailed)
+	} else {
+		d.store, err = openState(cfg.DataDir, log, d.storeFailed)
+	}
+	if err != nil {
+		return d, err
+	}
+	if d.control, err = openControlPlane(cfg, d.store, legacy, d.raftFailed, log.With("component", "control")); err != nil {
 		return d, err
 	}
 	if cfg.Tun.Device != "" {
@@ -82,24 +105,48 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	d.started = time.Now()
 
 	// The overlay carries packets to hosts on other nodes; the cluster
-	// finds the nodes and replicates the desired state.
+	// finds the nodes and tells which are alive (the desired state is not
+	// replicated by gossip any more: that is the control plane's).
 	if d.packets, err = newPacketPath(cfg, log); err != nil {
 		return d, err
 	}
 	adv := advertise(cfg, d.api.lis.Addr().String(), d.packets.addr(), log)
-	meta := cluster.NodeMeta{APIAddr: adv.api, OverlayAddr: adv.overlay, Version: Version, Started: d.started.Unix()}
+	meta := cluster.NodeMeta{
+		APIAddr: adv.api, OverlayAddr: adv.overlay, Version: Version, Started: d.started.Unix(),
+		Role: d.control.role(), RaftAddr: d.control.raftAddr(),
+	}
 	if d.members, err = newMembers(cfg, d.store, meta, adv.gossip, log); err != nil {
 		return d, err
 	}
+	d.control.attach(d.members.cl, meta)
+	d.control.notServing = d.notServing
+	// Only the leader moves hosts, and its moves commit through Raft.
+	d.members.isLeader, d.members.update = d.control.isLeader, d.control.Update
 	peersChanged, _ := d.members.watch() // ends when the cluster shuts down
 	d.packets.followMembers(d.members.peers, d.members.watch)
+	fenceChanged := make(chan struct{}, 1)
 	d.rt = runtime.New(runtime.Config{
 		Node: cfg.Name, Store: d.store, Fabric: d.packets.fab, Clock: stack.SystemClock{}, Logger: log.With("component", "runtime"),
 		Peers: d.members.peers, PeersChanged: peersChanged,
 		Started: d.gw.hook(),
+		Fenced:  d.fenced, FenceChanged: fenceChanged,
 	})
 	self := &clusterNodes{cl: d.members.cl, st: d.store, name: cfg.Name, started: d.started}
-	d.api.register(api.Config{Node: cfg.Name, Store: d.store, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api")}, d.members.cl)
+	staleness, control := d.newFollowing(log)
+	if d.follower != nil && cfg.FailoverAfter > 0 {
+		d.fence = follow.NewFence(d.follower, cfg.FailoverAfter, fenceChanged, log.With("component", "fence"))
+	}
+	d.api.register(api.Config{
+		Node: cfg.Name, Store: d.store, Writer: d.control, Membership: d.control, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api"),
+		Staleness: staleness, Control: control,
+	}, d.members.cl)
+	d.health.Store(d.api.health)
+	if err := d.store.Err(); err != nil {
+		d.storeFailed(err)
+	}
+	if err := d.control.Err(); err != nil {
+		d.raftFailed(err)
+	}
 	return d, nil
 }
 
@@ -114,8 +161,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.ran = true
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if err := d.members.start(ctx); err != nil {
+		return err
+	}
 	eg, ctx := errgroup.WithContext(ctx)
-	d.members.start(ctx)
 	eg.Go(func() error { return d.packets.run(ctx) })
 	if d.metrics != nil {
 		reg := metrics.New(d.metricsSources())
@@ -124,6 +173,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	eg.Go(func() error { return d.members.run(ctx) })
 	eg.Go(func() error { return d.rt.Run(ctx) })
+	eg.Go(func() error { return d.control.run(ctx) })
+	if d.follower != nil {
+		eg.Go(func() error { return d.follower.Run(ctx) })
+	}
+	if d.fence != nil {
+		eg.Go(func() error { return d.fence.Run(ctx) })
+	}
 	eg.Go(d.api.serve)
 	eg.Go(func() error {
 		<-ctx.Done()
@@ -132,7 +188,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.api.drain()
 		return nil
 	})
-	d.log.Info("labd ready", "name", d.cfg.Name, "api", d.api.lis.Addr().String(), "data", d.cfg.DataDir, "version", Version)
+	d.log.Info("labd ready", "name", d.cfg.Name, "role", d.control.role(), "api", d.api.lis.Addr().String(), "data", d.cfg.DataDir, "version", Version)
 	return eg.Wait()
 }
 
@@ -154,8 +210,8 @@ func (d *Daemon) metricsSources() metrics.Sources {
 
 // Close releases what New took, in reverse: the API's listener and peer
 // connections, the cluster, the overlay socket, the metrics listener, the
-// TUN device and last the store (flushed and unlocked). It is idempotent;
-// its error is the first of them.
+// TUN device, raft (on a control node) and last the store (flushed and
+// unlocked). It is idempotent; its error is the first of them.
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		var errs []error
@@ -175,6 +231,9 @@ func (d *Daemon) Close() error {
 		}
 		if d.gw != nil {
 			d.gw.close()
+		}
+		if d.control != nil {
+			errs = append(errs, d.control.close())
 		}
 		if d.store != nil {
 			if err := d.store.Close(); err != nil {

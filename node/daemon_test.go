@@ -13,7 +13,7 @@ import (
 // called again.
 func TestDaemonClose(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	cfg := Config{Name: "c1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0"}
+	cfg := Config{Control: true, Name: "c1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0"}
 	d, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +59,7 @@ func TestNewCleansUp(t *testing.T) {
 	}
 	defer taken.Close()
 	dir := t.TempDir()
-	cfg := Config{Name: "c2", DataDir: dir, API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: taken.LocalAddr().String()}
+	cfg := Config{Control: true, Name: "c2", DataDir: dir, API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: taken.LocalAddr().String()}
 	if _, err := New(cfg, log); err == nil || !strings.Contains(err.Error(), "--overlay") {
 		t.Fatalf("New with a taken overlay address: %v, want an --overlay error", err)
 	}

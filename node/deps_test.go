@@ -57,6 +57,10 @@ var depRules = []depRule{
 		from: []string{"node/api"}, not: []string{"node/fabric/...", "node/overlay/...", "node/runtime/...", "node/cluster/..."},
 		why: "the API depends on no part of the packet path, nor on the daemon that implements its live-host interface",
 	},
+	{
+		from: []string{"node/api"}, not: []string{"node/control/...", "github.com/hashicorp/raft/..."},
+		why: "the API writes through its Writer interface and knows a refused write by its NotLeader method; raft is the control plane's",
+	},
 }
 
 // TestDeps checks depRules against the import graph `go list` reports.

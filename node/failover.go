@@ -9,20 +9,37 @@ import (
 	"github.com/labnet-dev/labnet/node/cluster"
 	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/store"
+	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
 // failover places again the hosts of nodes that have been gone (dead, or
-// left) for longer than after, on the least-loaded live nodes, unless a
-// host opts out (no_failover). One node decides, the live one first by
-// name, so that two nodes never move the same host at once; the write
-// replicates like any other and the new node starts the host.
+// left) for longer than after, on the least-loaded live nodes, and brings
+// them back to their home node once it has been alive again for as long
+// (unless failback is off). Hosts that are pinned (the topology named
+// their node) or opt out (no_failover) never move.
+//
+// Only one node decides: the Raft leader (isLeader), so that two nodes
+// never move the same host at once and a node cut off from the majority
+// decides nothing. Without isLeader (a single node, tests) the live node
+// first by name decides. Every move is its own conditional
+// read-modify-write of the one host record (lab.MoveHost), so a change
+// made to the host since the decision is kept.
 type failover struct {
-	cl    *cluster.Cluster
-	st    *store.Store
-	self  string
-	after time.Duration
-	log   *slog.Logger
+	cl       *cluster.Cluster
+	st       *store.Store
+	self     string
+	after    time.Duration
+	failback bool
+	// isLeader reports whether this node decides; nil: the live node
+	// first by name decides.
+	isLeader func() bool
+	// update writes through the control plane (control.Control.Update:
+	// the transaction's reads are the write's conditions); nil: st.Update.
+	update func(ctx context.Context, fn func(*store.Tx) error) (uint64, error)
+	log    *slog.Logger
+
 	gone  map[string]time.Time // node -> when this node first saw it gone
+	alive map[string]time.Time // node -> since when it has been alive without a break
 }
 
 func (f *failover) run(ctx context.Context) error {
@@ -33,73 +50,156 @@ func (f *failover) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			f.check(time.Now())
+			f.check(ctx, time.Now())
 		}
 	}
 }
 
-func (f *failover) check(now time.Time) {
-	var alive []string
-	for _, m := range f.cl.Members() {
-		if m.State == cluster.StateAlive || m.State == cluster.StateSuspect {
+// view is what failover knows of the nodes at one moment.
+type view struct {
+	alive   []string        // alive now, sorted
+	expired map[string]bool // gone for at least the failover time
+	settled map[string]bool // alive without a break for at least the failover time
+}
+
+// observe updates the nodes' gone and alive times from membership.
+func (f *failover) observe(members []cluster.Member, now time.Time) view {
+	if f.gone == nil {
+		f.gone = map[string]time.Time{}
+	}
+	if f.alive == nil {
+		f.alive = map[string]time.Time{}
+	}
+	v := view{expired: map[string]bool{}, settled: map[string]bool{}}
+	listed := map[string]bool{}
+	for _, m := range members {
+		listed[m.Name] = true
+		switch m.State {
+		case cluster.StateAlive:
 			delete(f.gone, m.Name)
-			if m.State == cluster.StateAlive {
-				alive = append(alive, m.Name)
+			if _, ok := f.alive[m.Name]; !ok {
+				f.alive[m.Name] = now
 			}
-			continue
-		}
-		if _, ok := f.gone[m.Name]; !ok {
-			f.gone[m.Name] = now
+			v.alive = append(v.alive, m.Name)
+		case cluster.StateSuspect:
+			// Neither gone nor settled: wait and see.
+			delete(f.gone, m.Name)
+			delete(f.alive, m.Name)
+		default:
+			delete(f.alive, m.Name)
+			if _, ok := f.gone[m.Name]; !ok {
+				f.gone[m.Name] = now
+			}
 		}
 	}
-	sort.Strings(alive)
-	if len(alive) == 0 || alive[0] != f.self {
-		return
+	for n := range f.alive {
+		if !listed[n] {
+			delete(f.alive, n) // forgotten: it settles anew if it comes back
+		}
 	}
-	expired := map[string]bool{}
+	sort.Strings(v.alive)
 	for n, since := range f.gone {
 		if now.Sub(since) >= f.after {
-			expired[n] = true
+			v.expired[n] = true
 		}
 	}
-	if len(expired) == 0 {
+	for n, since := range f.alive {
+		if now.Sub(since) >= f.after {
+			v.settled[n] = true
+		}
+	}
+	return v
+}
+
+// decides reports whether this node makes placement decisions.
+func (f *failover) decides(v view) bool {
+	if f.isLeader != nil {
+		return f.isLeader()
+	}
+	return len(v.alive) > 0 && v.alive[0] == f.self
+}
+
+func (f *failover) check(ctx context.Context, now time.Time) {
+	v := f.observe(f.cl.Members(), now)
+	if !f.decides(v) || len(v.alive) == 0 {
 		return
 	}
-	var moved []string
-	_, err := f.st.Update(func(tx *store.Tx) error {
-		var err error
-		moved, err = reassign(tx, alive, expired, f.log)
-		return err
-	})
+	all, err := lab.ReadAll(f.st)
 	if err != nil {
-		f.log.Error("failover", "err", err)
-		return
+		f.log.Warn("failover: records left out", "err", err)
 	}
-	for _, m := range moved {
-		f.log.Info("host placed again: its node is gone", "move", m)
+	for _, m := range planMoves(all.Hosts, v, f.failback) {
+		if err := f.move(ctx, m); err != nil {
+			f.log.Error("failover", "move", m.String(), "err", err)
+			continue
+		}
 	}
 }
 
-// reassign places the hosts of the expired nodes again on the alive ones
-// (lab.Placer: least loaded, first by name), except those that opt out,
-// and returns the moves as "host from->to".
-func reassign(tx *store.Tx, alive []string, expired map[string]bool, log *slog.Logger) ([]string, error) {
-	all, err := lab.ReadAll(tx)
-	if err != nil {
-		log.Warn("failover: records left out", "err", err)
+// move writes one move, reading the host in the same transaction.
+func (f *failover) move(ctx context.Context, m move) error {
+	moved := false
+	fn := func(tx *store.Tx) error {
+		var err error
+		moved, err = lab.MoveHost(tx, m.host, m.from, m.to)
+		return err
 	}
-	var moved []string
-	pl := lab.NewPlacer(alive, lab.HostsPerNode(all.Hosts))
-	for _, h := range all.Hosts {
-		if !expired[h.Node] || h.NoFailover {
+	var err error
+	if f.update != nil {
+		_, err = f.update(ctx, fn)
+	} else {
+		_, err = f.st.Update(fn)
+	}
+	switch {
+	case err != nil:
+		return err
+	case moved && m.back:
+		f.log.Info("host back on its home node", "move", m.String())
+	case moved:
+		f.log.Info("host placed again: its node is gone", "move", m.String())
+	default:
+		f.log.Debug("failover: host changed since the decision, left alone", "move", m.String())
+	}
+	return nil
+}
+
+// move is one decided change of a host's node.
+type move struct {
+	host, from, to string
+	back           bool // to its home node, which is alive again
+}
+
+func (m move) String() string { return m.host + " " + m.from + "->" + m.to }
+
+// planMoves decides the moves, in the hosts' order (by name):
+//   - a host on an expired node moves to its home node when that is alive,
+//     else to the least-loaded live node (lab.Placer: least loaded, first
+//     by name);
+//   - with failback, a host away from its home node goes back once the
+//     home node is settled (alive for the failover time);
+//   - pinned hosts and those that opt out (no_failover) never move.
+func planMoves(hosts []*labv1.Host, v view, failback bool) []move {
+	isAlive := map[string]bool{}
+	for _, n := range v.alive {
+		isAlive[n] = true
+	}
+	pl := lab.NewPlacer(v.alive, lab.HostsPerNode(hosts))
+	var out []move
+	for _, h := range hosts {
+		if h.Pinned || h.NoFailover || h.Node == "" {
 			continue
 		}
-		best := pl.Place()
-		moved = append(moved, h.Name+" "+h.Node+"->"+best)
-		h.Node = best
-		if err := lab.PutHost(tx, h); err != nil {
-			return nil, err
+		home := h.HomeNode
+		switch {
+		case v.expired[h.Node]:
+			to := home
+			if !isAlive[home] {
+				to = pl.Place()
+			}
+			out = append(out, move{host: h.Name, from: h.Node, to: to, back: to == home})
+		case failback && home != "" && h.Node != home && v.settled[home]:
+			out = append(out, move{host: h.Name, from: h.Node, to: home, back: true})
 		}
 	}
-	return moved, nil
+	return out
 }

@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -12,79 +14,71 @@ import (
 	"github.com/labnet-dev/labnet/node/store"
 )
 
-// Tombstones of deleted resources are kept this long so that a node that
-// was away can still learn of the delete.
-const tombstoneHorizon = 7 * 24 * time.Hour
-
-// tombstoneEvery is how often tombstones older than the horizon go.
-const tombstoneEvery = time.Hour
-
 // leaveTimeout is how long leaving the cluster may take at shutdown.
 const leaveTimeout = 2 * time.Second
 
-// members is this node in the cluster: membership and replication of the
-// store (node/cluster), the peers the runtime and the packet path reach,
-// failover of the hosts of nodes gone too long, and the collection of old
-// tombstones from the store.
+// members is this node in the cluster: membership (node/cluster), the
+// peers the runtime and the packet path reach, and failover of the hosts of
+// nodes gone too long.
 type members struct {
 	cl            *cluster.Cluster
 	st            *store.Store
 	name          string
 	failoverAfter time.Duration
-	log           *slog.Logger
+	failback      bool
+	// isLeader decides who moves hosts (failover.isLeader); nil: the live
+	// node first by name.
+	isLeader func() bool
+	// update is how failover writes (failover.update); nil: the store.
+	update func(ctx context.Context, fn func(*store.Tx) error) (uint64, error)
+	log    *slog.Logger
 }
 
 // newMembers prepares this node's membership; start joins the cluster.
 func newMembers(cfg Config, st *store.Store, meta cluster.NodeMeta, gossipAdvertise string, log *slog.Logger) (*members, error) {
 	cl, err := cluster.New(cluster.Config{
-		Name: cfg.Name, BindAddr: cfg.Gossip, AdvertiseAddr: gossipAdvertise, Join: cfg.Join, Store: st,
+		Name: cfg.Name, BindAddr: cfg.Gossip, AdvertiseAddr: gossipAdvertise, Join: cfg.Join,
+		KnownFile: filepath.Join(cfg.DataDir, knownNodesFile), ForgetAfter: cfg.ForgetAfter,
 		Meta: meta, Key: cfg.Key, Logger: log.With("component", "cluster"),
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &members{cl: cl, st: st, name: cfg.Name, failoverAfter: cfg.FailoverAfter, log: log}, nil
+	return &members{cl: cl, st: st, name: cfg.Name, failoverAfter: cfg.FailoverAfter, failback: cfg.Failback, log: log}, nil
 }
 
-// start binds the gossip address and joins the cluster. Joining can fail
-// while the other nodes are still starting: the cluster keeps trying while
-// this node is alone, so that is a warning, not an error.
-func (m *members) start(ctx context.Context) {
-	if err := m.cl.Start(ctx); err != nil {
-		m.log.Warn("joining the cluster", "err", err)
+// knownNodesFile, in the data directory, keeps the control nodes this node
+// has seen (node/cluster), so that it finds them again after a restart.
+const knownNodesFile = "known-nodes.json"
+
+// start binds the gossip address and joins the cluster. It fails when this
+// labd must not join: a live node has its name, or the cluster key does not
+// match (the error is one line saying so; the caller must not leave, which
+// would speak for the live node of that name). Joining can also fail while
+// the other nodes are still starting: the cluster keeps trying the nodes it
+// knows, so that is a warning, not an error.
+func (m *members) start(ctx context.Context) error {
+	err := m.cl.Start(ctx)
+	var taken *cluster.NameTakenError
+	var key *cluster.KeyMismatchError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &taken), errors.As(err, &key), errors.Is(err, cluster.ErrClosed):
+		return err
 	}
+	m.log.Warn("joining the cluster; trying again every second", "err", err)
+	return nil
 }
 
-// run runs failover (unless it is off) and tombstone collection until ctx
-// is done.
+// run runs failover (unless it is off) until ctx is done.
 func (m *members) run(ctx context.Context) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	if m.failoverAfter > 0 {
-		fo := &failover{cl: m.cl, st: m.st, self: m.name, after: m.failoverAfter, log: m.log.With("component", "failover"), gone: map[string]time.Time{}}
+		fo := &failover{cl: m.cl, st: m.st, self: m.name, after: m.failoverAfter, failback: m.failback, isLeader: m.isLeader, update: m.update, log: m.log.With("component", "failover")}
 		eg.Go(func() error { return fo.run(ctx) })
 	}
-	eg.Go(func() error { return m.collectTombstones(ctx) })
 	return eg.Wait()
-}
-
-// collectTombstones removes, every tombstoneEvery, the tombstones older
-// than tombstoneHorizon. A failed collection is logged and tried again at
-// the next tick: the tombstones only take room meanwhile.
-func (m *members) collectTombstones(ctx context.Context) error {
-	t := time.NewTicker(tombstoneEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-t.C:
-			if n, err := m.st.CollectTombstones(now, tombstoneHorizon); err != nil {
-				m.log.Warn("tombstone collection failed", "err", err)
-			} else if n > 0 {
-				m.log.Debug("tombstones collected", "count", n)
-			}
-		}
-	}
 }
 
 // peers maps every other live node to its overlay address.

@@ -71,6 +71,43 @@ func TestParseFlags(t *testing.T) {
 		{name: "non-loopback allowed with a key", args: []string{"--gossip", "0.0.0.0:7946", "--overlay", "0.0.0.0:6081", "--cluster-key", "s3cret"}, env: home},
 		{name: "two keys", args: []string{"--cluster-key", "a", "--cluster-key-file", "/nonexistent"}, env: home, wantErr: "give one"},
 		{name: "stray argument", args: []string{"run"}, env: home, wantErr: "unexpected argument"},
+		{name: "control by default", env: home, check: func(t *testing.T, c Config) {
+			if !c.Control || c.Raft != DefaultRaft {
+				t.Errorf("control %v raft %q, want a control node on %s", c.Control, c.Raft, DefaultRaft)
+			}
+		}},
+		{name: "member with join", args: []string{"--join", "127.0.0.2:7946"}, env: home, check: func(t *testing.T, c Config) {
+			if c.Control {
+				t.Error("a node given --join is a control node by default")
+			}
+		}},
+		{name: "control with join", args: []string{"--join", "127.0.0.2:7946", "--control"}, env: home, check: func(t *testing.T, c Config) {
+			if !c.Control {
+				t.Error("--control --join is not a control node")
+			}
+		}},
+		{name: "control from env", env: map[string]string{"HOME": "/h", "LABD_CONTROL": "false"}, check: func(t *testing.T, c Config) {
+			if c.Control {
+				t.Error("LABD_CONTROL=false is a control node")
+			}
+		}},
+		{name: "raft beside api", args: []string{"--api", "127.0.0.3:7700"}, env: home, check: func(t *testing.T, c Config) {
+			if c.Raft != "127.0.0.3:7701" {
+				t.Errorf("raft = %q, want 127.0.0.3:7701", c.Raft)
+			}
+		}},
+		{name: "raft any port beside api port 0", args: []string{"--api", "127.0.0.3:0"}, env: home, check: func(t *testing.T, c Config) {
+			if c.Raft != "127.0.0.3:0" {
+				t.Errorf("raft = %q, want 127.0.0.3:0", c.Raft)
+			}
+		}},
+		{name: "raft given", args: []string{"--raft", "127.0.0.9:9"}, env: home, check: func(t *testing.T, c Config) {
+			if c.Raft != "127.0.0.9:9" {
+				t.Errorf("raft = %q", c.Raft)
+			}
+		}},
+		{name: "bad raft", args: []string{"--raft", "nowhere"}, env: home, wantErr: "--raft"},
+		{name: "non-loopback raft", args: []string{"--raft", "192.0.2.1:7701"}, env: home, wantErr: "--raft"},
 		{name: "bad env", env: map[string]string{"HOME": "/h", "LABD_INSECURE": "maybe"}, wantErr: "LABD_INSECURE"},
 	}
 	for _, tc := range tests {
@@ -105,7 +142,7 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 	addr := lis.Addr().String()
 	lis.Close()
-	cfg := Config{Name: "t1", DataDir: t.TempDir(), API: addr, Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0"}
+	cfg := Config{Control: true, Name: "t1", DataDir: t.TempDir(), API: addr, Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
@@ -199,7 +236,7 @@ func TestRunRefusesLockedData(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cfg := Config{Name: "a", DataDir: dir, API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0"}
+	cfg := Config{Control: true, Name: "a", DataDir: dir, API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0"}
 	done := make(chan error, 1)
 	first := cfg // the goroutine's own copy: cfg changes below
 	go func() { done <- Run(ctx, first, slog.New(slog.DiscardHandler)) }()
@@ -224,7 +261,7 @@ func TestMetrics(t *testing.T) {
 	}
 	maddr := lis.Addr().String()
 	lis.Close()
-	cfg := Config{Name: "m1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0", Metrics: maddr}
+	cfg := Config{Control: true, Name: "m1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0", Metrics: maddr}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
@@ -265,7 +302,7 @@ func TestRunAdvertise(t *testing.T) {
 	lis.Close()
 	// Bound on 127.0.0.1, advertised as 127.0.0.1 too: what changes is that
 	// the address comes from --advertise, on all three ports.
-	cfg := Config{Name: "adv", DataDir: t.TempDir(), API: addr, Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0", Advertise: "127.0.0.1"}
+	cfg := Config{Control: true, Name: "adv", DataDir: t.TempDir(), API: addr, Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0", Advertise: "127.0.0.1"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,5 +174,17 @@ func TestCaptureAcrossNodes(t *testing.T) {
 		if code == 0 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.HasPrefix(errs, "error: ") {
 			t.Errorf("labctl %v: exit %d, stdout %q, stderr %q", args, code, out, errs)
 		}
+	}
+
+	// With b gone, a capture of lan2 captures r1:eth1 on a and names
+	// h2:eth0 as not captured; a capture of h2 itself fails.
+	b.stop(syscall.SIGKILL)
+	out, errs, code := a.labctl("capture", "net/lan2", "--duration", "1s")
+	if code != 0 || !strings.Contains(errs, "capturing on r1:eth1\n") || !strings.Contains(errs, "not captured: h2:eth0 (node b ") {
+		t.Errorf("capture of net/lan2 with b gone: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	t.Logf("capture of net/lan2 with b gone:\n%s", errs)
+	if _, errs, code := a.labctl("capture", "h2", "--duration", "1s"); code == 0 || !strings.Contains(errs, "node b") {
+		t.Errorf("capture of h2 with b gone: exit %d, stderr %q", code, errs)
 	}
 }

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"net"
 	"os"
@@ -128,8 +129,16 @@ func TestCluster(t *testing.T) {
 	waitOut(b, "h3 placed on a", func(out string) bool { return strings.Contains(out, `"node": "a"`) }, "get", "hosts", "demo/h3", "-o", "json")
 	b.waitPing("demo/h3", "10.0.1.1") // r1, on c
 
+	// h2 is pinned to b by the topology, so failover would never move it:
+	// the topology lets go of its node, which keeps it on b (now its home).
+	os.WriteFile(f, []byte(strings.Replace(pinned, "  - name: h2\n    node: b\n", "  - name: h2\n", 1)), 0o644)
+	a.ok("apply", "-f", f)
+	waitOut(c, "h2 on b, not pinned", func(out string) bool {
+		return strings.Contains(out, `"node": "b"`) && strings.Contains(out, `"homeNode": "b"`) && !strings.Contains(out, `"pinned"`)
+	}, "get", "hosts", "demo/h2", "-o", "json")
+
 	// kill -9 of b: the others mark it dead, and h2 comes up on a live
-	// node, where h1 reaches it again.
+	// node, where h1 reaches it again; h4, pinned to b, stays.
 	start := time.Now()
 	b.stop(syscall.SIGKILL)
 	waitOut(a, "b dead", func(out string) bool {
@@ -146,12 +155,16 @@ func TestCluster(t *testing.T) {
 	}, "get", "hosts", "demo/h2", "-o", "json")
 	a.waitPing("h1", "h2")
 	t.Logf("h2 answering again %v after the kill", time.Since(start).Round(time.Millisecond))
+	waitOut(c, "h4 still on b", func(out string) bool { return strings.Contains(out, `"node": "b"`) }, "get", "hosts", "demo/h4", "-o", "json")
 
 	// A change made while b is down reaches b when it comes back.
 	os.WriteFile(f, []byte("name: demo\nhosts:\n  - name: h5\n    interfaces: [lan1]\n"), 0o644)
 	a.ok("apply", "-f", f)
 	b = startLabdArgs(t, filepath.Join(dir, "b"), b.args...)
 	waitOut(b, "b learns of h5", func(out string) bool { return strings.Contains(out, "h5") }, "get", "hosts")
+	// Back for the failover time, b gets h2 back (failback).
+	waitOut(c, "h2 back on b", func(out string) bool { return strings.Contains(out, `"node": "b"`) }, "get", "hosts", "demo/h2", "-o", "json")
+	a.waitPing("h1", "h2")
 
 	// All three restarted at once: the lab is intact.
 	want := a.ok("get", "hosts", "-o", "json")
@@ -190,8 +203,26 @@ func TestClusterKey(t *testing.T) {
 	a := startLabdArgs(t, filepath.Join(dir, "a"), "--name", "a", "--api", "127.0.0.4:0", "--overlay", "127.0.0.4:0", "--gossip", seed, "--cluster-key-file", keyFile)
 	startLabdArgs(t, filepath.Join(dir, "b"), "--name", "b", "--api", "127.0.0.5:0", "--overlay", "127.0.0.5:0",
 		"--gossip", "127.0.0.5:"+freePort(t, "127.0.0.5"), "--join", seed, "--cluster-key", "the class of 2026")
-	startLabdArgs(t, filepath.Join(dir, "x"), "--name", "x", "--api", "127.0.0.6:0", "--overlay", "127.0.0.6:0",
-		"--gossip", "127.0.0.6:"+freePort(t, "127.0.0.6"), "--join", seed, "--cluster-key", "a guess")
+	// A wrong key stops labd at start, with one line, instead of "labd
+	// ready"; and so does a node name a live node has.
+	for _, tc := range []struct {
+		name, key, want string
+	}{
+		{"x", "a guess", "labd: cannot join " + seed + ": the cluster key does not match (or one side has none)"},
+		{"b", "the class of 2026", "labd: node name b is taken by a live node at 127.0.0.5:"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := command(ctx, nil, "labd", "--data", filepath.Join(dir, "x-"+tc.name), "--name", tc.name, "--api", "127.0.0.6:0", "--overlay", "127.0.0.6:0",
+			"--gossip", "127.0.0.6:"+freePort(t, "127.0.0.6"), "--join", seed, "--cluster-key", tc.key).CombinedOutput()
+		cancel()
+		var last string
+		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) > 0 {
+			last = lines[len(lines)-1]
+		}
+		if err == nil || !strings.HasPrefix(last, tc.want) || strings.Contains(string(out), "labd ready") {
+			t.Errorf("labd %s with key %q: %v, last line %q, want %q:\n%s", tc.name, tc.key, err, last, tc.want, out)
+		}
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		out := a.ok("get", "nodes")

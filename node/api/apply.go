@@ -39,7 +39,7 @@ func (s *Server) Apply(ctx context.Context, req *labv1.ApplyRequest) (*labv1.App
 		return nil, err
 	}
 	var changes []*labv1.Change
-	err = s.update(func(tx *store.Tx) error {
+	err = s.update(ctx, func(tx *store.Tx) error {
 		old, err := lab.Load(tx, labID)
 		if err != nil {
 			return err
@@ -161,22 +161,40 @@ func (s *Server) usedVNIs(st *lab.State) lab.VNIs {
 }
 
 // hostSpec is the stored form of a requested host: the resource name, its
-// placement (kept from before, or placed by pl) and impairments in
-// canonical form (lab.CanonImpairment).
+// placement and impairments in canonical form (lab.CanonImpairment).
+//
+// Placement: a host whose request names a node is pinned there (its home);
+// one that names none keeps the node it runs on now (where failover may
+// have moved it) and its home, or is placed by pl (its home from then on).
+// Runtime changes survive a re-apply: an interface whose request sets no
+// impairment keeps the one stored (set by `impair` since); one that sets
+// an impairment gets it.
 func hostSpec(before, req *labv1.Host, name string, pl *lab.Placer) *labv1.Host {
 	h := proto.CloneOf(req)
 	h.Name = name
-	if h.Node == "" {
-		if before != nil && before.Node != "" {
-			h.Node = before.Node
-		} else {
-			h.Node = pl.Place()
+	h.HomeNode, h.Pinned = "", false
+	switch {
+	case h.Node != "":
+		h.HomeNode, h.Pinned = h.Node, true
+	case before != nil && before.Node != "":
+		h.Node = before.Node
+		h.HomeNode = before.HomeNode
+		if h.HomeNode == "" {
+			h.HomeNode = before.Node // stored before hosts had a home
 		}
+	default:
+		h.Node = pl.Place()
+		h.HomeNode = h.Node
 	}
 	for i, ifc := range h.Interfaces {
 		if ifc == nil {
-			h.Interfaces[i] = &labv1.Interface{}
-			continue
+			ifc = &labv1.Interface{}
+			h.Interfaces[i] = ifc
+		}
+		if ifc.Impair == nil {
+			if prev := sameInterface(before, ifc, i); prev != nil {
+				ifc.Impair = proto.CloneOf(prev.Impair)
+			}
 		}
 		ifc.Impair = lab.CanonImpairment(ifc.Impair)
 	}
@@ -188,6 +206,22 @@ func hostSpec(before, req *labv1.Host, name string, pl *lab.Placer) *labv1.Host 
 	return h
 }
 
+// sameInterface is the stored interface that the requested interface ifc
+// (at index i) is: the one with its name (eth{i} when it names none) on the
+// same network; nil when there is none.
+func sameInterface(before *labv1.Host, ifc *labv1.Interface, i int) *labv1.Interface {
+	name := ifc.Name
+	if name == "" {
+		name = fmt.Sprintf("eth%d", i)
+	}
+	for _, prev := range before.GetInterfaces() {
+		if prev.GetName() == name && prev.GetNetwork() == ifc.Network {
+			return prev
+		}
+	}
+	return nil
+}
+
 // DeleteTopology deletes the hosts and networks the topology names (hosts
 // first), and the lab when nothing is left in it, in one transaction.
 func (s *Server) DeleteTopology(ctx context.Context, req *labv1.DeleteTopologyRequest) (*labv1.DeleteTopologyResponse, error) {
@@ -197,7 +231,7 @@ func (s *Server) DeleteTopology(ctx context.Context, req *labv1.DeleteTopologyRe
 		return nil, err
 	}
 	var changes []*labv1.Change
-	err = s.update(func(tx *store.Tx) error {
+	err = s.update(ctx, func(tx *store.Tx) error {
 		old, err := lab.Load(tx, labID)
 		if err != nil {
 			return err

@@ -37,14 +37,14 @@ func TestApplyCreates(t *testing.T) {
 	}
 
 	wantHosts := map[string]*labv1.Host{
-		"r1": {Name: "labs/demo/hosts/r1", Forwarding: true, Node: testNode, Interfaces: []*labv1.Interface{
+		"r1": {Name: "labs/demo/hosts/r1", Forwarding: true, Node: testNode, HomeNode: testNode, Interfaces: []*labv1.Interface{
 			{Name: "eth0", Network: "lan1", Ipv4: "10.0.1.1/24", Ipv6: "fd00:0:0:1::1/64"},
 			{Name: "eth1", Network: "lan2", Ipv4: "10.0.2.1/24", Ipv6: "fd00:0:0:2::1/64"},
 		}},
-		"h1": {Name: "labs/demo/hosts/h1", Node: testNode, Interfaces: []*labv1.Interface{
+		"h1": {Name: "labs/demo/hosts/h1", Node: testNode, HomeNode: testNode, Interfaces: []*labv1.Interface{
 			{Name: "eth0", Network: "lan1", Ipv4: "10.0.1.2/24", Ipv6: "fd00:0:0:1::2/64"},
 		}, Routes: []*labv1.Route{{To: "default", Via: "10.0.1.1"}, {To: "default", Via: "fd00:0:0:1::1"}}},
-		"h2": {Name: "labs/demo/hosts/h2", Node: testNode, Interfaces: []*labv1.Interface{
+		"h2": {Name: "labs/demo/hosts/h2", Node: testNode, HomeNode: testNode, Interfaces: []*labv1.Interface{
 			{Name: "eth0", Network: "lan2", Ipv4: "10.0.2.2/24", Ipv6: "fd00:0:0:2::2/64"},
 		}, Routes: []*labv1.Route{{To: "default", Via: "10.0.2.1"}, {To: "default", Via: "fd00:0:0:2::1"}}},
 	}
@@ -204,7 +204,7 @@ func TestApplyValidateOnly(t *testing.T) {
 		}
 	}
 	e.unchanged(t, before)
-	if n := len(e.store.All()); n != 0 {
+	if n := len(e.store.List("")); n != 0 {
 		t.Errorf("%d records after validate_only, want 0", n)
 	}
 

@@ -46,6 +46,9 @@ type captureIface struct {
 	info *labv1.CaptureInterface
 	host string // short id
 	nic  string
+	// viaNet: only a net/NETWORK target named it, so a capture that
+	// cannot reach it reports it and goes on.
+	viaNet bool
 }
 
 // Capture implements CaptureService.Capture.
@@ -94,45 +97,59 @@ func (c *captureServer) Capture(req *labv1.CaptureRequest, stream labv1.CaptureS
 			t.remove()
 		}
 	}()
-	remote := false
-	remoteErr := make(chan error, len(byNode))
-	for node, list := range byNode {
-		if node == s.cfg.Node {
-			for _, ci := range list {
-				t, err := s.tapLocal(ci, filter, sink)
-				if err != nil {
-					return err
-				}
-				taps = append(taps, t)
-			}
-			continue
-		}
-		if forwarded {
-			return status.Errorf(codes.Unavailable, "host %s runs on node %s, not here (the call was already forwarded)", list[0].host, node)
-		}
-		conn, err := s.peer(node)
-		if err != nil {
-			return status.Errorf(codes.Unavailable, "node %s, which runs %s, cannot be reached: %v", node, list[0].host, err)
-		}
-		sub := &labv1.CaptureRequest{Lab: req.Lab, Protocol: req.Protocol, Port: req.Port, Address: req.Address, Snaplen: req.Snaplen}
-		for _, ci := range list {
-			sub.Targets = append(sub.Targets, ci.host+":"+ci.nic)
-		}
-		rs, err := labv1.NewCaptureServiceClient(conn).Capture(metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Node), sub)
+	for _, ci := range byNode[s.cfg.Node] {
+		t, err := s.tapLocal(ci, filter, sink)
 		if err != nil {
 			return err
+		}
+		taps = append(taps, t)
+	}
+	if forwarded {
+		for node, list := range byNode {
+			if node != s.cfg.Node {
+				return status.Errorf(codes.Unavailable, "host %s runs on node %s, not here (the call was already forwarded)", list[0].host, node)
+			}
+		}
+	}
+	// Peers: a node that cannot be reached fails the capture when the
+	// caller named one of its hosts; when only a network did, its
+	// interfaces are reported as not captured and the capture goes on.
+	remotes := s.startRemotes(ctx, req, byNode)
+	notCaptured := map[string]bool{}
+	var unreachable []*labv1.UnreachableInterface
+	for _, r := range remotes {
+		if r.err != nil && r.explicit() {
+			return r.err
+		}
+		if r.err != nil || r.away != "" {
+			for _, u := range r.unreachable() {
+				notCaptured[u.Name] = true
+				unreachable = append(unreachable, u)
+			}
+		}
+	}
+	if len(unreachable) > 0 && len(unreachable) == len(ifaces) {
+		return status.Errorf(codes.Unavailable, "no interface could be captured: %s", describeUnreachable(unreachable))
+	}
+	remote := false
+	remoteErr := make(chan error, len(remotes))
+	for _, r := range remotes {
+		if r.rs == nil {
+			continue
 		}
 		remote = true
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			remoteErr <- sink.relay(rs)
+			remoteErr <- sink.relay(r.rs)
 		}()
 	}
 
-	started := &labv1.CaptureStarted{}
+	started := &labv1.CaptureStarted{Unreachable: unreachable}
 	for _, ci := range ifaces {
-		started.Interfaces = append(started.Interfaces, ci.info)
+		if !notCaptured[ci.info.Name] {
+			started.Interfaces = append(started.Interfaces, ci.info)
+		}
 	}
 	if err := stream.Send(&labv1.CaptureResponse{Event: &labv1.CaptureResponse_Started{Started: started}}); err != nil {
 		return err
@@ -189,13 +206,14 @@ func (s *Server) captureTargets(req *labv1.CaptureRequest) ([]captureIface, erro
 		return nil, notFound("lab %q not found", labID)
 	}
 	var out []captureIface
-	seen := map[string]bool{}
-	add := func(hostID string, h *labv1.Host, ifc *labv1.Interface) {
+	seen := map[string]int{} // name -> index in out
+	add := func(hostID string, h *labv1.Host, ifc *labv1.Interface, viaNet bool) {
 		name := hostID + ":" + ifc.Name
-		if seen[name] {
+		if i, ok := seen[name]; ok {
+			out[i].viaNet = out[i].viaNet && viaNet
 			return
 		}
-		seen[name] = true
+		seen[name] = len(out)
 		info := &labv1.CaptureInterface{Name: name, Host: lab.HostName(labID, hostID), Network: lab.NetworkName(labID, ifc.Network), Node: h.Node}
 		for _, a := range []string{ifc.Ipv4, ifc.Ipv6} {
 			if p, err := netip.ParsePrefix(a); err == nil {
@@ -204,7 +222,7 @@ func (s *Server) captureTargets(req *labv1.CaptureRequest) ([]captureIface, erro
 				info.Addresses = append(info.Addresses, a.String())
 			}
 		}
-		out = append(out, captureIface{info: info, host: hostID, nic: ifc.Name})
+		out = append(out, captureIface{info: info, host: hostID, nic: ifc.Name, viaNet: viaNet})
 	}
 	for i, t := range req.Targets {
 		field := fmt.Sprintf("targets[%d]", i)
@@ -215,7 +233,7 @@ func (s *Server) captureTargets(req *labv1.CaptureRequest) ([]captureIface, erro
 			for _, id := range lab.SortedKeys(st.Hosts) {
 				for _, ifc := range st.Hosts[id].Interfaces {
 					if ifc.Network == netID {
-						add(id, st.Hosts[id], ifc)
+						add(id, st.Hosts[id], ifc, true)
 					}
 				}
 			}
@@ -232,7 +250,7 @@ func (s *Server) captureTargets(req *labv1.CaptureRequest) ([]captureIface, erro
 		found := false
 		for _, ifc := range h.Interfaces {
 			if !hasNIC || ifc.Name == nic {
-				add(hostID, h, ifc)
+				add(hostID, h, ifc, false)
 				found = true
 			}
 		}

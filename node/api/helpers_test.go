@@ -43,6 +43,9 @@ func (oneNode) Nodes() []*labv1.Node {
 	return []*labv1.Node{{Name: "nodes/" + testNode, State: labv1.NodeState_NODE_STATE_ALIVE}}
 }
 
+// Watch: a lone node never changes.
+func (oneNode) Watch() (<-chan struct{}, func()) { return make(chan struct{}), func() {} }
+
 // env is a running API server with its store, runtime and clients.
 type env struct {
 	srv   *api.Server
@@ -53,6 +56,7 @@ type env struct {
 	nodes labv1.NodeServiceClient
 	sock  labv1.SocketServiceClient
 	capt  labv1.CaptureServiceClient
+	addr  string // the server's address
 }
 
 // tb is what newEnv needs from a *testing.T or *testing.B.
@@ -91,7 +95,7 @@ func newEnv(t tb, run bool, opts ...func(*api.Config)) *env {
 		o(&cfg)
 	}
 	srv := api.New(cfg)
-	g := grpc.NewServer()
+	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -105,7 +109,7 @@ func newEnv(t tb, run bool, opts ...func(*api.Config)) *env {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return &env{
-		srv: srv, store: st, rt: rt,
+		srv: srv, store: st, rt: rt, addr: lis.Addr().String(),
 		lab:   labv1.NewLabServiceClient(conn),
 		live:  labv1.NewLiveServiceClient(conn),
 		nodes: labv1.NewNodeServiceClient(conn),
@@ -183,7 +187,8 @@ type snapshot struct {
 }
 
 func (e *env) snapshot() snapshot {
-	return snapshot{e.store.Revision(), e.store.All()}
+	recs, rev := e.store.Snapshot()
+	return snapshot{rev, recs}
 }
 
 // unchanged fails unless the store is exactly as in before.

@@ -20,9 +20,9 @@ import (
 // change edits one lab in a store transaction: fn edits next (a copy of
 // old) and returns the request's field path of each resource it wrote and
 // the hosts to normalize; the result is validated as a whole and written.
-func (s *Server) change(labID string, fn func(old, next *lab.State) (map[string]string, []string, error)) (*lab.State, error) {
+func (s *Server) change(ctx context.Context, labID string, fn func(old, next *lab.State) (map[string]string, []string, error)) (*lab.State, error) {
 	var result *lab.State
-	err := s.update(func(tx *store.Tx) error {
+	err := s.update(ctx, func(tx *store.Tx) error {
 		old, err := lab.Load(tx, labID)
 		if err != nil {
 			return err
@@ -104,7 +104,7 @@ func (s *Server) CreateLab(ctx context.Context, req *labv1.CreateLabRequest) (*l
 	if !lab.ValidID(req.LabId) {
 		return nil, invalid("lab_id", "%q %s", req.LabId, lab.IDRule)
 	}
-	st, err := s.change(req.LabId, func(old, next *lab.State) (map[string]string, []string, error) {
+	st, err := s.change(ctx, req.LabId, func(old, next *lab.State) (map[string]string, []string, error) {
 		if old.Lab != nil {
 			return nil, nil, status.Errorf(codes.AlreadyExists, "lab %q already exists", req.LabId)
 		}
@@ -125,7 +125,7 @@ func (s *Server) UpdateLab(ctx context.Context, req *labv1.UpdateLabRequest) (*l
 	if err := checkMask(req.UpdateMask, "description"); err != nil {
 		return nil, err
 	}
-	st, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
+	st, err := s.change(ctx, labID, func(old, next *lab.State) (map[string]string, []string, error) {
 		if old.Lab == nil {
 			return nil, nil, notFound("lab %q not found", labID)
 		}
@@ -143,7 +143,7 @@ func (s *Server) DeleteLab(ctx context.Context, req *labv1.DeleteLabRequest) (*l
 	if !ok {
 		return nil, invalid("name", "%q is not a lab name (labs/{lab})", req.Name)
 	}
-	_, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
+	_, err := s.change(ctx, labID, func(old, next *lab.State) (map[string]string, []string, error) {
 		if old.Lab == nil && len(old.Networks) == 0 && len(old.Hosts) == 0 {
 			return nil, nil, notFound("lab %q not found", labID)
 		}
@@ -202,7 +202,7 @@ func (s *Server) CreateNetwork(ctx context.Context, req *labv1.CreateNetworkRequ
 		return nil, invalid("network", "required")
 	}
 	name := lab.NetworkName(labID, req.NetworkId)
-	st, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
+	st, err := s.change(ctx, labID, func(old, next *lab.State) (map[string]string, []string, error) {
 		if old.Lab == nil {
 			return nil, nil, notFound("lab %q not found", labID)
 		}
@@ -226,7 +226,7 @@ func (s *Server) UpdateNetwork(ctx context.Context, req *labv1.UpdateNetworkRequ
 	if err := checkMask(req.UpdateMask, "ipv4", "ipv6", "mtu"); err != nil {
 		return nil, err
 	}
-	st, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
+	st, err := s.change(ctx, labID, func(old, next *lab.State) (map[string]string, []string, error) {
 		n := next.Networks[id]
 		if n == nil {
 			return nil, nil, notFound("network %q not found in lab %q", id, labID)
@@ -254,7 +254,7 @@ func (s *Server) DeleteNetwork(ctx context.Context, req *labv1.DeleteNetworkRequ
 	if !ok {
 		return nil, invalid("name", "%q is not a network name (labs/{lab}/networks/{network})", req.Name)
 	}
-	_, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
+	_, err := s.change(ctx, labID, func(old, next *lab.State) (map[string]string, []string, error) {
 		if next.Networks[id] == nil {
 			return nil, nil, notFound("network %q not found in lab %q", id, labID)
 		}
@@ -315,7 +315,7 @@ func (s *Server) CreateHost(ctx context.Context, req *labv1.CreateHostRequest) (
 		return nil, invalid("host", "required")
 	}
 	name := lab.HostName(labID, req.HostId)
-	st, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
+	st, err := s.change(ctx, labID, func(old, next *lab.State) (map[string]string, []string, error) {
 		if old.Lab == nil {
 			return nil, nil, notFound("lab %q not found", labID)
 		}
@@ -340,7 +340,7 @@ func (s *Server) UpdateHost(ctx context.Context, req *labv1.UpdateHostRequest) (
 	if err := checkMask(req.UpdateMask, fields...); err != nil {
 		return nil, err
 	}
-	st, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
+	st, err := s.change(ctx, labID, func(old, next *lab.State) (map[string]string, []string, error) {
 		cur := old.Hosts[id]
 		if cur == nil {
 			return nil, nil, notFound("host %q not found in lab %q", id, labID)
@@ -356,7 +356,8 @@ func (s *Server) UpdateHost(ctx context.Context, req *labv1.UpdateHostRequest) (
 			case "routes":
 				h.Routes = upd.Routes
 			case "node":
-				h.Node = upd.Node
+				// A node named is a pin, as in a topology.
+				h.Node, h.HomeNode, h.Pinned = upd.Node, upd.HomeNode, upd.Pinned
 			}
 		}
 		next.Hosts[id] = h
@@ -373,7 +374,7 @@ func (s *Server) DeleteHost(ctx context.Context, req *labv1.DeleteHostRequest) (
 	if !ok {
 		return nil, invalid("name", "%q is not a host name (labs/{lab}/hosts/{host})", req.Name)
 	}
-	_, err := s.change(labID, func(old, next *lab.State) (map[string]string, []string, error) {
+	_, err := s.change(ctx, labID, func(old, next *lab.State) (map[string]string, []string, error) {
 		if next.Hosts[id] == nil {
 			return nil, nil, notFound("host %q not found in lab %q", id, labID)
 		}

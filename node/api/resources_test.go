@@ -233,7 +233,7 @@ func TestCreate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateHost: %v", err)
 	}
-	want := &labv1.Host{Name: "labs/demo/hosts/h1", Node: testNode, Interfaces: []*labv1.Interface{
+	want := &labv1.Host{Name: "labs/demo/hosts/h1", Node: testNode, HomeNode: testNode, Interfaces: []*labv1.Interface{
 		{Name: "eth0", Network: "lan1", Ipv4: "10.0.1.1/24", Ipv6: "fd00:0:0:1::1/64"},
 	}}
 	if diff := cmp.Diff(want, host.Host, protocmp.Transform()); diff != "" {

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/labnet-dev/labnet/format/capture"
 	"github.com/labnet-dev/labnet/node/probe"
@@ -65,6 +63,18 @@ type Hosts interface {
 // Members reports the cluster's nodes.
 type Members interface {
 	Nodes() []*labv1.Node
+	// Watch returns a channel that receives a value after the nodes change
+	// (coalesced; read Nodes again) and a function that ends the watch.
+	// The channel is closed when the node shuts down.
+	Watch() (<-chan struct{}, func())
+}
+
+// Membership changes which nodes are control nodes (voters of the control
+// plane's Raft group). Errors that are gRPC statuses reach the client as
+// they are.
+type Membership interface {
+	Promote(ctx context.Context, node string) error
+	Demote(ctx context.Context, node string) error
 }
 
 // Config configures a Server.
@@ -73,11 +83,28 @@ type Config struct {
 	Store   *store.Store
 	Hosts   Hosts
 	Members Members
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// Membership promotes and demotes control nodes; nil on a node that
+	// cannot (PromoteNode and DemoteNode are then Unimplemented).
+	Membership Membership
+	Now        func() time.Time
+	Logger     *slog.Logger
 	// Peer returns a connection to another node's API, to forward live
 	// calls for the hosts it runs; nil for a labd without a cluster.
 	Peer peerDialer
+	// Staleness reports, on a member, how long ago its replica last heard
+	// from the control plane (member true): reads then carry it in the
+	// labnet-replica-age header (ServerOptions). nil, or member false, on
+	// control nodes.
+	Staleness func() (age time.Duration, member bool)
+	// Control serves ControlService (node/follow); nil: not served. Stop
+	// ends its streams.
+	Control interface {
+		labv1.ControlServiceServer
+		Stop()
+	}
+	// Writer commits writes (writer.go); nil: Store directly, as a labd
+	// without a control plane.
+	Writer Writer
 }
 
 // Server implements the lab.v1 services.
@@ -93,7 +120,14 @@ type Server struct {
 
 // Stop ends the streaming calls in flight (ping, traceroute) so that a
 // graceful shutdown need not wait for clients to hang up. Idempotent.
-func (s *Server) Stop() { s.stopOnce.Do(func() { close(s.stopping) }) }
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() {
+		close(s.stopping)
+		if s.cfg.Control != nil {
+			s.cfg.Control.Stop()
+		}
+	})
+}
 
 // New returns a server.
 func New(cfg Config) *Server {
@@ -102,6 +136,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Writer == nil {
+		cfg.Writer = localWriter{cfg.Store}
 	}
 	return &Server{cfg: cfg, stopping: make(chan struct{})}
 }
@@ -113,20 +150,10 @@ func (s *Server) Register(g *grpc.Server) {
 	labv1.RegisterLiveServiceServer(g, s)
 	labv1.RegisterSocketServiceServer(g, newSocketServer(s))
 	labv1.RegisterCaptureServiceServer(g, &captureServer{s: s})
+	if s.cfg.Control != nil {
+		labv1.RegisterControlServiceServer(g, s.cfg.Control)
+	}
 }
 
-// errAbort makes store.Update discard a validated write (validate_only).
+// errAbort makes a write discard a validated write (validate_only).
 var errAbort = errors.New("abort")
-
-// update runs fn in a store write and maps errors to gRPC status.
-func (s *Server) update(fn func(tx *store.Tx) error) error {
-	_, err := s.cfg.Store.Update(fn)
-	if err == nil || errors.Is(err, errAbort) {
-		return nil
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	s.cfg.Logger.Error("store write failed", "err", err)
-	return status.Errorf(codes.Internal, "store: %v", err)
-}

@@ -188,7 +188,7 @@ func TestApplyReportsEveryViolation(t *testing.T) {
 			t.Errorf("no violation of %s among %v", f, got)
 		}
 	}
-	if n := len(e.store.All()); n != 0 {
+	if n := len(e.store.List("")); n != 0 {
 		t.Errorf("%d records written, want 0", n)
 	}
 }

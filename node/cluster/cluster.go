@@ -1,10 +1,16 @@
-// Package cluster joins labds into a cluster with hashicorp/memberlist: it
-// tracks membership (with each node's API and overlay addresses in the node
-// metadata) and replicates the store. Local writes go out as named memberlist
-// broadcasts, so a newer write to a key replaces a queued older one; the
-// push/pull exchange of whole replicas (LocalState/MergeRemoteState) is the
-// safety net that makes every node converge even when broadcasts are lost or
-// a node was away. Conflicts are settled by the store: the larger stamp wins.
+// Package cluster joins labds into a cluster with hashicorp/memberlist, for
+// membership, failure detection and addresses only: each node's API,
+// overlay and Raft addresses, its role and whether it leads the control
+// plane travel in the node metadata. The desired state is not gossiped: the
+// control nodes keep it in Raft (node/control) and members follow them.
+//
+// A node keeps trying to reach the nodes it knows (Config.Join and every
+// control node it has seen, kept in Config.KnownFile), so that a restarted
+// control node, or a node back from a network drop or at a new address,
+// is back within seconds (rejoin.go). A labd that claims the name of a live
+// node, or joins with the wrong cluster key, is refused at Start
+// (startcheck.go). Nodes gone longer than Config.ForgetAfter are no longer
+// listed.
 //
 // Memberlist callbacks never block: they copy what they are given and hand
 // it to the cluster's own goroutines.
@@ -23,19 +29,23 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
-
-	"github.com/labnet-dev/labnet/node/store"
 )
 
 // DefaultDeadNodeReclaimTime is how long after a node is declared dead its
 // name may be taken by a node at another address (a labd restarted with a
-// new address). A node that left gracefully can come back at once.
-const DefaultDeadNodeReclaimTime = 10 * time.Second
+// new address, a laptop back with a new IP). A node that left gracefully
+// can come back at once. memberlist refuses the new address until then
+// ("Conflicting address"); a second labd claiming the name of a node that
+// is still alive is refused at its Start (startcheck.go), so the wait only
+// has to cover a node wrongly declared dead for a moment.
+const DefaultDeadNodeReclaimTime = time.Second
+
+// DefaultForgetAfter is how long a dead or left node stays listed.
+const DefaultForgetAfter = 24 * time.Hour
 
 // Config configures New.
 type Config struct {
-	// Name is this node's name in the cluster. It must be the store's
-	// origin: records stamped with it are this node's writes.
+	// Name is this node's name in the cluster.
 	Name string
 	// BindAddr is the gossip address, host:port (UDP and TCP). Port 0
 	// picks a free port; LocalAddr tells which.
@@ -43,12 +53,14 @@ type Config struct {
 	// AdvertiseAddr, host:port, is the address other nodes use to reach
 	// this one, when it is not BindAddr (optional).
 	AdvertiseAddr string
-	// Join lists gossip addresses (host:port) of nodes to join at Start.
+	// Join lists gossip addresses (host:port) of nodes to join at Start,
+	// and to join again whenever they are not live members.
 	Join []string
-	// Store is the replica to keep in sync. The caller owns it: the cluster
-	// does not close it.
-	Store *store.Store
-	// Meta is published to the other nodes.
+	// KnownFile, when set, is where the control nodes this node has seen
+	// are kept (a small JSON file in the data directory), so that after a
+	// restart it still knows where the control plane is.
+	KnownFile string
+	// Meta is published to the other nodes; UpdateMeta changes it.
 	Meta NodeMeta
 	// Key, when set, encrypts and authenticates gossip (memberlist's
 	// SecretKey). A key of 16, 24 or 32 bytes is used as is; anything
@@ -63,14 +75,16 @@ type Config struct {
 	Local bool
 	// DeadNodeReclaimTime overrides DefaultDeadNodeReclaimTime.
 	DeadNodeReclaimTime time.Duration
-	// RejoinInterval is the first wait before joining Join again while this
-	// node is alone (the others were not up yet when it started, or it lost
-	// them all); the wait doubles up to MaxRejoinInterval. Zero takes
-	// DefaultRejoinInterval.
+	// RejoinInterval is how often the known nodes that are not live
+	// members are joined again (with a quarter of jitter either way).
+	// Zero takes DefaultRejoinInterval.
 	RejoinInterval time.Duration
+	// ForgetAfter is how long a dead or left node stays in Members. Zero
+	// takes DefaultForgetAfter.
+	ForgetAfter time.Duration
 	// Tune, when set, adjusts the memberlist configuration after the
-	// cluster has filled it in (timers in tests). It must not replace the
-	// delegates.
+	// cluster has filled it in (timers, a transport in tests). It must not
+	// replace the delegates.
 	Tune func(*memberlist.Config)
 }
 
@@ -117,11 +131,8 @@ type Cluster struct {
 	mlConf *memberlist.Config
 	queue  *memberlist.TransmitLimitedQueue
 	ml     atomic.Pointer[memberlist.Memberlist]
-	in     inbox
-
-	// maxBroadcast is the largest message sent as a UDP broadcast;
-	// larger ones go to each member over TCP.
-	maxBroadcast int
+	meta   atomic.Pointer[[]byte] // this node's encoded NodeMeta
+	now    func() time.Time
 
 	lifeMu   sync.Mutex // serialises Start and Shutdown
 	started  bool
@@ -131,11 +142,13 @@ type Cluster struct {
 
 	membersMu sync.Mutex
 	members   map[string]*Member
+	changed   map[string]time.Time // when each member last changed state
 	leaving   map[string]time.Time // names that announced a graceful leave
 	watchers  map[chan struct{}]struct{}
 	unwatched bool // Shutdown closed the watchers
 
-	dropped atomic.Uint64 // messages dropped because the inbox was full
+	known    *knownNodes // rejoin.go
+	conflict conflicts   // startcheck.go
 }
 
 // New checks cfg and prepares a cluster; Start joins it.
@@ -143,8 +156,8 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("cluster: empty name")
 	}
-	if cfg.Store == nil {
-		return nil, errors.New("cluster: no store")
+	if len(cfg.Name) > maxNameLen {
+		return nil, fmt.Errorf("cluster: name is %d bytes, over the limit of %d", len(cfg.Name), maxNameLen)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -179,25 +192,39 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.DeadNodeReclaimTime > 0 {
 		conf.DeadNodeReclaimTime = cfg.DeadNodeReclaimTime
 	}
+	if cfg.RejoinInterval <= 0 {
+		cfg.RejoinInterval = DefaultRejoinInterval
+	}
+	if cfg.ForgetAfter <= 0 {
+		cfg.ForgetAfter = DefaultForgetAfter
+	}
 	conf.LogOutput = &logWriter{log: log.With("component", "memberlist")}
 	conf.Logger = nil
 
+	known, err := loadKnown(cfg.KnownFile, cfg.Name)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
 	c := &Cluster{
 		cfg:      cfg,
 		log:      log,
 		mlConf:   conf,
+		now:      time.Now,
 		members:  map[string]*Member{},
+		changed:  map[string]time.Time{},
 		leaving:  map[string]time.Time{},
 		watchers: map[chan struct{}]struct{}{},
+		known:    known,
 	}
-	c.in.signal = make(chan struct{}, 1)
 	meta, err := encodeMeta(cfg.Meta)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	d := &delegate{c: c, meta: meta}
+	c.meta.Store(&meta)
+	d := &delegate{c: c}
 	conf.Delegate = d
 	conf.Events = d
+	conf.Conflict = d
 	if cfg.Tune != nil {
 		cfg.Tune(conf)
 	}
@@ -210,10 +237,6 @@ func New(cfg Config) (*Cluster, error) {
 		},
 		RetransmitMult: conf.RetransmitMult,
 	}
-	// GetBroadcasts packs messages into one UDP packet of at most
-	// UDPBufferSize bytes less memberlist's headers (compound message,
-	// encryption, label); leave them generous room.
-	c.maxBroadcast = conf.UDPBufferSize - 200
 	return c, nil
 }
 
@@ -242,17 +265,14 @@ func splitHostPort(s string) (string, int, error) {
 	return host, int(port), nil
 }
 
-// Rejoin timing (Config.RejoinInterval).
-const (
-	DefaultRejoinInterval = time.Second
-	MaxRejoinInterval     = 30 * time.Second
-)
-
-// Start binds the gossip address, starts replicating and joins the nodes in
-// Config.Join. It fails if Join lists nodes and none of them could be
-// joined; the cluster then still runs, and keeps trying to join them for
-// as long as it is alone (a student's laptop started before the
-// instructor's, say).
+// Start binds the gossip address and joins the nodes in Config.Join.
+//
+// It fails, and the caller should stop, when this labd must not be part of
+// the cluster: a live node already has its name (*NameTakenError), or the
+// nodes it reached have another cluster key (*KeyMismatchError). When
+// nobody could be reached it returns an error too, but the cluster runs on
+// and keeps joining the known nodes every RejoinInterval (a student's
+// laptop started before the teacher's, say): that one is a warning.
 func (c *Cluster) Start(ctx context.Context) error {
 	c.lifeMu.Lock()
 	if c.shutdown {
@@ -263,93 +283,31 @@ func (c *Cluster) Start(ctx context.Context) error {
 		c.lifeMu.Unlock()
 		return errors.New("cluster: already started")
 	}
-	// Subscribe before taking the store's snapshot, so that no write falls
-	// between the two.
-	changes, unsubscribe := c.cfg.Store.Subscribe()
-	sent := lastSent(c.cfg.Store.All())
 	ml, err := memberlist.Create(c.mlConf)
 	if err != nil {
 		c.lifeMu.Unlock()
-		unsubscribe()
 		return fmt.Errorf("cluster: start gossip on %s: %w", c.cfg.BindAddr, err)
 	}
 	c.ml.Store(ml)
 	c.started = true
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	c.wg.Add(3)
+	c.lifeMu.Unlock()
+	c.log.Info("cluster started", "name", c.cfg.Name, "gossip", c.LocalAddr(), "encrypted", len(c.cfg.Key) > 0)
+
+	err = c.startJoin(ctx)
+	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		c.runRejoin(runCtx)
 	}()
-	go func() {
-		defer c.wg.Done()
-		defer unsubscribe()
-		c.runBroadcaster(runCtx, changes, sent)
-	}()
-	go func() {
-		defer c.wg.Done()
-		c.runMerger(runCtx)
-	}()
-	c.lifeMu.Unlock()
-	c.log.Info("cluster started", "name", c.cfg.Name, "gossip", c.LocalAddr(), "encrypted", len(c.cfg.Key) > 0)
-	if len(c.cfg.Join) > 0 {
-		if _, err := c.Join(ctx, c.cfg.Join); err != nil {
-			return err
-		}
-	}
-	return nil
+	return err
 }
 
-// runRejoin joins Config.Join again whenever this node has been alone for
-// a while, backing off from RejoinInterval to MaxRejoinInterval.
-func (c *Cluster) runRejoin(ctx context.Context) {
-	if len(c.cfg.Join) == 0 {
-		return
-	}
-	first := c.cfg.RejoinInterval
-	if first <= 0 {
-		first = DefaultRejoinInterval
-	}
-	wait := first
-	failures := 0
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		ml := c.ml.Load()
-		if ml.NumMembers() > 1 {
-			wait, failures = first, 0
-			t.Reset(MaxRejoinInterval)
-			continue
-		}
-		n, err := c.Join(ctx, c.cfg.Join)
-		switch {
-		case err != nil:
-			failures++
-			if failures == 1 {
-				c.log.Warn("alone: joining again until a node answers", "join", c.cfg.Join, "err", err)
-			} else {
-				c.log.Debug("join failed", "join", c.cfg.Join, "err", err)
-			}
-			wait = min(wait*2, MaxRejoinInterval)
-		default:
-			if ml.NumMembers() > 1 {
-				c.log.Info("joined the cluster", "reached", n, "members", ml.NumMembers())
-			}
-			wait, failures = first, 0
-		}
-		t.Reset(wait)
-	}
-}
-
-// Join contacts the given nodes (host:port) and exchanges full state with
-// each one it reaches. It returns how many it reached; the error is non-nil
-// only if it reached none.
+// Join contacts the given nodes (host:port), each at the same time, and
+// exchanges membership with each one it reaches. It returns how many it
+// reached; the error is non-nil only if it reached none, and is then a
+// *KeyMismatchError when one of them refused this node's key.
 func (c *Cluster) Join(ctx context.Context, addrs []string) (int, error) {
 	ml := c.ml.Load()
 	if ml == nil {
@@ -358,16 +316,67 @@ func (c *Cluster) Join(ctx context.Context, addrs []string) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	// memberlist.Join takes no context; its dials are bounded by
-	// TCPTimeout per address.
-	n, err := ml.Join(addrs)
-	if n == 0 && err != nil {
-		return 0, fmt.Errorf("cluster: join %v: %w", addrs, err)
+	errs := make([]error, len(addrs))
+	var wg sync.WaitGroup
+	for i, a := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = joinOne(ctx, ml, a)
+		}()
 	}
+	wg.Wait()
+	n := 0
+	var keyErr error
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			n++
+		case keyErr == nil && isKeyMismatch(err):
+			keyErr = &KeyMismatchError{Addr: addrs[i], Err: err}
+		}
+	}
+	switch {
+	case n > 0:
+		if err := errors.Join(errs...); err != nil {
+			c.log.Warn("some nodes could not be joined", "err", err)
+		}
+		return n, nil
+	case keyErr != nil:
+		return 0, keyErr
+	case len(addrs) == 0:
+		return 0, errors.New("cluster: join: no address")
+	}
+	return 0, fmt.Errorf("cluster: join %v: %w", addrs, errors.Join(errs...))
+}
+
+// joinOne joins one address. memberlist.Join takes no context and waits
+// up to TCPTimeout (10 s on a LAN) for an address that does not answer (a
+// laptop gone from the network): a short dial of our own first keeps that
+// wait to joinDialTimeout, and shutdown from waiting on it.
+func joinOne(ctx context.Context, ml *memberlist.Memberlist, addr string) error {
+	if err := dialCheck(ctx, addr, joinDialTimeout); err != nil {
+		return err
+	}
+	_, err := ml.Join([]string{addr})
+	return err
+}
+
+// joinDialTimeout bounds joinOne's check that an address answers.
+const joinDialTimeout = 2 * time.Second
+
+// dialCheck checks that something accepts TCP connections at addr (the
+// gossip port of a live labd does; memberlist takes a connection closed at
+// once quietly).
+func dialCheck(ctx context.Context, addr string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		c.log.Warn("some nodes could not be joined", "err", err)
+		return err
 	}
-	return n, nil
+	return conn.Close()
 }
 
 // LocalAddr is the gossip address this node advertises (with the port
@@ -379,6 +388,36 @@ func (c *Cluster) LocalAddr() string {
 	}
 	return ml.LocalNode().Address()
 }
+
+// UpdateMeta replaces this node's metadata (a leadership change, say) and
+// spreads it: it waits up to metaUpdateTimeout for the news to go out
+// (memberlist's broadcast; past that it goes on spreading, with gossip and
+// push/pull, so that is not an error). Before Start it only sets what Start
+// will publish.
+func (c *Cluster) UpdateMeta(m NodeMeta) error {
+	b, err := encodeMeta(m)
+	if err != nil {
+		return fmt.Errorf("cluster: update metadata: %w", err)
+	}
+	c.meta.Store(&b)
+	c.lifeMu.Lock()
+	closed := c.shutdown
+	c.lifeMu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	ml := c.ml.Load()
+	if ml == nil {
+		return nil
+	}
+	if err := ml.UpdateNode(metaUpdateTimeout); err != nil {
+		c.log.Debug("metadata update not yet sent to every node", "err", err)
+	}
+	return nil
+}
+
+// metaUpdateTimeout bounds how long UpdateMeta waits for the broadcast.
+const metaUpdateTimeout = 2 * time.Second
 
 // Leave tells the other nodes that this node is leaving for good, so they
 // mark it left rather than dead, and waits up to timeout for the news to go
@@ -410,6 +449,7 @@ func (c *Cluster) Shutdown() error {
 		c.cancel()
 		err = c.ml.Load().Shutdown()
 		c.wg.Wait()
+		c.saveKnown()
 	}
 	c.membersMu.Lock()
 	c.unwatched = true
@@ -425,12 +465,14 @@ func (c *Cluster) Shutdown() error {
 }
 
 // Members returns every node this node knows of, this one included, dead and
-// left ones too, sorted by name.
+// left ones too until they are forgotten (Config.ForgetAfter), sorted by
+// name.
 //
 // memberlist v0.7 does not expose whether a live node is suspected (its
 // Node.State field is never set), so live nodes are reported alive.
 func (c *Cluster) Members() []Member {
 	c.membersMu.Lock()
+	c.forgetLocked()
 	out := make([]Member, 0, len(c.members))
 	for _, m := range c.members {
 		out = append(out, *m)
@@ -438,6 +480,26 @@ func (c *Cluster) Members() []Member {
 	c.membersMu.Unlock()
 	sortMembers(out)
 	return out
+}
+
+// forgetLocked drops the members dead or left for longer than ForgetAfter.
+func (c *Cluster) forgetLocked() {
+	now := c.now()
+	forgot := false
+	for name, m := range c.members {
+		if m.State != StateDead && m.State != StateLeft {
+			continue
+		}
+		if now.Sub(c.changed[name]) >= c.cfg.ForgetAfter {
+			delete(c.members, name)
+			delete(c.changed, name)
+			forgot = true
+			c.log.Info("node forgotten", "node", name, "after", c.cfg.ForgetAfter)
+		}
+	}
+	if forgot {
+		c.notifyLocked()
+	}
 }
 
 // WatchMembers returns a channel that receives a value after the membership
@@ -462,7 +524,3 @@ func (c *Cluster) WatchMembers() (<-chan struct{}, func()) {
 		}
 	}
 }
-
-// Dropped counts gossip messages dropped because the merge queue was full
-// (push/pull repairs what they carried).
-func (c *Cluster) Dropped() uint64 { return c.dropped.Load() }

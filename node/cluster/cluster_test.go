@@ -16,22 +16,23 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/memberlist"
-
-	"github.com/labnet-dev/labnet/node/store"
 )
 
-// testNode is one in-process labd's worth of cluster: a store in its own
-// directory and a Cluster on 127.0.0.1.
+// testNode is one in-process labd's worth of cluster: a data directory
+// (for the known nodes' file) and a Cluster on 127.0.0.1 (or another
+// loopback address).
 type testNode struct {
 	t    *testing.T
 	name string
 	dir  string
 	key  []byte
-	st   *store.Store
 	c    *Cluster
 	addr string // gossip address, fixed after the first start
 
+	role   string        // NodeMeta.Role
 	rejoin time.Duration // Config.RejoinInterval
+	forget time.Duration // Config.ForgetAfter
+	cut    *cutSwitch    // set: gossip goes through a transport the test can cut
 }
 
 func testLogger() *slog.Logger {
@@ -40,6 +41,11 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
+
+// lanTimers (LABNET_LAN_TIMERS=1) runs the tests with labd's own timers
+// (memberlist.DefaultLANConfig, as cmd/labd uses), for measurements; the
+// waits of eventually are then four times longer.
+var lanTimers = os.Getenv("LABNET_LAN_TIMERS") == "1"
 
 // fastTimers makes failure detection and gossip quick on loopback.
 func fastTimers(c *memberlist.Config) {
@@ -56,30 +62,35 @@ func newTestNode(t *testing.T, name string, key []byte) *testNode {
 	return &testNode{t: t, name: name, dir: t.TempDir(), key: key, addr: "127.0.0.1:0"}
 }
 
-// start opens the node's store and starts its cluster, joining join.
+// start starts the node's cluster, joining join.
 func (n *testNode) start(join ...string) error {
 	n.t.Helper()
-	st, err := store.Open(filepath.Join(n.dir, "state.db"), store.Options{Origin: n.name})
-	if err != nil {
-		n.t.Fatal(err)
+	tune := func(c *memberlist.Config) {
+		if !lanTimers {
+			fastTimers(c)
+		}
+		if n.cut != nil {
+			n.cut.install(n.t, c)
+		}
 	}
 	c, err := New(Config{
-		Name:     n.name,
-		BindAddr: n.addr,
-		Join:     join,
-		Store:    st,
-		Meta:     NodeMeta{APIAddr: "127.0.0.1:77" + n.name[len(n.name)-1:], OverlayAddr: "127.0.0.1:60" + n.name[len(n.name)-1:], Version: "test"},
-		Key:      n.key,
-		Logger:   testLogger().With("node", n.name),
-		Local:    true,
-		Tune:     fastTimers,
+		Name:      n.name,
+		BindAddr:  n.addr,
+		Join:      join,
+		KnownFile: filepath.Join(n.dir, "known-nodes.json"),
+		Meta:      NodeMeta{APIAddr: "127.0.0.1:77" + n.name[len(n.name)-1:], OverlayAddr: "127.0.0.1:60" + n.name[len(n.name)-1:], Version: "test", Role: n.role},
+		Key:       n.key,
+		Logger:    testLogger().With("node", n.name),
+		Local:     !lanTimers,
+		Tune:      tune,
 
 		RejoinInterval: n.rejoin,
+		ForgetAfter:    n.forget,
 	})
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	n.st, n.c = st, c
+	n.c = c
 	n.t.Cleanup(n.stop)
 	err = c.Start(context.Background())
 	n.addr = c.LocalAddr()
@@ -94,26 +105,19 @@ func (n *testNode) mustStart(join ...string) *testNode {
 	return n
 }
 
-// stop shuts the cluster down without leaving (a kill) and closes the store.
+// stop shuts the cluster down without leaving (a kill).
 func (n *testNode) stop() {
 	if n.c != nil {
 		n.c.Shutdown()
-	}
-	if n.st != nil {
-		n.st.Close()
-	}
-}
-
-func (n *testNode) put(key, value string) {
-	n.t.Helper()
-	if _, err := n.st.Update(func(tx *store.Tx) error { tx.Put(key, []byte(value)); return nil }); err != nil {
-		n.t.Fatal(err)
 	}
 }
 
 // eventually polls cond until it returns nil or the deadline passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
+	if lanTimers {
+		timeout *= 4
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		err := cond()
@@ -125,17 +129,6 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() er
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func hasValue(n *testNode, key, want string) error {
-	r, ok := n.st.Get(key)
-	if !ok {
-		return fmt.Errorf("%s: %q missing", n.name, key)
-	}
-	if string(r.Value) != want {
-		return fmt.Errorf("%s: %q = %q, want %q", n.name, key, r.Value, want)
-	}
-	return nil
 }
 
 func memberState(n *testNode, name string) (State, bool) {
@@ -160,13 +153,19 @@ func wantState(n *testNode, name string, want State) func() error {
 	}
 }
 
-// cluster3 starts nodes a, b and c, b and c joining a, and waits until each
-// sees all three alive.
+// cluster3 starts nodes a (a control node), b and c (members), b and c
+// joining a, and waits until each sees all three alive.
 func cluster3(t *testing.T, key []byte) (a, b, c *testNode) {
 	t.Helper()
-	a = newTestNode(t, "node-a", key).mustStart()
-	b = newTestNode(t, "node-b", key).mustStart(a.addr)
-	c = newTestNode(t, "node-c", key).mustStart(a.addr)
+	a = newTestNode(t, "node-a", key)
+	a.role = RoleControl
+	a.mustStart()
+	b = newTestNode(t, "node-b", key)
+	b.role = RoleMember
+	b.mustStart(a.addr)
+	c = newTestNode(t, "node-c", key)
+	c.role = RoleMember
+	c.mustStart(a.addr)
 	for _, n := range []*testNode{a, b, c} {
 		for _, m := range []string{"node-a", "node-b", "node-c"} {
 			eventually(t, 5*time.Second, "membership", wantState(n, m, StateAlive))
@@ -181,9 +180,9 @@ func TestMembersAndMeta(t *testing.T) {
 	watch, unwatch := c.c.WatchMembers()
 	defer unwatch()
 	want := []Member{
-		{Name: "node-a", State: StateAlive, Addr: a.addr, Meta: NodeMeta{APIAddr: "127.0.0.1:77a", OverlayAddr: "127.0.0.1:60a", Version: "test"}},
-		{Name: "node-b", State: StateAlive, Addr: b.addr, Meta: NodeMeta{APIAddr: "127.0.0.1:77b", OverlayAddr: "127.0.0.1:60b", Version: "test"}},
-		{Name: "node-c", State: StateAlive, Addr: c.addr, Meta: NodeMeta{APIAddr: "127.0.0.1:77c", OverlayAddr: "127.0.0.1:60c", Version: "test"}},
+		{Name: "node-a", State: StateAlive, Addr: a.addr, Meta: NodeMeta{APIAddr: "127.0.0.1:77a", OverlayAddr: "127.0.0.1:60a", Version: "test", Role: RoleControl}},
+		{Name: "node-b", State: StateAlive, Addr: b.addr, Meta: NodeMeta{APIAddr: "127.0.0.1:77b", OverlayAddr: "127.0.0.1:60b", Version: "test", Role: RoleMember}},
+		{Name: "node-c", State: StateAlive, Addr: c.addr, Meta: NodeMeta{APIAddr: "127.0.0.1:77c", OverlayAddr: "127.0.0.1:60c", Version: "test", Role: RoleMember}},
 	}
 	for _, n := range []*testNode{a, b, c} {
 		if diff := cmp.Diff(want, n.c.Members()); diff != "" {
@@ -200,78 +199,9 @@ func TestMembersAndMeta(t *testing.T) {
 	eventually(t, 5*time.Second, "node-d seen by c", wantState(c, "node-d", StateAlive))
 }
 
-func TestReplicatesWritesAndDeletes(t *testing.T) {
-	t.Parallel()
-	a, b, c := cluster3(t, nil)
-	a.put("labs/demo", "v1")
-	for _, n := range []*testNode{b, c} {
-		eventually(t, 5*time.Second, "write replicated", func() error { return hasValue(n, "labs/demo", "v1") })
-	}
-	// An update from another node, then a delete from a third.
-	b.put("labs/demo", "v2")
-	eventually(t, 5*time.Second, "update replicated", func() error { return hasValue(c, "labs/demo", "v2") })
-	eventually(t, 5*time.Second, "update replicated", func() error { return hasValue(a, "labs/demo", "v2") })
-	if _, err := c.st.Update(func(tx *store.Tx) error { tx.Delete("labs/demo"); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []*testNode{a, b} {
-		eventually(t, 5*time.Second, "tombstone replicated", func() error {
-			if _, ok := n.st.Get("labs/demo"); ok {
-				return fmt.Errorf("%s still has labs/demo", n.name)
-			}
-			return nil
-		})
-	}
-	// The tombstone itself, with the same stamp, is in every replica.
-	want := c.st.All()
-	for _, n := range []*testNode{a, b} {
-		if diff := cmp.Diff(want, n.st.All()); diff != "" {
-			t.Errorf("%s replica (-want +got):\n%s", n.name, diff)
-		}
-	}
-}
-
-func TestLargeRecordReplicates(t *testing.T) {
-	t.Parallel()
-	a, _, c := cluster3(t, nil)
-	big := strings.Repeat("x", 64<<10) // too big for a UDP broadcast
-	a.put("labs/big", big)
-	eventually(t, 5*time.Second, "large write replicated", func() error { return hasValue(c, "labs/big", big) })
-}
-
-func TestConcurrentWritesConverge(t *testing.T) {
-	t.Parallel()
-	a, b, c := cluster3(t, nil)
-	done := make(chan struct{})
-	go func() { defer close(done); a.put("labs/race", "from-a") }()
-	b.put("labs/race", "from-b")
-	<-done
-	ra, _ := a.st.Get("labs/race")
-	rb, _ := b.st.Get("labs/race")
-	winner := ra
-	if rb.Stamp.After(ra.Stamp) {
-		winner = rb
-	}
-	for _, n := range []*testNode{a, b, c} {
-		eventually(t, 5*time.Second, "concurrent writes converge", func() error {
-			got, ok := n.st.Get("labs/race")
-			if !ok {
-				return fmt.Errorf("%s: missing", n.name)
-			}
-			if diff := cmp.Diff(winner, got); diff != "" {
-				return fmt.Errorf("%s (-want +got):\n%s", n.name, diff)
-			}
-			return nil
-		})
-	}
-}
-
 func TestRestartedNodeCatchesUp(t *testing.T) {
 	t.Parallel()
 	a, b, c := cluster3(t, nil)
-	a.put("labs/before", "1")
-	eventually(t, 5*time.Second, "write before restart", func() error { return hasValue(c, "labs/before", "1") })
-
 	if err := c.c.Leave(2 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -279,25 +209,11 @@ func TestRestartedNodeCatchesUp(t *testing.T) {
 	eventually(t, 5*time.Second, "c left", wantState(a, "node-c", StateLeft))
 	eventually(t, 5*time.Second, "c left", wantState(b, "node-c", StateLeft))
 
-	// Written while c is away: no broadcast reaches it.
-	a.put("labs/while-away", "2")
-	if _, err := b.st.Update(func(tx *store.Tx) error { tx.Delete("labs/before"); return nil }); err != nil {
-		t.Fatal(err)
-	}
-
 	// Same name, same data directory, same address.
 	c.mustStart(b.addr)
-	eventually(t, 5*time.Second, "write while away", func() error { return hasValue(c, "labs/while-away", "2") })
-	eventually(t, 5*time.Second, "delete while away", func() error {
-		if _, ok := c.st.Get("labs/before"); ok {
-			return errors.New("labs/before still there")
-		}
-		return nil
-	})
 	eventually(t, 5*time.Second, "c back", wantState(a, "node-c", StateAlive))
-	// And the restarted node's own writes flow again.
-	c.put("labs/after", "3")
-	eventually(t, 5*time.Second, "write after restart", func() error { return hasValue(a, "labs/after", "3") })
+	eventually(t, 5*time.Second, "c back", wantState(b, "node-c", StateAlive))
+	eventually(t, 5*time.Second, "a seen by c", wantState(c, "node-a", StateAlive))
 }
 
 func TestKilledNodeIsDead(t *testing.T) {
@@ -319,18 +235,28 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 		{"node-y", nil},
 	} {
 		x := newTestNode(t, tc.name, tc.key)
-		if err := x.start(a.addr); err == nil {
+		err := x.start(a.addr)
+		if err == nil {
 			t.Errorf("%s joined with key %q", tc.name, tc.key)
+			continue
 		}
-		x.put("labs/intruder", tc.name)
+		var km *KeyMismatchError
+		if !errors.As(err, &km) {
+			t.Errorf("%s: %v, want a KeyMismatchError", tc.name, err)
+		}
+		if want := "cannot join " + a.addr + ": the cluster key does not match (or one side has none)"; err.Error() != want {
+			t.Errorf("%s: error %q, want %q", tc.name, err, want)
+		}
 	}
-	a.put("labs/legit", "ok")
-	eventually(t, 5*time.Second, "legit write", func() error { return hasValue(b, "labs/legit", "ok") })
+	// And a cluster without a key refuses a node with one.
+	open := newTestNode(t, "node-o", nil).mustStart()
+	z := newTestNode(t, "node-z", []byte("a key"))
+	var km *KeyMismatchError
+	if err := z.start(open.addr); !errors.As(err, &km) {
+		t.Errorf("keyed node joining a keyless one: %v, want a KeyMismatchError", err)
+	}
 	time.Sleep(time.Second)
 	for _, n := range []*testNode{a, b} {
-		if _, ok := n.st.Get("labs/intruder"); ok {
-			t.Errorf("%s accepted a write from a node with the wrong key", n.name)
-		}
 		for _, m := range []string{"node-x", "node-y"} {
 			if _, ok := memberState(n, m); ok {
 				t.Errorf("%s lists %s", n.name, m)
@@ -354,20 +280,23 @@ func TestShutdownIdempotent(t *testing.T) {
 	if err := n.c.Start(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Errorf("Start after Shutdown: %v, want ErrClosed", err)
 	}
+	if err := n.c.UpdateMeta(NodeMeta{Leader: true}); !errors.Is(err, ErrClosed) {
+		t.Errorf("UpdateMeta after Shutdown: %v, want ErrClosed", err)
+	}
 }
 
 func TestNewRejects(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{Origin: "n"})
-	if err != nil {
+	bad := filepath.Join(t.TempDir(), "known-nodes.json")
+	if err := os.WriteFile(bad, []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
 	for name, cfg := range map[string]Config{
-		"no name":      {BindAddr: "127.0.0.1:0", Store: st},
-		"no store":     {Name: "n", BindAddr: "127.0.0.1:0"},
-		"bad address":  {Name: "n", BindAddr: "127.0.0.1", Store: st},
-		"bad port":     {Name: "n", BindAddr: "127.0.0.1:99999", Store: st},
-		"big metadata": {Name: "n", BindAddr: "127.0.0.1:0", Store: st, Meta: NodeMeta{Version: strings.Repeat("v", 600)}},
+		"no name":        {BindAddr: "127.0.0.1:0"},
+		"long name":      {Name: strings.Repeat("n", 300), BindAddr: "127.0.0.1:0"},
+		"bad address":    {Name: "n", BindAddr: "127.0.0.1"},
+		"bad port":       {Name: "n", BindAddr: "127.0.0.1:99999"},
+		"big metadata":   {Name: "n", BindAddr: "127.0.0.1:0", Meta: NodeMeta{Version: strings.Repeat("v", 600)}},
+		"bad known file": {Name: "n", BindAddr: "127.0.0.1:0", KnownFile: bad},
 	} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: New succeeded", name)
@@ -382,21 +311,6 @@ func TestGossipKey(t *testing.T) {
 	}
 	if got := gossipKey([]byte("passphrase")); len(got) != 32 {
 		t.Errorf("passphrase key has %d bytes, want 32", len(got))
-	}
-}
-
-// TestPushPullRepairs checks the safety net: a record that is never
-// broadcast (here merged into a's replica from elsewhere; the cluster only
-// broadcasts a node's own writes) still reaches every node by push/pull.
-func TestPushPullRepairs(t *testing.T) {
-	t.Parallel()
-	a, b, c := cluster3(t, nil)
-	rec := store.Record{Key: "labs/ghost", Value: []byte("boo"), Stamp: store.Stamp{Time: 1 << 40, Origin: "node-gone"}}
-	if _, err := a.st.Merge([]store.Record{rec}); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []*testNode{b, c} {
-		eventually(t, 10*time.Second, "push/pull", func() error { return hasValue(n, "labs/ghost", "boo") })
 	}
 }
 

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"slices"
@@ -12,59 +11,47 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// delegate implements memberlist.Delegate and memberlist.EventDelegate.
-// memberlist calls these from its own goroutines, some with its locks held:
-// none of them blocks or calls back into memberlist; received bytes are
-// copied (memberlist reuses its buffers) and handed to the merger.
+// delegate implements memberlist.Delegate, memberlist.EventDelegate and
+// memberlist.ConflictDelegate. memberlist calls these from its own
+// goroutines, some with its locks held: none of them blocks or calls back
+// into memberlist.
 type delegate struct {
-	c    *Cluster
-	meta []byte
+	c *Cluster
 }
 
 var (
-	_ memberlist.Delegate      = (*delegate)(nil)
-	_ memberlist.EventDelegate = (*delegate)(nil)
+	_ memberlist.Delegate         = (*delegate)(nil)
+	_ memberlist.EventDelegate    = (*delegate)(nil)
+	_ memberlist.ConflictDelegate = (*delegate)(nil)
 )
 
 func (d *delegate) NodeMeta(limit int) []byte {
-	if len(d.meta) > limit {
-		return nil // New checked the size against MetaMaxSize
+	meta := *d.c.meta.Load()
+	if len(meta) > limit {
+		return nil // encodeMeta checked the size against MetaMaxSize
 	}
-	return d.meta
+	return meta
 }
 
 func (d *delegate) NotifyMsg(b []byte) {
-	if len(b) == 0 {
-		return
+	if name, err := decodeLeave(b); err == nil {
+		d.c.noteLeaving(name)
 	}
-	if b[0] == kindLeave {
-		if name, err := decodeLeave(b); err == nil {
-			d.c.noteLeaving(name)
-		}
-		return
-	}
-	d.c.in.push(d.c, bytes.Clone(b))
 }
 
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.c.queue.GetBroadcasts(overhead, limit)
 }
 
-// LocalState is this node's half of a push/pull: the whole replica,
-// tombstones included.
-func (d *delegate) LocalState(join bool) []byte {
-	b := encodeMessage(kindState, d.c.cfg.Store.All())
-	if len(b) > maxStateWarn {
-		// memberlist refuses push/pull state over 20 MiB.
-		d.c.log.Warn("replica is close to memberlist's push/pull limit of 20 MiB", "bytes", len(b))
-	}
-	return b
-}
+// LocalState and MergeRemoteState carry nothing: the desired state is not
+// gossiped.
+func (d *delegate) LocalState(join bool) []byte          { return nil }
+func (d *delegate) MergeRemoteState(b []byte, join bool) {}
 
-const maxStateWarn = 12 << 20
-
-func (d *delegate) MergeRemoteState(b []byte, join bool) {
-	d.c.in.push(d.c, bytes.Clone(b))
+// NotifyConflict is called when a node claims a known name from another
+// address (startcheck.go).
+func (d *delegate) NotifyConflict(existing, other *memberlist.Node) {
+	d.c.noteConflict(existing, other)
 }
 
 func (d *delegate) NotifyJoin(n *memberlist.Node) { d.c.memberUp(n) }
@@ -83,6 +70,7 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	if t, ok := c.leaving[n.Name]; ok && time.Since(t) < leaveIntentTTL {
 		m.State = StateLeft
 	}
+	c.changed[n.Name] = c.now()
 	c.notifyLocked()
 }
 
@@ -94,8 +82,12 @@ func (c *Cluster) memberUp(n *memberlist.Node) {
 	c.membersMu.Lock()
 	defer c.membersMu.Unlock()
 	m := c.memberLocked(n)
+	if m.State != StateAlive {
+		c.changed[n.Name] = c.now()
+	}
 	m.State = StateAlive
 	delete(c.leaving, n.Name)
+	c.known.saw(m)
 	c.notifyLocked()
 }
 
@@ -103,8 +95,9 @@ func (c *Cluster) memberUp(n *memberlist.Node) {
 func (c *Cluster) memberLocked(n *memberlist.Node) *Member {
 	m, ok := c.members[n.Name]
 	if !ok {
-		m = &Member{Name: n.Name}
+		m = &Member{Name: n.Name, State: StateDead}
 		c.members[n.Name] = m
+		c.changed[n.Name] = c.now()
 	}
 	m.Addr = n.Address()
 	meta, err := decodeMeta(n.Meta)
@@ -131,6 +124,7 @@ func (c *Cluster) noteLeaving(name string) {
 	// The announcement may arrive after the node was found gone.
 	if m, ok := c.members[name]; ok && m.State == StateDead {
 		m.State = StateLeft
+		c.changed[name] = c.now()
 		c.notifyLocked()
 	}
 }
@@ -171,8 +165,7 @@ func (c *Cluster) announceLeave(ml *memberlist.Memberlist, timeout time.Duration
 	}
 }
 
-// namedBroadcast is a broadcast that replaces a queued one of the same name
-// (a newer write to the same key).
+// namedBroadcast is a broadcast that replaces a queued one of the same name.
 type namedBroadcast struct {
 	name string
 	msg  []byte

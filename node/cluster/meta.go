@@ -15,7 +15,17 @@ type NodeMeta struct {
 	OverlayAddr string `json:"overlay,omitempty"` // GENEVE overlay, host:port
 	Version     string `json:"version,omitempty"` // labd version
 	Started     int64  `json:"started,omitempty"` // when labd started, Unix seconds
+	Role        string `json:"role,omitempty"`    // RoleControl or RoleMember
+	RaftAddr    string `json:"raft,omitempty"`    // Raft transport, host:port (control nodes)
+	Leader      bool   `json:"leader,omitempty"`  // the node is the Raft leader
+	LeaderTerm  uint64 `json:"term,omitempty"`    // the Raft term it leads in (with Leader)
 }
+
+// Roles (NodeMeta.Role).
+const (
+	RoleControl = "control"
+	RoleMember  = "member"
+)
 
 // metaVersion leads the encoding so that a later format can be told apart.
 const metaVersion byte = 1

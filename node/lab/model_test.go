@@ -73,8 +73,15 @@ func TestStateWriteLoad(t *testing.T) {
 	after := got.Clone()
 	delete(after.Hosts, "h1")
 	after.Lab = nil
-	keys, err := s.Update(func(tx *store.Tx) error { return Write(tx, got, after) })
+	b, err := s.Read(func(tx *store.Tx) error { return Write(tx, got, after) })
 	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, op := range b.Ops {
+		keys = append(keys, op.Key)
+	}
+	if _, err := s.Apply(b); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{"labs/demo", "labs/demo/hosts/h1"}, keys); diff != "" {

@@ -1,6 +1,14 @@
 package lab
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/labnet-dev/labnet/node/store"
+	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
+)
 
 // Placer puts hosts that name no node on the least-loaded node, the first
 // by name among equals (DESIGN.md: placement), counting each host it
@@ -39,6 +47,27 @@ func (p *Placer) Place() string {
 	}
 	p.load[best]++
 	return best
+}
+
+// MoveHost moves host name from node from to node to, reading the host in
+// tx and rewriting only its node field, so that whatever else changed in
+// the record since the caller decided (an impairment set meanwhile) is
+// kept. It reports false, writing nothing, when the host is gone or no
+// longer on from: the decision was made on a stale view.
+func MoveHost(tx *store.Tx, name, from, to string) (bool, error) {
+	v, ok := tx.Get(name)
+	if !ok {
+		return false, nil
+	}
+	h := &labv1.Host{}
+	if err := proto.Unmarshal(v, h); err != nil {
+		return false, fmt.Errorf("move host: record %s: %w", name, err)
+	}
+	if h.Node != from {
+		return false, nil
+	}
+	h.Node = to
+	return true, PutHost(tx, h)
 }
 
 // LazyPlacer is a placer made by newPlacer on its first Place: an apply

@@ -176,7 +176,7 @@ type Record struct {
 // Snapshot is every record of lab (of every lab when lab is "") with the
 // store revision it reflects, read at once (for watches).
 func Snapshot(s *store.Store, lab string) ([]Record, uint64) {
-	recs, rev := s.Snapshot(scanPrefix(lab))
+	recs, rev := s.ListRev(scanPrefix(lab))
 	out := make([]Record, 0, len(recs))
 	for _, rec := range recs {
 		if k, ok := ParseKey(rec.Key); ok && inLab(k, lab) {

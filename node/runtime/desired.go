@@ -59,7 +59,8 @@ func (r *Runtime) updateRemote(st lab.All) {
 	}
 }
 
-// desired is the hosts placed on this node, by resource name, each with
+// desired is the hosts placed on this node, by resource name (without
+// the movable ones while the node is fenced: Config.Fenced), each with
 // the networks it attaches to and its key: a hash of the spec without
 // impairments and of those networks (a change restarts the host). The
 // hashes of records read unchanged (the same pointer from the decoder)
@@ -79,8 +80,9 @@ func (r *Runtime) desired(st lab.All) map[string]*desired {
 	}
 	want := map[string]*desired{}
 	var buf []byte
+	fenced := r.cfg.Fenced != nil && r.cfg.Fenced()
 	for _, h := range st.Hosts {
-		if h.Node != r.cfg.Node {
+		if h.Node != r.cfg.Node || fenced && movable(h) {
 			continue
 		}
 		sk, ok := r.specKeys[h]
@@ -115,3 +117,7 @@ func hashOf(m proto.Message) specKey {
 	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	return sha256.Sum256(b)
 }
+
+// movable reports whether the leader's failover may place h on another
+// node: neither pinned by its topology nor opted out.
+func movable(h *labv1.Host) bool { return !h.Pinned && !h.NoFailover }

@@ -42,6 +42,15 @@ type Config struct {
 	// (or restarted after a change), before the host is visible to Host;
 	// for different hosts, from several goroutines at once.
 	Started func(name string, st *stack.Stack)
+	// Fenced, when set, reports whether this node cannot confirm the
+	// placement of its movable hosts (neither pinned nor no_failover): a
+	// member that has not heard the control plane for nearly the failover
+	// time, whose hosts the leader may have placed on other nodes. While
+	// it is fenced those hosts do not run here, so that no host runs on
+	// two nodes; pinned ones keep running. FenceChanged signals a change
+	// of Fenced's answer.
+	Fenced       func() bool
+	FenceChanged <-chan struct{}
 }
 
 // Runtime owns the running hosts.
@@ -196,6 +205,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 			return nil
 		case <-changed:
 		case <-r.cfg.PeersChanged:
+		case <-r.cfg.FenceChanged:
 		}
 	}
 }

@@ -1,18 +1,23 @@
-// Package store is labnet's replicated desired state: a map of records
-// (labs, networks, hosts, ...) keyed by resource name, each stamped with a
-// hybrid logical clock and the node that wrote it. The larger stamp wins;
-// deletes are tombstones collected after a horizon. Each node persists its
-// replica in its data directory with bbolt, one transaction per write, so a
-// restart (even after kill -9) loses nothing that was acknowledged.
+// Package store is labnet's desired state: a map of records (labs,
+// networks, hosts, ...) keyed by resource name, changed by batches that
+// each make one new revision. It is the state machine that Raft drives on
+// control nodes (ApplyIndexed) and the replica members keep from the
+// control plane's change stream (ApplyChange, Restore).
+//
+// A batch may carry conditions (Cond): it applies only if nothing under
+// each condition's prefix changed after the revision the writer read, so
+// two writers can never silently overwrite each other (optimistic
+// concurrency, as etcd's transactions compare mod revisions).
+//
+// The store persists in one bbolt file: every change is one fsynced
+// transaction and becomes visible in memory only after it committed. Every
+// record carries a CRC-32C, verified when the file is opened.
 package store
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -20,347 +25,201 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Record is one versioned entry.
+// Record is one entry. Rev is the revision that last wrote Key.
 type Record struct {
-	Key     string
-	Value   []byte // nil for a tombstone
-	Stamp   Stamp
-	Deleted bool
+	Key   string
+	Value []byte
+	Rev   uint64
 }
 
-var bucketRecords = []byte("records")
-
-// Store holds the replica. All methods are safe for concurrent use.
-type Store struct {
-	db     *bolt.DB
-	origin string
-	clock  hlc
-
-	writeMu sync.Mutex // serialises Update
-
-	mu   sync.RWMutex
-	recs map[string]Record
-	rev  uint64
-	subs map[chan struct{}]struct{}
+// Op is one write of a batch. A nil Value deletes Key.
+type Op struct {
+	Key   string
+	Value []byte
 }
+
+// Cond holds iff no put or delete under Prefix (a key equal to Prefix
+// counts) happened after Rev.
+type Cond struct {
+	Prefix string
+	Rev    uint64
+}
+
+// Batch is what a writer asks for: its writes, applied together or not at
+// all, and the conditions they depend on.
+type Batch struct {
+	Ops   []Op
+	Conds []Cond
+}
+
+// Change is one applied batch as it changed the store: the writes that
+// changed something, and Rev, the store's revision after it.
+type Change struct {
+	Rev uint64
+	Ops []Op
+}
+
+var (
+	// ErrConflict: a condition failed; nothing was applied.
+	ErrConflict = errors.New("store: conflict: changed since read")
+	// ErrCompacted: Since was asked for changes older than the history
+	// keeps; take a Snapshot instead.
+	ErrCompacted = errors.New("store: revision compacted")
+	// ErrLegacy is in the chain of Open's error for a file written by a
+	// labd before revisions (records stamped with a hybrid logical clock).
+	// Move the file aside and import ReadLegacy's records.
+	ErrLegacy = errors.New("store: old (v1) format")
+	// ErrClosed is returned by writes after Close.
+	ErrClosed = errors.New("store: closed")
+)
 
 // Options configure Open.
 type Options struct {
-	// Origin is this node's name, stamped on its writes.
+	// Origin was the node's name stamped on its writes.
+	//
+	// Deprecated: unused since revisions replaced stamps; kept so callers
+	// compile.
 	Origin string
-	// Now is the wall clock; time.Now when nil.
-	Now func() time.Time
+	// History is how many changes Since can return; 10000 when zero.
+	History int
+	// LockTimeout bounds the wait for the file lock another labd holds;
+	// 2s when zero.
+	LockTimeout time.Duration
+	// MaxSize caps the file in bytes: a write that would grow it further
+	// fails as on a full disk (bbolt's ErrMaxSizeReached). 0 is no limit.
+	MaxSize int
+	// OnError, when set, is called with every persistence failure as it
+	// happens (Err keeps the first). It is called with no lock held, on
+	// the writer's goroutine, and must not block.
+	OnError func(error)
 }
 
-// Open opens (creating if needed) the replica file at path and loads it.
+const defaultHistory = 10000
+
+// Store is the state. All methods are safe for concurrent use. Writers are
+// serialised; readers take a short lock and never wait for a writer's
+// fsync, only for the in-memory apply that follows it.
+type Store struct {
+	path    string
+	db      *bolt.DB
+	onError func(error)
+
+	writeMu sync.Mutex // serialises writes and Close
+	closed  bool       // under writeMu
+
+	mu    sync.RWMutex
+	recs  map[string]Record
+	rev   uint64
+	index uint64
+	hist  history
+	subs  map[chan struct{}]struct{}
+	err   error // first persistence failure
+}
+
+// Open opens (creating if needed) the store file at path, checks it (bbolt's
+// consistency check and every record's checksum) and loads it. A damaged
+// file is a *CorruptError; a file of the old format an error wrapping
+// ErrLegacy.
 func Open(path string, opts Options) (*Store, error) {
-	if opts.Origin == "" {
-		return nil, errors.New("store: empty origin")
+	if opts.History <= 0 {
+		opts.History = defaultHistory
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 2 * time.Second
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	db, err := openBolt(path, &bolt.Options{Timeout: opts.LockTimeout, MaxSize: opts.MaxSize})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("store: open %s: locked by another labd (is one already running with this --data?)", path)
-		}
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, err
 	}
-	s := &Store{db: db, origin: opts.Origin, recs: map[string]Record{}, subs: map[chan struct{}]struct{}{}}
-	s.clock.now = opts.Now
-	err = db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketRecords)
-		if err != nil {
-			return err
-		}
-		return b.ForEach(func(k, v []byte) error {
-			r, err := decodeRecord(string(k), v)
-			if err != nil {
-				return err
-			}
-			s.recs[r.Key] = r
-			s.clock.observe(r.Stamp.Time)
-			return nil
-		})
-	})
-	if err != nil {
+	s := &Store{path: path, db: db, onError: opts.OnError, recs: map[string]Record{}, subs: map[chan struct{}]struct{}{}}
+	if err := s.load(); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("store: load %s: %w", path, err)
+		return nil, err
 	}
+	s.hist = newHistory(opts.History, s.rev)
 	return s, nil
 }
 
-// Close closes the file. It is idempotent.
+// Close closes the file. It is idempotent; later writes fail with
+// ErrClosed, reads keep answering from memory.
 func (s *Store) Close() error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	if s.db == nil {
+	if s.closed {
 		return nil
 	}
-	err := s.db.Close()
-	s.db = nil
-	return err
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", s.path, err)
+	}
+	return nil
 }
 
-// Get returns the live record at key.
+// Path is the file the store lives in.
+func (s *Store) Path() string { return s.path }
+
+// Get returns the record at key. Its value is the store's: read it, do not
+// change it (the same holds for every record and change the store returns).
 func (s *Store) Get(key string) (Record, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	r, ok := s.recs[key]
-	if !ok || r.Deleted {
-		return Record{}, false
-	}
-	return r, true
+	return r, ok
 }
 
-// List returns the live records whose keys start with prefix, sorted by key.
+// List returns the records whose keys start with prefix, sorted by key.
 func (s *Store) List(prefix string) []Record {
-	out, _ := s.Snapshot(prefix)
+	out, _ := s.ListRev(prefix)
 	return out
 }
 
-// Snapshot is List(prefix) together with the revision it reflects, read
-// under one lock, so a watcher can tag what it sends with the exact
-// revision.
-func (s *Store) Snapshot(prefix string) ([]Record, uint64) {
+// ListRev is List together with the revision it reflects, read under one
+// lock, so a watcher can tag what it sends with the exact revision.
+func (s *Store) ListRev(prefix string) ([]Record, uint64) {
 	s.mu.RLock()
-	out := make([]Record, 0, 16)
-	for k, r := range s.recs {
-		if !r.Deleted && strings.HasPrefix(k, prefix) {
-			out = append(out, r)
-		}
-	}
+	out := s.listLocked(prefix)
 	rev := s.rev
 	s.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	sortRecords(out)
 	return out, rev
 }
 
-// Revision counts the changes this replica has applied.
+func (s *Store) listLocked(prefix string) []Record {
+	out := make([]Record, 0, 16)
+	for k, r := range s.recs {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Snapshot returns every record, sorted by key, and the revision they
+// reflect.
+func (s *Store) Snapshot() ([]Record, uint64) { return s.ListRev("") }
+
+// Revision is the revision of the last applied change (0: none yet).
 func (s *Store) Revision() uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.rev
 }
 
-// Tx is a write in progress. Reads see the transaction's own writes.
-type Tx struct {
-	s       *Store
-	pending map[string][]byte // nil value: delete
-	order   []string
-}
-
-// Get reads key as the transaction sees it.
-func (tx *Tx) Get(key string) ([]byte, bool) {
-	if v, ok := tx.pending[key]; ok {
-		return v, v != nil
-	}
-	r, ok := tx.s.Get(key)
-	return r.Value, ok
-}
-
-// List lists live keys with prefix as the transaction sees them, sorted.
-func (tx *Tx) List(prefix string) []Record {
-	base := tx.s.List(prefix)
-	out := base[:0:0]
-	for _, r := range base {
-		if _, ok := tx.pending[r.Key]; !ok {
-			out = append(out, r)
-		}
-	}
-	for k, v := range tx.pending {
-		if v != nil && strings.HasPrefix(k, prefix) {
-			out = append(out, Record{Key: k, Value: v})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out
-}
-
-// Put writes value at key (the store keeps value; do not change it after).
-func (tx *Tx) Put(key string, value []byte) {
-	if value == nil {
-		value = []byte{}
-	}
-	tx.set(key, value)
-}
-
-// Delete removes key (a tombstone is kept for the horizon).
-func (tx *Tx) Delete(key string) { tx.set(key, nil) }
-
-func (tx *Tx) set(key string, value []byte) {
-	if _, ok := tx.pending[key]; !ok {
-		tx.order = append(tx.order, key)
-	}
-	tx.pending[key] = value
-}
-
-// Update runs fn and, if it returns nil, commits its writes atomically: all
-// of them are persisted in one bbolt transaction and then become visible
-// together, or none is. Writes that change nothing are skipped. Update
-// returns the keys that changed.
-func (s *Store) Update(fn func(tx *Tx) error) ([]string, error) {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if s.db == nil {
-		return nil, errors.New("store: closed")
-	}
-	tx := &Tx{s: s, pending: map[string][]byte{}}
-	if err := fn(tx); err != nil {
-		return nil, err
-	}
-	var recs []Record
-	for _, k := range tx.order {
-		v := tx.pending[k]
-		old, exists := s.Get(k)
-		if v == nil && !exists {
-			continue
-		}
-		if v != nil && exists && bytes.Equal(old.Value, v) {
-			continue
-		}
-		recs = append(recs, Record{Key: k, Value: v, Deleted: v == nil})
-	}
-	if len(recs) == 0 {
-		return nil, nil
-	}
-	for i := range recs {
-		recs[i].Stamp = Stamp{Time: s.clock.next(), Origin: s.origin}
-	}
-	if err := s.persist(recs); err != nil {
-		return nil, err
-	}
-	keys := make([]string, len(recs))
-	for i, r := range recs {
-		keys[i] = r.Key
-	}
-	s.apply(recs)
-	return keys, nil
-}
-
-// Merge applies records from another replica, keeping for each key the one
-// with the larger stamp (last writer wins). It returns the keys that changed.
-func (s *Store) Merge(in []Record) ([]string, error) {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if s.db == nil {
-		return nil, errors.New("store: closed")
-	}
-	var recs []Record
-	seen := map[string]int{} // key -> index in recs, for keys repeated in in
-	s.mu.RLock()
-	for _, r := range in {
-		if i, ok := seen[r.Key]; ok {
-			if r.Stamp.After(recs[i].Stamp) {
-				recs[i] = r
-			}
-			continue
-		}
-		if old, ok := s.recs[r.Key]; ok && !r.Stamp.After(old.Stamp) {
-			continue
-		}
-		seen[r.Key] = len(recs)
-		recs = append(recs, r)
-	}
-	s.mu.RUnlock()
-	if len(recs) == 0 {
-		return nil, nil
-	}
-	for _, r := range recs {
-		s.clock.observe(r.Stamp.Time)
-	}
-	if err := s.persist(recs); err != nil {
-		return nil, err
-	}
-	keys := make([]string, len(recs))
-	for i, r := range recs {
-		keys[i] = r.Key
-	}
-	s.apply(recs)
-	return keys, nil
-}
-
-// All returns every record, tombstones included (for anti-entropy).
-func (s *Store) All() []Record {
+// AppliedIndex is the last Raft log index given to ApplyIndexed or
+// Restore, as persisted.
+func (s *Store) AppliedIndex() uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]Record, 0, len(s.recs))
-	for _, r := range s.recs {
-		out = append(out, r)
-	}
-	slices.SortFunc(out, func(a, b Record) int { return strings.Compare(a.Key, b.Key) })
-	return out
+	return s.index
 }
 
-// CollectTombstones forgets tombstones older than horizon (by their stamp's
-// wall time) and returns how many it removed.
-func (s *Store) CollectTombstones(now time.Time, horizon time.Duration) (int, error) {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if s.db == nil {
-		return 0, errors.New("store: closed")
-	}
-	var old []string
+// Err returns the first persistence failure (a full disk, a closed file),
+// or nil while every write has been persisted. Once set it stays: the
+// daemon reports itself NOT_SERVING with it.
+func (s *Store) Err() error {
 	s.mu.RLock()
-	for k, r := range s.recs {
-		if r.Deleted && now.Sub(r.Stamp.Wall()) > horizon {
-			old = append(old, k)
-		}
-	}
-	s.mu.RUnlock()
-	if len(old) == 0 {
-		return 0, nil
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRecords)
-		for _, k := range old {
-			if err := b.Delete([]byte(k)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("store: collect tombstones: %w", err)
-	}
-	s.mu.Lock()
-	for _, k := range old {
-		delete(s.recs, k)
-	}
-	s.mu.Unlock()
-	return len(old), nil
-}
-
-func (s *Store) persist(recs []Record) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRecords)
-		for _, r := range recs {
-			if err := b.Put([]byte(r.Key), encodeRecord(r)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: write: %w", err)
-	}
-	return nil
-}
-
-func (s *Store) apply(recs []Record) {
-	s.mu.Lock()
-	for _, r := range recs {
-		s.recs[r.Key] = r
-	}
-	s.rev++
-	for ch := range s.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	s.mu.Unlock()
+	defer s.mu.RUnlock()
+	return s.err
 }
 
 // Subscribe returns a channel that receives a value after changes (several
@@ -378,36 +237,16 @@ func (s *Store) Subscribe() (<-chan struct{}, func()) {
 	}
 }
 
-// Record encoding on disk: stamp time (8 bytes), flags (1: deleted), origin
-// length (2) and origin, then the value.
-func encodeRecord(r Record) []byte {
-	b := make([]byte, 0, 11+len(r.Stamp.Origin)+len(r.Value))
-	b = binary.BigEndian.AppendUint64(b, r.Stamp.Time)
-	var flags byte
-	if r.Deleted {
-		flags = 1
+// notifyLocked signals every subscriber; s.mu is held.
+func (s *Store) notifyLocked() {
+	for ch := range s.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
-	b = append(b, flags)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(r.Stamp.Origin)))
-	b = append(b, r.Stamp.Origin...)
-	return append(b, r.Value...)
 }
 
-func decodeRecord(key string, b []byte) (Record, error) {
-	if len(b) < 11 {
-		return Record{}, fmt.Errorf("record %q: truncated", key)
-	}
-	n := int(binary.BigEndian.Uint16(b[9:]))
-	if len(b) < 11+n {
-		return Record{}, fmt.Errorf("record %q: truncated origin", key)
-	}
-	r := Record{
-		Key:     key,
-		Stamp:   Stamp{Time: binary.BigEndian.Uint64(b), Origin: string(b[11 : 11+n])},
-		Deleted: b[8]&1 != 0,
-	}
-	if !r.Deleted {
-		r.Value = append([]byte{}, b[11+n:]...)
-	}
-	return r, nil
+func sortRecords(recs []Record) {
+	slices.SortFunc(recs, func(a, b Record) int { return strings.Compare(a.Key, b.Key) })
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -11,7 +12,8 @@ import (
 
 func (a *app) newApplyCommand() *cobra.Command {
 	var files []string
-	var dryRun bool
+	var dryRun, wait bool
+	var waitTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
 		Short: "Create or update a lab from topology files",
@@ -20,26 +22,39 @@ func (a *app) newApplyCommand() *cobra.Command {
 Each file is applied atomically; applying the same file twice changes nothing,
 and nothing the file does not name is removed. -f - reads standard input; -f
 DIR applies the .yaml, .yml and .json files of a directory. All files are
-read and checked before the first one is applied.`,
+read and checked before the first one is applied.
+
+With --wait, apply then waits until every host it created or changed is
+running, printing the progress on standard error; it fails naming the hosts
+still not running after --wait-timeout.`,
 		Example: `  labctl apply -f examples/two-lans.yaml
   cat lab.yaml | labctl apply -f -
-  labctl apply -f lab.yaml --dry-run`,
+  labctl apply -f lab.yaml --dry-run
+  labctl apply -f lab.yaml --wait --wait-timeout 5m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runApply(cmd.Context(), files, dryRun)
+			return a.runApply(cmd.Context(), files, dryRun, wait, waitTimeout)
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "topology file, directory, or - for standard input (repeatable)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate and show the changes without making them")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the hosts created or changed are running")
+	cmd.Flags().DurationVar(&waitTimeout, "wait-timeout", 2*time.Minute, "with --wait, fail when the hosts are not all running after this long")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd
 }
 
-func (a *app) runApply(ctx context.Context, files []string, dryRun bool) error {
-	return a.runTopologies(ctx, files, dryRun, func(ctx context.Context, c labv1.LabServiceClient, t *labv1.Topology) ([]*labv1.Change, error) {
+func (a *app) runApply(ctx context.Context, files []string, dryRun, wait bool, waitTimeout time.Duration) error {
+	var applied []*labv1.Change
+	err := a.runTopologies(ctx, files, dryRun, func(ctx context.Context, c labv1.LabServiceClient, t *labv1.Topology) ([]*labv1.Change, error) {
 		resp, err := c.Apply(ctx, &labv1.ApplyRequest{Topology: t, ValidateOnly: dryRun})
+		applied = append(applied, resp.GetChanges()...)
 		return resp.GetChanges(), err
 	})
+	if err != nil || !wait || dryRun {
+		return err
+	}
+	return a.waitRunning(ctx, changedHosts(applied), waitTimeout)
 }
 
 // runTopologies sends each topology of files with call and prints the

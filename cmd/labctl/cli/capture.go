@@ -43,6 +43,9 @@ func (a *app) newCaptureCommand() *cobra.Command {
 		Long: `Capture every packet that the TARGETs' interfaces send, receive or drop.
 A TARGET is HOST (all its interfaces), HOST:IFACE, or net/NETWORK (every
 interface on that network, on whichever labd runs it); HOST is ID or LAB/ID.
+A network's interfaces on a node that is away or cannot be reached are
+listed as "not captured: h3:eth0 (node c unreachable: ...)" and the capture
+goes on with the others; a HOST on such a node fails the capture.
 
 By default each packet is printed as one line, like tcpdump: the time, the
 interface and direction, addresses and ports, TCP flags, relative sequence
@@ -370,6 +373,9 @@ func (a *app) runCapture(ctx context.Context, args []string, o captureOptions) e
 				}
 			}
 			fmt.Fprintf(a.stderr, "capturing on %s\n", strings.Join(names, ", "))
+			for _, u := range ev.Started.Unreachable {
+				fmt.Fprintf(a.stderr, "not captured: %s (%s)\n", u.Name, u.Reason)
+			}
 		case *labv1.CaptureResponse_Packets:
 			for _, m := range ev.Packets.Packets {
 				p := capture.FromProto(m)

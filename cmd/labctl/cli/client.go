@@ -22,7 +22,8 @@ func (a *app) connect() error {
 	if a.conn != nil {
 		return nil
 	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, a.dialOpts...)
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, a.replicaAgeInterceptors()...)
+	opts = append(opts, a.dialOpts...)
 	conn, err := grpc.NewClient(a.server, opts...)
 	if err != nil {
 		return fmt.Errorf("server %q: %w", a.server, err)

@@ -133,7 +133,7 @@ func (a *app) describeHost(ctx context.Context, ref string) error {
 	head := section{
 		"Name:\t" + shortID(h.GetName()),
 		"Lab:\t" + labOf(h.GetName()),
-		"Node:\t" + orNone(node),
+		"Node:\t" + orNone(node) + placementNote(h),
 		"Role:\t" + role(h),
 	}
 	if statusErr != nil {
@@ -349,4 +349,16 @@ func (a *app) describeLab(ctx context.Context, ref string) error {
 	return writeSections(a.stdout, head,
 		tableSection("Networks", []string{"NAME", "IPV4", "IPV6", "MTU"}, netRows),
 		tableSection("Hosts", []string{"NAME", "ROLE", "NODE", "INTERFACES"}, hostRows))
+}
+
+// placementNote says why the host is on its node when that is worth
+// knowing: " (pinned by the topology)", or " (failed over; home c)".
+func placementNote(h *labv1.Host) string {
+	switch {
+	case h.GetPinned():
+		return " (pinned by the topology)"
+	case h.GetHomeNode() != "" && h.GetHomeNode() != h.GetNode():
+		return " (failed over; home " + h.GetHomeNode() + ")"
+	}
+	return ""
 }

@@ -41,6 +41,10 @@ type fakeServer struct {
 	mu      sync.Mutex
 	calls   []string // "Method name" of every write, and of live calls
 	applied []*labv1.ApplyRequest
+	// startsAfter makes GetHostStatus report a host as on an unreachable
+	// node for its first n calls, then running (apply --wait).
+	startsAfter  map[string]int
+	statusCalled map[string]int
 }
 
 const pageSize = 2
@@ -61,18 +65,18 @@ func newFakeServer() *fakeServer {
 			{Name: "labs/demo/hosts/h1", Node: "n1",
 				Interfaces: []*labv1.Interface{{Name: "eth0", Network: "lan1", Ipv4: "10.0.1.10/24", Ipv6: "fd00:0:0:1::a/64"}},
 				Routes:     []*labv1.Route{{To: "default", Via: "10.0.1.1"}}},
-			{Name: "labs/demo/hosts/r1", Forwarding: true, Node: "n1",
+			{Name: "labs/demo/hosts/r1", Forwarding: true, Node: "n1", HomeNode: "n1", Pinned: true,
 				Interfaces: []*labv1.Interface{{Network: "lan1", Ipv4: "10.0.1.1/24", Ipv6: "fd00:0:0:1::1/64"}, {Network: "lan2", Ipv4: "10.0.2.1/24",
 					Impair: &labv1.Impairment{LossPercent: 10, Delay: durationpb.New(20 * time.Millisecond), Jitter: durationpb.New(5 * time.Millisecond), RateBps: 10_000_000}}}},
-			{Name: "labs/demo/hosts/h2", Node: "n2",
+			{Name: "labs/demo/hosts/h2", Node: "n2", HomeNode: "n3",
 				Interfaces: []*labv1.Interface{{Name: "eth0", Network: "lan2", Ipv4: "10.0.2.10/24", Impair: &labv1.Impairment{CorruptPercent: 0.5}}},
 				Routes:     []*labv1.Route{{To: "default", Via: "10.0.2.1"}}},
 			{Name: "labs/other/hosts/h1",
 				Interfaces: []*labv1.Interface{{Name: "eth0", Network: "lan1"}}},
 		},
 		nodes: []*labv1.Node{
-			{Name: "nodes/n1", State: labv1.NodeState_NODE_STATE_ALIVE, ApiAddress: "127.0.0.1:7700", GossipAddress: "127.0.0.1:7946", OverlayAddress: "127.0.0.1:6081", Version: "v0.1.0", HostCount: 2, StartTime: timestamppb.New(t0.Add(-26 * time.Hour))},
-			{Name: "nodes/n2", State: labv1.NodeState_NODE_STATE_SUSPECT, ApiAddress: "127.0.0.2:7700", GossipAddress: "127.0.0.2:7946", OverlayAddress: "127.0.0.2:6081", Version: "v0.1.0", HostCount: 1, StartTime: timestamppb.New(t0.Add(-3*time.Minute - 30*time.Second))},
+			{Name: "nodes/n1", State: labv1.NodeState_NODE_STATE_ALIVE, ApiAddress: "127.0.0.1:7700", GossipAddress: "127.0.0.1:7946", OverlayAddress: "127.0.0.1:6081", Version: "v0.1.0", HostCount: 2, StartTime: timestamppb.New(t0.Add(-26 * time.Hour)), Role: labv1.NodeRole_NODE_ROLE_CONTROL, Leader: true},
+			{Name: "nodes/n2", State: labv1.NodeState_NODE_STATE_SUSPECT, ApiAddress: "127.0.0.2:7700", GossipAddress: "127.0.0.2:7946", OverlayAddress: "127.0.0.2:6081", Version: "v0.1.0", HostCount: 1, StartTime: timestamppb.New(t0.Add(-3*time.Minute - 30*time.Second)), Role: labv1.NodeRole_NODE_ROLE_MEMBER},
 			{Name: "nodes/n3", State: labv1.NodeState_NODE_STATE_LEFT},
 		},
 		statuses: map[string]*labv1.HostStatus{
@@ -107,14 +111,14 @@ func newFakeServer() *fakeServer {
 	}
 }
 
-// start serves f on a fresh 127.0.0.1 port until the test ends.
-func (f *fakeServer) start(t *testing.T) string {
+// start serves f on a fresh 127.0.0.1 port until the test ends, with opts.
+func (f *fakeServer) start(t *testing.T, opts ...grpc.ServerOption) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer()
+	s := grpc.NewServer(opts...)
 	labv1.RegisterLabServiceServer(s, f)
 	labv1.RegisterNodeServiceServer(s, f)
 	labv1.RegisterLiveServiceServer(s, f)
@@ -363,6 +367,22 @@ func (f *fakeServer) SetImpairment(_ context.Context, req *labv1.SetImpairmentRe
 }
 
 func (f *fakeServer) GetHostStatus(_ context.Context, req *labv1.GetHostStatusRequest) (*labv1.GetHostStatusResponse, error) {
+	f.mu.Lock()
+	n, starts := f.startsAfter[req.GetName()]
+	if starts {
+		if f.statusCalled == nil {
+			f.statusCalled = map[string]int{}
+		}
+		f.statusCalled[req.GetName()]++
+		n -= f.statusCalled[req.GetName()]
+	}
+	f.mu.Unlock()
+	switch {
+	case starts && n >= 0:
+		return nil, status.Errorf(codes.Unavailable, "node n2 cannot be reached from here: connection refused")
+	case starts:
+		return &labv1.GetHostStatusResponse{Status: &labv1.HostStatus{Name: req.GetName(), Node: "n2", Running: true}}, nil
+	}
 	if st, ok := f.statuses[req.GetName()]; ok {
 		return &labv1.GetHostStatusResponse{Status: st}, nil
 	}
@@ -718,4 +738,60 @@ func (f *fakeServer) Watch(req *labv1.WatchRequest, stream labv1.LabService_Watc
 	}
 	<-stream.Context().Done()
 	return nil
+}
+
+func (f *fakeServer) WatchNodes(_ *labv1.WatchNodesRequest, stream labv1.NodeService_WatchNodesServer) error {
+	f.record("WatchNodes")
+	const (
+		added    = labv1.WatchEventType_WATCH_EVENT_TYPE_ADDED
+		modified = labv1.WatchEventType_WATCH_EVENT_TYPE_MODIFIED
+		deleted  = labv1.WatchEventType_WATCH_EVENT_TYPE_DELETED
+		synced   = labv1.WatchEventType_WATCH_EVENT_TYPE_SYNCED
+	)
+	var events []*labv1.WatchNodesResponse
+	for _, n := range f.nodes {
+		events = append(events, &labv1.WatchNodesResponse{Type: added, Name: n.GetName(), Node: n})
+	}
+	events = append(events, &labv1.WatchNodesResponse{Type: synced})
+	n2 := proto.Clone(f.nodes[1]).(*labv1.Node)
+	n2.State, n2.Role = labv1.NodeState_NODE_STATE_ALIVE, labv1.NodeRole_NODE_ROLE_CONTROL
+	events = append(events,
+		&labv1.WatchNodesResponse{Type: modified, Name: n2.GetName(), Node: n2},
+		&labv1.WatchNodesResponse{Type: added, Name: "nodes/assistant-laptop", Node: &labv1.Node{
+			Name: "nodes/assistant-laptop", State: labv1.NodeState_NODE_STATE_ALIVE, Role: labv1.NodeRole_NODE_ROLE_MEMBER,
+			ApiAddress: "127.0.0.4:7700", GossipAddress: "127.0.0.4:7946", OverlayAddress: "127.0.0.4:6081", StartTime: timestamppb.New(t0)}},
+		&labv1.WatchNodesResponse{Type: deleted, Name: "nodes/gone", Node: &labv1.Node{Name: "nodes/gone", State: labv1.NodeState_NODE_STATE_LEFT}},
+	)
+	for _, e := range events {
+		if err := stream.Send(e); err != nil {
+			return err
+		}
+	}
+	<-stream.Context().Done()
+	return nil
+}
+
+func (f *fakeServer) PromoteNode(_ context.Context, req *labv1.PromoteNodeRequest) (*labv1.PromoteNodeResponse, error) {
+	f.record("PromoteNode " + req.GetName())
+	n, err := f.roleChange(req.GetName())
+	return &labv1.PromoteNodeResponse{Node: n}, err
+}
+
+func (f *fakeServer) DemoteNode(_ context.Context, req *labv1.DemoteNodeRequest) (*labv1.DemoteNodeResponse, error) {
+	f.record("DemoteNode " + req.GetName())
+	n, err := f.roleChange(req.GetName())
+	return &labv1.DemoteNodeResponse{Node: n}, err
+}
+
+// roleChange: n3 has left (the control plane refuses it), an unknown node
+// is not found.
+func (f *fakeServer) roleChange(name string) (*labv1.Node, error) {
+	n, err := find(f.nodes, name, "node")
+	if err != nil {
+		return nil, err
+	}
+	if n.GetState() == labv1.NodeState_NODE_STATE_LEFT {
+		return nil, status.Errorf(codes.FailedPrecondition, "node %s has left: it cannot vote", name)
+	}
+	return n, nil
 }

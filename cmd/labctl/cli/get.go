@@ -66,22 +66,25 @@ TYPE is labs, networks (net), hosts or nodes, singular or plural. A network or
 host NAME is ID or LAB/ID; with --lab unset, a bare ID is looked up across all
 labs. With --lab set, only that lab is listed and the LAB column is left out.
 
-With --watch (-w), labs, networks or hosts are listed and then watched until
-Ctrl-C: after the table, each change prints one more row: what happened
+With --watch (-w), labs, networks, hosts or nodes are listed and then watched
+until Ctrl-C: after the table, each change prints one more row: what happened
 (ADDED, MODIFIED or DELETED; a deleted resource shows its last state), then
 the table's columns:
 
   MODIFIED   demo   h1   host   n1   eth0=10.0.1.10/24
   DELETED    demo   h2   host   n2   eth0=10.0.2.10/24
 
-A lab is MODIFIED when its networks or hosts are added or removed. With
--o json, every event of the stream (the initial ADDED ones and the SYNCED that
-ends them included) is printed as one lab.v1.WatchResponse JSON object per
+A lab is MODIFIED when its networks or hosts are added or removed; a node when
+its state, role, leadership or host count changes, and it is DELETED once
+labd forgets it (--forget-after). With -o json, every event of the stream (the
+initial ADDED ones and the SYNCED that ends them included) is printed as one
+lab.v1.WatchResponse (lab.v1.WatchNodesResponse for nodes) JSON object per
 line; with -o yaml, as one YAML document per event.`,
 		Example: `  labctl get hosts
   labctl get networks --lab demo -o yaml
   labctl get host demo/h1 -o json
-  labctl get hosts --lab demo -w`,
+  labctl get hosts --lab demo -w
+  labctl get nodes -w`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return fmt.Errorf("get needs a resource type: labs, networks, hosts or nodes")
@@ -388,17 +391,35 @@ func interfacesSummary(ifcs []*labv1.Interface) string {
 
 func (a *app) printNodes(nodes []*labv1.Node, single bool) error {
 	now := a.now()
-	return printList(a, kindNode, nodes, single, []string{"NAME", "STATE", "API", "GOSSIP", "OVERLAY", "HOSTS", "AGE"}, func(n *labv1.Node) []string {
-		return []string{
-			shortID(n.GetName()),
-			nodeState(n.GetState()),
-			orNone(n.GetApiAddress()),
-			orNone(n.GetGossipAddress()),
-			orNone(n.GetOverlayAddress()),
-			strconv.Itoa(int(n.GetHostCount())),
-			age(now, n.GetStartTime()),
-		}
-	})
+	return printList(a, kindNode, nodes, single, nodeHeader, func(n *labv1.Node) []string { return nodeRow(now, n) })
+}
+
+var nodeHeader = []string{"NAME", "STATE", "ROLE", "LEADER", "API", "GOSSIP", "OVERLAY", "HOSTS", "AGE"}
+
+func nodeRow(now time.Time, n *labv1.Node) []string {
+	leader := "no"
+	if n.GetLeader() {
+		leader = "yes"
+	}
+	return []string{
+		shortID(n.GetName()),
+		nodeState(n.GetState()),
+		nodeRole(n.GetRole()),
+		leader,
+		orNone(n.GetApiAddress()),
+		orNone(n.GetGossipAddress()),
+		orNone(n.GetOverlayAddress()),
+		strconv.Itoa(int(n.GetHostCount())),
+		age(now, n.GetStartTime()),
+	}
+}
+
+// nodeRole is NODE_ROLE_CONTROL as "control".
+func nodeRole(r labv1.NodeRole) string {
+	if r == labv1.NodeRole_NODE_ROLE_UNSPECIFIED {
+		return "unknown"
+	}
+	return strings.ToLower(strings.TrimPrefix(r.String(), "NODE_ROLE_"))
 }
 
 // nodeState is NODE_STATE_ALIVE as "alive".

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -104,6 +105,7 @@ type app struct {
 	getenv         func(string) string
 	parseTopology  func(name string, data []byte) (*labv1.Topology, error)
 	dialOpts       []grpc.DialOption
+	waitPoll       time.Duration // apply --wait's poll interval; 0: defaultWaitPoll
 
 	// Global flags.
 	server  string
@@ -115,6 +117,8 @@ type app struct {
 	lc   labv1.LabServiceClient
 	nc   labv1.NodeServiceClient
 	vc   labv1.LiveServiceClient
+
+	notedAge atomic.Bool // the replica-age note is printed (replicaage.go)
 }
 
 // exitError ends Run with a code and no message: what it had to say is
@@ -182,6 +186,7 @@ packets from the virtual hosts and measure what their TCP connections do:
 		a.newCaptureCommand(),
 		a.newPortForwardCommand(), a.newSocksCommand(), a.newExposeCommand(),
 		a.newHealthCommand(),
+		a.newNodeCommand(),
 	)
 	return root
 }

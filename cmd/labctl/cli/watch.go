@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
@@ -18,8 +19,14 @@ import (
 // the watch, prints it as get does, then prints each change until ctx is
 // cancelled (Ctrl-C), which is a normal end.
 func (a *app) runWatch(ctx context.Context, k kind, names []string) error {
-	if k != kindLab && k != kindNetwork && k != kindHost {
-		return fmt.Errorf("--watch works for labs, networks and hosts, not %s", k.plural())
+	if k != kindLab && k != kindNetwork && k != kindHost && k != kindNode {
+		return fmt.Errorf("--watch works for labs, networks, hosts and nodes, not %s", k.plural())
+	}
+	if k == kindNode {
+		if len(names) > 0 {
+			return fmt.Errorf("--watch watches every node: give no NAME")
+		}
+		return a.runWatchNodes(ctx)
 	}
 	if len(names) > 0 {
 		return fmt.Errorf("--watch watches a whole collection: give no NAME (use --lab for one lab)")
@@ -73,7 +80,7 @@ func (a *app) runWatch(ctx context.Context, k kind, names []string) error {
 		}
 		row := a.watchRow(k, resp)
 		widths = growWidths(widths, row)
-		if err := a.printWatchRow(resp, row, widths); err != nil {
+		if err := a.printWatchRow(resp.GetType(), row, widths); err != nil {
 			return err
 		}
 	}
@@ -156,9 +163,9 @@ const eventWidth = len("MODIFIED")
 // printWatchRow prints one change: its type, then its row with the columns
 // as wide as the table's (and every earlier change's), three spaces apart
 // as in the table, so that the change rows line up with each other.
-func (a *app) printWatchRow(e *labv1.WatchResponse, row []string, widths []int) error {
+func (a *app) printWatchRow(t labv1.WatchEventType, row []string, widths []int) error {
 	var b strings.Builder
-	typ := strings.TrimPrefix(e.GetType().String(), "WATCH_EVENT_TYPE_")
+	typ := strings.TrimPrefix(t.String(), "WATCH_EVENT_TYPE_")
 	b.WriteString(typ + strings.Repeat(" ", max(0, eventWidth-len(typ))))
 	for i, c := range row {
 		b.WriteString("   ")
@@ -173,7 +180,7 @@ func (a *app) printWatchRow(e *labv1.WatchResponse, row []string, widths []int) 
 }
 
 // printWatchEvent prints one event as a JSON line, or as a YAML document.
-func (a *app) printWatchEvent(e *labv1.WatchResponse, first bool) error {
+func (a *app) printWatchEvent(e proto.Message, first bool) error {
 	b, err := marshalJSON(e)
 	if err != nil {
 		return err

@@ -48,6 +48,8 @@ func TestGetWatch(t *testing.T) {
 		{"get_labs_watch", []string{"get", "labs", "-w"}, []string{"Watch labs/- labs"}},
 		{"get_labs_watch_json", []string{"get", "labs", "-w", "-o", "json"}, nil},
 		{"get_hosts_watch_yaml", []string{"get", "hosts", "-w", "-o", "yaml", "--lab", "demo"}, nil},
+		{"get_nodes_watch", []string{"get", "nodes", "-w"}, []string{"WatchNodes"}},
+		{"get_nodes_watch_json", []string{"get", "nodes", "-w", "-o", "json"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeServer()
@@ -77,8 +79,8 @@ func TestGetWatch(t *testing.T) {
 
 func TestGetWatchErrors(t *testing.T) {
 	runCases(t, []cliCase{
-		{name: "get_watch_nodes", args: []string{"get", "nodes", "-w"}, code: 1,
-			stderr: "error: --watch works for labs, networks and hosts, not nodes\n", calls: []string{}},
+		{name: "get_watch_named_node", args: []string{"get", "node", "n1", "-w"}, code: 1,
+			stderr: "error: --watch watches every node: give no NAME\n", calls: []string{}},
 		{name: "get_watch_named", args: []string{"get", "host", "h1", "-w"}, code: 1,
 			stderr: "error: --watch watches a whole collection: give no NAME (use --lab for one lab)\n", calls: []string{}},
 		{name: "get_watch_server_stops", args: []string{"get", "hosts", "-w", "--lab", "broken"}, code: 1,

@@ -328,10 +328,15 @@ func (x *CapturedPackets) GetPackets() []*CapturedPacket {
 	return nil
 }
 
-// CaptureStarted lists the interfaces being captured.
+// CaptureStarted lists the interfaces being captured, and those a network
+// capture could not reach.
 type CaptureStarted struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Interfaces    []*CaptureInterface    `protobuf:"bytes,1,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Interfaces []*CaptureInterface    `protobuf:"bytes,1,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
+	// Interfaces of a "net/NETWORK" target that are not captured because the
+	// node running their host is away or unreachable; the capture goes on
+	// with the others.
+	Unreachable   []*UnreachableInterface `protobuf:"bytes,2,rep,name=unreachable,proto3" json:"unreachable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -373,6 +378,77 @@ func (x *CaptureStarted) GetInterfaces() []*CaptureInterface {
 	return nil
 }
 
+func (x *CaptureStarted) GetUnreachable() []*UnreachableInterface {
+	if x != nil {
+		return x.Unreachable
+	}
+	return nil
+}
+
+// UnreachableInterface is an interface a capture could not reach.
+type UnreachableInterface struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "host:iface", as packets name it.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The node that runs the host.
+	Node string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	// Why it could not be reached, for example "node c unreachable: ...".
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnreachableInterface) Reset() {
+	*x = UnreachableInterface{}
+	mi := &file_lab_v1_capture_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnreachableInterface) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnreachableInterface) ProtoMessage() {}
+
+func (x *UnreachableInterface) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_capture_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnreachableInterface.ProtoReflect.Descriptor instead.
+func (*UnreachableInterface) Descriptor() ([]byte, []int) {
+	return file_lab_v1_capture_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *UnreachableInterface) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UnreachableInterface) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *UnreachableInterface) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type CaptureInterface struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "host:iface", as packets name it.
@@ -391,7 +467,7 @@ type CaptureInterface struct {
 
 func (x *CaptureInterface) Reset() {
 	*x = CaptureInterface{}
-	mi := &file_lab_v1_capture_service_proto_msgTypes[4]
+	mi := &file_lab_v1_capture_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +479,7 @@ func (x *CaptureInterface) String() string {
 func (*CaptureInterface) ProtoMessage() {}
 
 func (x *CaptureInterface) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_capture_service_proto_msgTypes[4]
+	mi := &file_lab_v1_capture_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +492,7 @@ func (x *CaptureInterface) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureInterface.ProtoReflect.Descriptor instead.
 func (*CaptureInterface) Descriptor() ([]byte, []int) {
-	return file_lab_v1_capture_service_proto_rawDescGZIP(), []int{4}
+	return file_lab_v1_capture_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CaptureInterface) GetName() string {
@@ -479,7 +555,7 @@ type CapturedPacket struct {
 
 func (x *CapturedPacket) Reset() {
 	*x = CapturedPacket{}
-	mi := &file_lab_v1_capture_service_proto_msgTypes[5]
+	mi := &file_lab_v1_capture_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +567,7 @@ func (x *CapturedPacket) String() string {
 func (*CapturedPacket) ProtoMessage() {}
 
 func (x *CapturedPacket) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_capture_service_proto_msgTypes[5]
+	mi := &file_lab_v1_capture_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +580,7 @@ func (x *CapturedPacket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapturedPacket.ProtoReflect.Descriptor instead.
 func (*CapturedPacket) Descriptor() ([]byte, []int) {
-	return file_lab_v1_capture_service_proto_rawDescGZIP(), []int{5}
+	return file_lab_v1_capture_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CapturedPacket) GetInterface() string {
@@ -578,7 +654,7 @@ type CaptureStats struct {
 
 func (x *CaptureStats) Reset() {
 	*x = CaptureStats{}
-	mi := &file_lab_v1_capture_service_proto_msgTypes[6]
+	mi := &file_lab_v1_capture_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -590,7 +666,7 @@ func (x *CaptureStats) String() string {
 func (*CaptureStats) ProtoMessage() {}
 
 func (x *CaptureStats) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_capture_service_proto_msgTypes[6]
+	mi := &file_lab_v1_capture_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -603,7 +679,7 @@ func (x *CaptureStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureStats.ProtoReflect.Descriptor instead.
 func (*CaptureStats) Descriptor() ([]byte, []int) {
-	return file_lab_v1_capture_service_proto_rawDescGZIP(), []int{6}
+	return file_lab_v1_capture_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CaptureStats) GetPackets() uint64 {
@@ -647,11 +723,16 @@ const file_lab_v1_capture_service_proto_rawDesc = "" +
 	"\x05stats\x18\x03 \x01(\v2\x14.lab.v1.CaptureStatsH\x00R\x05statsB\a\n" +
 	"\x05event\"C\n" +
 	"\x0fCapturedPackets\x120\n" +
-	"\apackets\x18\x01 \x03(\v2\x16.lab.v1.CapturedPacketR\apackets\"J\n" +
+	"\apackets\x18\x01 \x03(\v2\x16.lab.v1.CapturedPacketR\apackets\"\x8a\x01\n" +
 	"\x0eCaptureStarted\x128\n" +
 	"\n" +
 	"interfaces\x18\x01 \x03(\v2\x18.lab.v1.CaptureInterfaceR\n" +
-	"interfaces\"\x86\x01\n" +
+	"interfaces\x12>\n" +
+	"\vunreachable\x18\x02 \x03(\v2\x1c.lab.v1.UnreachableInterfaceR\vunreachable\"V\n" +
+	"\x14UnreachableInterface\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x86\x01\n" +
 	"\x10CaptureInterface\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12\x18\n" +
@@ -691,35 +772,37 @@ func file_lab_v1_capture_service_proto_rawDescGZIP() []byte {
 }
 
 var file_lab_v1_capture_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_lab_v1_capture_service_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_lab_v1_capture_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_lab_v1_capture_service_proto_goTypes = []any{
 	(CaptureDirection)(0),         // 0: lab.v1.CaptureDirection
 	(*CaptureRequest)(nil),        // 1: lab.v1.CaptureRequest
 	(*CaptureResponse)(nil),       // 2: lab.v1.CaptureResponse
 	(*CapturedPackets)(nil),       // 3: lab.v1.CapturedPackets
 	(*CaptureStarted)(nil),        // 4: lab.v1.CaptureStarted
-	(*CaptureInterface)(nil),      // 5: lab.v1.CaptureInterface
-	(*CapturedPacket)(nil),        // 6: lab.v1.CapturedPacket
-	(*CaptureStats)(nil),          // 7: lab.v1.CaptureStats
-	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*UnreachableInterface)(nil),  // 5: lab.v1.UnreachableInterface
+	(*CaptureInterface)(nil),      // 6: lab.v1.CaptureInterface
+	(*CapturedPacket)(nil),        // 7: lab.v1.CapturedPacket
+	(*CaptureStats)(nil),          // 8: lab.v1.CaptureStats
+	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_lab_v1_capture_service_proto_depIdxs = []int32{
-	8, // 0: lab.v1.CaptureRequest.duration:type_name -> google.protobuf.Duration
-	4, // 1: lab.v1.CaptureResponse.started:type_name -> lab.v1.CaptureStarted
-	3, // 2: lab.v1.CaptureResponse.packets:type_name -> lab.v1.CapturedPackets
-	7, // 3: lab.v1.CaptureResponse.stats:type_name -> lab.v1.CaptureStats
-	6, // 4: lab.v1.CapturedPackets.packets:type_name -> lab.v1.CapturedPacket
-	5, // 5: lab.v1.CaptureStarted.interfaces:type_name -> lab.v1.CaptureInterface
-	0, // 6: lab.v1.CapturedPacket.direction:type_name -> lab.v1.CaptureDirection
-	9, // 7: lab.v1.CapturedPacket.time:type_name -> google.protobuf.Timestamp
-	1, // 8: lab.v1.CaptureService.Capture:input_type -> lab.v1.CaptureRequest
-	2, // 9: lab.v1.CaptureService.Capture:output_type -> lab.v1.CaptureResponse
-	9, // [9:10] is the sub-list for method output_type
-	8, // [8:9] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	9,  // 0: lab.v1.CaptureRequest.duration:type_name -> google.protobuf.Duration
+	4,  // 1: lab.v1.CaptureResponse.started:type_name -> lab.v1.CaptureStarted
+	3,  // 2: lab.v1.CaptureResponse.packets:type_name -> lab.v1.CapturedPackets
+	8,  // 3: lab.v1.CaptureResponse.stats:type_name -> lab.v1.CaptureStats
+	7,  // 4: lab.v1.CapturedPackets.packets:type_name -> lab.v1.CapturedPacket
+	6,  // 5: lab.v1.CaptureStarted.interfaces:type_name -> lab.v1.CaptureInterface
+	5,  // 6: lab.v1.CaptureStarted.unreachable:type_name -> lab.v1.UnreachableInterface
+	0,  // 7: lab.v1.CapturedPacket.direction:type_name -> lab.v1.CaptureDirection
+	10, // 8: lab.v1.CapturedPacket.time:type_name -> google.protobuf.Timestamp
+	1,  // 9: lab.v1.CaptureService.Capture:input_type -> lab.v1.CaptureRequest
+	2,  // 10: lab.v1.CaptureService.Capture:output_type -> lab.v1.CaptureResponse
+	10, // [10:11] is the sub-list for method output_type
+	9,  // [9:10] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_lab_v1_capture_service_proto_init() }
@@ -738,7 +821,7 @@ func file_lab_v1_capture_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lab_v1_capture_service_proto_rawDesc), len(file_lab_v1_capture_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -214,11 +214,291 @@ func (x *ListNodesResponse) GetNextPageToken() string {
 	return ""
 }
 
+type WatchNodesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchNodesRequest) Reset() {
+	*x = WatchNodesRequest{}
+	mi := &file_lab_v1_node_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchNodesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchNodesRequest) ProtoMessage() {}
+
+func (x *WatchNodesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_node_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchNodesRequest.ProtoReflect.Descriptor instead.
+func (*WatchNodesRequest) Descriptor() ([]byte, []int) {
+	return file_lab_v1_node_service_proto_rawDescGZIP(), []int{4}
+}
+
+type WatchNodesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ADDED, MODIFIED, DELETED or SYNCED (the initial nodes have been sent).
+	Type WatchEventType `protobuf:"varint,1,opt,name=type,proto3,enum=lab.v1.WatchEventType" json:"type,omitempty"`
+	// The node, for ADDED and MODIFIED; for DELETED, its last state sent on
+	// this stream. Unset for SYNCED.
+	Node *Node `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	// The node's name, "nodes/{node}" (for every type but SYNCED).
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchNodesResponse) Reset() {
+	*x = WatchNodesResponse{}
+	mi := &file_lab_v1_node_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchNodesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchNodesResponse) ProtoMessage() {}
+
+func (x *WatchNodesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_node_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchNodesResponse.ProtoReflect.Descriptor instead.
+func (*WatchNodesResponse) Descriptor() ([]byte, []int) {
+	return file_lab_v1_node_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *WatchNodesResponse) GetType() WatchEventType {
+	if x != nil {
+		return x.Type
+	}
+	return WatchEventType_WATCH_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *WatchNodesResponse) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+func (x *WatchNodesResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type PromoteNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "nodes/{node}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromoteNodeRequest) Reset() {
+	*x = PromoteNodeRequest{}
+	mi := &file_lab_v1_node_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromoteNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromoteNodeRequest) ProtoMessage() {}
+
+func (x *PromoteNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_node_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromoteNodeRequest.ProtoReflect.Descriptor instead.
+func (*PromoteNodeRequest) Descriptor() ([]byte, []int) {
+	return file_lab_v1_node_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PromoteNodeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type PromoteNodeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node after the change.
+	Node          *Node `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromoteNodeResponse) Reset() {
+	*x = PromoteNodeResponse{}
+	mi := &file_lab_v1_node_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromoteNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromoteNodeResponse) ProtoMessage() {}
+
+func (x *PromoteNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_node_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromoteNodeResponse.ProtoReflect.Descriptor instead.
+func (*PromoteNodeResponse) Descriptor() ([]byte, []int) {
+	return file_lab_v1_node_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PromoteNodeResponse) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+type DemoteNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "nodes/{node}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DemoteNodeRequest) Reset() {
+	*x = DemoteNodeRequest{}
+	mi := &file_lab_v1_node_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DemoteNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DemoteNodeRequest) ProtoMessage() {}
+
+func (x *DemoteNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_node_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DemoteNodeRequest.ProtoReflect.Descriptor instead.
+func (*DemoteNodeRequest) Descriptor() ([]byte, []int) {
+	return file_lab_v1_node_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DemoteNodeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DemoteNodeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node after the change.
+	Node          *Node `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DemoteNodeResponse) Reset() {
+	*x = DemoteNodeResponse{}
+	mi := &file_lab_v1_node_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DemoteNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DemoteNodeResponse) ProtoMessage() {}
+
+func (x *DemoteNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_node_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DemoteNodeResponse.ProtoReflect.Descriptor instead.
+func (*DemoteNodeResponse) Descriptor() ([]byte, []int) {
+	return file_lab_v1_node_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DemoteNodeResponse) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
 var File_lab_v1_node_service_proto protoreflect.FileDescriptor
 
 const file_lab_v1_node_service_proto_rawDesc = "" +
 	"\n" +
-	"\x19lab/v1/node_service.proto\x12\x06lab.v1\x1a\x16lab/v1/resources.proto\"$\n" +
+	"\x19lab/v1/node_service.proto\x12\x06lab.v1\x1a\x18lab/v1/lab_service.proto\x1a\x16lab/v1/resources.proto\"$\n" +
 	"\x0eGetNodeRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"3\n" +
 	"\x0fGetNodeResponse\x12 \n" +
@@ -229,10 +509,28 @@ const file_lab_v1_node_service_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"_\n" +
 	"\x11ListNodesResponse\x12\"\n" +
 	"\x05nodes\x18\x01 \x03(\v2\f.lab.v1.NodeR\x05nodes\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x8b\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x13\n" +
+	"\x11WatchNodesRequest\"v\n" +
+	"\x12WatchNodesResponse\x12*\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x16.lab.v1.WatchEventTypeR\x04type\x12 \n" +
+	"\x04node\x18\x02 \x01(\v2\f.lab.v1.NodeR\x04node\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"(\n" +
+	"\x12PromoteNodeRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"7\n" +
+	"\x13PromoteNodeResponse\x12 \n" +
+	"\x04node\x18\x01 \x01(\v2\f.lab.v1.NodeR\x04node\"'\n" +
+	"\x11DemoteNodeRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"6\n" +
+	"\x12DemoteNodeResponse\x12 \n" +
+	"\x04node\x18\x01 \x01(\v2\f.lab.v1.NodeR\x04node2\xdf\x02\n" +
 	"\vNodeService\x12:\n" +
 	"\aGetNode\x12\x16.lab.v1.GetNodeRequest\x1a\x17.lab.v1.GetNodeResponse\x12@\n" +
-	"\tListNodes\x12\x18.lab.v1.ListNodesRequest\x1a\x19.lab.v1.ListNodesResponseB1Z/github.com/labnet-dev/labnet/proto/lab/v1;labv1b\x06proto3"
+	"\tListNodes\x12\x18.lab.v1.ListNodesRequest\x1a\x19.lab.v1.ListNodesResponse\x12E\n" +
+	"\n" +
+	"WatchNodes\x12\x19.lab.v1.WatchNodesRequest\x1a\x1a.lab.v1.WatchNodesResponse0\x01\x12F\n" +
+	"\vPromoteNode\x12\x1a.lab.v1.PromoteNodeRequest\x1a\x1b.lab.v1.PromoteNodeResponse\x12C\n" +
+	"\n" +
+	"DemoteNode\x12\x19.lab.v1.DemoteNodeRequest\x1a\x1a.lab.v1.DemoteNodeResponseB1Z/github.com/labnet-dev/labnet/proto/lab/v1;labv1b\x06proto3"
 
 var (
 	file_lab_v1_node_service_proto_rawDescOnce sync.Once
@@ -246,26 +544,43 @@ func file_lab_v1_node_service_proto_rawDescGZIP() []byte {
 	return file_lab_v1_node_service_proto_rawDescData
 }
 
-var file_lab_v1_node_service_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_lab_v1_node_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_lab_v1_node_service_proto_goTypes = []any{
-	(*GetNodeRequest)(nil),    // 0: lab.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),   // 1: lab.v1.GetNodeResponse
-	(*ListNodesRequest)(nil),  // 2: lab.v1.ListNodesRequest
-	(*ListNodesResponse)(nil), // 3: lab.v1.ListNodesResponse
-	(*Node)(nil),              // 4: lab.v1.Node
+	(*GetNodeRequest)(nil),      // 0: lab.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),     // 1: lab.v1.GetNodeResponse
+	(*ListNodesRequest)(nil),    // 2: lab.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),   // 3: lab.v1.ListNodesResponse
+	(*WatchNodesRequest)(nil),   // 4: lab.v1.WatchNodesRequest
+	(*WatchNodesResponse)(nil),  // 5: lab.v1.WatchNodesResponse
+	(*PromoteNodeRequest)(nil),  // 6: lab.v1.PromoteNodeRequest
+	(*PromoteNodeResponse)(nil), // 7: lab.v1.PromoteNodeResponse
+	(*DemoteNodeRequest)(nil),   // 8: lab.v1.DemoteNodeRequest
+	(*DemoteNodeResponse)(nil),  // 9: lab.v1.DemoteNodeResponse
+	(*Node)(nil),                // 10: lab.v1.Node
+	(WatchEventType)(0),         // 11: lab.v1.WatchEventType
 }
 var file_lab_v1_node_service_proto_depIdxs = []int32{
-	4, // 0: lab.v1.GetNodeResponse.node:type_name -> lab.v1.Node
-	4, // 1: lab.v1.ListNodesResponse.nodes:type_name -> lab.v1.Node
-	0, // 2: lab.v1.NodeService.GetNode:input_type -> lab.v1.GetNodeRequest
-	2, // 3: lab.v1.NodeService.ListNodes:input_type -> lab.v1.ListNodesRequest
-	1, // 4: lab.v1.NodeService.GetNode:output_type -> lab.v1.GetNodeResponse
-	3, // 5: lab.v1.NodeService.ListNodes:output_type -> lab.v1.ListNodesResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	10, // 0: lab.v1.GetNodeResponse.node:type_name -> lab.v1.Node
+	10, // 1: lab.v1.ListNodesResponse.nodes:type_name -> lab.v1.Node
+	11, // 2: lab.v1.WatchNodesResponse.type:type_name -> lab.v1.WatchEventType
+	10, // 3: lab.v1.WatchNodesResponse.node:type_name -> lab.v1.Node
+	10, // 4: lab.v1.PromoteNodeResponse.node:type_name -> lab.v1.Node
+	10, // 5: lab.v1.DemoteNodeResponse.node:type_name -> lab.v1.Node
+	0,  // 6: lab.v1.NodeService.GetNode:input_type -> lab.v1.GetNodeRequest
+	2,  // 7: lab.v1.NodeService.ListNodes:input_type -> lab.v1.ListNodesRequest
+	4,  // 8: lab.v1.NodeService.WatchNodes:input_type -> lab.v1.WatchNodesRequest
+	6,  // 9: lab.v1.NodeService.PromoteNode:input_type -> lab.v1.PromoteNodeRequest
+	8,  // 10: lab.v1.NodeService.DemoteNode:input_type -> lab.v1.DemoteNodeRequest
+	1,  // 11: lab.v1.NodeService.GetNode:output_type -> lab.v1.GetNodeResponse
+	3,  // 12: lab.v1.NodeService.ListNodes:output_type -> lab.v1.ListNodesResponse
+	5,  // 13: lab.v1.NodeService.WatchNodes:output_type -> lab.v1.WatchNodesResponse
+	7,  // 14: lab.v1.NodeService.PromoteNode:output_type -> lab.v1.PromoteNodeResponse
+	9,  // 15: lab.v1.NodeService.DemoteNode:output_type -> lab.v1.DemoteNodeResponse
+	11, // [11:16] is the sub-list for method output_type
+	6,  // [6:11] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_lab_v1_node_service_proto_init() }
@@ -273,6 +588,7 @@ func file_lab_v1_node_service_proto_init() {
 	if File_lab_v1_node_service_proto != nil {
 		return
 	}
+	file_lab_v1_lab_service_proto_init()
 	file_lab_v1_resources_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -280,7 +596,7 @@ func file_lab_v1_node_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lab_v1_node_service_proto_rawDesc), len(file_lab_v1_node_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

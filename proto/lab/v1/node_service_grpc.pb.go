@@ -19,18 +19,35 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	NodeService_GetNode_FullMethodName   = "/lab.v1.NodeService/GetNode"
-	NodeService_ListNodes_FullMethodName = "/lab.v1.NodeService/ListNodes"
+	NodeService_GetNode_FullMethodName     = "/lab.v1.NodeService/GetNode"
+	NodeService_ListNodes_FullMethodName   = "/lab.v1.NodeService/ListNodes"
+	NodeService_WatchNodes_FullMethodName  = "/lab.v1.NodeService/WatchNodes"
+	NodeService_PromoteNode_FullMethodName = "/lab.v1.NodeService/PromoteNode"
+	NodeService_DemoteNode_FullMethodName  = "/lab.v1.NodeService/DemoteNode"
 )
 
 // NodeServiceClient is the client API for NodeService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// NodeService lists the labd nodes of the cluster.
+// NodeService lists the labd nodes of the cluster and changes which of
+// them are control nodes.
 type NodeServiceClient interface {
 	GetNode(ctx context.Context, in *GetNodeRequest, opts ...grpc.CallOption) (*GetNodeResponse, error)
 	ListNodes(ctx context.Context, in *ListNodesRequest, opts ...grpc.CallOption) (*ListNodesResponse, error)
+	// WatchNodes streams the nodes: first every node this labd knows as ADDED
+	// (sorted by name), then one SYNCED, then each change as ADDED, MODIFIED
+	// or DELETED (a node forgotten after --forget-after). Changes between two
+	// looks at the membership are coalesced: a client sees the latest state.
+	// The stream runs until the client cancels it, or ends with UNAVAILABLE
+	// when labd shuts down.
+	WatchNodes(ctx context.Context, in *WatchNodesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchNodesResponse], error)
+	// PromoteNode makes a member a control node: a voter of the control
+	// plane's Raft group. The change goes through Raft.
+	PromoteNode(ctx context.Context, in *PromoteNodeRequest, opts ...grpc.CallOption) (*PromoteNodeResponse, error)
+	// DemoteNode removes a control node from the Raft group; it goes on as a
+	// member.
+	DemoteNode(ctx context.Context, in *DemoteNodeRequest, opts ...grpc.CallOption) (*DemoteNodeResponse, error)
 }
 
 type nodeServiceClient struct {
@@ -61,14 +78,67 @@ func (c *nodeServiceClient) ListNodes(ctx context.Context, in *ListNodesRequest,
 	return out, nil
 }
 
+func (c *nodeServiceClient) WatchNodes(ctx context.Context, in *WatchNodesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchNodesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &NodeService_ServiceDesc.Streams[0], NodeService_WatchNodes_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchNodesRequest, WatchNodesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_WatchNodesClient = grpc.ServerStreamingClient[WatchNodesResponse]
+
+func (c *nodeServiceClient) PromoteNode(ctx context.Context, in *PromoteNodeRequest, opts ...grpc.CallOption) (*PromoteNodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PromoteNodeResponse)
+	err := c.cc.Invoke(ctx, NodeService_PromoteNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeServiceClient) DemoteNode(ctx context.Context, in *DemoteNodeRequest, opts ...grpc.CallOption) (*DemoteNodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DemoteNodeResponse)
+	err := c.cc.Invoke(ctx, NodeService_DemoteNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
 //
-// NodeService lists the labd nodes of the cluster.
+// NodeService lists the labd nodes of the cluster and changes which of
+// them are control nodes.
 type NodeServiceServer interface {
 	GetNode(context.Context, *GetNodeRequest) (*GetNodeResponse, error)
 	ListNodes(context.Context, *ListNodesRequest) (*ListNodesResponse, error)
+	// WatchNodes streams the nodes: first every node this labd knows as ADDED
+	// (sorted by name), then one SYNCED, then each change as ADDED, MODIFIED
+	// or DELETED (a node forgotten after --forget-after). Changes between two
+	// looks at the membership are coalesced: a client sees the latest state.
+	// The stream runs until the client cancels it, or ends with UNAVAILABLE
+	// when labd shuts down.
+	WatchNodes(*WatchNodesRequest, grpc.ServerStreamingServer[WatchNodesResponse]) error
+	// PromoteNode makes a member a control node: a voter of the control
+	// plane's Raft group. The change goes through Raft.
+	PromoteNode(context.Context, *PromoteNodeRequest) (*PromoteNodeResponse, error)
+	// DemoteNode removes a control node from the Raft group; it goes on as a
+	// member.
+	DemoteNode(context.Context, *DemoteNodeRequest) (*DemoteNodeResponse, error)
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -84,6 +154,15 @@ func (UnimplementedNodeServiceServer) GetNode(context.Context, *GetNodeRequest) 
 }
 func (UnimplementedNodeServiceServer) ListNodes(context.Context, *ListNodesRequest) (*ListNodesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListNodes not implemented")
+}
+func (UnimplementedNodeServiceServer) WatchNodes(*WatchNodesRequest, grpc.ServerStreamingServer[WatchNodesResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchNodes not implemented")
+}
+func (UnimplementedNodeServiceServer) PromoteNode(context.Context, *PromoteNodeRequest) (*PromoteNodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PromoteNode not implemented")
+}
+func (UnimplementedNodeServiceServer) DemoteNode(context.Context, *DemoteNodeRequest) (*DemoteNodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DemoteNode not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -142,6 +221,53 @@ func _NodeService_ListNodes_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeService_WatchNodes_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchNodesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(NodeServiceServer).WatchNodes(m, &grpc.GenericServerStream[WatchNodesRequest, WatchNodesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_WatchNodesServer = grpc.ServerStreamingServer[WatchNodesResponse]
+
+func _NodeService_PromoteNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PromoteNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).PromoteNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_PromoteNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).PromoteNode(ctx, req.(*PromoteNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeService_DemoteNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DemoteNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).DemoteNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_DemoteNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).DemoteNode(ctx, req.(*DemoteNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -157,7 +283,21 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListNodes",
 			Handler:    _NodeService_ListNodes_Handler,
 		},
+		{
+			MethodName: "PromoteNode",
+			Handler:    _NodeService_PromoteNode_Handler,
+		},
+		{
+			MethodName: "DemoteNode",
+			Handler:    _NodeService_DemoteNode_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchNodes",
+			Handler:       _NodeService_WatchNodes_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "lab/v1/node_service.proto",
 }

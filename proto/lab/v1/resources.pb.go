@@ -23,6 +23,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// NodeRole is a node's part in the control plane.
+type NodeRole int32
+
+const (
+	NodeRole_NODE_ROLE_UNSPECIFIED NodeRole = 0
+	// A voter of the control plane's Raft group.
+	NodeRole_NODE_ROLE_CONTROL NodeRole = 1
+	// A node that follows the control plane and runs hosts.
+	NodeRole_NODE_ROLE_MEMBER NodeRole = 2
+)
+
+// Enum value maps for NodeRole.
+var (
+	NodeRole_name = map[int32]string{
+		0: "NODE_ROLE_UNSPECIFIED",
+		1: "NODE_ROLE_CONTROL",
+		2: "NODE_ROLE_MEMBER",
+	}
+	NodeRole_value = map[string]int32{
+		"NODE_ROLE_UNSPECIFIED": 0,
+		"NODE_ROLE_CONTROL":     1,
+		"NODE_ROLE_MEMBER":      2,
+	}
+)
+
+func (x NodeRole) Enum() *NodeRole {
+	p := new(NodeRole)
+	*p = x
+	return p
+}
+
+func (x NodeRole) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NodeRole) Descriptor() protoreflect.EnumDescriptor {
+	return file_lab_v1_resources_proto_enumTypes[0].Descriptor()
+}
+
+func (NodeRole) Type() protoreflect.EnumType {
+	return &file_lab_v1_resources_proto_enumTypes[0]
+}
+
+func (x NodeRole) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NodeRole.Descriptor instead.
+func (NodeRole) EnumDescriptor() ([]byte, []int) {
+	return file_lab_v1_resources_proto_rawDescGZIP(), []int{0}
+}
+
 // NodeState is a node's membership state.
 type NodeState int32
 
@@ -63,11 +115,11 @@ func (x NodeState) String() string {
 }
 
 func (NodeState) Descriptor() protoreflect.EnumDescriptor {
-	return file_lab_v1_resources_proto_enumTypes[0].Descriptor()
+	return file_lab_v1_resources_proto_enumTypes[1].Descriptor()
 }
 
 func (NodeState) Type() protoreflect.EnumType {
-	return &file_lab_v1_resources_proto_enumTypes[0]
+	return &file_lab_v1_resources_proto_enumTypes[1]
 }
 
 func (x NodeState) Number() protoreflect.EnumNumber {
@@ -76,7 +128,7 @@ func (x NodeState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeState.Descriptor instead.
 func (NodeState) EnumDescriptor() ([]byte, []int) {
-	return file_lab_v1_resources_proto_rawDescGZIP(), []int{0}
+	return file_lab_v1_resources_proto_rawDescGZIP(), []int{1}
 }
 
 // A Lab groups networks and hosts. Its resource name is "labs/{lab}".
@@ -268,7 +320,14 @@ type Host struct {
 	// Keep the host on its node even when that node is gone: by default a
 	// host whose node has been dead (or away) for the failover time is
 	// placed again on a live node.
-	NoFailover    bool `protobuf:"varint,7,opt,name=no_failover,json=noFailover,proto3" json:"no_failover,omitempty"`
+	NoFailover bool `protobuf:"varint,7,opt,name=no_failover,json=noFailover,proto3" json:"no_failover,omitempty"`
+	// Output only: the host's home node, where it goes back to after a
+	// failover when that node is alive again: the node the topology named,
+	// or the one apply placed it on.
+	HomeNode string `protobuf:"bytes,8,opt,name=home_node,json=homeNode,proto3" json:"home_node,omitempty"`
+	// Output only: the topology named the host's node; a pinned host is
+	// never moved unless the topology is changed.
+	Pinned        bool `protobuf:"varint,9,opt,name=pinned,proto3" json:"pinned,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -348,6 +407,20 @@ func (x *Host) GetServices() []string {
 func (x *Host) GetNoFailover() bool {
 	if x != nil {
 		return x.NoFailover
+	}
+	return false
+}
+
+func (x *Host) GetHomeNode() string {
+	if x != nil {
+		return x.HomeNode
+	}
+	return ""
+}
+
+func (x *Host) GetPinned() bool {
+	if x != nil {
+		return x.Pinned
 	}
 	return false
 }
@@ -613,7 +686,12 @@ type Node struct {
 	// Number of hosts placed on the node.
 	HostCount int32 `protobuf:"varint,7,opt,name=host_count,json=hostCount,proto3" json:"host_count,omitempty"`
 	// When the node started.
-	StartTime     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Whether the node is a control node (it keeps the desired state in the
+	// Raft log) or a member (it follows the control plane).
+	Role NodeRole `protobuf:"varint,9,opt,name=role,proto3,enum=lab.v1.NodeRole" json:"role,omitempty"`
+	// The node is the control plane's current Raft leader.
+	Leader        bool `protobuf:"varint,10,opt,name=leader,proto3" json:"leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -702,6 +780,20 @@ func (x *Node) GetStartTime() *timestamppb.Timestamp {
 		return x.StartTime
 	}
 	return nil
+}
+
+func (x *Node) GetRole() NodeRole {
+	if x != nil {
+		return x.Role
+	}
+	return NodeRole_NODE_ROLE_UNSPECIFIED
+}
+
+func (x *Node) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
 }
 
 // A Topology is a whole lab in one message: what a topology file holds.
@@ -795,7 +887,7 @@ const file_lab_v1_resources_proto_rawDesc = "" +
 	"\x04ipv4\x18\x02 \x01(\tR\x04ipv4\x12\x12\n" +
 	"\x04ipv6\x18\x03 \x01(\tR\x04ipv6\x12\x10\n" +
 	"\x03mtu\x18\x04 \x01(\rR\x03mtu\x12\x10\n" +
-	"\x03vni\x18\x05 \x01(\rR\x03vni\"\xe5\x01\n" +
+	"\x03vni\x18\x05 \x01(\rR\x03vni\"\x9a\x02\n" +
 	"\x04Host\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\n" +
@@ -808,7 +900,9 @@ const file_lab_v1_resources_proto_rawDesc = "" +
 	"\x04node\x18\x05 \x01(\tR\x04node\x12\x1a\n" +
 	"\bservices\x18\x06 \x03(\tR\bservices\x12\x1f\n" +
 	"\vno_failover\x18\a \x01(\bR\n" +
-	"noFailover\"\x8d\x01\n" +
+	"noFailover\x12\x1b\n" +
+	"\thome_node\x18\b \x01(\tR\bhomeNode\x12\x16\n" +
+	"\x06pinned\x18\t \x01(\bR\x06pinned\"\x8d\x01\n" +
 	"\tInterface\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\anetwork\x18\x02 \x01(\tR\anetwork\x12\x12\n" +
@@ -826,7 +920,7 @@ const file_lab_v1_resources_proto_rawDesc = "" +
 	"\brate_bps\x18\a \x01(\x04R\arateBps\")\n" +
 	"\x05Route\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\x12\x10\n" +
-	"\x03via\x18\x02 \x01(\tR\x03via\"\xa8\x02\n" +
+	"\x03via\x18\x02 \x01(\tR\x03via\"\xe6\x02\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x11.lab.v1.NodeStateR\x05state\x12\x1f\n" +
@@ -838,12 +932,19 @@ const file_lab_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"host_count\x18\a \x01(\x05R\thostCount\x129\n" +
 	"\n" +
-	"start_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\"\x8f\x01\n" +
+	"start_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12$\n" +
+	"\x04role\x18\t \x01(\x0e2\x10.lab.v1.NodeRoleR\x04role\x12\x16\n" +
+	"\x06leader\x18\n" +
+	" \x01(\bR\x06leader\"\x8f\x01\n" +
 	"\bTopology\x12\x10\n" +
 	"\x03lab\x18\x01 \x01(\tR\x03lab\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12+\n" +
 	"\bnetworks\x18\x03 \x03(\v2\x0f.lab.v1.NetworkR\bnetworks\x12\"\n" +
-	"\x05hosts\x18\x04 \x03(\v2\f.lab.v1.HostR\x05hosts*\x7f\n" +
+	"\x05hosts\x18\x04 \x03(\v2\f.lab.v1.HostR\x05hosts*R\n" +
+	"\bNodeRole\x12\x19\n" +
+	"\x15NODE_ROLE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11NODE_ROLE_CONTROL\x10\x01\x12\x14\n" +
+	"\x10NODE_ROLE_MEMBER\x10\x02*\x7f\n" +
 	"\tNodeState\x12\x1a\n" +
 	"\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10NODE_STATE_ALIVE\x10\x01\x12\x16\n" +
@@ -863,37 +964,39 @@ func file_lab_v1_resources_proto_rawDescGZIP() []byte {
 	return file_lab_v1_resources_proto_rawDescData
 }
 
-var file_lab_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_lab_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_lab_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_lab_v1_resources_proto_goTypes = []any{
-	(NodeState)(0),                // 0: lab.v1.NodeState
-	(*Lab)(nil),                   // 1: lab.v1.Lab
-	(*Network)(nil),               // 2: lab.v1.Network
-	(*Host)(nil),                  // 3: lab.v1.Host
-	(*Interface)(nil),             // 4: lab.v1.Interface
-	(*Impairment)(nil),            // 5: lab.v1.Impairment
-	(*Route)(nil),                 // 6: lab.v1.Route
-	(*Node)(nil),                  // 7: lab.v1.Node
-	(*Topology)(nil),              // 8: lab.v1.Topology
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
+	(NodeRole)(0),                 // 0: lab.v1.NodeRole
+	(NodeState)(0),                // 1: lab.v1.NodeState
+	(*Lab)(nil),                   // 2: lab.v1.Lab
+	(*Network)(nil),               // 3: lab.v1.Network
+	(*Host)(nil),                  // 4: lab.v1.Host
+	(*Interface)(nil),             // 5: lab.v1.Interface
+	(*Impairment)(nil),            // 6: lab.v1.Impairment
+	(*Route)(nil),                 // 7: lab.v1.Route
+	(*Node)(nil),                  // 8: lab.v1.Node
+	(*Topology)(nil),              // 9: lab.v1.Topology
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
 }
 var file_lab_v1_resources_proto_depIdxs = []int32{
-	9,  // 0: lab.v1.Lab.create_time:type_name -> google.protobuf.Timestamp
-	4,  // 1: lab.v1.Host.interfaces:type_name -> lab.v1.Interface
-	6,  // 2: lab.v1.Host.routes:type_name -> lab.v1.Route
-	5,  // 3: lab.v1.Interface.impair:type_name -> lab.v1.Impairment
-	10, // 4: lab.v1.Impairment.delay:type_name -> google.protobuf.Duration
-	10, // 5: lab.v1.Impairment.jitter:type_name -> google.protobuf.Duration
-	0,  // 6: lab.v1.Node.state:type_name -> lab.v1.NodeState
-	9,  // 7: lab.v1.Node.start_time:type_name -> google.protobuf.Timestamp
-	2,  // 8: lab.v1.Topology.networks:type_name -> lab.v1.Network
-	3,  // 9: lab.v1.Topology.hosts:type_name -> lab.v1.Host
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	10, // 0: lab.v1.Lab.create_time:type_name -> google.protobuf.Timestamp
+	5,  // 1: lab.v1.Host.interfaces:type_name -> lab.v1.Interface
+	7,  // 2: lab.v1.Host.routes:type_name -> lab.v1.Route
+	6,  // 3: lab.v1.Interface.impair:type_name -> lab.v1.Impairment
+	11, // 4: lab.v1.Impairment.delay:type_name -> google.protobuf.Duration
+	11, // 5: lab.v1.Impairment.jitter:type_name -> google.protobuf.Duration
+	1,  // 6: lab.v1.Node.state:type_name -> lab.v1.NodeState
+	10, // 7: lab.v1.Node.start_time:type_name -> google.protobuf.Timestamp
+	0,  // 8: lab.v1.Node.role:type_name -> lab.v1.NodeRole
+	3,  // 9: lab.v1.Topology.networks:type_name -> lab.v1.Network
+	4,  // 10: lab.v1.Topology.hosts:type_name -> lab.v1.Host
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_lab_v1_resources_proto_init() }
@@ -906,7 +1009,7 @@ func file_lab_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lab_v1_resources_proto_rawDesc), len(file_lab_v1_resources_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,

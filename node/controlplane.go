@@ -1,0 +1,286 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/labnet-dev/labnet/node/cluster"
+	"github.com/labnet-dev/labnet/node/control"
+	"github.com/labnet-dev/labnet/node/lab"
+	"github.com/labnet-dev/labnet/node/store"
+)
+
+// controlPlane is this node's side of the control plane, and the API's
+// Writer. On a control node it runs node/control (raft) over the daemon's
+// store; while it leads it adds the control nodes gossip shows as voters
+// and imports a state file of the old format once. Every control node
+// publishes in gossip whether it leads. On a member it runs nothing: its
+// writes name the leader gossip reports, and the API forwards them there.
+type controlPlane struct {
+	name string
+	log  *slog.Logger
+	ctl  *control.Control // nil on a member
+	cl   *cluster.Cluster // set by attach
+	meta cluster.NodeMeta // what this node publishes, set by attach
+
+	legacy *legacyImport // nil when there is nothing to import
+
+	st         *store.Store
+	notServing func() // the daemon's: health NOT_SERVING
+	startRev   uint64 // the state's revision when this process opened it
+	wasVoter   bool   // this node was in the raft configuration (run's goroutine)
+	removed    bool   // and is no longer: demoted
+}
+
+// openControlPlane starts raft on a control node (cfg.Control) over st;
+// a member gets a plane without raft. A node without --join bootstraps a
+// new single-server cluster the first time; one with --join waits for the
+// leader to add it.
+//
+// onError is called with every write the raft log cannot persist.
+func openControlPlane(cfg Config, st *store.Store, legacy *legacyImport, onError func(error), log *slog.Logger) (*controlPlane, error) {
+	p := &controlPlane{name: cfg.Name, log: log, legacy: legacy, st: st, startRev: st.Revision(), notServing: func() {}}
+	if !cfg.Control {
+		return p, nil
+	}
+	var err error
+	p.ctl, err = control.Open(context.Background(), control.Config{
+		Name: cfg.Name, DataDir: cfg.DataDir,
+		Bind: cfg.Raft, Advertise: raftAdvertise(cfg, log),
+		State:     control.StoreState(st),
+		Bootstrap: cfg.bootstraps(),
+		Key:       cfg.Key,
+		OnError:   onError,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--raft %s: %w", cfg.Raft, err)
+	}
+	if recs := p.ctl.Orphaned(); len(recs) > 0 && p.legacy == nil {
+		li := &legacyImport{path: filepath.Join(cfg.DataDir, "state.db"), what: "a state without its raft log"}
+		for _, r := range recs {
+			li.recs = append(li.recs, store.Record{Key: r.Key, Value: r.Value})
+		}
+		p.legacy = li
+	}
+	return p, nil
+}
+
+// role and raftAddr are what gossip meta says of this node.
+func (p *controlPlane) role() string {
+	if p.ctl == nil {
+		return cluster.RoleMember
+	}
+	return cluster.RoleControl
+}
+
+func (p *controlPlane) raftAddr() string {
+	if p.ctl == nil {
+		return ""
+	}
+	return p.ctl.Addr()
+}
+
+// isLeader reports whether this node leads the control plane: the one
+// node that decides failover. A member never does.
+func (p *controlPlane) isLeader() bool { return p.ctl != nil && p.ctl.IsLeader() }
+
+// attach gives the plane the cluster, once it exists (it needs the plane's
+// role and address in its meta first).
+func (p *controlPlane) attach(cl *cluster.Cluster, meta cluster.NodeMeta) {
+	p.cl, p.meta = cl, meta
+}
+
+// Update commits a write: through raft on a control node; on a member it
+// says which node leads, as gossip has it, waiting up to leaderWait for
+// gossip to tell (at start, or during an election) or, when several nodes
+// say they lead, to agree.
+func (p *controlPlane) Update(ctx context.Context, fn func(*store.Tx) error) (uint64, error) {
+	if p.ctl != nil {
+		rev, err := p.ctl.Update(ctx, fn)
+		var nl *control.NotLeaderError
+		if errors.As(err, &nl) && nl.Leader == "" {
+			// A control node raft has not added yet knows no leader:
+			// gossip does.
+			leader, _ := p.gossipLeader(p.name)
+			return rev, &control.NotLeaderError{Leader: leader, Controls: nl.Controls}
+		}
+		return rev, err
+	}
+	leader, agreed := p.gossipLeader()
+	if leader == "" || !agreed {
+		deadline := time.NewTimer(leaderWait)
+		defer deadline.Stop()
+		poll := time.NewTicker(50 * time.Millisecond)
+		defer poll.Stop()
+	wait:
+		for leader == "" || !agreed {
+			select {
+			case <-ctx.Done():
+				break wait
+			case <-deadline.C:
+				break wait
+			case <-poll.C:
+				leader, agreed = p.gossipLeader()
+			}
+		}
+	}
+	return 0, &control.NotLeaderError{Leader: leader, Controls: p.gossipControls()}
+}
+
+// gossipControls names the control nodes gossip knows of, alive or not:
+// those a member's write needs.
+func (p *controlPlane) gossipControls() []string {
+	if p.cl == nil {
+		return nil
+	}
+	var names []string
+	for _, m := range p.cl.Members() {
+		if m.Meta.Role == cluster.RoleControl {
+			names = append(names, m.Name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// leaderWait bounds how long a member's write waits for gossip to name a
+// leader, or to agree on one.
+const leaderWait = 5 * time.Second
+
+// gossipLeader is the leader as gossip tells it (leaderOf).
+// self, when set, is left out of the control nodes that may lead by
+// default: a control node raft has not added yet asks about the others.
+func (p *controlPlane) gossipLeader(self ...string) (leader string, agreed bool) {
+	if p.cl == nil {
+		return "", true
+	}
+	members := p.cl.Members()
+	if len(self) > 0 {
+		members = slices.DeleteFunc(members, func(m cluster.Member) bool { return m.Name == self[0] && !m.Meta.Leader })
+	}
+	return leaderOf(members)
+}
+
+// Err is the control plane's persistence failure, nil while healthy.
+func (p *controlPlane) Err() error {
+	if p.ctl == nil {
+		return nil
+	}
+	return p.ctl.Err()
+}
+
+// metaUpdater is the cluster's UpdateMeta, which spreads changed meta.
+type metaUpdater interface {
+	UpdateMeta(cluster.NodeMeta) error
+}
+
+// run follows leadership on a control node until ctx ends: it publishes
+// this node's leader flag, and while it leads adds control nodes gossip
+// shows as voters and imports the old state file once.
+func (p *controlPlane) run(ctx context.Context) error {
+	if p.ctl == nil {
+		return nil
+	}
+	membersChanged, stop := p.cl.WatchMembers()
+	defer stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var published struct {
+		leader bool
+		term   uint64
+	}
+	for {
+		leader := p.ctl.IsLeader()
+		var term uint64
+		if leader {
+			term = p.ctl.Term()
+		}
+		if leader != published.leader || term != published.term {
+			p.meta.Leader, p.meta.LeaderTerm = leader, term
+			if u, ok := any(p.cl).(metaUpdater); ok {
+				if err := u.UpdateMeta(p.meta); err != nil {
+					p.log.Warn("publishing leadership in gossip", "err", err)
+				}
+			}
+			if leader && !published.leader {
+				p.log.Info("this node leads the control plane")
+			}
+			published.leader, published.term = leader, term
+		}
+		if leader {
+			p.addControlNodes(ctx)
+			p.importLegacy(ctx)
+		}
+		p.checkRemoved()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.ctl.LeaderChanged():
+		case <-membersChanged:
+		case <-tick.C:
+		}
+	}
+}
+
+// addControlNodes adds as voters the live control nodes gossip shows that
+// the raft configuration lacks (an assistant's labd started with
+// --control --join), or whose raft address changed; not those an operator
+// demoted (labctl node demote) until they are promoted again.
+func (p *controlPlane) addControlNodes(ctx context.Context) {
+	have := map[string]string{}
+	for _, s := range p.ctl.Servers() {
+		have[s.Name] = s.Addr
+	}
+	demoted := lab.Demoted(p.st)
+	for _, m := range p.cl.Members() {
+		if m.State != cluster.StateAlive || m.Meta.Role != cluster.RoleControl || m.Meta.RaftAddr == "" || demoted[m.Name] {
+			continue
+		}
+		if addr, ok := have[m.Name]; ok && addr == m.Meta.RaftAddr {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := p.ctl.AddVoter(actx, m.Name, m.Meta.RaftAddr)
+		cancel()
+		if err != nil {
+			p.log.Warn("adding a control node to the raft configuration", "node", m.Name, "raft", m.Meta.RaftAddr, "err", err)
+			continue
+		}
+		p.log.Info("control node added", "node", m.Name, "raft", m.Meta.RaftAddr)
+	}
+}
+
+// importLegacy proposes the records of an old-format state file once,
+// when the control plane's state is still empty.
+func (p *controlPlane) importLegacy(ctx context.Context) {
+	if p.legacy == nil {
+		return
+	}
+	n, err := p.legacy.propose(ctx, p.ctl)
+	var nl *control.NotLeaderError
+	switch {
+	case errors.As(err, &nl):
+		return // leadership moved: the next leader of this node tries again
+	case err != nil:
+		p.log.Error("importing "+p.legacy.what, "err", err)
+	case n < 0:
+		p.log.Warn(p.legacy.what+" was not imported: the control plane already holds a state", "file", p.legacy.path)
+	default:
+		p.log.Info(fmt.Sprintf("imported %d records from %s", n, p.legacy.what), "file", p.legacy.path)
+	}
+	p.legacy = nil
+}
+
+// close stops raft; the store is the daemon's.
+func (p *controlPlane) close() error {
+	if p.ctl == nil {
+		return nil
+	}
+	return p.ctl.Close()
+}
