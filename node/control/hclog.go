@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -30,6 +31,8 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	switch {
 	case level >= hclog.Error:
 		sl = slog.LevelError
+	case level == hclog.Warn && startingUp(msg, args):
+		sl = slog.LevelInfo // every start of a control node times out once
 	case level == hclog.Warn:
 		sl = slog.LevelWarn
 	default:
@@ -85,4 +88,19 @@ func (w stdWriter) Write(p []byte) (int, error) {
 	}
 	w.a.Log(hclog.Warn, msg)
 	return len(p), nil
+}
+
+// startingUp tells raft's election warning on a node that has never had a
+// leader (at start, before the first election) from the one that matters:
+// a leader gone silent.
+func startingUp(msg string, args []any) bool {
+	if msg != "heartbeat timeout reached, starting election" {
+		return false
+	}
+	for i := 0; i+1 < len(args); i += 2 {
+		if args[i] == "last-leader-id" {
+			return fmt.Sprint(args[i+1]) == ""
+		}
+	}
+	return false
 }
