@@ -53,7 +53,7 @@ func TestResumeAfterDisconnect(t *testing.T) {
 	cp.stop()
 	src.put("b", "2")
 	src.del("a")
-	cp = startControl(t, "c1", src, cp.addr)
+	startControl(t, "c1", src, cp.addr) // the same address: the follower comes back to it
 	waitSame(t, src, rep)
 	if got := src.snapshotCount(); got != 1 {
 		t.Errorf("snapshots served = %d, want 1 (a resume sends the changes since the replica's revision)", got)
@@ -73,7 +73,7 @@ func TestCompactedHistorySendsSnapshot(t *testing.T) {
 		src.put(fmt.Sprint("k", i), "v")
 	}
 	src.del("a")
-	cp = startControl(t, "c1", src, cp.addr)
+	startControl(t, "c1", src, cp.addr) // the same address: the follower comes back to it
 	waitSame(t, src, rep)
 	if got := src.snapshotCount(); got != 2 {
 		t.Errorf("snapshots served = %d, want 2", got)
@@ -139,7 +139,7 @@ func TestStalenessGrowsAndResets(t *testing.T) {
 	}
 
 	src.put("b", "2")
-	cp = startControl(t, "c1", src, cp.addr)
+	startControl(t, "c1", src, cp.addr) // the same address: the follower comes back to it
 	waitFor(t, "staleness to reset", func() bool { age, rev := f.Staleness(); return age == 0 && rev == 2 })
 }
 

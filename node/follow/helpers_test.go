@@ -104,24 +104,6 @@ func (d *dialer) dial(_ context.Context, c Candidate) (grpc.ClientConnInterface,
 	return cc, nil
 }
 
-// candidates is a changeable candidate list.
-type candidates struct {
-	mu   sync.Mutex
-	list []Candidate
-}
-
-func (c *candidates) set(list ...Candidate) {
-	c.mu.Lock()
-	c.list = list
-	c.mu.Unlock()
-}
-
-func (c *candidates) get() []Candidate {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]Candidate(nil), c.list...)
-}
-
 // fakeClock is a clock tests move by hand.
 type fakeClock struct {
 	mu sync.Mutex
