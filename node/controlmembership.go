@@ -74,7 +74,7 @@ func (p *controlPlane) leaderOnly() error {
 		leader = p.ctl.Leader()
 	}
 	if leader == "" {
-		leader, _ = p.gossipLeader(p.name)
+		leader, _ = p.gossipLeader()
 	}
 	return &control.NotLeaderError{Leader: leader}
 }

@@ -107,7 +107,7 @@ func (p *controlPlane) Update(ctx context.Context, fn func(*store.Tx) error) (ui
 		if errors.As(err, &nl) && nl.Leader == "" {
 			// A control node raft has not added yet knows no leader:
 			// gossip does.
-			leader, _ := p.gossipLeader(p.name)
+			leader, _ := p.gossipLeader()
 			return rev, &control.NotLeaderError{Leader: leader, Controls: nl.Controls}
 		}
 		return rev, err
@@ -154,16 +154,15 @@ func (p *controlPlane) gossipControls() []string {
 const leaderWait = 5 * time.Second
 
 // gossipLeader is the leader as gossip tells it (leaderOf).
-// self, when set, is left out of the control nodes that may lead by
-// default: a control node raft has not added yet asks about the others.
-func (p *controlPlane) gossipLeader(self ...string) (leader string, agreed bool) {
+//
+// This node is left out unless it says it leads: a node asks who leads
+// when it does not (a control node raft has not added yet would otherwise
+// name itself as the only control node).
+func (p *controlPlane) gossipLeader() (leader string, agreed bool) {
 	if p.cl == nil {
 		return "", true
 	}
-	members := p.cl.Members()
-	if len(self) > 0 {
-		members = slices.DeleteFunc(members, func(m cluster.Member) bool { return m.Name == self[0] && !m.Meta.Leader })
-	}
+	members := slices.DeleteFunc(p.cl.Members(), func(m cluster.Member) bool { return m.Name == p.name && !m.Meta.Leader })
 	return leaderOf(members)
 }
 
