@@ -22,6 +22,136 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type EnrollRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node's name; the certificate names it.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// A PKCS #10 certificate request (DER) for the node's key, naming the
+	// addresses it serves its API on.
+	Csr []byte `protobuf:"bytes,2,opt,name=csr,proto3" json:"csr,omitempty"`
+	// Proof that the node may join: HMAC-SHA256 under a key derived from the
+	// cluster key, over the CSR and the CA certificate the node pinned
+	// (node/auth's EnrollProof). Empty on a cluster without a cluster key,
+	// which enrols only callers on loopback.
+	Proof []byte `protobuf:"bytes,3,opt,name=proof,proto3" json:"proof,omitempty"`
+	// The node will be a control node.
+	Control       bool `protobuf:"varint,4,opt,name=control,proto3" json:"control,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrollRequest) Reset() {
+	*x = EnrollRequest{}
+	mi := &file_lab_v1_control_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollRequest) ProtoMessage() {}
+
+func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_control_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
+func (*EnrollRequest) Descriptor() ([]byte, []int) {
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *EnrollRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *EnrollRequest) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
+func (x *EnrollRequest) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+func (x *EnrollRequest) GetControl() bool {
+	if x != nil {
+		return x.Control
+	}
+	return false
+}
+
+type EnrollResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node's certificate (DER).
+	Certificate []byte `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// The cluster CA's certificate (DER).
+	Ca            []byte `protobuf:"bytes,2,opt,name=ca,proto3" json:"ca,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrollResponse) Reset() {
+	*x = EnrollResponse{}
+	mi := &file_lab_v1_control_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollResponse) ProtoMessage() {}
+
+func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_control_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
+func (*EnrollResponse) Descriptor() ([]byte, []int) {
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *EnrollResponse) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *EnrollResponse) GetCa() []byte {
+	if x != nil {
+		return x.Ca
+	}
+	return nil
+}
+
 type FollowRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The member's node name, for the control node's logs.
@@ -34,7 +164,7 @@ type FollowRequest struct {
 
 func (x *FollowRequest) Reset() {
 	*x = FollowRequest{}
-	mi := &file_lab_v1_control_service_proto_msgTypes[0]
+	mi := &file_lab_v1_control_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +176,7 @@ func (x *FollowRequest) String() string {
 func (*FollowRequest) ProtoMessage() {}
 
 func (x *FollowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_control_service_proto_msgTypes[0]
+	mi := &file_lab_v1_control_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +189,7 @@ func (x *FollowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowRequest.ProtoReflect.Descriptor instead.
 func (*FollowRequest) Descriptor() ([]byte, []int) {
-	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{0}
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *FollowRequest) GetNode() string {
@@ -90,7 +220,7 @@ type FollowResponse struct {
 
 func (x *FollowResponse) Reset() {
 	*x = FollowResponse{}
-	mi := &file_lab_v1_control_service_proto_msgTypes[1]
+	mi := &file_lab_v1_control_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -102,7 +232,7 @@ func (x *FollowResponse) String() string {
 func (*FollowResponse) ProtoMessage() {}
 
 func (x *FollowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_control_service_proto_msgTypes[1]
+	mi := &file_lab_v1_control_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -115,7 +245,7 @@ func (x *FollowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowResponse.ProtoReflect.Descriptor instead.
 func (*FollowResponse) Descriptor() ([]byte, []int) {
-	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{1}
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *FollowResponse) GetEvent() isFollowResponse_Event {
@@ -187,7 +317,7 @@ type StateSnapshot struct {
 
 func (x *StateSnapshot) Reset() {
 	*x = StateSnapshot{}
-	mi := &file_lab_v1_control_service_proto_msgTypes[2]
+	mi := &file_lab_v1_control_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -199,7 +329,7 @@ func (x *StateSnapshot) String() string {
 func (*StateSnapshot) ProtoMessage() {}
 
 func (x *StateSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_control_service_proto_msgTypes[2]
+	mi := &file_lab_v1_control_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -212,7 +342,7 @@ func (x *StateSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateSnapshot.ProtoReflect.Descriptor instead.
 func (*StateSnapshot) Descriptor() ([]byte, []int) {
-	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{2}
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StateSnapshot) GetRevision() uint64 {
@@ -249,7 +379,7 @@ type StateRecord struct {
 
 func (x *StateRecord) Reset() {
 	*x = StateRecord{}
-	mi := &file_lab_v1_control_service_proto_msgTypes[3]
+	mi := &file_lab_v1_control_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -261,7 +391,7 @@ func (x *StateRecord) String() string {
 func (*StateRecord) ProtoMessage() {}
 
 func (x *StateRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_control_service_proto_msgTypes[3]
+	mi := &file_lab_v1_control_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -274,7 +404,7 @@ func (x *StateRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateRecord.ProtoReflect.Descriptor instead.
 func (*StateRecord) Descriptor() ([]byte, []int) {
-	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{3}
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StateRecord) GetKey() string {
@@ -310,7 +440,7 @@ type StateChange struct {
 
 func (x *StateChange) Reset() {
 	*x = StateChange{}
-	mi := &file_lab_v1_control_service_proto_msgTypes[4]
+	mi := &file_lab_v1_control_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -322,7 +452,7 @@ func (x *StateChange) String() string {
 func (*StateChange) ProtoMessage() {}
 
 func (x *StateChange) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_control_service_proto_msgTypes[4]
+	mi := &file_lab_v1_control_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -335,7 +465,7 @@ func (x *StateChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateChange.ProtoReflect.Descriptor instead.
 func (*StateChange) Descriptor() ([]byte, []int) {
-	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{4}
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StateChange) GetRevision() uint64 {
@@ -364,7 +494,7 @@ type StateOp struct {
 
 func (x *StateOp) Reset() {
 	*x = StateOp{}
-	mi := &file_lab_v1_control_service_proto_msgTypes[5]
+	mi := &file_lab_v1_control_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -376,7 +506,7 @@ func (x *StateOp) String() string {
 func (*StateOp) ProtoMessage() {}
 
 func (x *StateOp) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_control_service_proto_msgTypes[5]
+	mi := &file_lab_v1_control_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -389,7 +519,7 @@ func (x *StateOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateOp.ProtoReflect.Descriptor instead.
 func (*StateOp) Descriptor() ([]byte, []int) {
-	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{5}
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StateOp) GetKey() string {
@@ -425,7 +555,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_lab_v1_control_service_proto_msgTypes[6]
+	mi := &file_lab_v1_control_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +567,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_control_service_proto_msgTypes[6]
+	mi := &file_lab_v1_control_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +580,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{6}
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Heartbeat) GetRevision() uint64 {
@@ -471,7 +601,15 @@ var File_lab_v1_control_service_proto protoreflect.FileDescriptor
 
 const file_lab_v1_control_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1clab/v1/control_service.proto\x12\x06lab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"H\n" +
+	"\x1clab/v1/control_service.proto\x12\x06lab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n" +
+	"\rEnrollRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x10\n" +
+	"\x03csr\x18\x02 \x01(\fR\x03csr\x12\x14\n" +
+	"\x05proof\x18\x03 \x01(\fR\x05proof\x12\x18\n" +
+	"\acontrol\x18\x04 \x01(\bR\acontrol\"B\n" +
+	"\x0eEnrollResponse\x12 \n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12\x0e\n" +
+	"\x02ca\x18\x02 \x01(\fR\x02ca\"H\n" +
 	"\rFollowRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12#\n" +
 	"\rfrom_revision\x18\x02 \x01(\x04R\ffromRevision\"\xb0\x01\n" +
@@ -497,9 +635,10 @@ const file_lab_v1_control_service_proto_rawDesc = "" +
 	"\x06delete\x18\x03 \x01(\bR\x06delete\"W\n" +
 	"\tHeartbeat\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12.\n" +
-	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time2K\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time2\x84\x01\n" +
 	"\x0eControlService\x129\n" +
-	"\x06Follow\x12\x15.lab.v1.FollowRequest\x1a\x16.lab.v1.FollowResponse0\x01B1Z/github.com/labnet-dev/labnet/proto/lab/v1;labv1b\x06proto3"
+	"\x06Follow\x12\x15.lab.v1.FollowRequest\x1a\x16.lab.v1.FollowResponse0\x01\x127\n" +
+	"\x06Enroll\x12\x15.lab.v1.EnrollRequest\x1a\x16.lab.v1.EnrollResponseB1Z/github.com/labnet-dev/labnet/proto/lab/v1;labv1b\x06proto3"
 
 var (
 	file_lab_v1_control_service_proto_rawDescOnce sync.Once
@@ -513,28 +652,32 @@ func file_lab_v1_control_service_proto_rawDescGZIP() []byte {
 	return file_lab_v1_control_service_proto_rawDescData
 }
 
-var file_lab_v1_control_service_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_lab_v1_control_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_lab_v1_control_service_proto_goTypes = []any{
-	(*FollowRequest)(nil),         // 0: lab.v1.FollowRequest
-	(*FollowResponse)(nil),        // 1: lab.v1.FollowResponse
-	(*StateSnapshot)(nil),         // 2: lab.v1.StateSnapshot
-	(*StateRecord)(nil),           // 3: lab.v1.StateRecord
-	(*StateChange)(nil),           // 4: lab.v1.StateChange
-	(*StateOp)(nil),               // 5: lab.v1.StateOp
-	(*Heartbeat)(nil),             // 6: lab.v1.Heartbeat
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*EnrollRequest)(nil),         // 0: lab.v1.EnrollRequest
+	(*EnrollResponse)(nil),        // 1: lab.v1.EnrollResponse
+	(*FollowRequest)(nil),         // 2: lab.v1.FollowRequest
+	(*FollowResponse)(nil),        // 3: lab.v1.FollowResponse
+	(*StateSnapshot)(nil),         // 4: lab.v1.StateSnapshot
+	(*StateRecord)(nil),           // 5: lab.v1.StateRecord
+	(*StateChange)(nil),           // 6: lab.v1.StateChange
+	(*StateOp)(nil),               // 7: lab.v1.StateOp
+	(*Heartbeat)(nil),             // 8: lab.v1.Heartbeat
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
 }
 var file_lab_v1_control_service_proto_depIdxs = []int32{
-	2, // 0: lab.v1.FollowResponse.snapshot:type_name -> lab.v1.StateSnapshot
-	4, // 1: lab.v1.FollowResponse.change:type_name -> lab.v1.StateChange
-	6, // 2: lab.v1.FollowResponse.heartbeat:type_name -> lab.v1.Heartbeat
-	3, // 3: lab.v1.StateSnapshot.records:type_name -> lab.v1.StateRecord
-	5, // 4: lab.v1.StateChange.ops:type_name -> lab.v1.StateOp
-	7, // 5: lab.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	0, // 6: lab.v1.ControlService.Follow:input_type -> lab.v1.FollowRequest
-	1, // 7: lab.v1.ControlService.Follow:output_type -> lab.v1.FollowResponse
-	7, // [7:8] is the sub-list for method output_type
-	6, // [6:7] is the sub-list for method input_type
+	4, // 0: lab.v1.FollowResponse.snapshot:type_name -> lab.v1.StateSnapshot
+	6, // 1: lab.v1.FollowResponse.change:type_name -> lab.v1.StateChange
+	8, // 2: lab.v1.FollowResponse.heartbeat:type_name -> lab.v1.Heartbeat
+	5, // 3: lab.v1.StateSnapshot.records:type_name -> lab.v1.StateRecord
+	7, // 4: lab.v1.StateChange.ops:type_name -> lab.v1.StateOp
+	9, // 5: lab.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	2, // 6: lab.v1.ControlService.Follow:input_type -> lab.v1.FollowRequest
+	0, // 7: lab.v1.ControlService.Enroll:input_type -> lab.v1.EnrollRequest
+	3, // 8: lab.v1.ControlService.Follow:output_type -> lab.v1.FollowResponse
+	1, // 9: lab.v1.ControlService.Enroll:output_type -> lab.v1.EnrollResponse
+	8, // [8:10] is the sub-list for method output_type
+	6, // [6:8] is the sub-list for method input_type
 	6, // [6:6] is the sub-list for extension type_name
 	6, // [6:6] is the sub-list for extension extendee
 	0, // [0:6] is the sub-list for field type_name
@@ -545,7 +688,7 @@ func file_lab_v1_control_service_proto_init() {
 	if File_lab_v1_control_service_proto != nil {
 		return
 	}
-	file_lab_v1_control_service_proto_msgTypes[1].OneofWrappers = []any{
+	file_lab_v1_control_service_proto_msgTypes[3].OneofWrappers = []any{
 		(*FollowResponse_Snapshot)(nil),
 		(*FollowResponse_Change)(nil),
 		(*FollowResponse_Heartbeat)(nil),
@@ -556,7 +699,7 @@ func file_lab_v1_control_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lab_v1_control_service_proto_rawDesc), len(file_lab_v1_control_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

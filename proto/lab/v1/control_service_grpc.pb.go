@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	ControlService_Follow_FullMethodName = "/lab.v1.ControlService/Follow"
+	ControlService_Enroll_FullMethodName = "/lab.v1.ControlService/Enroll"
 )
 
 // ControlServiceClient is the client API for ControlService service.
@@ -36,6 +37,11 @@ type ControlServiceClient interface {
 	// may come again mid-stream (the member fell too far behind): it
 	// replaces the replica. Members refuse the call (FAILED_PRECONDITION).
 	Follow(ctx context.Context, in *FollowRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FollowResponse], error)
+	// Enroll gives a node its certificate from the cluster CA: the node
+	// sends a certificate request for its own key and proves it may join.
+	// Served by nodes that hold the CA key; called over TLS with the CA
+	// pinned, before the node has a certificate. Needs no token.
+	Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error)
 }
 
 type controlServiceClient struct {
@@ -65,6 +71,16 @@ func (c *controlServiceClient) Follow(ctx context.Context, in *FollowRequest, op
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ControlService_FollowClient = grpc.ServerStreamingClient[FollowResponse]
 
+func (c *controlServiceClient) Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EnrollResponse)
+	err := c.cc.Invoke(ctx, ControlService_Enroll_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServiceServer is the server API for ControlService service.
 // All implementations must embed UnimplementedControlServiceServer
 // for forward compatibility.
@@ -79,6 +95,11 @@ type ControlServiceServer interface {
 	// may come again mid-stream (the member fell too far behind): it
 	// replaces the replica. Members refuse the call (FAILED_PRECONDITION).
 	Follow(*FollowRequest, grpc.ServerStreamingServer[FollowResponse]) error
+	// Enroll gives a node its certificate from the cluster CA: the node
+	// sends a certificate request for its own key and proves it may join.
+	// Served by nodes that hold the CA key; called over TLS with the CA
+	// pinned, before the node has a certificate. Needs no token.
+	Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error)
 	mustEmbedUnimplementedControlServiceServer()
 }
 
@@ -91,6 +112,9 @@ type UnimplementedControlServiceServer struct{}
 
 func (UnimplementedControlServiceServer) Follow(*FollowRequest, grpc.ServerStreamingServer[FollowResponse]) error {
 	return status.Error(codes.Unimplemented, "method Follow not implemented")
+}
+func (UnimplementedControlServiceServer) Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Enroll not implemented")
 }
 func (UnimplementedControlServiceServer) mustEmbedUnimplementedControlServiceServer() {}
 func (UnimplementedControlServiceServer) testEmbeddedByValue()                        {}
@@ -124,13 +148,36 @@ func _ControlService_Follow_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ControlService_FollowServer = grpc.ServerStreamingServer[FollowResponse]
 
+func _ControlService_Enroll_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnrollRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).Enroll(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_Enroll_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).Enroll(ctx, req.(*EnrollRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ControlService_ServiceDesc is the grpc.ServiceDesc for ControlService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var ControlService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "lab.v1.ControlService",
 	HandlerType: (*ControlServiceServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Enroll",
+			Handler:    _ControlService_Enroll_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Follow",

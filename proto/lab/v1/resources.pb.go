@@ -143,7 +143,15 @@ type Lab struct {
 	// Output only: number of networks in the lab.
 	NetworkCount int32 `protobuf:"varint,4,opt,name=network_count,json=networkCount,proto3" json:"network_count,omitempty"`
 	// Output only: number of hosts in the lab.
-	HostCount     int32 `protobuf:"varint,5,opt,name=host_count,json=hostCount,proto3" json:"host_count,omitempty"`
+	HostCount int32 `protobuf:"varint,5,opt,name=host_count,json=hostCount,proto3" json:"host_count,omitempty"`
+	// The user who owns the lab (a user id, "alice"): the user who created
+	// it, unless an admin handed it to another (UpdateLab with "owner" in
+	// the update mask; admins only). Empty for a lab made before users
+	// existed: only admins may change it.
+	Owner string `protobuf:"bytes,6,opt,name=owner,proto3" json:"owner,omitempty"`
+	// Every user may view the lab (get, list, watch; not live calls or
+	// captures), not only its owner and admins.
+	Shared        bool `protobuf:"varint,7,opt,name=shared,proto3" json:"shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -211,6 +219,20 @@ func (x *Lab) GetHostCount() int32 {
 		return x.HostCount
 	}
 	return 0
+}
+
+func (x *Lab) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *Lab) GetShared() bool {
+	if x != nil {
+		return x.Shared
+	}
+	return false
 }
 
 // A Network is a routed IP subnet: every interface attached to it can reach
@@ -806,7 +828,9 @@ type Topology struct {
 	// Networks of the lab.
 	Networks []*Network `protobuf:"bytes,3,rep,name=networks,proto3" json:"networks,omitempty"`
 	// Hosts of the lab.
-	Hosts         []*Host `protobuf:"bytes,4,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	Hosts []*Host `protobuf:"bytes,4,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	// Every user may view the lab (Lab.shared).
+	Shared        bool `protobuf:"varint,5,opt,name=shared,proto3" json:"shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -869,11 +893,18 @@ func (x *Topology) GetHosts() []*Host {
 	return nil
 }
 
+func (x *Topology) GetShared() bool {
+	if x != nil {
+		return x.Shared
+	}
+	return false
+}
+
 var File_lab_v1_resources_proto protoreflect.FileDescriptor
 
 const file_lab_v1_resources_proto_rawDesc = "" +
 	"\n" +
-	"\x16lab/v1/resources.proto\x12\x06lab.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n" +
+	"\x16lab/v1/resources.proto\x12\x06lab.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x01\n" +
 	"\x03Lab\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12;\n" +
@@ -881,7 +912,9 @@ const file_lab_v1_resources_proto_rawDesc = "" +
 	"createTime\x12#\n" +
 	"\rnetwork_count\x18\x04 \x01(\x05R\fnetworkCount\x12\x1d\n" +
 	"\n" +
-	"host_count\x18\x05 \x01(\x05R\thostCount\"i\n" +
+	"host_count\x18\x05 \x01(\x05R\thostCount\x12\x14\n" +
+	"\x05owner\x18\x06 \x01(\tR\x05owner\x12\x16\n" +
+	"\x06shared\x18\a \x01(\bR\x06shared\"i\n" +
 	"\aNetwork\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04ipv4\x18\x02 \x01(\tR\x04ipv4\x12\x12\n" +
@@ -935,12 +968,13 @@ const file_lab_v1_resources_proto_rawDesc = "" +
 	"start_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12$\n" +
 	"\x04role\x18\t \x01(\x0e2\x10.lab.v1.NodeRoleR\x04role\x12\x16\n" +
 	"\x06leader\x18\n" +
-	" \x01(\bR\x06leader\"\x8f\x01\n" +
+	" \x01(\bR\x06leader\"\xa7\x01\n" +
 	"\bTopology\x12\x10\n" +
 	"\x03lab\x18\x01 \x01(\tR\x03lab\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12+\n" +
 	"\bnetworks\x18\x03 \x03(\v2\x0f.lab.v1.NetworkR\bnetworks\x12\"\n" +
-	"\x05hosts\x18\x04 \x03(\v2\f.lab.v1.HostR\x05hosts*R\n" +
+	"\x05hosts\x18\x04 \x03(\v2\f.lab.v1.HostR\x05hosts\x12\x16\n" +
+	"\x06shared\x18\x05 \x01(\bR\x06shared*R\n" +
 	"\bNodeRole\x12\x19\n" +
 	"\x15NODE_ROLE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11NODE_ROLE_CONTROL\x10\x01\x12\x14\n" +

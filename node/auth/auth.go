@@ -1,0 +1,147 @@
+// Package auth is who may do what on labnet's API: principals (users with
+// a role, and labnet nodes), bearer tokens, the cluster CA and the
+// certificates it signs, the policy over resource names, and the gRPC
+// interceptors that apply it to every call in one place.
+//
+// The users, tokens and lab owners live in the control plane's state
+// (node/lab reads and writes them); auth reads them through Directory.
+// docs/security.md explains the model.
+package auth
+
+import (
+	"context"
+	"time"
+)
+
+// Role is what a user may do.
+type Role string
+
+// The roles (docs/security.md has the table).
+const (
+	// Admin may do everything: the teacher.
+	Admin Role = "admin"
+	// Student creates labs and has full control of the labs they own;
+	// they view labs that are shared.
+	Student Role = "student"
+	// Viewer reads every lab and node and writes nothing.
+	Viewer Role = "viewer"
+)
+
+// Valid reports whether r is one of the roles.
+func (r Role) Valid() bool { return r == Admin || r == Student || r == Viewer }
+
+// Verb is what a call does to a resource.
+type Verb string
+
+// The verbs. Every RPC maps to one (methods.go).
+const (
+	Get    Verb = "get"
+	List   Verb = "list"
+	Watch  Verb = "watch"
+	Create Verb = "create"
+	Update Verb = "update" // includes impairments
+	Delete Verb = "delete"
+	// Exec is a live call from a host: ping, traceroute, fetch, bench,
+	// sockets (dial, expose, accept, datagrams).
+	Exec Verb = "exec"
+	// Capture taps a host's or network's packets.
+	Capture Verb = "capture"
+	// Transfer changes a lab's owner.
+	Transfer Verb = "transfer"
+)
+
+// Verbs is every verb, for messages and `labctl auth can-i`.
+var Verbs = []Verb{Get, List, Watch, Create, Update, Delete, Exec, Capture, Transfer}
+
+// Principal is who makes a call: a user (User set), or a labnet node
+// acting for itself (Node set, User empty: only the node-to-node calls).
+// A call a node forwards for a user has User and Role of that user and Via
+// naming the node.
+type Principal struct {
+	User string // user id, "alice"
+	Role Role
+	// TokenID is the id of the bearer token the user presented; empty on
+	// a forwarded call.
+	TokenID   string
+	TokenKind TokenKind
+	// Node is the node, for a node's own calls.
+	Node string
+	// Via is the node that forwarded the user's call.
+	Via string
+}
+
+// String names the principal in logs: "alice", "alice via node-2",
+// "node node-2".
+func (p *Principal) String() string {
+	switch {
+	case p == nil:
+		return "anonymous"
+	case p.User == "" && p.Node != "":
+		return "node " + p.Node
+	case p.Via != "":
+		return p.User + " via " + p.Via
+	default:
+		return p.User
+	}
+}
+
+// IsNode reports whether p is a node acting for itself.
+func (p *Principal) IsNode() bool { return p != nil && p.User == "" && p.Node != "" }
+
+type ctxKey struct{}
+
+// NewContext returns ctx carrying p.
+func NewContext(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, ctxKey{}, p)
+}
+
+// FromContext is the principal of a call; ok is false when there is none
+// (a server without the interceptor: tests, tools).
+func FromContext(ctx context.Context) (p *Principal, ok bool) {
+	p, ok = ctx.Value(ctxKey{}).(*Principal)
+	return p, ok && p != nil
+}
+
+// TokenKind tells what a token may be used for.
+type TokenKind string
+
+// The kinds of token.
+const (
+	// Session tokens make every call their user may make.
+	Session TokenKind = "session"
+	// Invite tokens only log in (AuthService.Login uses them up) and ask
+	// WhoAmI.
+	Invite TokenKind = "invite"
+)
+
+// Token is a stored token: never its secret, only the secret's hash.
+type Token struct {
+	ID          string
+	User        string
+	Kind        TokenKind
+	Hash        [32]byte // SHA-256 of the secret (HashSecret)
+	Created     time.Time
+	Expires     time.Time
+	Description string
+}
+
+// LabInfo is what the policy needs of a lab.
+type LabInfo struct {
+	Owner  string // user id; "" for none
+	Shared bool
+}
+
+// Directory reads the users, tokens and lab owners of the control plane's
+// state (the local replica: every node can check every call). node/lab
+// implements it over the store.
+type Directory interface {
+	// User is the role of user id; ok is false when there is no such
+	// user.
+	User(id string) (role Role, ok bool)
+	// Token is the token with public id; ok is false when there is none
+	// (never issued, or revoked).
+	Token(id string) (t Token, ok bool)
+	// Lab is lab id's owner and sharing; ok is false when there is no
+	// such lab.
+	Lab(id string) (info LabInfo, ok bool)
+}
