@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/labnet-dev/labnet/node/auth"
 )
 
 // Version is labd's version.
@@ -54,6 +56,30 @@ type Config struct {
 	// whose --join names every pod, itself included. Empty: a control
 	// node without --join.
 	Bootstrap string
+	// TLS is --tls: nil for the default, TLS only when --api is not
+	// loopback (on loopback a plaintext API is served beside TLS); true
+	// forces TLS only; false is refused on a non-loopback --api.
+	TLS *bool
+	// TLSSANs are extra DNS names and IPs the API's certificate names
+	// (--tls-san), besides the advertised API address.
+	TLSSANs []string
+	// CACert and CAKey are files holding the cluster CA (a Kubernetes
+	// Secret): a node given them signs its own certificate and enrols
+	// others, as the bootstrapping node does with the CA it creates.
+	CACert, CAKey string
+	// AdminToken is the bootstrap admin's token (--admin-token-file),
+	// used instead of one labd makes and writes to DATA/admin.token.
+	AdminToken string
+}
+
+// tlsOnly reports whether the API serves TLS alone: --tls, or an API
+// that is not on loopback. Otherwise plaintext gRPC is accepted beside
+// TLS, for the single-machine default.
+func (c *Config) tlsOnly() bool {
+	if c.TLS != nil {
+		return *c.TLS
+	}
+	return !isLoopback(c.API)
 }
 
 // bootstraps reports whether this node forms a new control plane when it
@@ -121,6 +147,13 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&cfg.Bootstrap, "bootstrap", "", "the control node that forms a new control plane when none exists (default: a control node without --join)")
 	fs.StringVar(&cfg.Raft, "raft", "", "raft address of a control node, TCP (default: --api's IP, port "+defaultRaftPort+"; port 0 when --api's port is 0)")
 	parseTun := tunFlags(fs, &cfg.Tun)
+	var tlsFlag optionalBool
+	fs.Var(&tlsFlag, "tls", "serve the API over TLS only (default: true unless --api is loopback, where plaintext is accepted beside TLS)")
+	var sans, adminTokenFile string
+	fs.StringVar(&sans, "tls-san", "", "comma-separated extra DNS names and IPs for the API's certificate (a load balancer's, a Service's)")
+	fs.StringVar(&cfg.CACert, "ca-cert", "", "file holding the cluster CA's certificate (PEM; with --ca-key): this node signs certificates with it")
+	fs.StringVar(&cfg.CAKey, "ca-key", "", "file holding the cluster CA's private key (PEM; with --ca-cert)")
+	fs.StringVar(&adminTokenFile, "admin-token-file", "", "file holding the first admin's token (lnt_...), used instead of one written to DATA/admin.token")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow gossip and overlay on non-loopback addresses without a cluster key")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: labd [flags]\n\nRuns a labnet node. With no flags: a single-node lab on loopback, API on %s.\nEvery flag can also be set as LABD_<FLAG> in the environment (LABD_LOG_LEVEL=debug).\n\nFlags:\n", DefaultAPI)
@@ -167,10 +200,17 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return Config{}, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", logLevel)
 	}
-	for _, j := range strings.Split(join, ",") {
-		if j = strings.TrimSpace(j); j != "" {
-			cfg.Join = append(cfg.Join, j)
+	cfg.Join = splitList(join)
+	if tlsFlag.set {
+		cfg.TLS = &tlsFlag.v
+	}
+	cfg.TLSSANs = splitList(sans)
+	if adminTokenFile != "" {
+		b, err := os.ReadFile(adminTokenFile)
+		if err != nil {
+			return Config{}, fmt.Errorf("--admin-token-file: %w", err)
 		}
+		cfg.AdminToken = strings.TrimSpace(string(b))
 	}
 	cfg.Control = len(cfg.Join) == 0 // the teacher, or a single machine
 	if control.set {
@@ -198,6 +238,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("--%s: %q is not host:port", a.flag, a.addr)
 		}
 	}
+	if c.TLS != nil && !*c.TLS && !isLoopback(c.API) {
+		return fmt.Errorf("--tls=false: --api %s is not a loopback address: refusing to serve the API without TLS on a real network (drop --tls=false, or bind --api to 127.0.0.1)", c.API)
+	}
 	unauthenticated := []struct{ flag, addr string }{{"gossip", c.Gossip}, {"overlay", c.Overlay}}
 	if c.Control {
 		if _, _, err := net.SplitHostPort(c.Raft); err != nil {
@@ -208,6 +251,19 @@ func (c *Config) Validate() error {
 	for _, a := range unauthenticated {
 		if !c.Insecure && len(c.Key) == 0 && !isLoopback(a.addr) {
 			return fmt.Errorf("--%s: %s is not a loopback address: refusing to carry unauthenticated lab traffic on a real network without --cluster-key (or --insecure)", a.flag, a.addr)
+		}
+	}
+	for _, san := range c.TLSSANs {
+		if !validSAN(san) {
+			return fmt.Errorf("--tls-san: %q is not a DNS name or an IP address", san)
+		}
+	}
+	if (c.CACert == "") != (c.CAKey == "") {
+		return errors.New("--ca-cert and --ca-key: give both, or neither")
+	}
+	if c.AdminToken != "" {
+		if _, _, err := auth.ParseToken(c.AdminToken); err != nil {
+			return fmt.Errorf("--admin-token-file: %w", err)
 		}
 	}
 	if _, err := netip.ParseAddr(c.Advertise); c.Advertise != "" && err != nil {
@@ -257,6 +313,44 @@ func (b *optionalBool) Set(s string) error {
 }
 
 func (b *optionalBool) IsBoolFlag() bool { return true }
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// validSAN reports whether s may be named in a certificate: an IP
+// address, or a DNS name (RFC 1035 section 2.3.1's letters, digits and
+// hyphens, with a leading wildcard label allowed as RFC 6125 section
+// 6.4.3 describes).
+func validSAN(s string) bool {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return true
+	}
+	if len(s) > 253 {
+		return false
+	}
+	for i, label := range strings.Split(s, ".") {
+		if i == 0 && label == "*" {
+			continue
+		}
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 func isLoopback(hostport string) bool {
 	host, _, err := net.SplitHostPort(hostport)

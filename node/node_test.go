@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/labnet-dev/labnet/node/auth"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
@@ -109,6 +112,30 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad raft", args: []string{"--raft", "nowhere"}, env: home, wantErr: "--raft"},
 		{name: "non-loopback raft", args: []string{"--raft", "192.0.2.1:7701"}, env: home, wantErr: "--raft"},
 		{name: "bad env", env: map[string]string{"HOME": "/h", "LABD_INSECURE": "maybe"}, wantErr: "LABD_INSECURE"},
+		{name: "tls by default off loopback", args: []string{"--api", "0.0.0.0:7700", "--cluster-key", "k"}, env: home, check: func(t *testing.T, c Config) {
+			if c.TLS != nil || !c.tlsOnly() {
+				t.Errorf("tls %v, tlsOnly %v: want the default, TLS only", c.TLS, c.tlsOnly())
+			}
+		}},
+		{name: "plaintext beside tls on loopback", env: home, check: func(t *testing.T, c Config) {
+			if c.tlsOnly() {
+				t.Error("the loopback default serves TLS only")
+			}
+		}},
+		{name: "tls forced on loopback", args: []string{"--tls"}, env: home, check: func(t *testing.T, c Config) {
+			if !c.tlsOnly() {
+				t.Error("--tls on loopback accepts plaintext")
+			}
+		}},
+		{name: "plaintext off loopback", args: []string{"--api", "0.0.0.0:7700", "--tls=false"}, env: home, wantErr: "--tls=false: --api 0.0.0.0:7700 is not a loopback address"},
+		{name: "tls sans", args: []string{"--tls-san", "labd.example.org, 192.0.2.5,*.labd.svc"}, env: home, check: func(t *testing.T, c Config) {
+			if strings.Join(c.TLSSANs, " ") != "labd.example.org 192.0.2.5 *.labd.svc" {
+				t.Errorf("sans = %q", c.TLSSANs)
+			}
+		}},
+		{name: "bad tls san", args: []string{"--tls-san", "a b"}, env: home, wantErr: "--tls-san"},
+		{name: "ca cert without key", args: []string{"--ca-cert", "/x/ca.crt"}, env: home, wantErr: "give both"},
+		{name: "admin token file missing", args: []string{"--admin-token-file", "/nonexistent/t"}, env: home, wantErr: "--admin-token-file"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -359,5 +386,21 @@ func TestReachable(t *testing.T) {
 		if got := reachable(tc.addr, tc.priv, log); got != tc.want {
 			t.Errorf("reachable(%s) = %s, want %s", tc.addr, got, tc.want)
 		}
+	}
+}
+
+// TestAdminTokenFlag: --admin-token-file must hold a labnet token.
+func TestAdminTokenFlag(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good"), filepath.Join(dir, "bad")
+	tok, _, _ := auth.NewToken()
+	os.WriteFile(good, []byte(tok+"\n"), 0o600)
+	os.WriteFile(bad, []byte("hunter2\n"), 0o600)
+	c, err := ParseFlags([]string{"--admin-token-file", good}, env(map[string]string{"HOME": "/h"}), &bytes.Buffer{})
+	if err != nil || c.AdminToken != tok {
+		t.Errorf("good token: %v, token %q", err, c.AdminToken)
+	}
+	if _, err := ParseFlags([]string{"--admin-token-file", bad}, env(map[string]string{"HOME": "/h"}), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "--admin-token-file: not a labnet token") {
+		t.Errorf("bad token: %v, want an --admin-token-file error", err)
 	}
 }
