@@ -19,6 +19,11 @@ type NodeMeta struct {
 	RaftAddr    string `json:"raft,omitempty"`    // Raft transport, host:port (control nodes)
 	Leader      bool   `json:"leader,omitempty"`  // the node is the Raft leader
 	LeaderTerm  uint64 `json:"term,omitempty"`    // the Raft term it leads in (with Leader)
+	// CAHash pins the cluster CA the node's certificate is from
+	// ("sha256:" + hex, auth.CAHash); a node enrolling pins it.
+	CAHash string `json:"ca,omitempty"`
+	// CAKey says the node holds the CA's key: it serves Enroll.
+	CAKey bool `json:"cakey,omitempty"`
 }
 
 // Roles (NodeMeta.Role).
