@@ -188,6 +188,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.api.drain()
 		return nil
 	})
+	if d.bootstrapsAdmin() {
+		d.bootstrapAdmin(ctx)
+	}
 	d.log.Info("labd ready", "name", d.cfg.Name, "role", d.control.role(), "api", d.api.lis.Addr().String(), "data", d.cfg.DataDir, "version", Version)
 	return eg.Wait()
 }
