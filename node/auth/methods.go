@@ -1,0 +1,263 @@
+package auth
+
+import (
+	"slices"
+	"strings"
+
+	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
+)
+
+// Every RPC the API serves has a rule here: who may call it at all
+// (access) and, for the calls the policy decides, the verb and resource
+// names each request message asks for. The interceptor refuses a method
+// without a rule, and methods_test.go walks the proto descriptors so that a
+// new RPC cannot be served before it has one.
+
+// access is who may call a method before the policy is asked.
+type access int
+
+const (
+	// byPolicy: a user's session; Authorize decides on the checks.
+	byPolicy access = iota
+	// public: no principal needed (health, enrolment).
+	public
+	// anyPrincipal: any authenticated principal, invite tokens and nodes
+	// included (WhoAmI).
+	anyPrincipal
+	// anySession: any principal but an invite token (CanI, reflection).
+	anySession
+	// inviteOnly: a user holding an invite token (Login).
+	inviteOnly
+	// nodeOnly: a labnet node acting for itself (Follow).
+	nodeOnly
+)
+
+// check is one thing a request asks to do.
+type check struct {
+	Verb     Verb
+	Resource string
+}
+
+// rule is a method's rule. checks maps one request message (for a stream,
+// each message the client sends) to what it asks; a message that names
+// nothing (a socket stream's data) asks nothing.
+type rule struct {
+	access access
+	checks func(dir Directory, msg any) []check
+}
+
+// on is a rule for the policy: verb v on the resource res names in a
+// request of type T. A message of another type asks for "?", which the
+// policy refuses.
+func on[T any](v Verb, res func(T) string) rule {
+	return onFunc(func(_ Directory, m T) []check { return []check{{v, res(m)}} })
+}
+
+// onFunc is a rule for the policy whose checks need the Directory or
+// name several resources.
+func onFunc[T any](f func(Directory, T) []check) rule {
+	return rule{access: byPolicy, checks: func(dir Directory, msg any) []check {
+		m, ok := msg.(T)
+		if !ok {
+			return []check{{Get, "?"}}
+		}
+		return f(dir, m)
+	}}
+}
+
+// fixed is a rule for the policy on a resource every request names alike.
+func fixed(v Verb, resource string) rule {
+	return rule{access: byPolicy, checks: func(Directory, any) []check { return []check{{v, resource}} }}
+}
+
+const (
+	healthService = "/grpc.health.v1.Health/"
+	labSvc        = "/lab.v1.LabService/"
+	nodeSvc       = "/lab.v1.NodeService/"
+	liveSvc       = "/lab.v1.LiveService/"
+	socketSvc     = "/lab.v1.SocketService/"
+	captureSvc    = "/lab.v1.CaptureService/"
+	controlSvc    = "/lab.v1.ControlService/"
+	authSvc       = "/lab.v1.AuthService/"
+)
+
+// methods is the rule of every method by its full name.
+var methods = map[string]rule{
+	// LabService.
+	labSvc + "Apply": onFunc(func(dir Directory, r *labv1.ApplyRequest) []check {
+		return []check{applyCheck(dir, r.GetTopology())}
+	}),
+	labSvc + "DeleteTopology": on(Delete, func(r *labv1.DeleteTopologyRequest) string { return topologyLab(r.GetTopology()) }),
+	labSvc + "GetLab":         on(Get, (*labv1.GetLabRequest).GetName),
+	labSvc + "ListLabs":       fixed(List, "labs"),
+	labSvc + "CreateLab":      on(Create, func(r *labv1.CreateLabRequest) string { return "labs/" + r.GetLabId() }),
+	labSvc + "UpdateLab": onFunc(func(dir Directory, r *labv1.UpdateLabRequest) []check {
+		return []check{{updateLabVerb(dir, r), r.GetLab().GetName()}}
+	}),
+	labSvc + "DeleteLab":     on(Delete, (*labv1.DeleteLabRequest).GetName),
+	labSvc + "GetNetwork":    on(Get, (*labv1.GetNetworkRequest).GetName),
+	labSvc + "ListNetworks":  on(List, (*labv1.ListNetworksRequest).GetParent),
+	labSvc + "CreateNetwork": on(Create, func(r *labv1.CreateNetworkRequest) string { return r.GetParent() + "/networks" }),
+	labSvc + "UpdateNetwork": on(Update, func(r *labv1.UpdateNetworkRequest) string { return r.GetNetwork().GetName() }),
+	labSvc + "DeleteNetwork": on(Delete, (*labv1.DeleteNetworkRequest).GetName),
+	labSvc + "GetHost":       on(Get, (*labv1.GetHostRequest).GetName),
+	labSvc + "ListHosts":     on(List, (*labv1.ListHostsRequest).GetParent),
+	labSvc + "CreateHost":    on(Create, func(r *labv1.CreateHostRequest) string { return r.GetParent() + "/hosts" }),
+	labSvc + "UpdateHost":    on(Update, func(r *labv1.UpdateHostRequest) string { return r.GetHost().GetName() }),
+	labSvc + "DeleteHost":    on(Delete, (*labv1.DeleteHostRequest).GetName),
+	labSvc + "SetImpairment": on(Update, (*labv1.SetImpairmentRequest).GetHost),
+	labSvc + "Watch": on(Watch, func(r *labv1.WatchRequest) string {
+		if r.GetParent() == "" {
+			return "labs"
+		}
+		return r.GetParent()
+	}),
+
+	// NodeService: every role reads nodes; only admins change them.
+	nodeSvc + "GetNode":     on(Get, (*labv1.GetNodeRequest).GetName),
+	nodeSvc + "ListNodes":   fixed(List, "nodes"),
+	nodeSvc + "WatchNodes":  fixed(Watch, "nodes"),
+	nodeSvc + "PromoteNode": on(Update, (*labv1.PromoteNodeRequest).GetName),
+	nodeSvc + "DemoteNode":  on(Update, (*labv1.DemoteNodeRequest).GetName),
+
+	// LiveService.
+	liveSvc + "Ping":            on(Exec, (*labv1.PingRequest).GetHost),
+	liveSvc + "Traceroute":      on(Exec, (*labv1.TracerouteRequest).GetHost),
+	liveSvc + "GetHostStatus":   on(Get, (*labv1.GetHostStatusRequest).GetName),
+	liveSvc + "ListConnections": on(Get, (*labv1.ListConnectionsRequest).GetHost),
+	liveSvc + "Fetch":           on(Exec, (*labv1.FetchRequest).GetHost),
+	liveSvc + "Bench":           on(Exec, (*labv1.BenchRequest).GetHost),
+
+	// SocketService: every message that names a host is checked, not
+	// only the first (the interceptor wraps RecvMsg).
+	socketSvc + "Dial": onFunc(func(_ Directory, r *labv1.DialRequest) []check {
+		return hostCheck(r.GetOpen() != nil, r.GetOpen().GetHost())
+	}),
+	socketSvc + "Expose": on(Exec, (*labv1.ExposeRequest).GetHost),
+	socketSvc + "Accept": onFunc(func(_ Directory, r *labv1.AcceptRequest) []check {
+		return hostCheck(r.GetOpen() != nil, r.GetOpen().GetHost())
+	}),
+	socketSvc + "Datagrams": onFunc(func(_ Directory, r *labv1.DatagramsRequest) []check {
+		return hostCheck(r.GetOpen() != nil, r.GetOpen().GetHost())
+	}),
+
+	// CaptureService.
+	captureSvc + "Capture": onFunc(func(_ Directory, r *labv1.CaptureRequest) []check { return captureChecks(r) }),
+
+	// ControlService.
+	controlSvc + "Follow": {access: nodeOnly},
+	controlSvc + "Enroll": {access: public},
+
+	// AuthService.
+	authSvc + "WhoAmI":     {access: anyPrincipal},
+	authSvc + "CanI":       {access: anySession},
+	authSvc + "Login":      {access: inviteOnly},
+	authSvc + "CreateUser": on(Create, func(r *labv1.CreateUserRequest) string { return "users/" + r.GetUserId() }),
+	authSvc + "GetUser":    on(Get, (*labv1.GetUserRequest).GetName),
+	authSvc + "ListUsers":  fixed(List, "users"),
+	authSvc + "DeleteUser": on(Delete, (*labv1.DeleteUserRequest).GetName),
+	authSvc + "CreateToken": on(Create, func(r *labv1.CreateTokenRequest) string {
+		return r.GetParent() + "/tokens"
+	}),
+	authSvc + "ListTokens": on(List, func(r *labv1.ListTokensRequest) string { return r.GetParent() + "/tokens" }),
+	authSvc + "RevokeToken": onFunc(func(dir Directory, r *labv1.RevokeTokenRequest) []check {
+		return []check{{Delete, tokenName(dir, r.GetName())}}
+	}),
+
+	// gRPC's own services.
+	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      {access: anySession},
+	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": {access: anySession},
+}
+
+// ruleOf is the rule of a method; ok is false for a method without one.
+// Health is public as a whole service, whatever methods its version has.
+func ruleOf(fullMethod string) (r rule, ok bool) {
+	if strings.HasPrefix(fullMethod, healthService) {
+		return rule{access: public}, true
+	}
+	r, ok = methods[fullMethod]
+	return r, ok
+}
+
+// defaultLab is the lab a topology names when it names none (node/api
+// and format/topology use the same).
+const defaultLab = "default"
+
+// topologyLab is the resource name of the lab a topology is for.
+func topologyLab(t *labv1.Topology) string {
+	if t.GetLab() == "" {
+		return "labs/" + defaultLab
+	}
+	return "labs/" + t.GetLab()
+}
+
+// applyCheck is Apply's check: create a lab that does not exist, else
+// update it. node/api checks again inside its write transaction, so a lab
+// created by another user in between is not taken over.
+func applyCheck(dir Directory, t *labv1.Topology) check {
+	name := topologyLab(t)
+	if _, exists := dir.Lab(strings.TrimPrefix(name, "labs/")); exists {
+		return check{Update, name}
+	}
+	return check{Create, name}
+}
+
+// updateLabVerb is transfer when the update changes the owner: "owner" in
+// the mask, or an empty mask (a full replacement, AIP-134) whose owner is
+// set and not the lab's current one; else update.
+func updateLabVerb(dir Directory, r *labv1.UpdateLabRequest) Verb {
+	paths := r.GetUpdateMask().GetPaths()
+	if slices.Contains(paths, "owner") {
+		return Transfer
+	}
+	if len(paths) == 0 && r.GetLab().GetOwner() != "" {
+		info, _ := dir.Lab(strings.TrimPrefix(r.GetLab().GetName(), "labs/"))
+		if info.Owner != r.GetLab().GetOwner() {
+			return Transfer
+		}
+	}
+	return Update
+}
+
+// hostCheck is exec on host when a socket stream's message opens (names a
+// host); nothing for its data.
+func hostCheck(opens bool, host string) []check {
+	if !opens {
+		return nil
+	}
+	return []check{{Exec, host}}
+}
+
+// captureChecks is capture on every host ("HOST", "HOST:IFACE") and
+// network ("net/NETWORK") a capture names, in its lab; on the lab itself
+// when it names none (the handler refuses that).
+func captureChecks(r *labv1.CaptureRequest) []check {
+	if len(r.GetTargets()) == 0 {
+		return []check{{Capture, r.GetLab()}}
+	}
+	out := make([]check, 0, len(r.GetTargets()))
+	for _, t := range r.GetTargets() {
+		if n, ok := strings.CutPrefix(t, "net/"); ok {
+			out = append(out, check{Capture, r.GetLab() + "/networks/" + n})
+			continue
+		}
+		host, _, _ := strings.Cut(t, ":")
+		out = append(out, check{Capture, r.GetLab() + "/hosts/" + host})
+	}
+	return out
+}
+
+// tokenName is the resource name of the token that name
+// ("users/{user}/tokens/{id}") revokes, with the user the token really
+// belongs to: a user may revoke their own tokens, and naming another's
+// token under their own name must not pass as their own.
+func tokenName(dir Directory, name string) string {
+	seg := strings.Split(name, "/")
+	if len(seg) != 4 || seg[0] != "users" || seg[2] != "tokens" {
+		return name
+	}
+	if t, ok := dir.Token(seg[3]); ok && t.User != seg[1] {
+		return "users/" + t.User + "/tokens/" + seg[3]
+	}
+	return name
+}
