@@ -191,14 +191,25 @@ func newEnv(t testing.TB) *env {
 		Log: slog.New(slog.NewTextHandler(e.logBuf, nil)),
 		Now: func() time.Time { return e.now },
 	})
-	srvCert := e.ca.leaf(t, "n1")
+	e.serve(e.lis, true)
+	return e
+}
+
+// serve serves the fake services on lis with TLS, behind the
+// interceptors when auth.
+func (e *env) serve(lis *bufconn.Listener, auth bool) {
+	srvCert := e.ca.leaf(e.t, "n1")
 	creds := credentials.NewTLS(&tls.Config{
 		Certificates: []tls.Certificate{srvCert},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    e.ca.pool,
 		MinVersion:   tls.VersionTLS13,
 	})
-	srv := grpc.NewServer(grpc.Creds(creds), grpc.ChainUnaryInterceptor(e.ic.Unary()), grpc.ChainStreamInterceptor(e.ic.Stream()))
+	opts := []grpc.ServerOption{grpc.Creds(creds)}
+	if auth {
+		opts = append(opts, grpc.ChainUnaryInterceptor(e.ic.Unary()), grpc.ChainStreamInterceptor(e.ic.Stream()))
+	}
+	srv := grpc.NewServer(opts...)
 	fs := &fakeServices{dir: e.dir}
 	labv1.RegisterLabServiceServer(srv, fs)
 	labv1.RegisterLiveServiceServer(srv, fs)
@@ -207,26 +218,33 @@ func newEnv(t testing.TB) *env {
 	labv1.RegisterAuthServiceServer(srv, fs)
 	labv1.RegisterControlServiceServer(srv, fs)
 	healthpb.RegisterHealthServer(srv, health.NewServer())
-	go func() { _ = srv.Serve(e.lis) }()
-	t.Cleanup(srv.Stop)
-	return e
+	go func() { _ = srv.Serve(lis) }()
+	e.t.Cleanup(srv.Stop)
+}
+
+// noAuth is a TLS connection to the fake services without the
+// interceptors, for comparison.
+func (e *env) noAuth() *grpc.ClientConn {
+	lis := bufconn.Listen(1 << 20)
+	e.serve(lis, false)
+	return e.dial(credentials.NewTLS(&tls.Config{RootCAs: e.ca.pool, ServerName: "labd", MinVersion: tls.VersionTLS13}), lis)
 }
 
 // conn is a client connection with TLS; with node, it presents a node
-// certificate of the CA (certificate of another CA with foreignCA).
+// certificate of the CA.
 func (e *env) conn(node string) *grpc.ClientConn {
 	e.t.Helper()
 	cfg := &tls.Config{RootCAs: e.ca.pool, ServerName: "labd", MinVersion: tls.VersionTLS13}
 	if node != "" {
 		cfg.Certificates = []tls.Certificate{e.ca.leaf(e.t, node)}
 	}
-	return e.dial(credentials.NewTLS(cfg))
+	return e.dial(credentials.NewTLS(cfg), e.lis)
 }
 
-func (e *env) dial(creds credentials.TransportCredentials) *grpc.ClientConn {
+func (e *env) dial(creds credentials.TransportCredentials, lis *bufconn.Listener) *grpc.ClientConn {
 	e.t.Helper()
 	c, err := grpc.NewClient("passthrough:///labd",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return e.lis.DialContext(ctx) }),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(creds))
 	if err != nil {
 		e.t.Fatal(err)
@@ -246,14 +264,7 @@ func (e *env) plain() *grpc.ClientConn {
 	labv1.RegisterAuthServiceServer(srv, fs)
 	go func() { _ = srv.Serve(lis) }()
 	e.t.Cleanup(srv.Stop)
-	c, err := grpc.NewClient("passthrough:///labd",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { c.Close() })
-	return c
+	return e.dial(insecure.NewCredentials(), lis)
 }
 
 // withToken is ctx carrying token as the bearer.
