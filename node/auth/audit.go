@@ -17,7 +17,7 @@ import (
 // counted by method and outcome (Calls, for labnet_api_calls_total).
 
 // record logs and counts a call that ended with err.
-func (i *Interceptor) record(ctx context.Context, method string, p *Principal, cs []check, err error) {
+func (i *Interceptor) record(ctx context.Context, method string, p *Principal, cs []perm, err error) {
 	o := outcomeOf(err)
 	i.count(method, o)
 	if o == outcomeOK || o == outcomeError {
@@ -47,7 +47,7 @@ func (i *Interceptor) record(ctx context.Context, method string, p *Principal, c
 }
 
 // writes reports whether a call changes something or acts in a lab.
-func writes(method string, cs []check) bool {
+func writes(method string, cs []perm) bool {
 	if method == authSvc+"Login" {
 		return true // uses up the invite, makes a session token
 	}
@@ -60,7 +60,7 @@ func writes(method string, cs []check) bool {
 }
 
 // resources joins the checks' resources for a log line.
-func resources(cs []check) string {
+func resources(cs []perm) string {
 	if len(cs) == 1 {
 		return cs[0].Resource
 	}

@@ -138,7 +138,7 @@ func (i *Interceptor) admit(ctx context.Context, method string) (rule, *Principa
 
 // authorize asks the policy about everything msg names; it returns what
 // it asked, and the first refusal.
-func (i *Interceptor) authorize(p *Principal, r rule, msg any) ([]check, error) {
+func (i *Interceptor) authorize(p *Principal, r rule, msg any) ([]perm, error) {
 	if r.access != byPolicy {
 		return nil, nil
 	}
@@ -161,8 +161,8 @@ type stream struct {
 	r   rule
 
 	mu     sync.Mutex
-	checks []check // the first message's that named something, for the audit
-	denied error   // set once: every later receive and send fails with it
+	checks []perm // the first message's that named something, for the audit
+	denied error  // set once: every later receive and send fails with it
 
 	seen map[string]bool // Watch of a non-admin: the names sent (filter.go)
 }
@@ -207,7 +207,7 @@ func (s *stream) deniedErr() error {
 	return s.denied
 }
 
-func (s *stream) result() ([]check, error) {
+func (s *stream) result() ([]perm, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.checks, s.denied

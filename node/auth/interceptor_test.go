@@ -409,7 +409,7 @@ func TestForwardedMetadata(t *testing.T) {
 		{"tls", labv1.NewAuthServiceClient(c.conn(""))},
 		{"plaintext", labv1.NewAuthServiceClient(c.plain())},
 	} {
-		for _, key := range []string{ForwardedUserKey, ForwardedByKey, ForwardedTokenKey} {
+		for _, key := range forwardingKeys {
 			_, err := cc.au.WhoAmI(fwd(withToken(ctx, c.bob), key, "alice"), &labv1.WhoAmIRequest{})
 			wantCode(t, cc.name+" "+key+" from a user", err, codes.PermissionDenied, key, "only from a labnet node's certificate")
 			_, err = cc.au.WhoAmI(fwd(ctx, key, "alice"), &labv1.WhoAmIRequest{})
@@ -449,9 +449,13 @@ func TestForwardedMetadata(t *testing.T) {
 	wantCode(t, "forwarded revoked token", err, codes.Unauthenticated, "unknown or revoked")
 	// A forwarded invite logs in (Login is a write: it goes to the leader).
 	_, invID := c.dir.token("dora", Student, Invite, time.Time{})
-	if _, err := au.Login(fwd(ctx, ForwardedUserKey, "dora", ForwardedTokenKey, invID), &labv1.LoginRequest{}); err != nil {
-		t.Errorf("forwarded Login with an invite: %v", err)
+	for _, key := range []string{ForwardedTokenKey, ForwardedInviteKey} {
+		if _, err := au.Login(fwd(ctx, ForwardedUserKey, "dora", key, invID), &labv1.LoginRequest{}); err != nil {
+			t.Errorf("forwarded Login with an invite in %s: %v", key, err)
+		}
 	}
+	_, err = au.Login(fwd(ctx, ForwardedUserKey, "dora"), &labv1.LoginRequest{})
+	wantCode(t, "forwarded Login without the invite", err, codes.PermissionDenied, "invite")
 
 	// The node on its own behalf: Follow, and nothing of the users'.
 	ctl := labv1.NewControlServiceClient(c.conn("n2"))

@@ -32,8 +32,8 @@ const (
 	nodeOnly
 )
 
-// check is one thing a request asks to do.
-type check struct {
+// perm is one thing a request asks to do.
+type perm struct {
 	Verb     Verb
 	Resource string
 }
@@ -43,23 +43,23 @@ type check struct {
 // nothing (a socket stream's data) asks nothing.
 type rule struct {
 	access access
-	checks func(dir Directory, msg any) []check
+	checks func(dir Directory, msg any) []perm
 }
 
 // on is a rule for the policy: verb v on the resource res names in a
 // request of type T. A message of another type asks for "?", which the
 // policy refuses.
 func on[T any](v Verb, res func(T) string) rule {
-	return onFunc(func(_ Directory, m T) []check { return []check{{v, res(m)}} })
+	return onFunc(func(_ Directory, m T) []perm { return []perm{{v, res(m)}} })
 }
 
 // onFunc is a rule for the policy whose checks need the Directory or
 // name several resources.
-func onFunc[T any](f func(Directory, T) []check) rule {
-	return rule{access: byPolicy, checks: func(dir Directory, msg any) []check {
+func onFunc[T any](f func(Directory, T) []perm) rule {
+	return rule{access: byPolicy, checks: func(dir Directory, msg any) []perm {
 		m, ok := msg.(T)
 		if !ok {
-			return []check{{Get, "?"}}
+			return []perm{{Get, "?"}}
 		}
 		return f(dir, m)
 	}}
@@ -67,7 +67,7 @@ func onFunc[T any](f func(Directory, T) []check) rule {
 
 // fixed is a rule for the policy on a resource every request names alike.
 func fixed(v Verb, resource string) rule {
-	return rule{access: byPolicy, checks: func(Directory, any) []check { return []check{{v, resource}} }}
+	return rule{access: byPolicy, checks: func(Directory, any) []perm { return []perm{{v, resource}} }}
 }
 
 const (
@@ -84,15 +84,15 @@ const (
 // methods is the rule of every method by its full name.
 var methods = map[string]rule{
 	// LabService.
-	labSvc + "Apply": onFunc(func(dir Directory, r *labv1.ApplyRequest) []check {
-		return []check{applyCheck(dir, r.GetTopology())}
+	labSvc + "Apply": onFunc(func(dir Directory, r *labv1.ApplyRequest) []perm {
+		return []perm{applyCheck(dir, r.GetTopology())}
 	}),
 	labSvc + "DeleteTopology": on(Delete, func(r *labv1.DeleteTopologyRequest) string { return topologyLab(r.GetTopology()) }),
 	labSvc + "GetLab":         on(Get, (*labv1.GetLabRequest).GetName),
 	labSvc + "ListLabs":       fixed(List, "labs"),
 	labSvc + "CreateLab":      on(Create, func(r *labv1.CreateLabRequest) string { return "labs/" + r.GetLabId() }),
-	labSvc + "UpdateLab": onFunc(func(dir Directory, r *labv1.UpdateLabRequest) []check {
-		return []check{{updateLabVerb(dir, r), r.GetLab().GetName()}}
+	labSvc + "UpdateLab": onFunc(func(dir Directory, r *labv1.UpdateLabRequest) []perm {
+		return []perm{{updateLabVerb(dir, r), r.GetLab().GetName()}}
 	}),
 	labSvc + "DeleteLab":     on(Delete, (*labv1.DeleteLabRequest).GetName),
 	labSvc + "GetNetwork":    on(Get, (*labv1.GetNetworkRequest).GetName),
@@ -130,19 +130,19 @@ var methods = map[string]rule{
 
 	// SocketService: every message that names a host is checked, not
 	// only the first (the interceptor wraps RecvMsg).
-	socketSvc + "Dial": onFunc(func(_ Directory, r *labv1.DialRequest) []check {
+	socketSvc + "Dial": onFunc(func(_ Directory, r *labv1.DialRequest) []perm {
 		return hostCheck(r.GetOpen() != nil, r.GetOpen().GetHost())
 	}),
 	socketSvc + "Expose": on(Exec, (*labv1.ExposeRequest).GetHost),
-	socketSvc + "Accept": onFunc(func(_ Directory, r *labv1.AcceptRequest) []check {
+	socketSvc + "Accept": onFunc(func(_ Directory, r *labv1.AcceptRequest) []perm {
 		return hostCheck(r.GetOpen() != nil, r.GetOpen().GetHost())
 	}),
-	socketSvc + "Datagrams": onFunc(func(_ Directory, r *labv1.DatagramsRequest) []check {
+	socketSvc + "Datagrams": onFunc(func(_ Directory, r *labv1.DatagramsRequest) []perm {
 		return hostCheck(r.GetOpen() != nil, r.GetOpen().GetHost())
 	}),
 
 	// CaptureService.
-	captureSvc + "Capture": onFunc(func(_ Directory, r *labv1.CaptureRequest) []check { return captureChecks(r) }),
+	captureSvc + "Capture": onFunc(func(_ Directory, r *labv1.CaptureRequest) []perm { return captureChecks(r) }),
 
 	// ControlService.
 	controlSvc + "Follow": {access: nodeOnly},
@@ -160,8 +160,8 @@ var methods = map[string]rule{
 		return r.GetParent() + "/tokens"
 	}),
 	authSvc + "ListTokens": on(List, func(r *labv1.ListTokensRequest) string { return r.GetParent() + "/tokens" }),
-	authSvc + "RevokeToken": onFunc(func(dir Directory, r *labv1.RevokeTokenRequest) []check {
-		return []check{{Delete, tokenName(dir, r.GetName())}}
+	authSvc + "RevokeToken": onFunc(func(dir Directory, r *labv1.RevokeTokenRequest) []perm {
+		return []perm{{Delete, tokenName(dir, r.GetName())}}
 	}),
 
 	// gRPC's own services.
@@ -194,12 +194,12 @@ func topologyLab(t *labv1.Topology) string {
 // applyCheck is Apply's check: create a lab that does not exist, else
 // update it. node/api checks again inside its write transaction, so a lab
 // created by another user in between is not taken over.
-func applyCheck(dir Directory, t *labv1.Topology) check {
+func applyCheck(dir Directory, t *labv1.Topology) perm {
 	name := topologyLab(t)
 	if _, exists := dir.Lab(strings.TrimPrefix(name, "labs/")); exists {
-		return check{Update, name}
+		return perm{Update, name}
 	}
-	return check{Create, name}
+	return perm{Create, name}
 }
 
 // updateLabVerb is transfer when the update changes the owner: "owner" in
@@ -221,28 +221,28 @@ func updateLabVerb(dir Directory, r *labv1.UpdateLabRequest) Verb {
 
 // hostCheck is exec on host when a socket stream's message opens (names a
 // host); nothing for its data.
-func hostCheck(opens bool, host string) []check {
+func hostCheck(opens bool, host string) []perm {
 	if !opens {
 		return nil
 	}
-	return []check{{Exec, host}}
+	return []perm{{Exec, host}}
 }
 
 // captureChecks is capture on every host ("HOST", "HOST:IFACE") and
 // network ("net/NETWORK") a capture names, in its lab; on the lab itself
 // when it names none (the handler refuses that).
-func captureChecks(r *labv1.CaptureRequest) []check {
+func captureChecks(r *labv1.CaptureRequest) []perm {
 	if len(r.GetTargets()) == 0 {
-		return []check{{Capture, r.GetLab()}}
+		return []perm{{Capture, r.GetLab()}}
 	}
-	out := make([]check, 0, len(r.GetTargets()))
+	out := make([]perm, 0, len(r.GetTargets()))
 	for _, t := range r.GetTargets() {
 		if n, ok := strings.CutPrefix(t, "net/"); ok {
-			out = append(out, check{Capture, r.GetLab() + "/networks/" + n})
+			out = append(out, perm{Capture, r.GetLab() + "/networks/" + n})
 			continue
 		}
 		host, _, _ := strings.Cut(t, ":")
-		out = append(out, check{Capture, r.GetLab() + "/hosts/" + host})
+		out = append(out, perm{Capture, r.GetLab() + "/hosts/" + host})
 	}
 	return out
 }

@@ -24,9 +24,15 @@ const (
 	// receiving node checks that it still exists, so a revoked token fails
 	// there too, and Login knows which invite it uses up.
 	ForwardedTokenKey = "labnet-forwarded-token"
+	// ForwardedInviteKey is node/api's own name for the id of an invite
+	// token it forwards Login with; it counts as ForwardedTokenKey.
+	ForwardedInviteKey = "labnet-forwarded-invite"
 	// ForwardedByKey is node/api's mark of a forwarded call.
 	ForwardedByKey = "labnet-forwarded-by"
 )
+
+// forwardingKeys are the metadata only a node may send.
+var forwardingKeys = []string{ForwardedUserKey, ForwardedTokenKey, ForwardedInviteKey, ForwardedByKey}
 
 const authorizationKey = "authorization"
 
@@ -42,7 +48,7 @@ func authenticate(ctx context.Context, dir Directory, now time.Time) (*Principal
 	if node, ok := peerNode(ctx); ok {
 		return forwardedPrincipal(dir, md, node, now)
 	}
-	for _, k := range []string{ForwardedUserKey, ForwardedTokenKey, ForwardedByKey} {
+	for _, k := range forwardingKeys {
 		if len(md.Get(k)) > 0 {
 			return nil, status.Errorf(codes.PermissionDenied, "metadata %s is accepted only from a labnet node's certificate", k)
 		}
@@ -90,6 +96,9 @@ func forwardedPrincipal(dir Directory, md metadata.MD, node string, now time.Tim
 	}
 	p := &Principal{User: user, Role: role, Via: node, TokenKind: Session}
 	ids := md.Get(ForwardedTokenKey)
+	if len(ids) == 0 {
+		ids = md.Get(ForwardedInviteKey)
+	}
 	switch {
 	case len(ids) > 1:
 		return nil, status.Errorf(codes.Unauthenticated, "node %s forwarded the call with %d tokens; at most one is allowed", node, len(ids))
