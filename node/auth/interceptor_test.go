@@ -69,6 +69,10 @@ func TestUnauthenticated(t *testing.T) {
 		wantCode(t, tc.name, get(metadata.AppendToOutgoingContext(ctx, tc.md...)), codes.Unauthenticated, tc.want, "labctl login")
 	}
 
+	// A user whose stored role is no role may do nothing.
+	odd, _ := c.dir.token("odd", Role("root"), Session, time.Time{})
+	wantCode(t, "role root", get(withToken(ctx, odd)), codes.PermissionDenied, `role "root"`)
+
 	// The scheme is case-insensitive.
 	if err := get(metadata.AppendToOutgoingContext(ctx, "authorization", "bearer "+c.alice)); err != nil {
 		t.Errorf("lowercase bearer: %v", err)

@@ -94,6 +94,9 @@ func forwardedPrincipal(dir Directory, md metadata.MD, node string, now time.Tim
 	if !ok {
 		return nil, status.Errorf(codes.Unauthenticated, "node %s forwarded the call for user %q, who does not exist here: %s", node, user, loginHint)
 	}
+	if !role.Valid() {
+		return nil, badRole(user, role)
+	}
 	p := &Principal{User: user, Role: role, Via: node, TokenKind: Session}
 	ids := md.Get(ForwardedTokenKey)
 	if len(ids) == 0 {
@@ -139,6 +142,9 @@ func bearerPrincipal(dir Directory, values []string, now time.Time) (*Principal,
 	if !ok {
 		return nil, status.Errorf(codes.Unauthenticated, "the token's user %q no longer exists: %s", t.User, loginHint)
 	}
+	if !role.Valid() {
+		return nil, badRole(t.User, role)
+	}
 	kind := t.Kind
 	if kind == "" {
 		kind = Session
@@ -175,4 +181,11 @@ func expired(t Token, now time.Time) bool {
 
 func expiredError(t Token) error {
 	return status.Errorf(codes.Unauthenticated, "the token expired at %s: run `labctl login` for a new one (or set LABCTL_TOKEN)", t.Expires.UTC().Format(time.RFC3339))
+}
+
+// badRole refuses a user whose stored role is none of the roles (a
+// damaged record): they may do nothing rather than what an empty role
+// happens to allow.
+func badRole(user string, r Role) error {
+	return status.Errorf(codes.PermissionDenied, "user %q has role %q, which is none of admin, student, viewer: an admin must set it", user, r)
 }
