@@ -91,8 +91,8 @@ var methods = map[string]rule{
 	labSvc + "GetLab":         on(Get, (*labv1.GetLabRequest).GetName),
 	labSvc + "ListLabs":       fixed(List, "labs"),
 	labSvc + "CreateLab":      on(Create, func(r *labv1.CreateLabRequest) string { return "labs/" + r.GetLabId() }),
-	labSvc + "UpdateLab": onFunc(func(dir Directory, r *labv1.UpdateLabRequest) []perm {
-		return []perm{{updateLabVerb(dir, r), r.GetLab().GetName()}}
+	labSvc + "UpdateLab": onFunc(func(_ Directory, r *labv1.UpdateLabRequest) []perm {
+		return []perm{{updateLabVerb(r), r.GetLab().GetName()}}
 	}),
 	labSvc + "DeleteLab":     on(Delete, (*labv1.DeleteLabRequest).GetName),
 	labSvc + "GetNetwork":    on(Get, (*labv1.GetNetworkRequest).GetName),
@@ -202,19 +202,12 @@ func applyCheck(dir Directory, t *labv1.Topology) perm {
 	return perm{Create, name}
 }
 
-// updateLabVerb is transfer when the update changes the owner: "owner" in
-// the mask, or an empty mask (a full replacement, AIP-134) whose owner is
-// set and not the lab's current one; else update.
-func updateLabVerb(dir Directory, r *labv1.UpdateLabRequest) Verb {
-	paths := r.GetUpdateMask().GetPaths()
-	if slices.Contains(paths, "owner") {
+// updateLabVerb is transfer when the update mask names "owner", else
+// update: an empty mask (a full replacement, AIP-134) leaves the owner
+// as it is (node/api's UpdateLab).
+func updateLabVerb(r *labv1.UpdateLabRequest) Verb {
+	if slices.Contains(r.GetUpdateMask().GetPaths(), "owner") {
 		return Transfer
-	}
-	if len(paths) == 0 && r.GetLab().GetOwner() != "" {
-		info, _ := dir.Lab(strings.TrimPrefix(r.GetLab().GetName(), "labs/"))
-		if info.Owner != r.GetLab().GetOwner() {
-			return Transfer
-		}
 	}
 	return Update
 }
