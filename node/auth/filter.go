@@ -1,8 +1,6 @@
 package auth
 
 import (
-	"strings"
-
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
@@ -59,22 +57,9 @@ func (v *labVisibility) visible(name string) bool {
 	if v.labs == nil {
 		v.labs = map[string]bool{}
 	}
-	vis := Visible(v.dir, v.p, "labs/"+lab)
+	vis := Visible(v.dir, v.p, join(labsColl, lab))
 	v.labs[lab] = vis
 	return vis
-}
-
-// labOf is the lab of a name in one ("labs/{lab}" or below it).
-func labOf(name string) (string, bool) {
-	rest, ok := strings.CutPrefix(name, "labs/")
-	if !ok {
-		return "", false
-	}
-	lab, _, _ := strings.Cut(rest, "/")
-	if lab == "" || lab == "-" {
-		return "", false
-	}
-	return lab, true
 }
 
 // watchVisible reports whether a Watch event m goes to p. An event goes

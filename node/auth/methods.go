@@ -90,19 +90,19 @@ var methods = map[string]rule{
 	labSvc + "DeleteTopology": on(Delete, func(r *labv1.DeleteTopologyRequest) string { return topologyLab(r.GetTopology()) }),
 	labSvc + "GetLab":         on(Get, (*labv1.GetLabRequest).GetName),
 	labSvc + "ListLabs":       fixed(List, "labs"),
-	labSvc + "CreateLab":      on(Create, func(r *labv1.CreateLabRequest) string { return "labs/" + r.GetLabId() }),
+	labSvc + "CreateLab":      on(Create, func(r *labv1.CreateLabRequest) string { return join(labsColl, r.GetLabId()) }),
 	labSvc + "UpdateLab": onFunc(func(_ Directory, r *labv1.UpdateLabRequest) []perm {
 		return []perm{{updateLabVerb(r), r.GetLab().GetName()}}
 	}),
 	labSvc + "DeleteLab":     on(Delete, (*labv1.DeleteLabRequest).GetName),
 	labSvc + "GetNetwork":    on(Get, (*labv1.GetNetworkRequest).GetName),
 	labSvc + "ListNetworks":  on(List, (*labv1.ListNetworksRequest).GetParent),
-	labSvc + "CreateNetwork": on(Create, func(r *labv1.CreateNetworkRequest) string { return r.GetParent() + "/networks" }),
+	labSvc + "CreateNetwork": on(Create, func(r *labv1.CreateNetworkRequest) string { return join(r.GetParent(), networksColl) }),
 	labSvc + "UpdateNetwork": on(Update, func(r *labv1.UpdateNetworkRequest) string { return r.GetNetwork().GetName() }),
 	labSvc + "DeleteNetwork": on(Delete, (*labv1.DeleteNetworkRequest).GetName),
 	labSvc + "GetHost":       on(Get, (*labv1.GetHostRequest).GetName),
 	labSvc + "ListHosts":     on(List, (*labv1.ListHostsRequest).GetParent),
-	labSvc + "CreateHost":    on(Create, func(r *labv1.CreateHostRequest) string { return r.GetParent() + "/hosts" }),
+	labSvc + "CreateHost":    on(Create, func(r *labv1.CreateHostRequest) string { return join(r.GetParent(), hostsColl) }),
 	labSvc + "UpdateHost":    on(Update, func(r *labv1.UpdateHostRequest) string { return r.GetHost().GetName() }),
 	labSvc + "DeleteHost":    on(Delete, (*labv1.DeleteHostRequest).GetName),
 	labSvc + "SetImpairment": on(Update, (*labv1.SetImpairmentRequest).GetHost),
@@ -152,14 +152,14 @@ var methods = map[string]rule{
 	authSvc + "WhoAmI":     {access: anyPrincipal},
 	authSvc + "CanI":       {access: anySession},
 	authSvc + "Login":      {access: inviteOnly},
-	authSvc + "CreateUser": on(Create, func(r *labv1.CreateUserRequest) string { return "users/" + r.GetUserId() }),
+	authSvc + "CreateUser": on(Create, func(r *labv1.CreateUserRequest) string { return join(usersColl, r.GetUserId()) }),
 	authSvc + "GetUser":    on(Get, (*labv1.GetUserRequest).GetName),
 	authSvc + "ListUsers":  fixed(List, "users"),
 	authSvc + "DeleteUser": on(Delete, (*labv1.DeleteUserRequest).GetName),
 	authSvc + "CreateToken": on(Create, func(r *labv1.CreateTokenRequest) string {
-		return r.GetParent() + "/tokens"
+		return join(r.GetParent(), tokensColl)
 	}),
-	authSvc + "ListTokens": on(List, func(r *labv1.ListTokensRequest) string { return r.GetParent() + "/tokens" }),
+	authSvc + "ListTokens": on(List, func(r *labv1.ListTokensRequest) string { return join(r.GetParent(), tokensColl) }),
 	authSvc + "RevokeToken": onFunc(func(dir Directory, r *labv1.RevokeTokenRequest) []perm {
 		return []perm{{Delete, tokenName(dir, r.GetName())}}
 	}),
@@ -186,9 +186,9 @@ const defaultLab = "default"
 // topologyLab is the resource name of the lab a topology is for.
 func topologyLab(t *labv1.Topology) string {
 	if t.GetLab() == "" {
-		return "labs/" + defaultLab
+		return join(labsColl, defaultLab)
 	}
-	return "labs/" + t.GetLab()
+	return join(labsColl, t.GetLab())
 }
 
 // applyCheck is Apply's check: create a lab that does not exist, else
@@ -196,7 +196,11 @@ func topologyLab(t *labv1.Topology) string {
 // created by another user in between is not taken over.
 func applyCheck(dir Directory, t *labv1.Topology) perm {
 	name := topologyLab(t)
-	if _, exists := dir.Lab(strings.TrimPrefix(name, "labs/")); exists {
+	id := defaultLab
+	if t.GetLab() != "" {
+		id = t.GetLab()
+	}
+	if _, exists := dir.Lab(id); exists {
 		return perm{Update, name}
 	}
 	return perm{Create, name}
@@ -231,11 +235,11 @@ func captureChecks(r *labv1.CaptureRequest) []perm {
 	out := make([]perm, 0, len(r.GetTargets()))
 	for _, t := range r.GetTargets() {
 		if n, ok := strings.CutPrefix(t, "net/"); ok {
-			out = append(out, perm{Capture, r.GetLab() + "/networks/" + n})
+			out = append(out, perm{Capture, join(r.GetLab(), networksColl, n)})
 			continue
 		}
 		host, _, _ := strings.Cut(t, ":")
-		out = append(out, perm{Capture, r.GetLab() + "/hosts/" + host})
+		out = append(out, perm{Capture, join(r.GetLab(), hostsColl, host)})
 	}
 	return out
 }
@@ -246,11 +250,11 @@ func captureChecks(r *labv1.CaptureRequest) []perm {
 // token under their own name must not pass as their own.
 func tokenName(dir Directory, name string) string {
 	seg := strings.Split(name, "/")
-	if len(seg) != 4 || seg[0] != "users" || seg[2] != "tokens" {
+	if len(seg) != 4 || seg[0] != usersColl || seg[2] != tokensColl {
 		return name
 	}
 	if t, ok := dir.Token(seg[3]); ok && t.User != seg[1] {
-		return "users/" + t.User + "/tokens/" + seg[3]
+		return join(usersColl, t.User, tokensColl, seg[3])
 	}
 	return name
 }
