@@ -89,7 +89,7 @@ var methods = map[string]rule{
 	}),
 	labSvc + "DeleteTopology": on(Delete, func(r *labv1.DeleteTopologyRequest) string { return topologyLab(r.GetTopology()) }),
 	labSvc + "GetLab":         on(Get, (*labv1.GetLabRequest).GetName),
-	labSvc + "ListLabs":       fixed(List, "labs"),
+	labSvc + "ListLabs":       fixed(List, labsColl),
 	labSvc + "CreateLab":      on(Create, func(r *labv1.CreateLabRequest) string { return join(labsColl, r.GetLabId()) }),
 	labSvc + "UpdateLab": onFunc(func(_ Directory, r *labv1.UpdateLabRequest) []perm {
 		return []perm{{updateLabVerb(r), r.GetLab().GetName()}}
@@ -108,7 +108,7 @@ var methods = map[string]rule{
 	labSvc + "SetImpairment": on(Update, (*labv1.SetImpairmentRequest).GetHost),
 	labSvc + "Watch": on(Watch, func(r *labv1.WatchRequest) string {
 		if r.GetParent() == "" {
-			return "labs"
+			return labsColl
 		}
 		return r.GetParent()
 	}),
@@ -154,7 +154,7 @@ var methods = map[string]rule{
 	authSvc + "Login":      {access: inviteOnly},
 	authSvc + "CreateUser": on(Create, func(r *labv1.CreateUserRequest) string { return join(usersColl, r.GetUserId()) }),
 	authSvc + "GetUser":    on(Get, (*labv1.GetUserRequest).GetName),
-	authSvc + "ListUsers":  fixed(List, "users"),
+	authSvc + "ListUsers":  fixed(List, usersColl),
 	authSvc + "DeleteUser": on(Delete, (*labv1.DeleteUserRequest).GetName),
 	authSvc + "CreateToken": on(Create, func(r *labv1.CreateTokenRequest) string {
 		return join(r.GetParent(), tokensColl)
