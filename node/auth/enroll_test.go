@@ -32,7 +32,7 @@ func TestEnrollProof(t *testing.T) {
 		"no proof":             VerifyEnrollProof(key, csr, ca, nil),
 		"moved boundary":       VerifyEnrollProof(key, []byte("certificate reques"), []byte("tca certificate"), proof),
 		"swapped":              VerifyEnrollProof(key, ca, csr, proof),
-		"the raw HMAC":         VerifyEnrollProof(key, csr, ca, EnrollProof(nil, csr, ca)),
+		"proof under no key":   VerifyEnrollProof(key, csr, ca, EnrollProof(nil, csr, ca)),
 		"empty key, own proof": VerifyEnrollProof(nil, csr, ca, EnrollProof(nil, csr, ca)),
 	} {
 		if ok {
