@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc/credentials"
@@ -110,6 +111,16 @@ func (c *peekedConn) Read(p []byte) (int, error) {
 		return c.Conn.Read(p)
 	}
 	return c.r.Read(p)
+}
+
+// SyscallConn is the connection's socket, for gRPC's channelz and socket
+// options, as the connection without the wrapper would give.
+func (c *peekedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("not a socket")
+	}
+	return sc.SyscallConn()
 }
 
 // ServerTLSConfig is the API's TLS configuration: cert (the node's,

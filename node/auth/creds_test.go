@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -248,5 +249,39 @@ func TestPinnedTLSWithoutCAInChain(t *testing.T) {
 	cs.PeerCertificates = []*x509.Certificate{ca.Cert, ca.Cert}
 	if _, err := verifyPinned(cs, CAHash(ca.Cert)); err == nil {
 		t.Error("verifyPinned accepted the CA itself as a server certificate")
+	}
+}
+
+// The plaintext connection ServerCreds hands on still shows its socket
+// (gRPC's channelz and socket options use it).
+func TestPeekedConnSyscallConn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err == nil {
+			c.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+			c.Read(make([]byte, 1)) // until the server closes
+			c.Close()
+		}
+	}()
+	raw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _, err := ServerCreds(&tls.Config{}, true).ServerHandshake(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		t.Fatalf("%T is not a syscall.Conn", conn)
+	}
+	if _, err := sc.SyscallConn(); err != nil {
+		t.Error(err)
 	}
 }
