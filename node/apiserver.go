@@ -10,13 +10,14 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/labnet-dev/labnet/node/api"
+	"github.com/labnet-dev/labnet/node/auth"
 	"github.com/labnet-dev/labnet/node/cluster"
 )
 
@@ -45,14 +46,27 @@ func listenAPI(addr string, log *slog.Logger) (*apiServer, error) {
 	return &apiServer{lis: lis, log: log}, nil
 }
 
+// apiSecurity is how the API authenticates and authorizes calls.
+type apiSecurity struct {
+	pki *pki
+	// allowPlain accepts plaintext gRPC beside TLS: an API on loopback
+	// without --tls.
+	allowPlain bool
+	log        *slog.Logger // the audit's
+}
+
 // register builds the lab.v1 services of cfg (its Peer is set here: live
-// calls are forwarded over connections to cl's members), health and
-// reflection.
-func (a *apiServer) register(cfg api.Config, cl *cluster.Cluster) {
-	a.peers = &peerConns{cl: cl, conns: map[string]*grpc.ClientConn{}}
+// calls are forwarded over connections to cl's members, with this node's
+// certificate), health and reflection, behind sec's TLS.
+func (a *apiServer) register(cfg api.Config, cl *cluster.Cluster, sec apiSecurity) {
+	a.peers = &peerConns{cl: cl, creds: sec.pki.clientCreds, conns: map[string]*grpc.ClientConn{}}
 	cfg.Peer = a.peers.dial
 	a.srv = api.New(cfg)
-	a.grpc = grpc.NewServer(append(a.srv.ServerOptions(), grpc.KeepaliveEnforcementPolicy(peerKeepaliveMin))...)
+	opts := []grpc.ServerOption{
+		grpc.Creds(auth.ServerCreds(sec.pki.serverTLS(), sec.allowPlain)),
+		grpc.KeepaliveEnforcementPolicy(peerKeepaliveMin),
+	}
+	a.grpc = grpc.NewServer(append(opts, a.srv.ServerOptions()...)...)
 	a.srv.Register(a.grpc)
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)
@@ -102,9 +116,14 @@ func (a *apiServer) close() error {
 }
 
 // peerConns keeps one gRPC connection per other node's API, for forwarding
-// live calls to the node that runs a host.
+// live calls to the node that runs a host, and for following the control
+// plane. The connections are mutual TLS: the other node's certificate is
+// verified against the cluster CA and its address, and this node's tells
+// the other that a node calls (so it trusts the forwarded caller's name).
 type peerConns struct {
-	cl    *cluster.Cluster
+	cl *cluster.Cluster
+	// creds are mutual TLS with this node's certificate (pki.clientCreds).
+	creds func() (credentials.TransportCredentials, error)
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // by API address
 }
@@ -132,7 +151,11 @@ func (p *peerConns) dialAddr(addr string) (grpc.ClientConnInterface, error) {
 	if c := p.conns[addr]; c != nil {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds, err := p.creds()
+	if err != nil {
+		return nil, err
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(peerKeepalive), grpc.WithConnectParams(peerConnect))
 	if err != nil {
 		return nil, err

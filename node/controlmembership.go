@@ -113,12 +113,9 @@ func (p *controlPlane) checkRemoved() {
 		// Gossip says it runs no Raft any more, so a promote asks for a
 		// restart with --control instead of adding a voter that cannot
 		// answer (which would stall a small control plane's quorum).
-		p.meta.Role, p.meta.RaftAddr, p.meta.Leader = cluster.RoleMember, "", false
-		if u, ok := any(p.cl).(metaUpdater); ok {
-			if err := u.UpdateMeta(p.meta); err != nil {
-				p.log.Warn("publishing the demotion in gossip", "err", err)
-			}
-		}
+		p.publish("publishing the demotion in gossip", func(m *cluster.NodeMeta) {
+			m.Role, m.RaftAddr, m.Leader = cluster.RoleMember, "", false
+		})
 		p.log.Error("this node was removed from the control plane (demoted): health NOT_SERVING; restart labd without --control to run it as a member")
 		p.notServing()
 	}

@@ -33,14 +33,7 @@ func TestDemoteAndPromote(t *testing.T) {
 	b, stopB := runDaemon(t, bcfg, log)
 	waitUntil(t, "b in the raft configuration", func() bool { return len(a.control.ctl.Servers()) == 2 })
 
-	nodes := func(d *Daemon) labv1.NodeServiceClient {
-		conn, err := grpc.NewClient(d.api.lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return labv1.NewNodeServiceClient(conn)
-	}
+	nodes := func(d *Daemon) labv1.NodeServiceClient { return labv1.NewNodeServiceClient(dialAdmin(t, d, a)) }
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/labnet-dev/labnet/node/cluster"
@@ -26,9 +27,15 @@ type controlPlane struct {
 	log  *slog.Logger
 	ctl  *control.Control // nil on a member
 	cl   *cluster.Cluster // set by attach
-	meta cluster.NodeMeta // what this node publishes, set by attach
+	// meta is what this node publishes, set by attach; run's goroutine
+	// and publishCA change it (metaMu).
+	metaMu sync.Mutex
+	meta   cluster.NodeMeta
 
 	legacy *legacyImport // nil when there is nothing to import
+	// firstAdmin makes the first user once the leader has imported
+	// legacy (admin.go); nil when this node makes none.
+	firstAdmin *firstAdmin
 
 	st         *store.Store
 	notServing func() // the daemon's: health NOT_SERVING
@@ -179,6 +186,25 @@ type metaUpdater interface {
 	UpdateMeta(cluster.NodeMeta) error
 }
 
+// publish changes this node's gossip meta and spreads it; what names the
+// change in the warning when it cannot.
+func (p *controlPlane) publish(what string, change func(*cluster.NodeMeta)) {
+	p.metaMu.Lock()
+	defer p.metaMu.Unlock()
+	change(&p.meta)
+	if u, ok := any(p.cl).(metaUpdater); ok {
+		if err := u.UpdateMeta(p.meta); err != nil {
+			p.log.Warn(what, "err", err)
+		}
+	}
+}
+
+// publishCA says in gossip which cluster CA this node's certificate is
+// from, once it has enrolled.
+func (p *controlPlane) publishCA(hash string) {
+	p.publish("publishing the CA hash in gossip", func(m *cluster.NodeMeta) { m.CAHash = hash })
+}
+
 // run follows leadership on a control node until ctx ends: it publishes
 // this node's leader flag, and while it leads adds control nodes gossip
 // shows as voters and imports the old state file once.
@@ -201,12 +227,7 @@ func (p *controlPlane) run(ctx context.Context) error {
 			term = p.ctl.Term()
 		}
 		if leader != published.leader || term != published.term {
-			p.meta.Leader, p.meta.LeaderTerm = leader, term
-			if u, ok := any(p.cl).(metaUpdater); ok {
-				if err := u.UpdateMeta(p.meta); err != nil {
-					p.log.Warn("publishing leadership in gossip", "err", err)
-				}
-			}
+			p.publish("publishing leadership in gossip", func(m *cluster.NodeMeta) { m.Leader, m.LeaderTerm = leader, term })
 			if leader && !published.leader {
 				p.log.Info("this node leads the control plane")
 			}
@@ -215,6 +236,9 @@ func (p *controlPlane) run(ctx context.Context) error {
 		if leader {
 			p.addControlNodes(ctx)
 			p.importLegacy(ctx)
+			if p.legacy == nil {
+				p.firstAdmin.try(ctx)
+			}
 		}
 		p.checkRemoved()
 		select {

@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
@@ -123,14 +120,10 @@ func TestSecondControlNode(t *testing.T) {
 		t.Fatal("b leads")
 	}
 
-	conn, err := grpc.NewClient(b.api.lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialAdmin(t, b, a)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, err = labv1.NewLabServiceClient(conn).CreateLab(ctx, &labv1.CreateLabRequest{LabId: "class", Lab: &labv1.Lab{}})
+	_, err := labv1.NewLabServiceClient(conn).CreateLab(ctx, &labv1.CreateLabRequest{LabId: "class", Lab: &labv1.Lab{}})
 	if err != nil {
 		t.Fatalf("write through a follower: %v", err)
 	}

@@ -41,6 +41,7 @@ type Daemon struct {
 	metrics  net.Listener // nil without --metrics
 	packets  *packetPath
 	members  *members
+	pki      *pki             // the cluster CA and this node's certificate (tls.go)
 	follower *follow.Follower // nil on control nodes (follower.go)
 	fence    *follow.Fence    // a member's, with failover on; nil otherwise
 	rt       *runtime.Runtime
@@ -111,14 +112,19 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		return d, err
 	}
 	adv := advertise(cfg, d.api.lis.Addr().String(), d.packets.addr(), log)
+	if d.pki, err = openPKI(cfg, adv.api, log.With("component", "tls")); err != nil {
+		return d, err
+	}
 	meta := cluster.NodeMeta{
 		APIAddr: adv.api, OverlayAddr: adv.overlay, Version: Version, Started: d.started.Unix(),
 		Role: d.control.role(), RaftAddr: d.control.raftAddr(),
+		CAHash: d.pki.caHash(), CAKey: d.pki.ca != nil,
 	}
 	if d.members, err = newMembers(cfg, d.store, meta, adv.gossip, log); err != nil {
 		return d, err
 	}
 	d.control.attach(d.members.cl, meta)
+	d.control.firstAdmin = newFirstAdmin(cfg, d.store, d.control, log)
 	d.control.notServing = d.notServing
 	// Only the leader moves hosts, and its moves commit through Raft.
 	d.members.isLeader, d.members.update = d.control.isLeader, d.control.Update
@@ -139,7 +145,9 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	d.api.register(api.Config{
 		Node: cfg.Name, Store: d.store, Writer: d.control, Membership: d.control, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api"),
 		Staleness: staleness, Control: control,
-	}, d.members.cl)
+	}, d.members.cl, apiSecurity{
+		pki: d.pki, allowPlain: isLoopback(cfg.API) && !cfg.tlsOnly(), log: log.With("component", "audit"),
+	})
 	d.health.Store(d.api.health)
 	if err := d.store.Err(); err != nil {
 		d.storeFailed(err)
@@ -174,13 +182,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	eg.Go(func() error { return d.members.run(ctx) })
 	eg.Go(func() error { return d.rt.Run(ctx) })
 	eg.Go(func() error { return d.control.run(ctx) })
-	if d.follower != nil {
-		eg.Go(func() error { return d.follower.Run(ctx) })
-	}
-	if d.fence != nil {
-		eg.Go(func() error { return d.fence.Run(ctx) })
-	}
-	eg.Go(d.api.serve)
 	eg.Go(func() error {
 		<-ctx.Done()
 		d.api.stopAccepting()
@@ -188,8 +189,25 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.api.drain()
 		return nil
 	})
-	if d.bootstrapsAdmin() {
-		d.bootstrapAdmin(ctx)
+	// The API serves TLS with the node's certificate, and the follower
+	// calls the control nodes with it: a node without one enrols first,
+	// with a node gossip shows holding the CA.
+	if !d.pki.hasCert() || d.pki.otherCA(d.members.cl) {
+		if err := d.pki.enrol(ctx, d.members.cl, d.cfg.Key); err != nil {
+			return eg.Wait()
+		}
+		d.control.publishCA(d.pki.caHash())
+	}
+	if d.follower != nil {
+		eg.Go(func() error { return d.follower.Run(ctx) })
+	}
+	if d.fence != nil {
+		eg.Go(func() error { return d.fence.Run(ctx) })
+	}
+	eg.Go(d.api.serve)
+	d.control.firstAdmin.wait(ctx)
+	if d.follower != nil {
+		d.awaitUsers(ctx)
 	}
 	d.log.Info("labd ready", "name", d.cfg.Name, "role", d.control.role(), "api", d.api.lis.Addr().String(), "data", d.cfg.DataDir, "version", Version)
 	return eg.Wait()

@@ -16,19 +16,20 @@ import (
 func isControlMeta(m cluster.NodeMeta) bool { return m.Role == cluster.RoleControl }
 
 // newFollowing builds both sides of ControlService.Follow for this node:
-// the server every node registers (members refuse the call) and, on a
-// member, the follower that Run runs (d.follower) with the replica age
-// reads report (api.Config.Staleness; nil on control nodes).
-func (d *Daemon) newFollowing(log *slog.Logger) (staleness func() (time.Duration, bool), srv *follow.Server) {
+// the server every node registers (members refuse the call; it also
+// serves Enroll, enroll.go) and, on a member, the follower that Run runs
+// (d.follower) with the replica age reads report (api.Config.Staleness;
+// nil on control nodes).
+func (d *Daemon) newFollowing(log *slog.Logger) (staleness func() (time.Duration, bool), srv *controlServer) {
 	control := d.cfg.Control
 	if !control {
 		d.follower = newFollower(d.cfg, d.store, d.members.cl, isControlMeta, d.api, log)
 		staleness = replicaAge(d.follower)
 	}
-	srv = follow.NewServer(follow.ServerConfig{
+	fs := follow.NewServer(follow.ServerConfig{
 		Node: d.cfg.Name, Store: d.store, IsControl: func() bool { return control }, Logger: log.With("component", "follow"),
 	})
-	return staleness, srv
+	return staleness, &controlServer{Server: fs, pki: d.pki, clusterKey: d.cfg.Key, log: log.With("component", "enroll")}
 }
 
 // newFollower makes a member's follower of the control plane

@@ -10,7 +10,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -38,9 +37,10 @@ func gossipPort(t *testing.T) string {
 	return ""
 }
 
-// runDaemon runs a labd until the test ends and returns a client of its
-// API.
-func runDaemonConn(t *testing.T, cfg Config) (*Daemon, *grpc.ClientConn) {
+// runDaemonConn runs a labd until the test ends and returns a client of
+// its API with the admin's token of boot, the node that formed the control
+// plane (nil: this one).
+func runDaemonConn(t *testing.T, cfg Config, boot *Daemon) (*Daemon, *grpc.ClientConn) {
 	t.Helper()
 	d, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -56,12 +56,10 @@ func runDaemonConn(t *testing.T, cfg Config) (*Daemon, *grpc.ClientConn) {
 		}
 		d.Close()
 	})
-	cc, err := grpc.NewClient(d.api.lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
+	if boot == nil {
+		boot = d
 	}
-	t.Cleanup(func() { cc.Close() })
-	return d, cc
+	return d, dialAdmin(t, d, boot)
 }
 
 // TestMemberFollowsControlNode: a labd started with --join is a member: it
@@ -69,8 +67,8 @@ func runDaemonConn(t *testing.T, cfg Config) (*Daemon, *grpc.ClientConn) {
 // the replica's age, and refuses Follow itself.
 func TestMemberFollowsControlNode(t *testing.T) {
 	seed := gossipPort(t)
-	c1, c1conn := runDaemonConn(t, Config{Name: "c1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: seed, Overlay: "127.0.0.1:0", Control: true})
-	m1, m1conn := runDaemonConn(t, Config{Name: "m1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0", Join: []string{seed}})
+	c1, c1conn := runDaemonConn(t, Config{Name: "c1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: seed, Overlay: "127.0.0.1:0", Control: true}, nil)
+	m1, m1conn := runDaemonConn(t, Config{Name: "m1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0", Join: []string{seed}}, c1)
 	if c1.follower != nil || m1.follower == nil {
 		t.Fatalf("followers: control node %v, member %v; want none and one", c1.follower, m1.follower)
 	}
@@ -102,7 +100,17 @@ func TestMemberFollowsControlNode(t *testing.T) {
 		t.Errorf("control node's read: %s = %q, want none", api.ReplicaAgeHeader, age)
 	}
 
-	stream, err := labv1.NewControlServiceClient(m1conn).Follow(ctx, &labv1.FollowRequest{Node: "x"})
+	// Follow is a node's call: made with c1's certificate.
+	creds, err := c1.pki.clientCreds()
+	if err != nil {
+		t.Fatal(err)
+	}
+	asNode, err := grpc.NewClient(m1.api.lis.Addr().String(), grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asNode.Close()
+	stream, err := labv1.NewControlServiceClient(asNode).Follow(ctx, &labv1.FollowRequest{Node: "x"})
 	if err == nil {
 		_, err = stream.Recv()
 	}
