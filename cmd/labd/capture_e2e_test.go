@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net/netip"
 	"os"
@@ -20,7 +21,7 @@ import (
 // its stdout and stderr when it has exited.
 func startCapture(t *testing.T, d *labd, args ...string) (wait func() (string, string), cmd *exec.Cmd) {
 	t.Helper()
-	cmd = exec.Command(filepath.Join(binDir, "labctl"), append([]string{"--server", d.api, "capture"}, args...)...)
+	cmd = d.labctlCommand(context.Background(), append([]string{"capture"}, args...)...)
 	stdout, _ := cmd.StdoutPipe()
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

@@ -19,9 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -78,10 +76,7 @@ func startChaosCluster(t *testing.T) []*chaosNode {
 			}
 		}
 		d := startLabdArgs(t, filepath.Join(dir, name), args...)
-		conn, err := grpc.NewClient(api, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn := d.dialAdmin()
 		t.Cleanup(func() { conn.Close() })
 		nodes = append(nodes, &chaosNode{name: name, control: control, d: d,
 			lab: labv1.NewLabServiceClient(conn), nodes: labv1.NewNodeServiceClient(conn)})

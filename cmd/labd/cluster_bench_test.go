@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
@@ -39,10 +36,7 @@ func BenchmarkClusterPropagation(b *testing.B) {
 	seen := make(chan string, 1024)
 	var first labv1.LabServiceClient
 	for i, d := range nodes {
-		conn, err := grpc.NewClient(d.api, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			b.Fatal(err)
-		}
+		conn := d.dialAdmin()
 		defer conn.Close()
 		c := labv1.NewLabServiceClient(conn)
 		if i == 0 {

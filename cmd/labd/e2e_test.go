@@ -54,10 +54,13 @@ type labd struct {
 	wrap []string // a command labd and labctl run under (ip netns exec NS), if any
 	t    testing.TB
 	data string
-	api  string
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
-	done chan error
+	// admin is the data directory of the node that formed the cluster's
+	// control plane: its admin.token and ca.crt are labctl's credential.
+	admin string
+	api   string
+	cmd   *exec.Cmd
+	log   *bytes.Buffer
+	done  chan error
 }
 
 var readyRE = regexp.MustCompile(`labd ready.*api=(\S+)`)
@@ -96,7 +99,7 @@ func startLabdUnder(t testing.TB, wrap []string, data string, args ...string) *l
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &labd{args: args, wrap: wrap, t: t, data: data, cmd: cmd, log: &bytes.Buffer{}, done: make(chan error, 1)}
+	d := &labd{args: args, wrap: wrap, t: t, data: data, admin: adminData(t, data, args), cmd: cmd, log: &bytes.Buffer{}, done: make(chan error, 1)}
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -145,7 +148,7 @@ func (d *labd) labctl(args ...string) (string, string, int) {
 	d.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := command(ctx, d.wrap, "labctl", append([]string{"--server", d.api}, args...)...)
+	cmd := d.labctlCommand(ctx, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -157,6 +160,13 @@ func (d *labd) labctl(args ...string) (string, string, int) {
 		d.t.Fatalf("labctl %v: %v", args, err)
 	}
 	return out.String(), errb.String(), code
+}
+
+// labctlCommand is labctl against d with the cluster's admin credential.
+func (d *labd) labctlCommand(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := command(ctx, d.wrap, "labctl", append([]string{"--server", d.api}, args...)...)
+	cmd.Env = append(os.Environ(), d.labctlEnv()...)
+	return cmd
 }
 
 // ok runs labctl and fails the test unless it exits 0.

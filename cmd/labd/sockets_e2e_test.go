@@ -59,7 +59,7 @@ func (s *syncBuffer) String() string {
 // background starts labctl against d.
 func (d *labd) background(t testing.TB, args ...string) *bg {
 	t.Helper()
-	cmd := command(context.Background(), d.wrap, "labctl", append([]string{"--server", d.api}, args...)...)
+	cmd := d.labctlCommand(context.Background(), args...)
 	p := &bg{t: t, cmd: cmd, stderr: newSyncBuffer(), lines: make(chan string, 100), done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()

@@ -18,7 +18,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -72,10 +71,7 @@ func (w *wcluster) start(name, ip string, control bool) *wnode {
 
 func (n *wnode) connect(t testing.TB) {
 	t.Helper()
-	conn, err := grpc.NewClient(n.api, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := n.dialAdmin()
 	t.Cleanup(func() { conn.Close() })
 	n.conn, n.labs = conn, labv1.NewLabServiceClient(conn)
 }
@@ -273,7 +269,8 @@ func TestLostUpdate(t *testing.T) {
 	for _, n := range []*wnode{bob, alice} {
 		n.waitSynced(t, rev, "labs/demo", "hosts") // the members follow
 	}
-	commits := followCommits(ctx, teacher.conn, rev, host)
+	// Follow is a node's call: made with the teacher's own certificate.
+	commits := followCommits(ctx, teacher.dialAsNode(), rev, host)
 
 	const runs = 50
 	var bothDelayLast, bothClearLast, abortedDelay, abortedClear int
