@@ -52,8 +52,8 @@ const pageSize = 2
 func newFakeServer() *fakeServer {
 	return &fakeServer{
 		labs: []*labv1.Lab{
-			{Name: "labs/demo", Description: "Two LANs and a router", CreateTime: timestamppb.New(t0.Add(-5*time.Minute - 7*time.Second)), NetworkCount: 2, HostCount: 3},
-			{Name: "labs/other", CreateTime: timestamppb.New(t0.Add(-50 * time.Hour)), NetworkCount: 1, HostCount: 1},
+			{Name: "labs/demo", Description: "Two LANs and a router", Owner: "alice", Shared: true, CreateTime: timestamppb.New(t0.Add(-5*time.Minute - 7*time.Second)), NetworkCount: 2, HostCount: 3},
+			{Name: "labs/other", Owner: "bob", CreateTime: timestamppb.New(t0.Add(-50 * time.Hour)), NetworkCount: 1, HostCount: 1},
 			{Name: "labs/empty", CreateTime: timestamppb.New(t0.Add(-90 * time.Second))},
 		},
 		networks: []*labv1.Network{
