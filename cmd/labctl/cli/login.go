@@ -178,7 +178,8 @@ func (a *app) logout(ctx context.Context) error {
 		}
 		revoked, err = a.revokeOwnToken(ctx)
 		if err != nil {
-			return fmt.Errorf("context %s kept: %w", cx.Name, err)
+			// errorMessage, not %w: the line must keep this prefix.
+			return fmt.Errorf("context %s kept, its token not revoked (labctl config delete-context %s removes it anyway): %s", cx.Name, cx.Name, a.errorMessage(err))
 		}
 	}
 	cfg.Delete(cx.Name)

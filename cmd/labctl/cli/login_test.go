@@ -268,3 +268,25 @@ func TestUsersAndTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestLogoutUnknownToken: a token the server no longer accepts is no
+// reason to keep the context; an unreachable server is.
+func TestLogoutUnknownToken(t *testing.T) {
+	_, pki, addr := tlsFake(t)
+	env := writeTestConfig(t, &Config{CurrentContext: "c", Contexts: []*ConfigContext{
+		{Name: "c", Server: addr, CA: pemOf(pki.ca), Token: "lnt_revoked000_secret"},
+		{Name: "gone", Server: "127.0.0.1:1", Token: "lnt_gone000000_secret"},
+	}})
+	got := runEnv(t.Context(), env, "logout")
+	if want := "Logged out: the server no longer accepts its token; context \"c\" removed.\n"; got.code != 0 || got.stdout != want {
+		t.Errorf("logout: code %d, stdout %q, stderr %q", got.code, got.stdout, got.stderr)
+	}
+	got = runEnv(t.Context(), env, "logout", "--context", "gone")
+	want := "error: context gone kept, its token not revoked (labctl config delete-context gone removes it anyway): cannot reach labd at 127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused (is labd running?)\n"
+	if got.code != 1 || got.stderr != want {
+		t.Errorf("logout of an unreachable server: code %d, stderr:\n got %q\nwant %q", got.code, got.stderr, want)
+	}
+	if cfg := readTestConfig(t, env); len(cfg.Contexts) != 1 || cfg.Contexts[0].Name != "gone" {
+		t.Errorf("config after logout: %+v", cfg)
+	}
+}
