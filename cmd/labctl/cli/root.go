@@ -151,7 +151,16 @@ packets from the virtual hosts and measure what their TCP connections do:
   labctl impair h1:eth0 --loss 10% --delay 20ms
   labctl connections h1 -i
   labctl fetch h1 http://h2/ -O index.html
-  labctl bench h1 h2 --bytes 100M`,
+  labctl bench h1 h2 --bytes 100M
+
+On the machine that runs labd, labctl finds labd's local admin credential by
+itself. Elsewhere, log in once with the line "labctl user invite NAME"
+prints; the server, its CA and the token are kept as a context in
+~/.config/labctl/config:
+
+  labctl login --server 10.0.0.5:7700 --ca-hash sha256:... --token lnt_...
+  labctl whoami
+  labctl auth can-i delete lab/net1`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
