@@ -10,7 +10,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
@@ -22,16 +22,36 @@ func (a *app) connect() error {
 	if a.conn != nil {
 		return nil
 	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, a.replicaAgeInterceptors()...)
-	opts = append(opts, a.dialOpts...)
-	conn, err := grpc.NewClient(a.server, opts...)
+	ep, err := a.endpoint()
 	if err != nil {
-		return fmt.Errorf("server %q: %w", a.server, err)
+		return err
+	}
+	creds, err := transportFor(ep)
+	if err != nil {
+		return err
+	}
+	return a.dialServer(ep.server, creds, ep.token, ep.ca == nil)
+}
+
+// dialServer makes the connection to server over creds, sending token (if any)
+// with every call; plainOK lets it go without TLS (a loopback server with
+// no CA known: transportFor decided).
+func (a *app) dialServer(server string, creds credentials.TransportCredentials, token string, plainOK bool) error {
+	a.server = server
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, a.replicaAgeInterceptors()...)
+	if token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: token, plainOK: plainOK}))
+	}
+	opts = append(opts, a.dialOpts...)
+	conn, err := grpc.NewClient(server, opts...)
+	if err != nil {
+		return fmt.Errorf("server %q: %w", server, err)
 	}
 	a.conn = conn
 	a.lc = labv1.NewLabServiceClient(conn)
 	a.nc = labv1.NewNodeServiceClient(conn)
 	a.vc = labv1.NewLiveServiceClient(conn)
+	a.ac = labv1.NewAuthServiceClient(conn)
 	return nil
 }
 
@@ -61,6 +81,13 @@ func (a *app) live() (labv1.LiveServiceClient, error) {
 		return nil, err
 	}
 	return a.vc, nil
+}
+
+func (a *app) authService() (labv1.AuthServiceClient, error) {
+	if err := a.connect(); err != nil {
+		return nil, err
+	}
+	return a.ac, nil
 }
 
 // unary runs one unary call under --timeout.
@@ -126,6 +153,9 @@ func (a *app) rpcErrorMessage(err error) (string, bool) {
 	msg := st.Message()
 	switch st.Code() {
 	case codes.Unavailable:
+		if reason, ok := transportReason(msg); ok && strings.HasPrefix(reason, "authentication handshake failed: ") {
+			return fmt.Sprintf("cannot verify labd at %s: %s", a.server, strings.TrimPrefix(reason, "authentication handshake failed: ")), true
+		}
 		if reason, ok := transportReason(msg); ok {
 			return fmt.Sprintf("cannot reach labd at %s: %s (is labd running?)", a.server, reason), true
 		}
@@ -144,7 +174,17 @@ func (a *app) rpcErrorMessage(err error) (string, bool) {
 	if msg == "" {
 		msg = st.Code().String()
 	}
-	return oneLine(msg), true
+	return foldLines(msg), true
+}
+
+// foldLines puts a server's message on one line: its lines joined by
+// spaces.
+func foldLines(msg string) string {
+	lines := strings.Split(strings.TrimSpace(msg), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	return strings.Join(lines, " ")
 }
 
 // transportReason recognises the client's own connection errors, as opposed

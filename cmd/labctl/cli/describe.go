@@ -336,6 +336,8 @@ func (a *app) describeLab(ctx context.Context, ref string) error {
 	head := section{
 		"Name:\t" + shortID(l.GetName()),
 		"Description:\t" + orNone(l.GetDescription()),
+		"Owner:\t" + orNone(l.GetOwner()),
+		"Shared:\t" + yesNo(l.GetShared()),
 		"Created:\t" + created,
 	}
 	netRows := make([][]string, len(nets))

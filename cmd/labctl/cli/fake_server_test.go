@@ -31,6 +31,7 @@ type fakeServer struct {
 	labv1.UnimplementedLabServiceServer
 	labv1.UnimplementedNodeServiceServer
 	labv1.UnimplementedLiveServiceServer
+	labv1.UnimplementedAuthServiceServer
 
 	labs     []*labv1.Lab
 	networks []*labv1.Network
@@ -45,15 +46,27 @@ type fakeServer struct {
 	// node for its first n calls, then running (apply --wait).
 	startsAfter  map[string]int
 	statusCalled map[string]int
+
+	// AuthService (fake_auth_test.go).
+	users       map[string]labv1.Role
+	tokens      map[string]fakeToken // by secret
+	nextToken   int
+	seen        []string // "Method token" of every call
+	requireAuth bool
+	// inviteServer and inviteCAHash are what CreateToken returns for an
+	// invite.
+	inviteServer, inviteCAHash string
 }
 
 const pageSize = 2
 
 func newFakeServer() *fakeServer {
 	return &fakeServer{
+		users:  map[string]labv1.Role{},
+		tokens: map[string]fakeToken{},
 		labs: []*labv1.Lab{
-			{Name: "labs/demo", Description: "Two LANs and a router", CreateTime: timestamppb.New(t0.Add(-5*time.Minute - 7*time.Second)), NetworkCount: 2, HostCount: 3},
-			{Name: "labs/other", CreateTime: timestamppb.New(t0.Add(-50 * time.Hour)), NetworkCount: 1, HostCount: 1},
+			{Name: "labs/demo", Description: "Two LANs and a router", Owner: "alice", Shared: true, CreateTime: timestamppb.New(t0.Add(-5*time.Minute - 7*time.Second)), NetworkCount: 2, HostCount: 3},
+			{Name: "labs/other", Owner: "bob", CreateTime: timestamppb.New(t0.Add(-50 * time.Hour)), NetworkCount: 1, HostCount: 1},
 			{Name: "labs/empty", CreateTime: timestamppb.New(t0.Add(-90 * time.Second))},
 		},
 		networks: []*labv1.Network{
@@ -118,10 +131,11 @@ func (f *fakeServer) start(t *testing.T, opts ...grpc.ServerOption) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer(opts...)
+	s := grpc.NewServer(append(f.authInterceptors(), opts...)...)
 	labv1.RegisterLabServiceServer(s, f)
 	labv1.RegisterNodeServiceServer(s, f)
 	labv1.RegisterLiveServiceServer(s, f)
+	labv1.RegisterAuthServiceServer(s, f)
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
 	return lis.Addr().String()

@@ -305,11 +305,13 @@ func (a *app) printLabs(labs []*labv1.Lab, single bool) error {
 	return printList(a, kindLab, labs, single, labHeader, func(l *labv1.Lab) []string { return labRow(now, l) })
 }
 
-var labHeader = []string{"NAME", "NETWORKS", "HOSTS", "AGE"}
+var labHeader = []string{"NAME", "OWNER", "SHARED", "NETWORKS", "HOSTS", "AGE"}
 
 func labRow(now time.Time, l *labv1.Lab) []string {
 	return []string{
 		shortID(l.GetName()),
+		orNone(l.GetOwner()),
+		yesNo(l.GetShared()),
 		strconv.Itoa(int(l.GetNetworkCount())),
 		strconv.Itoa(int(l.GetHostCount())),
 		age(now, l.GetCreateTime()),
@@ -412,6 +414,13 @@ func nodeRow(now time.Time, n *labv1.Node) []string {
 		strconv.Itoa(int(n.GetHostCount())),
 		age(now, n.GetStartTime()),
 	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 // nodeRole is NODE_ROLE_CONTROL as "control".

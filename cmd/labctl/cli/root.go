@@ -27,7 +27,8 @@ const (
 	DefaultTimeout = 10 * time.Second
 )
 
-// Environment variables read for the defaults of --server and --lab.
+// Environment variables read for the defaults of --server and --lab (and
+// --token: EnvToken).
 const (
 	EnvServer = "LABCTL_SERVER"
 	EnvLab    = "LABCTL_LAB"
@@ -56,7 +57,7 @@ func WithTopologyParser(parse func(name string, data []byte) (*labv1.Topology, e
 	return func(a *app) { a.parseTopology = parse }
 }
 
-// WithDialOptions adds gRPC dial options (after the insecure credentials).
+// WithDialOptions adds gRPC dial options (after the transport credentials).
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(a *app) { a.dialOpts = append(a.dialOpts, opts...) }
 }
@@ -107,16 +108,22 @@ type app struct {
 	dialOpts       []grpc.DialOption
 	waitPoll       time.Duration // apply --wait's poll interval; 0: defaultWaitPoll
 
-	// Global flags.
-	server  string
-	lab     string
-	output  string
-	timeout time.Duration
+	// Global flags. server is the flag until connect resolves it
+	// (endpoint.go), then the server connected to.
+	server      string
+	token       string
+	contextName string
+	lab         string
+	output      string
+	timeout     time.Duration
+
+	cfg *Config // read once (config.go)
 
 	conn *grpc.ClientConn
 	lc   labv1.LabServiceClient
 	nc   labv1.NodeServiceClient
 	vc   labv1.LiveServiceClient
+	ac   labv1.AuthServiceClient
 
 	notedAge atomic.Bool // the replica-age note is printed (replicaage.go)
 }
@@ -144,7 +151,16 @@ packets from the virtual hosts and measure what their TCP connections do:
   labctl impair h1:eth0 --loss 10% --delay 20ms
   labctl connections h1 -i
   labctl fetch h1 http://h2/ -O index.html
-  labctl bench h1 h2 --bytes 100M`,
+  labctl bench h1 h2 --bytes 100M
+
+On the machine that runs labd, labctl finds labd's local admin credential by
+itself. Elsewhere, log in once with the line "labctl user invite NAME"
+prints; the server, its CA and the token are kept as a context in
+~/.config/labctl/config:
+
+  labctl login --server 10.0.0.5:7700 --ca-hash sha256:... --token lnt_...
+  labctl whoami
+  labctl auth can-i delete lab/net1`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -159,12 +175,10 @@ packets from the virtual hosts and measure what their TCP connections do:
 			return nil
 		},
 	}
-	server := a.getenv(EnvServer)
-	if server == "" {
-		server = DefaultServer
-	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.server, "server", server, "labd gRPC address host:port (env "+EnvServer+")")
+	pf.StringVar(&a.server, "server", "", "labd gRPC address host:port (env "+EnvServer+"; default: the context's server, else "+DefaultServer+")")
+	pf.StringVar(&a.token, "token", "", "bearer token (env "+EnvToken+"; default: the context's token)")
+	pf.StringVar(&a.contextName, "context", "", "config context to use instead of the current one")
 	pf.StringVar(&a.lab, "lab", a.getenv(EnvLab), "lab to work in; empty: look names up across all labs (env "+EnvLab+")")
 	pf.StringVarP(&a.output, "output", "o", outputTable, "output format: table, json or yaml")
 	pf.DurationVar(&a.timeout, "timeout", DefaultTimeout, "time limit for each API call (not for ping, traceroute and bench; fetch has its own)")
@@ -187,6 +201,9 @@ packets from the virtual hosts and measure what their TCP connections do:
 		a.newPortForwardCommand(), a.newSocksCommand(), a.newExposeCommand(),
 		a.newHealthCommand(),
 		a.newNodeCommand(),
+		a.newLoginCommand(), a.newLogoutCommand(), a.newWhoAmICommand(),
+		a.newConfigCommand(),
+		a.newUserCommand(), a.newTokenCommand(), a.newAuthCommand(),
 	)
 	return root
 }
