@@ -52,7 +52,7 @@ func (s *Server) forwardConn(ctx context.Context, host string) (grpc.ClientConnI
 	if err != nil {
 		return nil, nil, status.Errorf(codes.Unavailable, "host %s runs on node %s, which cannot be reached: %v", id, spec.Node, err)
 	}
-	return conn, metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Node), nil
+	return conn, s.forwarded(ctx), nil
 }
 
 // peer is a connection to another node's API whose connection errors say

@@ -56,7 +56,10 @@ type env struct {
 	nodes labv1.NodeServiceClient
 	sock  labv1.SocketServiceClient
 	capt  labv1.CaptureServiceClient
+	users labv1.AuthServiceClient
 	addr  string // the server's address
+	// auth stands in for node/auth's interceptor (principal_test.go).
+	auth *testAuth
 }
 
 // tb is what newEnv needs from a *testing.T or *testing.B.
@@ -95,7 +98,8 @@ func newEnv(t tb, run bool, opts ...func(*api.Config)) *env {
 		o(&cfg)
 	}
 	srv := api.New(cfg)
-	g := grpc.NewServer(srv.ServerOptions()...)
+	ta := &testAuth{st: st}
+	g := grpc.NewServer(append(ta.options(), srv.ServerOptions()...)...)
 	srv.Register(g)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -109,12 +113,13 @@ func newEnv(t tb, run bool, opts ...func(*api.Config)) *env {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return &env{
-		srv: srv, store: st, rt: rt, addr: lis.Addr().String(),
+		srv: srv, store: st, rt: rt, addr: lis.Addr().String(), auth: ta,
 		lab:   labv1.NewLabServiceClient(conn),
 		live:  labv1.NewLiveServiceClient(conn),
 		nodes: labv1.NewNodeServiceClient(conn),
 		sock:  labv1.NewSocketServiceClient(conn),
 		capt:  labv1.NewCaptureServiceClient(conn),
+		users: labv1.NewAuthServiceClient(conn),
 	}
 }
 
