@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -129,22 +128,16 @@ func verbList() string {
 }
 
 // Login exchanges the caller's invite token for a session token, in one
-// write: the invite is used up. A call forwarded to the leader names the
-// invite in its metadata (forwarded), which counts only on a call a node
-// forwarded (the principal's Via: node/auth's interceptor believes
-// forwarding metadata only from a node's certificate).
+// write: the invite is used up. Forwarded to the leader, the call names
+// the invite's id (forwardContext), and the leader's interceptor makes
+// the principal of it as of a bearer token.
 func (a *authServer) Login(ctx context.Context, req *labv1.LoginRequest) (*labv1.LoginResponse, error) {
 	p, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	invite := ""
-	if p.TokenKind == auth.Invite {
-		invite = p.TokenID
-	} else if md, ok := metadata.FromIncomingContext(ctx); ok && p.Via != "" && len(md.Get(forwardedInviteKey)) > 0 {
-		invite = md.Get(forwardedInviteKey)[0]
-	}
-	if invite == "" {
+	invite := p.TokenID
+	if p.TokenKind != auth.Invite || invite == "" {
 		return nil, status.Errorf(codes.PermissionDenied, "%s: login takes an invite token (from `labctl user invite`); to make another session token, run `labctl token create`", p)
 	}
 	ttl, err := ttlOf("ttl", req.Ttl, sessionTTL)

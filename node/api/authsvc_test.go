@@ -452,13 +452,14 @@ func TestLoginForwarded(t *testing.T) {
 	if _, ok := lab.NewDirectory(leader.store).Token(p.TokenID); ok {
 		t.Error("the invite was not used up")
 	}
-	// The invite metadata counts only on a call a node forwarded.
+	// Login believes the principal only, never metadata that names an
+	// invite (the interceptor's to check).
 	inv, err = leader.users.CreateToken(as(t.Context(), admin), &labv1.CreateTokenRequest{Parent: "users/alice", Kind: labv1.TokenKind_TOKEN_KIND_INVITE})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id, _, _ := auth.ParseToken(inv.Secret)
-	ctx := metadata.AppendToOutgoingContext(as(t.Context(), alice), "labnet-forwarded-invite", id)
+	ctx := metadata.AppendToOutgoingContext(as(t.Context(), alice), "labnet-forwarded-token", id, "labnet-forwarded-invite", id)
 	_, err = leader.users.Login(ctx, &labv1.LoginRequest{})
 	wantCode(t, err, codes.PermissionDenied)
 }

@@ -108,6 +108,9 @@ func TestForwardCarriesUser(t *testing.T) {
 		if u := md.Get("labnet-forwarded-user"); len(u) != 1 || u[0] != "alice" {
 			t.Errorf("%s: labnet-forwarded-user %q, want alice", m, u)
 		}
+		if tok := md.Get("labnet-forwarded-token"); len(tok) != 1 || tok[0] != alice.TokenID {
+			t.Errorf("%s: labnet-forwarded-token %q, want %s", m, tok, alice.TokenID)
+		}
 		if by := md.Get("labnet-forwarded-by"); len(by) != 1 || by[0] != testNode {
 			t.Errorf("%s: labnet-forwarded-by %q, want %s", m, by, testNode)
 		}

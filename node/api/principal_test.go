@@ -16,8 +16,9 @@ import (
 // The tests' stand-in for node/auth's interceptor (which api does not
 // depend on): a call says who makes it in testPrincipalKey metadata (a
 // JSON auth.Principal), or is a forwarded call naming its user in
-// labnet-forwarded-user, which it believes as the real interceptor does
-// from a node's certificate. It also records every call's metadata.
+// labnet-forwarded-user (and its token in labnet-forwarded-token), which
+// it believes as the real interceptor does from a node's certificate. It
+// also records every call's metadata.
 
 const testPrincipalKey = "x-test-principal"
 
@@ -33,8 +34,8 @@ func as(ctx context.Context, p *auth.Principal) context.Context {
 // Principals of the tests.
 var (
 	admin = &auth.Principal{User: "root", Role: auth.Admin, TokenKind: auth.Session}
-	alice = &auth.Principal{User: "alice", Role: auth.Student, TokenKind: auth.Session}
-	bob   = &auth.Principal{User: "bob", Role: auth.Student, TokenKind: auth.Session}
+	alice = &auth.Principal{User: "alice", Role: auth.Student, TokenID: "alicetoken", TokenKind: auth.Session}
+	bob   = &auth.Principal{User: "bob", Role: auth.Student, TokenID: "bobstokenx", TokenKind: auth.Session}
 )
 
 type call struct {
@@ -73,8 +74,15 @@ func (a *testAuth) principal(ctx context.Context, method string) context.Context
 		return auth.NewContext(ctx, &p)
 	}
 	if u := md.Get("labnet-forwarded-user"); len(u) > 0 {
-		role, _ := lab.NewDirectory(a.st).User(u[0])
-		return auth.NewContext(ctx, &auth.Principal{User: u[0], Role: role, Via: md.Get("labnet-forwarded-by")[0]})
+		dir := lab.NewDirectory(a.st)
+		role, _ := dir.User(u[0])
+		p := &auth.Principal{User: u[0], Role: role, Via: md.Get("labnet-forwarded-by")[0], TokenKind: auth.Session}
+		if id := md.Get("labnet-forwarded-token"); len(id) > 0 {
+			if t, ok := dir.Token(id[0]); ok && t.User == p.User {
+				p.TokenID, p.TokenKind = t.ID, t.Kind
+			}
+		}
+		return auth.NewContext(ctx, p)
 	}
 	return ctx
 }
