@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -146,5 +147,51 @@ func TestUserAndTokenNames(t *testing.T) {
 		if ok != (want[0] != "") || u != want[0] || id != want[1] {
 			t.Errorf("ParseTokenName(%q) = %q, %q, %v; want %q", name, u, id, ok, want)
 		}
+	}
+}
+
+// BenchmarkDirectory is what the interceptor asks of the replica on every
+// call (a token, its user, a lab), with 1,000 users, tokens and labs
+// stored.
+func BenchmarkDirectory(b *testing.B) {
+	s, err := store.Open(b.TempDir()+"/db", store.Options{Origin: "n1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	var ids []string
+	if _, err := s.Update(func(tx *store.Tx) error {
+		for i := range 1000 {
+			u := fmt.Sprintf("u%d", i)
+			_, id, hash := auth.NewToken()
+			ids = append(ids, id)
+			if err := PutUser(tx, User{ID: u, Role: auth.Student}); err != nil {
+				return err
+			}
+			if err := PutToken(tx, auth.Token{ID: id, User: u, Kind: auth.Session, Hash: hash}); err != nil {
+				return err
+			}
+			if err := PutLab(tx, &labv1.Lab{Name: LabName(fmt.Sprintf("l%d", i)), Owner: u}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	d := NewDirectory(s)
+	i := 0
+	for b.Loop() {
+		t, ok := d.Token(ids[i%len(ids)])
+		if !ok {
+			b.Fatal("token not found")
+		}
+		if _, ok := d.User(t.User); !ok {
+			b.Fatal("user not found")
+		}
+		if _, ok := d.Lab("l500"); !ok {
+			b.Fatal("lab not found")
+		}
+		i++
 	}
 }
