@@ -80,7 +80,7 @@ func (a *authServer) CanI(ctx context.Context, req *labv1.CanIRequest) (*labv1.C
 		return nil, invalid("verb", "%q is not a verb (%s)", req.Verb, verbList())
 	}
 	if req.Resource == "" {
-		return nil, invalid("resource", "required: a resource name such as labs/demo or labs/demo/hosts/h1, or a collection such as labs")
+		return nil, invalid("resource", "required: a resource name (labs/{lab}, labs/{lab}/hosts/{host}, users/{user}) or a collection (labs, users)")
 	}
 	dir := lab.NewDirectory(a.s.cfg.Store)
 	var who *auth.Principal
