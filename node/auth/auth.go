@@ -60,8 +60,9 @@ var Verbs = []Verb{Get, List, Watch, Create, Update, Delete, Exec, Capture, Tran
 type Principal struct {
 	User string // user id, "alice"
 	Role Role
-	// TokenID is the id of the bearer token the user presented; empty on
-	// a forwarded call.
+	// TokenID is the id of the bearer token the user presented; on a
+	// forwarded call, the id the forwarding node names (checked to exist
+	// here), or empty when it names none.
 	TokenID   string
 	TokenKind TokenKind
 	// Node is the node, for a node's own calls.

@@ -113,9 +113,23 @@ func Authorize(dir Directory, p *Principal, v Verb, resource string) error {
 }
 
 // Visible reports whether p may read resource (a name within a lab): what
-// List and Watch leave in their answers.
+// List and Watch leave in their answers. Unlike Authorize, which lets a
+// get of a lab that does not exist through (the handler then says it is
+// not found), a name in a lab that does not exist is visible only to
+// admins: a Watch's event may name a lab deleted since, or one made and
+// deleted again, and a student must not learn other users' lab names so.
 func Visible(dir Directory, p *Principal, resource string) bool {
-	return Authorize(dir, p, Get, resource) == nil
+	if Authorize(dir, p, Get, resource) != nil {
+		return false
+	}
+	if p.Role == Admin {
+		return true
+	}
+	if lab, ok := labOf(resource); ok {
+		_, exists := dir.Lab(lab)
+		return exists
+	}
+	return true
 }
 
 func roleCan(r Role) string {

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"iter"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/labnet-dev/labnet/node/fabric"
@@ -159,4 +161,19 @@ func linkDrops(txDropped uint64, ic fabric.ImpairCounters) uint64 {
 		return 0
 	}
 	return txDropped - refused
+}
+
+var apiCalls = prometheus.NewDesc("labnet_api_calls_total",
+	"Calls of the gRPC API by method (its full name) and outcome: ok, denied (PermissionDenied: the caller may not), unauthenticated (no valid token or certificate) or error (any other failure). Methods appear once called.",
+	[]string{"method", "outcome"}, nil)
+
+func apiCallsCollector(src iter.Seq[APICall]) prometheus.Collector {
+	return collectorFunc{
+		descs: []*prometheus.Desc{apiCalls},
+		collect: func(ch chan<- prometheus.Metric) {
+			for c := range src {
+				counter(ch, apiCalls, c.Count, c.Method, c.Outcome)
+			}
+		},
+	}
 }

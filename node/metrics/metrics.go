@@ -1,6 +1,6 @@
 // Package metrics exports labd's counters to Prometheus: the overlay
-// socket, the cluster's members and every running host's interfaces, plus
-// the Go runtime and process collectors.
+// socket, the cluster's members, every running host's interfaces and the
+// API's calls, plus the Go runtime and process collectors.
 //
 // Everything is read when scraped, from the functions in Sources: the
 // package keeps no copies and runs no goroutines of its own, and it does
@@ -33,6 +33,18 @@ type Sources struct {
 	// Interfaces yields every interface of every running host
 	// (HostInterfaces adapts the runtime's hosts).
 	Interfaces iter.Seq[Interface]
+	// APICalls yields the API's calls counted so far, by method and
+	// outcome (auth.Interceptor's Calls: convert each auth.CallCount
+	// with APICall(c)).
+	APICalls iter.Seq[APICall]
+}
+
+// APICall is how many calls of a gRPC method (its full name) ended with
+// an outcome: ok, denied, unauthenticated or error.
+type APICall struct {
+	Method  string
+	Outcome string
+	Count   uint64
 }
 
 // Interface is one interface of a running host, as scraped.
@@ -97,6 +109,9 @@ func New(src Sources) *Registry {
 	}
 	if src.Interfaces != nil {
 		reg.MustRegister(interfaceCollector(src.Interfaces))
+	}
+	if src.APICalls != nil {
+		reg.MustRegister(apiCallsCollector(src.APICalls))
 	}
 	return &Registry{reg: reg}
 }

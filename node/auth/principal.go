@@ -1,0 +1,191 @@
+package auth
+
+import (
+	"context"
+	"crypto/x509"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// Metadata a labnet node adds to the calls it forwards to another node
+// (forward.go); a node trusts them only from a peer presenting a node
+// certificate of the cluster CA.
+const (
+	// ForwardedUserKey names the user a node forwards a call for.
+	ForwardedUserKey = "labnet-forwarded-user"
+	// ForwardedTokenKey is the public id of the token the user presented
+	// to the node that forwards the call (never its secret): the
+	// receiving node checks that it still exists, so a revoked token fails
+	// there too, and Login knows which invite it uses up.
+	ForwardedTokenKey = "labnet-forwarded-token"
+	// ForwardedInviteKey is node/api's own name for the id of an invite
+	// token it forwards Login with; it counts as ForwardedTokenKey.
+	ForwardedInviteKey = "labnet-forwarded-invite"
+	// ForwardedByKey is node/api's mark of a forwarded call.
+	ForwardedByKey = "labnet-forwarded-by"
+)
+
+// forwardingKeys are the metadata only a node may send.
+var forwardingKeys = []string{ForwardedUserKey, ForwardedTokenKey, ForwardedInviteKey, ForwardedByKey}
+
+const authorizationKey = "authorization"
+
+// How to get a credential, in every Unauthenticated message.
+const loginHint = "run `labctl login` (or set LABCTL_TOKEN)"
+
+// authenticate is the principal of a call: a node (from its TLS
+// certificate), a user a node forwards the call for, or the user of the
+// bearer token. Errors are Unauthenticated, or PermissionDenied for
+// forwarding metadata from a caller that is not a node.
+func authenticate(ctx context.Context, dir Directory, now time.Time) (*Principal, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if node, ok := peerNode(ctx); ok {
+		return forwardedPrincipal(dir, md, node, now)
+	}
+	for _, k := range forwardingKeys {
+		if len(md.Get(k)) > 0 {
+			return nil, status.Errorf(codes.PermissionDenied, "metadata %s is accepted only from a labnet node's certificate", k)
+		}
+	}
+	return bearerPrincipal(dir, md.Get(authorizationKey), now)
+}
+
+// peerNode is the node the call's TLS peer is: its certificate chain was
+// verified (against the cluster CA, the only CA the API's TLS
+// configuration trusts for client certificates) and names a node.
+func peerNode(ctx context.Context) (string, bool) {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.AuthInfo == nil {
+		return "", false
+	}
+	var chains [][]*x509.Certificate
+	switch ti := p.AuthInfo.(type) {
+	case credentials.TLSInfo:
+		chains = ti.State.VerifiedChains
+	case *credentials.TLSInfo:
+		chains = ti.State.VerifiedChains
+	default:
+		return "", false
+	}
+	if len(chains) == 0 || len(chains[0]) == 0 {
+		return "", false
+	}
+	return NodeOf(chains[0][0])
+}
+
+// forwardedPrincipal is the principal of a call from node: the user it
+// forwards the call for, or the node itself.
+func forwardedPrincipal(dir Directory, md metadata.MD, node string, now time.Time) (*Principal, error) {
+	users := md.Get(ForwardedUserKey)
+	if len(users) == 0 {
+		return &Principal{Node: node}, nil
+	}
+	if len(users) > 1 {
+		return nil, status.Errorf(codes.Unauthenticated, "node %s forwarded the call for %d users; one is needed", node, len(users))
+	}
+	user := users[0]
+	role, ok := dir.User(user)
+	if !ok {
+		return nil, status.Errorf(codes.Unauthenticated, "node %s forwarded the call for user %q, who does not exist here: %s", node, user, loginHint)
+	}
+	if !role.Valid() {
+		return nil, badRole(user, role)
+	}
+	p := &Principal{User: user, Role: role, Via: node, TokenKind: Session}
+	ids := md.Get(ForwardedTokenKey)
+	if len(ids) == 0 {
+		ids = md.Get(ForwardedInviteKey)
+	}
+	switch {
+	case len(ids) > 1:
+		return nil, status.Errorf(codes.Unauthenticated, "node %s forwarded the call with %d tokens; at most one is allowed", node, len(ids))
+	case len(ids) == 1:
+		t, ok := dir.Token(ids[0])
+		if !ok || t.User != user {
+			return nil, status.Errorf(codes.Unauthenticated, "the token is unknown or revoked: %s", loginHint)
+		}
+		if expired(t, now) {
+			return nil, expiredError(t)
+		}
+		p.TokenID, p.TokenKind = t.ID, t.Kind
+	}
+	return p, nil
+}
+
+// bearerPrincipal is the user of the bearer token in the authorization
+// metadata's values.
+func bearerPrincipal(dir Directory, values []string, now time.Time) (*Principal, error) {
+	token, err := bearer(values)
+	if err != nil {
+		return nil, err
+	}
+	id, secret, err := ParseToken(token)
+	if err != nil {
+		return nil, status.Errorf(codes.Unauthenticated, "the bearer token is not a labnet token (lnt_...): %s", loginHint)
+	}
+	t, ok := dir.Token(id)
+	if !ok || !t.Matches(secret) {
+		// One message for both: an unknown id and a wrong secret must
+		// not be told apart.
+		return nil, status.Errorf(codes.Unauthenticated, "the token is unknown or revoked: %s", loginHint)
+	}
+	if expired(t, now) {
+		return nil, expiredError(t)
+	}
+	role, ok := dir.User(t.User)
+	if !ok {
+		return nil, status.Errorf(codes.Unauthenticated, "the token's user %q no longer exists: %s", t.User, loginHint)
+	}
+	if !role.Valid() {
+		return nil, badRole(t.User, role)
+	}
+	kind := t.Kind
+	if kind == "" {
+		kind = Session
+	}
+	return &Principal{User: t.User, Role: role, TokenID: t.ID, TokenKind: kind}, nil
+}
+
+// bearer is the token of an "authorization: Bearer TOKEN" header (RFC
+// 6750 section 2.1; the scheme is case-insensitive, RFC 9110 section
+// 11.1).
+func bearer(values []string) (string, error) {
+	switch len(values) {
+	case 0:
+		return "", status.Errorf(codes.Unauthenticated, "this call needs a token: %s", loginHint)
+	case 1:
+	default:
+		return "", status.Errorf(codes.Unauthenticated, "the call has %d authorization headers; one is allowed: %s", len(values), loginHint)
+	}
+	scheme, token, ok := strings.Cut(strings.TrimSpace(values[0]), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return "", status.Errorf(codes.Unauthenticated, `the authorization header is not "Bearer TOKEN": %s`, loginHint)
+	}
+	token = strings.TrimLeft(token, " ")
+	if token == "" {
+		return "", status.Errorf(codes.Unauthenticated, "the bearer token is empty: %s", loginHint)
+	}
+	return token, nil
+}
+
+// expired reports whether t has expired at now (a zero expiry never does).
+func expired(t Token, now time.Time) bool {
+	return !t.Expires.IsZero() && !now.Before(t.Expires)
+}
+
+func expiredError(t Token) error {
+	return status.Errorf(codes.Unauthenticated, "the token expired at %s: run `labctl login` for a new one (or set LABCTL_TOKEN)", t.Expires.UTC().Format(time.RFC3339))
+}
+
+// badRole refuses a user whose stored role is none of the roles (a
+// damaged record): they may do nothing rather than what an empty role
+// happens to allow.
+func badRole(user string, r Role) error {
+	return status.Errorf(codes.PermissionDenied, "user %q has role %q, which is none of admin, student, viewer: an admin must set it", user, r)
+}
