@@ -133,6 +133,7 @@ func decodeToken(id string, v []byte) (auth.Token, bool) {
 		return auth.Token{}, false
 	}
 	t := auth.Token{ID: id, User: rec.User, Kind: rec.Kind, Created: rec.Created, Expires: rec.Expires, Description: rec.Description}
+	// fmt cannot scan into an array: decode the hex.
 	h, err := hex.DecodeString(rec.Hash)
 	if err != nil || len(h) != len(t.Hash) {
 		return auth.Token{}, false
