@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -132,9 +133,12 @@ func decodeToken(id string, v []byte) (auth.Token, bool) {
 		return auth.Token{}, false
 	}
 	t := auth.Token{ID: id, User: rec.User, Kind: rec.Kind, Created: rec.Created, Expires: rec.Expires, Description: rec.Description}
-	if n, err := fmt.Sscanf(rec.Hash, "%x", &t.Hash); n != 1 || err != nil || len(rec.Hash) != 64 {
+	// fmt cannot scan into an array: decode the hex.
+	h, err := hex.DecodeString(rec.Hash)
+	if err != nil || len(h) != len(t.Hash) {
 		return auth.Token{}, false
 	}
+	copy(t.Hash[:], h)
 	return t, true
 }
 
