@@ -45,7 +45,7 @@ var depRules = []depRule{
 		why: "the fabric sends to other nodes through its Remote interface; the daemon's packet path plugs the overlay in",
 	},
 	{
-		from: []string{"node/lab/...", "node/probe/..."}, not: []string{"google.golang.org/grpc/..."},
+		from: []string{"node/lab/...", "node/probe/...", "node/identity/..."}, not: []string{"google.golang.org/grpc/..."},
 		except: []string{"proto/lab/v1"}, // the generated package holds the service stubs beside the messages
 		why:    "the lab model and the probes are plain Go APIs; gRPC is node/api's",
 	},

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/identity"
 	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
@@ -25,7 +26,7 @@ import (
 // principal: Login takes an invite, CanI asks for another user only for
 // an admin. Writes go through the Writer like every write (forwarded to
 // the control plane's leader); token secrets are never stored, only
-// their hashes (auth.NewToken).
+// their hashes (identity.NewToken).
 type authServer struct {
 	labv1.UnimplementedAuthServiceServer
 	s *Server
@@ -171,7 +172,7 @@ func (a *authServer) Login(ctx context.Context, req *labv1.LoginRequest) (*labv1
 // newToken makes a token of user: the string to hand them once, and what
 // is stored.
 func (a *authServer) newToken(user string, kind auth.TokenKind, ttl time.Duration, desc string) (string, auth.Token) {
-	secret, id, hash := auth.NewToken()
+	secret, id, hash := identity.NewToken()
 	now := a.s.cfg.Now()
 	return secret, auth.Token{ID: id, User: user, Kind: kind, Hash: hash, Created: now, Expires: now.Add(ttl), Description: desc}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/labnet-dev/labnet/node/api"
 	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/identity"
 	"github.com/labnet-dev/labnet/node/lab"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
@@ -50,7 +51,7 @@ func newAuthEnv(t *testing.T) (*env, *clock) {
 // tokenPrincipal is what the interceptor makes of a bearer token.
 func tokenPrincipal(t *testing.T, e *env, secret string) *auth.Principal {
 	t.Helper()
-	id, _, err := auth.ParseToken(secret)
+	id, _, err := identity.ParseToken(secret)
 	if err != nil {
 		t.Fatalf("secret %q: %v", secret, err)
 	}
@@ -179,7 +180,7 @@ func TestCreateToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := resp.Token
-	id, secret, err := auth.ParseToken(resp.Secret)
+	id, secret, err := identity.ParseToken(resp.Secret)
 	if err != nil {
 		t.Fatalf("secret %q: %v", resp.Secret, err)
 	}
@@ -458,7 +459,7 @@ func TestLoginForwarded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, _, _ := auth.ParseToken(inv.Secret)
+	id, _, _ := identity.ParseToken(inv.Secret)
 	ctx := metadata.AppendToOutgoingContext(as(t.Context(), alice), "labnet-forwarded-token", id, "labnet-forwarded-invite", id)
 	_, err = leader.users.Login(ctx, &labv1.LoginRequest{})
 	wantCode(t, err, codes.PermissionDenied)

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/identity"
 	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
@@ -26,7 +27,7 @@ func bearer(ctx context.Context, token string) context.Context {
 func TestWithInterceptor(t *testing.T) {
 	e := startEnv(t, false, true)
 	ctx := t.Context()
-	rootTok, id, hash := auth.NewToken()
+	rootTok, id, hash := identity.NewToken()
 	if _, err := e.store.Update(func(tx *store.Tx) error {
 		if err := lab.PutUser(tx, lab.User{ID: "root", Role: auth.Admin}); err != nil {
 			return err

@@ -5,20 +5,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/identity"
 	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
 func TestDirectory(t *testing.T) {
 	s := openStore(t)
-	_, id, hash := auth.NewToken()
+	_, id, hash := identity.NewToken()
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	update(t, s, func(tx *store.Tx) error {
-		if err := PutUser(tx, User{ID: "alice", Role: auth.Student}); err != nil {
+		if err := PutUser(tx, User{ID: "alice", Role: identity.Student}); err != nil {
 			return err
 		}
-		if err := PutToken(tx, auth.Token{ID: id, User: "alice", Kind: auth.Session, Hash: hash, Expires: exp, Description: "laptop"}); err != nil {
+		if err := PutToken(tx, identity.Token{ID: id, User: "alice", Kind: identity.Session, Hash: hash, Expires: exp, Description: "laptop"}); err != nil {
 			return err
 		}
 		if err := PutLab(tx, &labv1.Lab{Name: LabName("mine"), Owner: "alice"}); err != nil {
@@ -39,14 +39,14 @@ func TestDirectory(t *testing.T) {
 	})
 	d := NewDirectory(s)
 
-	if r, ok := d.User("alice"); !ok || r != auth.Student {
+	if r, ok := d.User("alice"); !ok || r != identity.Student {
 		t.Errorf("User(alice) = %q, %v", r, ok)
 	}
 	if r, ok := d.User("bob"); ok {
 		t.Errorf("User(bob) = %q, true; want none", r)
 	}
 	tok, ok := d.Token(id)
-	if !ok || tok.User != "alice" || tok.Kind != auth.Session || tok.Hash != hash || !tok.Expires.Equal(exp) || tok.Description != "laptop" {
+	if !ok || tok.User != "alice" || tok.Kind != identity.Session || tok.Hash != hash || !tok.Expires.Equal(exp) || tok.Description != "laptop" {
 		t.Errorf("Token(%s) = %+v, %v", id, tok, ok)
 	}
 	if _, ok := d.Token("nosuchtoken"); ok {
@@ -55,18 +55,18 @@ func TestDirectory(t *testing.T) {
 
 	for _, c := range []struct {
 		id   string
-		info auth.LabInfo
+		info identity.LabInfo
 		ok   bool
 	}{
-		{"mine", auth.LabInfo{Owner: "alice"}, true},
-		{"open", auth.LabInfo{Owner: "bob", Shared: true}, true},
-		{"old", auth.LabInfo{}, true},
-		{"none", auth.LabInfo{}, false},
-		{"bare", auth.LabInfo{}, false},
-		{"junk", auth.LabInfo{}, false},
-		{"", auth.LabInfo{}, false},
-		{"bare/hosts/h1", auth.LabInfo{}, false}, // a host record is not a lab's
-		{"Mine", auth.LabInfo{}, false},
+		{"mine", identity.LabInfo{Owner: "alice"}, true},
+		{"open", identity.LabInfo{Owner: "bob", Shared: true}, true},
+		{"old", identity.LabInfo{}, true},
+		{"none", identity.LabInfo{}, false},
+		{"bare", identity.LabInfo{}, false},
+		{"junk", identity.LabInfo{}, false},
+		{"", identity.LabInfo{}, false},
+		{"bare/hosts/h1", identity.LabInfo{}, false}, // a host record is not a lab's
+		{"Mine", identity.LabInfo{}, false},
 	} {
 		info, ok := d.Lab(c.id)
 		if info != c.info || ok != c.ok {
@@ -108,7 +108,7 @@ func TestDisown(t *testing.T) {
 		t.Errorf("Disown = %q, want [a1 a2]", ids)
 	}
 	d := NewDirectory(s)
-	for id, want := range map[string]auth.LabInfo{"a1": {Shared: true}, "a2": {}, "b1": {Owner: "bob"}} {
+	for id, want := range map[string]identity.LabInfo{"a1": {Shared: true}, "a2": {}, "b1": {Owner: "bob"}} {
 		if info, _ := d.Lab(id); info != want {
 			t.Errorf("Lab(%s) after Disown = %+v, want %+v", id, info, want)
 		}
@@ -163,12 +163,12 @@ func BenchmarkDirectory(b *testing.B) {
 	if _, err := s.Update(func(tx *store.Tx) error {
 		for i := range 1000 {
 			u := fmt.Sprintf("u%d", i)
-			_, id, hash := auth.NewToken()
+			_, id, hash := identity.NewToken()
 			ids = append(ids, id)
-			if err := PutUser(tx, User{ID: u, Role: auth.Student}); err != nil {
+			if err := PutUser(tx, User{ID: u, Role: identity.Student}); err != nil {
 				return err
 			}
-			if err := PutToken(tx, auth.Token{ID: id, User: u, Kind: auth.Session, Hash: hash}); err != nil {
+			if err := PutToken(tx, identity.Token{ID: id, User: u, Kind: identity.Session, Hash: hash}); err != nil {
 				return err
 			}
 			if err := PutLab(tx, &labv1.Lab{Name: LabName(fmt.Sprintf("l%d", i)), Owner: u}); err != nil {

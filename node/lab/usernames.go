@@ -43,7 +43,7 @@ func ParseTokenName(name string) (user, id string, ok bool) {
 }
 
 // validTokenID reports whether id can be a token's public id: lowercase
-// base32 (auth.NewToken's ids are 10 characters).
+// base32 (identity.NewToken's ids are 10 characters).
 func validTokenID(id string) bool {
 	if id == "" || len(id) > 64 {
 		return false
