@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/identity"
 	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/store"
 )
@@ -81,13 +82,13 @@ func (a *firstAdmin) try(ctx context.Context) {
 		return
 	default:
 	}
-	token, id, hash := auth.NewToken()
+	token, id, hash := identity.NewToken()
 	path := filepath.Join(a.dataDir, adminTokenFile)
 	if a.token != "" {
 		var secret string
 		token, path = a.token, "" // Validate checked it
-		id, secret, _ = auth.ParseToken(token)
-		hash = auth.HashSecret(secret)
+		id, secret, _ = identity.ParseToken(token)
+		hash = identity.HashSecret(secret)
 	}
 	// The file is written before the commit (a token committed whose
 	// file could not be written would lock the admin out) and renamed

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/identity"
 	"github.com/labnet-dev/labnet/node/lab"
 )
 
@@ -30,7 +31,7 @@ func TestBootstrapAdmin(t *testing.T) {
 	}
 	b, _ := os.ReadFile(path)
 	token := strings.TrimSpace(string(b))
-	id, secret, err := auth.ParseToken(token)
+	id, secret, err := identity.ParseToken(token)
 	if err != nil {
 		t.Fatalf("admin.token: %v", err)
 	}
@@ -62,12 +63,12 @@ func TestBootstrapAdmin(t *testing.T) {
 // TestBootstrapAdminFromFile: with --admin-token-file the admin's token is
 // that one, and nothing is written to the data directory.
 func TestBootstrapAdminFromFile(t *testing.T) {
-	token, id, _ := auth.NewToken()
+	token, id, _ := identity.NewToken()
 	var logs syncBuffer
 	cfg := Config{Control: true, Name: "boot", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0", AdminToken: token}
 	d, _ := runDaemon(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	waitUntil(t, "labd ready", func() bool { return strings.Contains(logs.String(), "labd ready") })
-	_, secret, _ := auth.ParseToken(token)
+	_, secret, _ := identity.ParseToken(token)
 	if tok, ok := lab.GetToken(lab.StoreGetter{St: d.store}, id); !ok || tok.User != adminUser || !tok.Matches(secret) {
 		t.Errorf("token %+v %v: want the file's, the admin's", tok, ok)
 	}

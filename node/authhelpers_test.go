@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/identity"
 	"github.com/labnet-dev/labnet/node/lab"
 )
 
@@ -51,7 +51,7 @@ func adminTokenIn(t *testing.T, dir string) string {
 func dialAdmin(t *testing.T, d, boot *Daemon) *grpc.ClientConn {
 	t.Helper()
 	token := adminToken(t, boot)
-	id, _, err := auth.ParseToken(token)
+	id, _, err := identity.ParseToken(token)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/identity"
 )
 
 // Version is labd's version.
@@ -262,7 +262,7 @@ func (c *Config) Validate() error {
 		return errors.New("--ca-cert and --ca-key: give both, or neither")
 	}
 	if c.AdminToken != "" {
-		if _, _, err := auth.ParseToken(c.AdminToken); err != nil {
+		if _, _, err := identity.ParseToken(c.AdminToken); err != nil {
 			return fmt.Errorf("--admin-token-file: %w", err)
 		}
 	}

@@ -45,12 +45,8 @@ var depRules = []depRule{
 		why: "the fabric sends to other nodes through its Remote interface; the daemon's packet path plugs the overlay in",
 	},
 	{
-		from: []string{"node/lab/...", "node/probe/..."}, not: []string{"google.golang.org/grpc/..."},
-		// The generated package holds the service stubs beside the
-		// messages; node/auth (users, tokens and the policy node/lab
-		// stores and checks) answers in gRPC status codes and holds the
-		// interceptors.
-		except: []string{"proto/lab/v1", "node/auth"},
+		from: []string{"node/lab/...", "node/probe/...", "node/identity/..."}, not: []string{"google.golang.org/grpc/..."},
+		except: []string{"proto/lab/v1"}, // the generated package holds the service stubs beside the messages
 		why:    "the lab model and the probes are plain Go APIs; gRPC is node/api's",
 	},
 	{

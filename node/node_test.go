@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/identity"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
@@ -393,7 +393,7 @@ func TestReachable(t *testing.T) {
 func TestAdminTokenFlag(t *testing.T) {
 	dir := t.TempDir()
 	good, bad := filepath.Join(dir, "good"), filepath.Join(dir, "bad")
-	tok, _, _ := auth.NewToken()
+	tok, _, _ := identity.NewToken()
 	os.WriteFile(good, []byte(tok+"\n"), 0o600)
 	os.WriteFile(bad, []byte("hunter2\n"), 0o600)
 	c, err := ParseFlags([]string{"--admin-token-file", good}, env(map[string]string{"HOME": "/h"}), &bytes.Buffer{})

@@ -6,6 +6,7 @@
 //
 //	name: demo                    # the lab; "default" when omitted
 //	description: ...              # optional
+//	shared: true                  # optional: every user may view the lab
 //	networks:
 //	  - name: lan1                # required
 //	    ipv4: 10.0.1.0/24

@@ -16,10 +16,12 @@ const DefaultLab = "default"
 // reflection: a field added here is accepted everywhere.
 
 type file struct {
-	Name        text          `yaml:"name,omitempty"`
-	Description text          `yaml:"description,omitempty"`
-	Networks    []fileNetwork `yaml:"networks,omitempty"`
-	Hosts       []fileHost    `yaml:"hosts,omitempty"`
+	Name        text `yaml:"name,omitempty"`
+	Description text `yaml:"description,omitempty"`
+	// Shared lets every user view the lab, not only its owner.
+	Shared   bool          `yaml:"shared,omitempty"`
+	Networks []fileNetwork `yaml:"networks,omitempty"`
+	Hosts    []fileHost    `yaml:"hosts,omitempty"`
 }
 
 type fileNetwork struct {
@@ -107,7 +109,7 @@ type fileRoute struct {
 // toProto converts a checked file to the API's Topology, expanding the
 // gateway shorthands into routes after the host's own routes.
 func (f *file) toProto() *labv1.Topology {
-	t := &labv1.Topology{Lab: string(f.Name), Description: string(f.Description)}
+	t := &labv1.Topology{Lab: string(f.Name), Description: string(f.Description), Shared: f.Shared}
 	if t.Lab == "" {
 		t.Lab = DefaultLab
 	}
@@ -151,7 +153,7 @@ func (f *file) toProto() *labv1.Topology {
 // fromProto is the reverse of toProto. Routes stay routes: the shorthands are
 // input only, so Parse(Marshal(t)) gives back t's routes in t's order.
 func fromProto(t *labv1.Topology) *file {
-	f := &file{Name: text(t.GetLab()), Description: text(t.GetDescription())}
+	f := &file{Name: text(t.GetLab()), Description: text(t.GetDescription()), Shared: t.GetShared()}
 	for _, n := range t.GetNetworks() {
 		f.Networks = append(f.Networks, fileNetwork{
 			Name: text(n.GetName()),

@@ -611,7 +611,7 @@ hosts:
 		{
 			name: "not a mapping",
 			in:   "- name: demo\n",
-			want: `line 1: a topology must be a mapping of name, description, networks, hosts`,
+			want: `line 1: a topology must be a mapping of name, description, shared, networks, hosts`,
 		},
 		{
 			name: "two documents",
@@ -816,5 +816,30 @@ func TestParseFailover(t *testing.T) {
 	again, err := Parse(out)
 	if err != nil || !again.Hosts[0].NoFailover {
 		t.Fatalf("round trip: %v\n%s", err, out)
+	}
+}
+
+func TestParseShared(t *testing.T) {
+	got, err := Parse([]byte("name: demo\nshared: true\nnetworks:\n  - name: lan1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Shared {
+		t.Fatal("shared: true parsed as false")
+	}
+	out, err := Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(out), "name: demo\nshared: true\n") {
+		t.Errorf("Marshal does not write shared at the top:\n%s", out)
+	}
+	roundTrip(t, got)
+	roundTrip(t, &labv1.Topology{Lab: "private"})
+	if out, _ := Marshal(&labv1.Topology{Lab: "private"}); strings.Contains(string(out), "shared") {
+		t.Errorf("Marshal writes shared: false:\n%s", out)
+	}
+	if _, err := Parse([]byte("shared: everyone\n")); err == nil || !strings.Contains(err.Error(), "shared") {
+		t.Errorf("shared: everyone: %v, want an error naming shared", err)
 	}
 }

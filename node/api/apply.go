@@ -31,7 +31,9 @@ func topologyLab(t *labv1.Topology) (string, error) {
 }
 
 // Apply creates or updates everything the topology names, in one store
-// transaction: all of it or nothing.
+// transaction: all of it or nothing. A new lab is the caller's; an
+// existing one keeps its owner, and must be the caller's to change
+// (mayChange). The lab is shared as the topology says.
 func (s *Server) Apply(ctx context.Context, req *labv1.ApplyRequest) (*labv1.ApplyResponse, error) {
 	t := req.GetTopology()
 	labID, err := topologyLab(t)
@@ -44,13 +46,17 @@ func (s *Server) Apply(ctx context.Context, req *labv1.ApplyRequest) (*labv1.App
 		if err != nil {
 			return err
 		}
+		if err := mayChange(ctx, labID, old.Lab); err != nil {
+			return err
+		}
 		next := old.Clone()
 		if next.Lab == nil {
-			next.Lab = &labv1.Lab{Name: lab.LabName(labID), CreateTime: timestamppb.New(s.cfg.Now())}
+			next.Lab = &labv1.Lab{Name: lab.LabName(labID), CreateTime: timestamppb.New(s.cfg.Now()), Owner: ownerOf(ctx)}
 		}
 		if t.Description != "" {
 			next.Lab.Description = t.Description
 		}
+		next.Lab.Shared = t.Shared
 		var v violations
 		paths := map[string]string{}
 		var order []string // resource names in request order
@@ -234,6 +240,9 @@ func (s *Server) DeleteTopology(ctx context.Context, req *labv1.DeleteTopologyRe
 	err = s.update(ctx, func(tx *store.Tx) error {
 		old, err := lab.Load(tx, labID)
 		if err != nil {
+			return err
+		}
+		if err := mayChange(ctx, labID, old.Lab); err != nil {
 			return err
 		}
 		next := old.Clone()

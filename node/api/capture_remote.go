@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/labnet-dev/labnet/node/lab"
@@ -86,7 +85,7 @@ func (s *Server) startRemote(ctx context.Context, req *labv1.CaptureRequest, nod
 	// The stream lives as long as ctx; cancel ends it early when the peer
 	// does not start in time.
 	sctx, cancel := context.WithCancel(ctx)
-	rs, err := labv1.NewCaptureServiceClient(conn).Capture(metadata.AppendToOutgoingContext(sctx, forwardedKey, s.cfg.Node), sub)
+	rs, err := labv1.NewCaptureServiceClient(conn).Capture(s.forwarded(sctx), sub)
 	if err != nil {
 		cancel()
 		return nil, err

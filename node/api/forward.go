@@ -11,13 +11,14 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/labnet-dev/labnet/node/auth"
 	"github.com/labnet-dev/labnet/node/lab"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
 // forwardedKey marks a call one labd passed on to another, so that a stale
 // view of the placement can never bounce a call around the cluster.
-const forwardedKey = "labnet-forwarded-by"
+const forwardedKey = auth.ForwardedByKey
 
 // forward returns a client of the node that runs host when that is not this
 // node (every labd is a front door: DESIGN.md), or nil when the call is
@@ -52,7 +53,7 @@ func (s *Server) forwardConn(ctx context.Context, host string) (grpc.ClientConnI
 	if err != nil {
 		return nil, nil, status.Errorf(codes.Unavailable, "host %s runs on node %s, which cannot be reached: %v", id, spec.Node, err)
 	}
-	return conn, metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Node), nil
+	return conn, s.forwarded(ctx), nil
 }
 
 // peer is a connection to another node's API whose connection errors say

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/labnet-dev/labnet/node/api"
@@ -58,4 +59,72 @@ func TestForwardToUnreachableNode(t *testing.T) {
 		_, err = cs.Recv()
 	}
 	check("capture", err)
+}
+
+// TestForwardCarriesUser: each of the three ways a call travels to
+// another node (a write to the leader, a live call and a capture to the
+// node that runs the host) names the caller in labnet-forwarded-user
+// (which the other node believes only from a node's certificate), and
+// never passes on the caller's own credentials.
+func TestForwardCarriesUser(t *testing.T) {
+	remote := newEnv(t, false)
+	dial := func(string) (grpc.ClientConnInterface, error) {
+		return grpc.NewClient(remote.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	front := newEnv(t, false, func(c *api.Config) { c.Peer = dial })
+	follower := newEnv(t, false, func(c *api.Config) {
+		c.Writer = notLeaderWriter{"leader"}
+		c.Peer = dial
+	})
+	topo := demo()
+	for _, h := range topo.Hosts {
+		h.Node = "n2"
+	}
+	front.apply(t, topo)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	actx := metadata.AppendToOutgoingContext(as(ctx, alice), "authorization", "Bearer lnt_secret")
+
+	// A write, forwarded to the leader, is made there as alice: her lab.
+	if _, err := follower.lab.Apply(actx, &labv1.ApplyRequest{Topology: demo()}); err != nil {
+		t.Fatalf("forwarded apply: %v", err)
+	}
+	if l := remote.getLab(t, "demo"); l.Owner != "alice" {
+		t.Errorf("lab applied through a follower is owned by %q, want alice", l.Owner)
+	}
+	// A live call and a capture, forwarded to the node that runs h1 (which
+	// has no such host: only what arrives matters here).
+	_, _ = front.live.GetHostStatus(actx, &labv1.GetHostStatusRequest{Name: "labs/demo/hosts/h1"})
+	if cs, err := front.capt.Capture(actx, &labv1.CaptureRequest{Lab: "labs/demo", Targets: []string{"h1"}}); err == nil {
+		_, _ = cs.Recv()
+	}
+	for _, m := range []string{"/lab.v1.LabService/Apply", "/lab.v1.LiveService/GetHostStatus", "/lab.v1.CaptureService/Capture"} {
+		got := remote.auth.callsTo(m)
+		if len(got) != 1 {
+			t.Errorf("%s: %d calls arrived, want 1", m, len(got))
+			continue
+		}
+		md := got[0]
+		if u := md.Get("labnet-forwarded-user"); len(u) != 1 || u[0] != "alice" {
+			t.Errorf("%s: labnet-forwarded-user %q, want alice", m, u)
+		}
+		if tok := md.Get("labnet-forwarded-token"); len(tok) != 1 || tok[0] != alice.TokenID {
+			t.Errorf("%s: labnet-forwarded-token %q, want %s", m, tok, alice.TokenID)
+		}
+		if by := md.Get("labnet-forwarded-by"); len(by) != 1 || by[0] != testNode {
+			t.Errorf("%s: labnet-forwarded-by %q, want %s", m, by, testNode)
+		}
+		if a := md.Get("authorization"); len(a) != 0 {
+			t.Errorf("%s: the caller's authorization %q was passed on", m, a)
+		}
+		if p := md.Get(testPrincipalKey); len(p) != 0 {
+			t.Errorf("%s: the caller's metadata was passed on", m)
+		}
+	}
+
+	// Without a principal (no interceptor), nobody is named.
+	_, _ = front.live.GetHostStatus(ctx, &labv1.GetHostStatusRequest{Name: "labs/demo/hosts/h2"})
+	if got := remote.auth.callsTo("/lab.v1.LiveService/GetHostStatus"); len(got) != 2 || len(got[1].Get("labnet-forwarded-user")) != 0 {
+		t.Errorf("a call without a principal was forwarded naming a user: %v", got)
+	}
 }

@@ -15,7 +15,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/labnet-dev/labnet/node/api"
+	"github.com/labnet-dev/labnet/node/auth"
 	"github.com/labnet-dev/labnet/node/fabric"
+	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/runtime"
 	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
@@ -56,7 +58,10 @@ type env struct {
 	nodes labv1.NodeServiceClient
 	sock  labv1.SocketServiceClient
 	capt  labv1.CaptureServiceClient
+	users labv1.AuthServiceClient
 	addr  string // the server's address
+	// auth stands in for node/auth's interceptor (principal_test.go).
+	auth *testAuth
 }
 
 // tb is what newEnv needs from a *testing.T or *testing.B.
@@ -70,8 +75,16 @@ type tb interface {
 
 // newEnv starts a gRPC server over a fresh store in a temporary directory.
 // With run, the runtime reconciles the store, so hosts actually run; opts
-// adjust the server's configuration.
+// adjust the server's configuration. The tests' stand-in for node/auth's
+// interceptor (principal_test.go) says who makes each call.
 func newEnv(t tb, run bool, opts ...func(*api.Config)) *env {
+	t.Helper()
+	return startEnv(t, run, false, opts...)
+}
+
+// startEnv is newEnv; with realAuth, node/auth's interceptor checks every
+// call's bearer token, as the daemon installs it.
+func startEnv(t tb, run, realAuth bool, opts ...func(*api.Config)) *env {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{Origin: testNode})
 	if err != nil {
@@ -95,7 +108,13 @@ func newEnv(t tb, run bool, opts ...func(*api.Config)) *env {
 		o(&cfg)
 	}
 	srv := api.New(cfg)
-	g := grpc.NewServer(srv.ServerOptions()...)
+	ta := &testAuth{st: st}
+	first := ta.options()
+	if realAuth {
+		i := auth.NewInterceptor(auth.InterceptorConfig{Dir: lab.NewDirectory(st), Now: cfg.Now})
+		first = []grpc.ServerOption{grpc.ChainUnaryInterceptor(i.Unary()), grpc.ChainStreamInterceptor(i.Stream())}
+	}
+	g := grpc.NewServer(append(first, srv.ServerOptions()...)...)
 	srv.Register(g)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -109,12 +128,13 @@ func newEnv(t tb, run bool, opts ...func(*api.Config)) *env {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return &env{
-		srv: srv, store: st, rt: rt, addr: lis.Addr().String(),
+		srv: srv, store: st, rt: rt, addr: lis.Addr().String(), auth: ta,
 		lab:   labv1.NewLabServiceClient(conn),
 		live:  labv1.NewLiveServiceClient(conn),
 		nodes: labv1.NewNodeServiceClient(conn),
 		sock:  labv1.NewSocketServiceClient(conn),
 		capt:  labv1.NewCaptureServiceClient(conn),
+		users: labv1.NewAuthServiceClient(conn),
 	}
 }
 

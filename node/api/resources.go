@@ -20,15 +20,27 @@ import (
 // change edits one lab in a store transaction: fn edits next (a copy of
 // old) and returns the request's field path of each resource it wrote and
 // the hosts to normalize; the result is validated as a whole and written.
+// The caller must be allowed to change the lab as it is stored
+// (mayChange).
 func (s *Server) change(ctx context.Context, labID string, fn func(old, next *lab.State) (map[string]string, []string, error)) (*lab.State, error) {
+	return s.changeTx(ctx, labID, func(_ *store.Tx, old, next *lab.State) (map[string]string, []string, error) {
+		return fn(old, next)
+	})
+}
+
+// changeTx is change whose fn also reads the transaction.
+func (s *Server) changeTx(ctx context.Context, labID string, fn func(tx *store.Tx, old, next *lab.State) (map[string]string, []string, error)) (*lab.State, error) {
 	var result *lab.State
 	err := s.update(ctx, func(tx *store.Tx) error {
 		old, err := lab.Load(tx, labID)
 		if err != nil {
 			return err
 		}
+		if err := mayChange(ctx, labID, old.Lab); err != nil {
+			return err
+		}
 		next := old.Clone()
-		paths, hostIDs, err := fn(old, next)
+		paths, hostIDs, err := fn(tx, old, next)
 		if err != nil {
 			return err
 		}
@@ -108,7 +120,10 @@ func (s *Server) CreateLab(ctx context.Context, req *labv1.CreateLabRequest) (*l
 		if old.Lab != nil {
 			return nil, nil, status.Errorf(codes.AlreadyExists, "lab %q already exists", req.LabId)
 		}
-		next.Lab = &labv1.Lab{Name: lab.LabName(req.LabId), Description: req.GetLab().GetDescription(), CreateTime: timestamppb.New(s.cfg.Now())}
+		next.Lab = &labv1.Lab{
+			Name: lab.LabName(req.LabId), Description: req.GetLab().GetDescription(), Shared: req.GetLab().GetShared(),
+			CreateTime: timestamppb.New(s.cfg.Now()), Owner: ownerOf(ctx),
+		}
 		return nil, nil, nil
 	})
 	if err != nil {
@@ -122,14 +137,29 @@ func (s *Server) UpdateLab(ctx context.Context, req *labv1.UpdateLabRequest) (*l
 	if !ok {
 		return nil, invalid("lab.name", "%q is not a lab name (labs/{lab})", req.GetLab().GetName())
 	}
-	if err := checkMask(req.UpdateMask, "description"); err != nil {
+	if err := checkMask(req.UpdateMask, "description", "shared", "owner"); err != nil {
 		return nil, err
 	}
-	st, err := s.change(ctx, labID, func(old, next *lab.State) (map[string]string, []string, error) {
+	// An empty mask replaces what the owner may change; the owner changes
+	// only when the mask names it (a transfer, admins only).
+	paths := maskPaths(req.UpdateMask, "description", "shared")
+	st, err := s.changeTx(ctx, labID, func(tx *store.Tx, old, next *lab.State) (map[string]string, []string, error) {
 		if old.Lab == nil {
 			return nil, nil, notFound("lab %q not found", labID)
 		}
-		next.Lab.Description = req.Lab.Description
+		for _, p := range paths {
+			switch p {
+			case "description":
+				next.Lab.Description = req.Lab.Description
+			case "shared":
+				next.Lab.Shared = req.Lab.Shared
+			case "owner":
+				if _, ok := lab.GetUser(tx, req.Lab.Owner); !ok {
+					return nil, nil, invalid("lab.owner", "%q is not a user (a user id such as alice: labctl user list)", req.Lab.Owner)
+				}
+				next.Lab.Owner = req.Lab.Owner
+			}
+		}
 		return nil, nil, nil
 	})
 	if err != nil {

@@ -105,6 +105,10 @@ type Config struct {
 	// Writer commits writes (writer.go); nil: Store directly, as a labd
 	// without a control plane.
 	Writer Writer
+	// Invite is what CreateToken returns with an invite, for `labctl
+	// login`: the API address this node advertises and the hash of the
+	// cluster CA (auth.CAHash); nil: nothing.
+	Invite func() (server, caHash string)
 }
 
 // Server implements the lab.v1 services.
@@ -150,6 +154,7 @@ func (s *Server) Register(g *grpc.Server) {
 	labv1.RegisterLiveServiceServer(g, s)
 	labv1.RegisterSocketServiceServer(g, newSocketServer(s))
 	labv1.RegisterCaptureServiceServer(g, &captureServer{s: s})
+	labv1.RegisterAuthServiceServer(g, &authServer{s: s})
 	if s.cfg.Control != nil {
 		labv1.RegisterControlServiceServer(g, s.cfg.Control)
 	}

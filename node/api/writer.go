@@ -157,7 +157,7 @@ func (s *Server) writeOnce(ctx context.Context, req any, info *grpc.UnaryServerI
 		_ = grpc.SetTrailer(ctx, metadata.Pairs(refusedKey, "not-leader"))
 		return nil, false, nl.GRPCStatus().Err()
 	}
-	fctx := metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Node)
+	fctx := s.forwarded(ctx)
 	reply, refused, err := s.forwardWrite(fctx, nl.leader, info.FullMethod, req)
 	if !refused {
 		return reply, false, err

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/labnet-dev/labnet/node/identity"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
@@ -80,7 +81,7 @@ func (d *fakeDir) revoke(id string) {
 // token adds user (with role) and a token of kind for them, expiring at
 // expires (zero: never); it returns the token string and its id.
 func (d *fakeDir) token(user string, role Role, kind TokenKind, expires time.Time) (string, string) {
-	tok, id, hash := NewToken()
+	tok, id, hash := identity.NewToken()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.users[user] = role

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"github.com/labnet-dev/labnet/node/identity"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
@@ -46,7 +47,7 @@ func TestUnauthenticated(t *testing.T) {
 		return err
 	}
 	ctx := ctxT(t)
-	_, id, _ := NewToken()
+	_, id, _ := identity.NewToken()
 	wrongSecret := "lnt_" + strings.Split(c.alice, "_")[1] + "_" + strings.Repeat("a", 52)
 	goneUser, _ := c.dir.token("gone", Student, Session, time.Time{})
 	delete(c.dir.users, "gone")

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labnet-dev/labnet/node/identity"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -125,7 +126,7 @@ func bearerPrincipal(dir Directory, values []string, now time.Time) (*Principal,
 	if err != nil {
 		return nil, err
 	}
-	id, secret, err := ParseToken(token)
+	id, secret, err := identity.ParseToken(token)
 	if err != nil {
 		return nil, status.Errorf(codes.Unauthenticated, "the bearer token is not a labnet token (lnt_...): %s", loginHint)
 	}

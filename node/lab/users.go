@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/identity"
 	"github.com/labnet-dev/labnet/node/store"
 )
 
@@ -40,19 +40,19 @@ func (g StoreGetter) Get(key string) ([]byte, bool) {
 
 // User is a stored user.
 type User struct {
-	ID      string    `json:"-"`
-	Role    auth.Role `json:"role"`
-	Created time.Time `json:"created"`
+	ID      string        `json:"-"`
+	Role    identity.Role `json:"role"`
+	Created time.Time     `json:"created"`
 }
 
 // tokenRecord is a stored token.
 type tokenRecord struct {
-	User        string         `json:"user"`
-	Kind        auth.TokenKind `json:"kind"`
-	Hash        string         `json:"hash"` // hex SHA-256 of the secret
-	Created     time.Time      `json:"created"`
-	Expires     time.Time      `json:"expires,omitzero"`
-	Description string         `json:"description,omitempty"`
+	User        string             `json:"user"`
+	Kind        identity.TokenKind `json:"kind"`
+	Hash        string             `json:"hash"` // hex SHA-256 of the secret
+	Created     time.Time          `json:"created"`
+	Expires     time.Time          `json:"expires,omitzero"`
+	Description string             `json:"description,omitempty"`
 }
 
 // PutUser writes user u.
@@ -103,7 +103,7 @@ func DeleteUser(tx *store.Tx, id string) {
 }
 
 // PutToken writes t (its hash, never a secret).
-func PutToken(tx *store.Tx, t auth.Token) error {
+func PutToken(tx *store.Tx, t identity.Token) error {
 	if t.ID == "" || strings.Contains(t.ID, "/") {
 		return fmt.Errorf("put token: %q is not a token id", t.ID)
 	}
@@ -119,24 +119,24 @@ func PutToken(tx *store.Tx, t auth.Token) error {
 }
 
 // GetToken reads token id; ok is false when there is none.
-func GetToken(r Getter, id string) (auth.Token, bool) {
+func GetToken(r Getter, id string) (identity.Token, bool) {
 	v, ok := r.Get(tokensPrefix + id)
 	if !ok {
-		return auth.Token{}, false
+		return identity.Token{}, false
 	}
 	return decodeToken(id, v)
 }
 
-func decodeToken(id string, v []byte) (auth.Token, bool) {
+func decodeToken(id string, v []byte) (identity.Token, bool) {
 	var rec tokenRecord
 	if json.Unmarshal(v, &rec) != nil {
-		return auth.Token{}, false
+		return identity.Token{}, false
 	}
-	t := auth.Token{ID: id, User: rec.User, Kind: rec.Kind, Created: rec.Created, Expires: rec.Expires, Description: rec.Description}
+	t := identity.Token{ID: id, User: rec.User, Kind: rec.Kind, Created: rec.Created, Expires: rec.Expires, Description: rec.Description}
 	// fmt cannot scan into an array: decode the hex.
 	h, err := hex.DecodeString(rec.Hash)
 	if err != nil || len(h) != len(t.Hash) {
-		return auth.Token{}, false
+		return identity.Token{}, false
 	}
 	copy(t.Hash[:], h)
 	return t, true
@@ -144,8 +144,8 @@ func decodeToken(id string, v []byte) (auth.Token, bool) {
 
 // ListTokens lists user's tokens ("" for every user's), sorted by user
 // then id.
-func ListTokens(r Reader, user string) []auth.Token {
-	var out []auth.Token
+func ListTokens(r Reader, user string) []identity.Token {
+	var out []identity.Token
 	for _, rec := range r.List(tokensPrefix) {
 		if t, ok := decodeToken(rec.Key[len(tokensPrefix):], rec.Value); ok && (user == "" || t.User == user) {
 			out = append(out, t)
