@@ -34,6 +34,7 @@ type apiServer struct {
 	grpc   *grpc.Server
 	health *health.Server
 	peers  *peerConns
+	auth   *auth.Interceptor
 }
 
 // listenAPI binds the API address; register then builds the server, which
@@ -52,18 +53,23 @@ type apiSecurity struct {
 	// allowPlain accepts plaintext gRPC beside TLS: an API on loopback
 	// without --tls.
 	allowPlain bool
-	log        *slog.Logger // the audit's
+	dir        auth.Directory // the users, tokens and lab owners
+	log        *slog.Logger   // the audit's
 }
 
 // register builds the lab.v1 services of cfg (its Peer is set here: live
 // calls are forwarded over connections to cl's members, with this node's
-// certificate), health and reflection, behind sec's TLS.
+// certificate), health and reflection, behind sec's TLS and the auth
+// interceptors, which see every call before node/api's.
 func (a *apiServer) register(cfg api.Config, cl *cluster.Cluster, sec apiSecurity) {
 	a.peers = &peerConns{cl: cl, creds: sec.pki.clientCreds, conns: map[string]*grpc.ClientConn{}}
 	cfg.Peer = a.peers.dial
 	a.srv = api.New(cfg)
+	a.auth = auth.NewInterceptor(auth.InterceptorConfig{Dir: sec.dir, Log: sec.log})
 	opts := []grpc.ServerOption{
 		grpc.Creds(auth.ServerCreds(sec.pki.serverTLS(), sec.allowPlain)),
+		grpc.ChainUnaryInterceptor(a.auth.Unary()),
+		grpc.ChainStreamInterceptor(a.auth.Stream()),
 		grpc.KeepaliveEnforcementPolicy(peerKeepaliveMin),
 	}
 	a.grpc = grpc.NewServer(append(opts, a.srv.ServerOptions()...)...)

@@ -17,6 +17,7 @@ import (
 	"github.com/labnet-dev/labnet/node/api"
 	"github.com/labnet-dev/labnet/node/cluster"
 	"github.com/labnet-dev/labnet/node/follow"
+	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/metrics"
 	"github.com/labnet-dev/labnet/node/runtime"
 	"github.com/labnet-dev/labnet/node/store"
@@ -145,8 +146,9 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	d.api.register(api.Config{
 		Node: cfg.Name, Store: d.store, Writer: d.control, Membership: d.control, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api"),
 		Staleness: staleness, Control: control,
+		Invite: func() (string, string) { return adv.api, d.pki.caHash() },
 	}, d.members.cl, apiSecurity{
-		pki: d.pki, allowPlain: isLoopback(cfg.API) && !cfg.tlsOnly(), log: log.With("component", "audit"),
+		pki: d.pki, allowPlain: isLoopback(cfg.API) && !cfg.tlsOnly(), dir: lab.NewDirectory(d.store), log: log.With("component", "audit"),
 	})
 	d.health.Store(d.api.health)
 	if err := d.store.Err(); err != nil {
@@ -214,7 +216,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 // metricsSources are what --metrics reports: the overlay's counters, the
-// members by state and every interface of this node's hosts.
+// members by state, every interface of this node's hosts and the API's
+// calls by outcome.
 func (d *Daemon) metricsSources() metrics.Sources {
 	return metrics.Sources{
 		Overlay: d.packets.conn.Counters,
@@ -226,6 +229,13 @@ func (d *Daemon) metricsSources() metrics.Sources {
 				}
 			}
 		}),
+		APICalls: func(yield func(metrics.APICall) bool) {
+			for c := range d.api.auth.Calls {
+				if !yield(metrics.APICall(c)) {
+					return
+				}
+			}
+		},
 	}
 }
 
