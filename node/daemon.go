@@ -160,10 +160,14 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	return d, nil
 }
 
-// Run joins the cluster and runs every part until ctx is done or one
-// fails, then shuts down in order: the API stops accepting calls, the
-// node leaves the cluster, calls in flight finish (shutdownGrace at most)
-// and the hosts stop. Run may be called once; Close follows it.
+// Run joins the cluster, enrols for a certificate when the node has no
+// usable one (enroll.go: the API serves nothing before), and runs every
+// part until ctx is done or one fails; "labd ready" is logged once the
+// API serves and, on the node that formed the control plane, the first
+// admin exists. Then it shuts down in order: the API stops accepting
+// calls, the node leaves the cluster, calls in flight finish
+// (shutdownGrace at most) and the hosts stop. Run may be called once;
+// Close follows it.
 func (d *Daemon) Run(ctx context.Context) error {
 	if d.ran {
 		return errors.New("labd: Run called twice")
