@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -78,6 +79,9 @@ func TestCompose(t *testing.T) {
 		if env("LABD_CLUSTER_KEY") == "" {
 			t.Errorf("%s: no cluster key from the env file", name)
 		}
+		if env("LABD_TLS") != "true" {
+			t.Errorf("%s: LABD_TLS %q: the API serves TLS only", name, env("LABD_TLS"))
+		}
 		names[env("LABD_NAME")] = true
 		ip := env("LABD_ADVERTISE")
 		var netIP string
@@ -102,7 +106,7 @@ func TestCompose(t *testing.T) {
 		}
 		for _, port := range s.Ports {
 			if port.HostIP != "127.0.0.1" {
-				t.Errorf("%s publishes %s on %q: keep the unauthenticated API on the host's loopback", name, port.Published, port.HostIP)
+				t.Errorf("%s publishes %s on %q: keep the API on the host's loopback (the README's login uses 127.0.0.1)", name, port.Published, port.HostIP)
 			}
 			published = append(published, name)
 		}
@@ -127,9 +131,12 @@ func TestCompose(t *testing.T) {
 // TestComposeNodesFormACluster runs the compose file's services as labd
 // processes with the image's entrypoint and environment overlaid with each
 // service's, started as depends_on orders them (healthy by the image's
-// HEALTHCHECK command), and checks they form one cluster. Substituted: the
-// compose network's addresses by loopback ones, the container's own
-// 0.0.0.0 and 127.0.0.1 by its address, the data volume by a directory.
+// HEALTHCHECK command), and checks they form one cluster, as labctl on the
+// host sees it after the README's login (an invite made in the first
+// container, the printed line run with the published API as --server).
+// Substituted: the compose network's addresses by loopback ones, the
+// container's own 0.0.0.0 and 127.0.0.1 by its address, the data volume
+// by a directory.
 func TestComposeNodesFormACluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts labd processes")
@@ -246,10 +253,47 @@ func TestComposeNodesFormACluster(t *testing.T) {
 			waitFor(t, pods[len(pods)-len(started)+k], "is healthy", healthy(envs[i]))
 		}
 	}
+	// The README's login: labctl user invite in the service that
+	// publishes the API (docker compose exec, the container's environment),
+	// then the printed line on the host with --server its published API.
+	publisher := -1
+	for i, n := range names {
+		if len(p.Services[n].Ports) > 0 {
+			publisher = i
+		}
+	}
+	if publisher < 0 {
+		t.Fatal("no service publishes the API")
+	}
+	// The first admin is made once the control plane has a leader, a
+	// moment after labd-1 is healthy.
+	var line []string
+	waitFor(t, pods[publisher], "invites the admin", func() error {
+		invite := exec.Command(binary(t, "labctl"), "user", "invite", "admin")
+		invite.Env = envs[publisher]
+		var stderr bytes.Buffer
+		invite.Stderr = &stderr
+		out, err := invite.Output()
+		line = strings.Fields(string(out))
+		if err != nil || len(line) < 2 || line[0] != "labctl" || line[1] != "login" || !strings.Contains(string(out), "--ca-hash sha256:") {
+			return fmt.Errorf("labctl user invite admin: %v: %q %s", err, out, stderr.Bytes())
+		}
+		return nil
+	})
+	published := net.JoinHostPort(loop[publisher], fmt.Sprint(p.Services[names[publisher]].Ports[0].Target))
+	host := []string{"XDG_CONFIG_HOME=" + t.TempDir()} // the host's labctl: no LABD_DATA, no LABCTL_SERVER
+	login := exec.Command(binary(t, "labctl"), append(line[1:], "--server", published)...)
+	login.Env = host
+	if out, err := login.CombinedOutput(); err != nil {
+		t.Fatalf("%s --server %s: %v: %s", strings.Join(line, " "), published, err, out)
+	}
 	for _, pd := range pods {
 		waitFor(t, pd, "sees every node alive", func() error {
-			cmd := exec.Command(binary(t, "labctl"), "get", "nodes")
-			cmd.Env = envs[slices.Index(names, pd.name)] // LABCTL_SERVER: its own API
+			// From the host, with the login's context, to each node's API
+			// (as a container's labctl reaches it: LABCTL_SERVER).
+			api := envValue(envs[slices.Index(names, pd.name)], "LABCTL_SERVER")
+			cmd := exec.Command(binary(t, "labctl"), "--server", api, "get", "nodes")
+			cmd.Env = host
 			out, err := cmd.Output()
 			if err != nil {
 				return err
@@ -260,4 +304,14 @@ func TestComposeNodesFormACluster(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// envValue is key's value in env (KEY=value entries).
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }

@@ -186,8 +186,17 @@ func TestDockerfileLint(t *testing.T) {
 		t.Errorf("EXPOSE %v, want labd's ports %v", exposed, want)
 	}
 
-	// The health check reaches the API the image's environment sets.
+	// The health check reaches the API the image's environment sets, and
+	// verifies its TLS against the CA in labd's data directory (labctl
+	// reads LABD_DATA), a volume.
 	env := imageEnv(final)
+	var volumes []string
+	for _, v := range commands[*instructions.VolumeCommand](final) {
+		volumes = append(volumes, v.Volumes...)
+	}
+	if env["LABD_DATA"] == "" || !slices.Contains(volumes, env["LABD_DATA"]) {
+		t.Errorf("ENV LABD_DATA=%q, VOLUME %v: labd's data directory, a volume, set for labd and for labctl health", env["LABD_DATA"], volumes)
+	}
 	_, apiPort, _ := strings.Cut(env["LABD_API"], ":")
 	if !strings.HasPrefix(env["LABD_API"], "0.0.0.0:") || apiPort != api || env["LABCTL_SERVER"] != "127.0.0.1:"+api {
 		t.Errorf("ENV LABD_API=%s LABCTL_SERVER=%s: the API on every address, port %s, and labctl health asking it on loopback", env["LABD_API"], env["LABCTL_SERVER"], api)

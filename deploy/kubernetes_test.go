@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -18,20 +21,25 @@ import (
 
 const baseDir = "kubernetes"
 
-// testKey stands for the cluster key a user writes to kubernetes/cluster-key.
+// testKey stands for the cluster key a user writes to kubernetes/cluster-key
+// where the README's recipe cannot run.
 const testKey = "test-cluster-key-not-for-use"
 
 // manifests is the kustomize base built and decoded.
 type manifests struct {
 	sts      *appsv1.StatefulSet
 	services map[string]*corev1.Service
-	secret   *corev1.Secret
+	secrets  map[string]*corev1.Secret // by name (generated: with a hash suffix)
 	pdb      *policyv1.PodDisruptionBudget
 	netpol   *networkingv1.NetworkPolicy
+	// files are what the user wrote to deploy/kubernetes for the Secrets
+	// (secretFiles): cluster-key, ca.crt, ca.key, admin.token.
+	files map[string][]byte
 }
 
 // buildBase builds deploy/kubernetes with kustomize (as kubectl apply -k
-// does) after writing the cluster key the base expects, and decodes every
+// does) after writing the files the README has the user make (the
+// cluster key, the CA and the first admin's token), and decodes every
 // resource strictly: a field the Kubernetes API does not have fails.
 func buildBase(t *testing.T) *manifests {
 	t.Helper()
@@ -41,7 +49,7 @@ func buildBase(t *testing.T) *manifests {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if e.IsDir() || e.Name() == "cluster-key" {
+		if e.IsDir() || secretFiles(t)[e.Name()] != nil {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(baseDir, e.Name()))
@@ -52,14 +60,16 @@ func buildBase(t *testing.T) *manifests {
 			t.Fatal(err)
 		}
 	}
-	if err := fs.WriteFile("/base/cluster-key", []byte(testKey+"\n")); err != nil {
-		t.Fatal(err)
+	for name, b := range secretFiles(t) {
+		if err := fs.WriteFile(filepath.Join("/base", name), b); err != nil {
+			t.Fatal(err)
+		}
 	}
 	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fs, "/base")
 	if err != nil {
 		t.Fatalf("kustomize build: %v", err)
 	}
-	m := &manifests{services: map[string]*corev1.Service{}}
+	m := &manifests{services: map[string]*corev1.Service{}, secrets: map[string]*corev1.Secret{}, files: secretFiles(t)}
 	for _, r := range res.Resources() {
 		j, err := r.MarshalJSON()
 		if err != nil {
@@ -72,7 +82,7 @@ func buildBase(t *testing.T) *manifests {
 		case "v1 Service":
 			m.services[r.GetName()] = decodeOnce(t, id, j, (*corev1.Service)(nil))
 		case "v1 Secret":
-			m.secret = decodeOnce(t, id, j, m.secret)
+			m.secrets[r.GetName()] = decodeOnce(t, id, j, (*corev1.Secret)(nil))
 		case "policy/v1 PodDisruptionBudget":
 			m.pdb = decodeOnce(t, id, j, m.pdb)
 		case "networking.k8s.io/v1 NetworkPolicy":
@@ -81,7 +91,7 @@ func buildBase(t *testing.T) *manifests {
 			t.Fatalf("unexpected resource %s: this test decodes and checks each kind the base has", id)
 		}
 	}
-	if m.sts == nil || m.secret == nil || m.pdb == nil || m.netpol == nil || len(m.services) != 2 {
+	if m.sts == nil || len(m.secrets) != 2 || m.pdb == nil || m.netpol == nil || len(m.services) != 2 {
 		t.Fatalf("the base lacks resources: %+v", m)
 	}
 	return m
@@ -159,11 +169,38 @@ func TestKubernetesBase(t *testing.T) {
 		t.Errorf("the labd Service must expose the API port: %+v", api)
 	}
 
-	// Every probe asks grpc health on the API port.
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	// Every probe asks grpc health on the API port, with labctl health
+	// (the kubelet's grpc probe has no TLS): on the pod's loopback, which
+	// the certificate names, verified against DATA/ca.crt.
 	for name, p := range map[string]*corev1.Probe{"startup": c.StartupProbe, "readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
-		if p == nil || p.GRPC == nil || p.GRPC.Port != ports["api"].ContainerPort {
-			t.Errorf("%s probe: want grpc on the API port %d: %+v", name, ports["api"].ContainerPort, p)
+		if p == nil || p.Exec == nil || len(p.Exec.Command) < 2 || p.Exec.Command[0] != "labctl" || p.Exec.Command[len(p.Exec.Command)-1] != "health" {
+			t.Errorf("%s probe: want exec labctl ... health: %+v", name, p)
+		} else if p.TimeoutSeconds < 2 {
+			t.Errorf("%s probe: timeoutSeconds %d: labctl needs longer than the kubelet's default second", name, p.TimeoutSeconds)
 		}
+	}
+	if h, port, err := net.SplitHostPort(env["LABCTL_SERVER"]); err != nil || h != "127.0.0.1" || port != fmt.Sprint(ports["api"].ContainerPort) {
+		t.Errorf("LABCTL_SERVER %q: the probes' labctl must ask the pod's API on loopback, port %d", env["LABCTL_SERVER"], ports["api"].ContainerPort)
+	}
+
+	// The API serves TLS only, its certificate naming the labd Service
+	// as clients in the cluster call it.
+	if env["LABD_TLS"] != "true" {
+		t.Errorf("LABD_TLS %q: want true", env["LABD_TLS"])
+	}
+	sans := strings.Split(env["LABD_TLS_SAN"], ",")
+	for _, want := range []string{api.Name, api.Name + ".$(POD_NAMESPACE)", api.Name + ".$(POD_NAMESPACE).svc", api.Name + ".$(POD_NAMESPACE).svc.cluster.local"} {
+		if !slices.Contains(sans, want) {
+			t.Errorf("LABD_TLS_SAN %q lacks %s", env["LABD_TLS_SAN"], want)
+		}
+	}
+	if i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "POD_NAMESPACE" }); i < 0 || c.Env[i].ValueFrom == nil || c.Env[i].ValueFrom.FieldRef == nil || c.Env[i].ValueFrom.FieldRef.FieldPath != "metadata.namespace" ||
+		i > slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "LABD_TLS_SAN" }) {
+		t.Errorf("POD_NAMESPACE: want the downward API's metadata.namespace, before LABD_TLS_SAN uses it")
 	}
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
 		t.Errorf("resources: want cpu and memory requests and a memory limit: %+v", c.Resources)
@@ -201,41 +238,70 @@ func TestKubernetesBase(t *testing.T) {
 		t.Errorf("NetworkPolicy: the API must be reachable by clients (and by labd, which forwards live calls)")
 	}
 
-	// The data directory is a persistent volume; the key file comes from
-	// the generated Secret.
-	env := map[string]string{}
-	for _, e := range c.Env {
-		env[e.Name] = e.Value
-	}
+	// The data directory is a persistent volume; the key file, the CA and
+	// the first admin's token come from the generated Secrets.
 	claims := map[string]bool{}
 	for _, vct := range sts.Spec.VolumeClaimTemplates {
 		claims[vct.Name] = true
 	}
-	secretVolumes := map[string]*corev1.SecretVolumeSource{}
-	for _, v := range pod.Spec.Volumes {
-		if v.Secret != nil {
-			secretVolumes[v.Name] = v.Secret
+	for _, f := range []struct{ env, file string }{
+		{"LABD_CLUSTER_KEY_FILE", "cluster-key"},
+		{"LABD_CA_CERT", "ca.crt"},
+		{"LABD_CA_KEY", "ca.key"},
+		{"LABD_ADMIN_TOKEN_FILE", "admin.token"},
+	} {
+		secret, key := secretAt(t, m, env[f.env])
+		if secret == nil || !bytes.Equal(secret.Data[key], m.files[f.file]) {
+			t.Errorf("%s %q is not the file %s the README makes, from a Secret of the base", f.env, env[f.env], f.file)
 		}
 	}
-	mounted := map[string]string{} // mount path: volume
-	for _, vm := range c.VolumeMounts {
-		mounted[vm.MountPath] = vm.Name
-	}
-	if !claims[mounted[env["LABD_DATA"]]] {
-		t.Errorf("LABD_DATA %q is not on a volume claim template", env["LABD_DATA"])
-	}
-	keyDir, keyFile := filepath.Split(env["LABD_CLUSTER_KEY_FILE"])
-	sv := secretVolumes[mounted[filepath.Clean(keyDir)]]
-	if sv == nil || sv.SecretName != m.secret.Name {
-		t.Fatalf("LABD_CLUSTER_KEY_FILE %q is not in a volume of Secret %s", env["LABD_CLUSTER_KEY_FILE"], m.secret.Name)
-	}
-	found := false
-	for _, it := range sv.Items {
-		if it.Path == keyFile && string(m.secret.Data[it.Key]) == testKey+"\n" {
-			found = true
+}
+
+// secretAt is the Secret, and its key, that the container sees at path:
+// a mount of a secret or projected volume, the item at path's base name.
+func secretAt(t *testing.T, m *manifests, path string) (*corev1.Secret, string) {
+	t.Helper()
+	spec := m.sts.Spec.Template.Spec
+	dir, file := filepath.Split(path)
+	for _, vm := range spec.Containers[0].VolumeMounts {
+		if vm.MountPath != filepath.Clean(dir) {
+			continue
+		}
+		for _, v := range spec.Volumes {
+			if v.Name != vm.Name {
+				continue
+			}
+			for _, src := range secretSources(v) {
+				for _, it := range src.items {
+					if it.Path == file {
+						return m.secrets[src.name], it.Key
+					}
+				}
+			}
 		}
 	}
-	if !found {
-		t.Errorf("the key file %s is not the cluster key of Secret %s", keyFile, m.secret.Name)
+	return nil, ""
+}
+
+// secretSource is a Secret a volume shows, and which of its keys.
+type secretSource struct {
+	name  string
+	items []corev1.KeyToPath
+}
+
+// secretSources are the Secrets volume v shows: a secret volume's, or a
+// projected volume's secret sources.
+func secretSources(v corev1.Volume) []secretSource {
+	var out []secretSource
+	if v.Secret != nil {
+		out = append(out, secretSource{v.Secret.SecretName, v.Secret.Items})
 	}
+	if v.Projected != nil {
+		for _, src := range v.Projected.Sources {
+			if src.Secret != nil {
+				out = append(out, secretSource{src.Secret.Name, src.Secret.Items})
+			}
+		}
+	}
+	return out
 }

@@ -47,8 +47,13 @@ type pod struct {
 // the data claim, the generated Secret's files for the key volume), the
 // headless Service's DNS name in LABD_JOIN (the addresses of the pods that
 // exist so far: publishNotReadyAddresses lists them before they are
-// ready), and 0.0.0.0 (each pod has its own network namespace; here the
-// pods share loopback, so a pod's "all addresses" is its own address).
+// ready), and 0.0.0.0 and 127.0.0.1 (each pod has its own network
+// namespace; here the pods share loopback, so a pod's "all addresses" and
+// its loopback are its own address).
+//
+// labctl outside the cluster does what deploy/README.md says: it logs in
+// to a pod with the CA's hash and the first admin's token from the files
+// the Secrets are made of, and calls every pod over TLS with that context.
 func TestStatefulSetPodsFormACluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts labd processes")
@@ -70,9 +75,10 @@ func TestStatefulSetPodsFormACluster(t *testing.T) {
 	ips := freeLoopbackIPs(t, replicas+1, c.Ports)
 	apiAt := func(ip string) string { return net.JoinHostPort(ip, fmt.Sprint(ports["api"])) }
 	apiOf := func(i int) string { return apiAt(ips[i]) }
+	config := t.TempDir() // labctl's config directory (XDG_CONFIG_HOME)
 	run := func(ip, stdin string, args ...string) (string, error) {
 		cmd := exec.Command(labctl, append([]string{"--server", apiAt(ip)}, args...)...)
-		cmd.Env = []string{}
+		cmd.Env = []string{"XDG_CONFIG_HOME=" + config}
 		cmd.Stdin = strings.NewReader(stdin)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
@@ -87,7 +93,7 @@ func TestStatefulSetPodsFormACluster(t *testing.T) {
 	var pods []*pod
 	claims := map[string]string{} // persistent volume claim (data-labd-N): directory
 	// OrderedReady: each pod is started once the one before it is ready
-	// (its readiness probe, grpc health on the API port, answers SERVING).
+	// (its readiness probe, labctl health in the pod, answers SERVING).
 	for i := range replicas {
 		name := fmt.Sprintf("%s-%d", sts.Name, i)
 		env := podEnv(t, m, name, ips[i], ips[:i+1], claims)
@@ -96,10 +102,25 @@ func TestStatefulSetPodsFormACluster(t *testing.T) {
 		}
 		p := ps.start(name, ips[i], argv, env)
 		pods = append(pods, p)
-		waitFor(t, p, "is ready", func() error {
-			_, err := run(ips[i], "", "--timeout", "2s", "health")
-			return err
-		})
+		waitFor(t, p, "is ready", probe(t, c.ReadinessProbe, env))
+		if i == 0 {
+			// From outside: the README's labctl login, with the CA's hash
+			// and the admin token the Secret holds (the first admin is
+			// made once the control plane has a leader).
+			waitFor(t, p, "accepts the first admin's token", func() error {
+				_, err := run(ips[0], "", "login", "--ca-hash", caHash(t, m.files["ca.crt"]), "--token", strings.TrimSpace(string(m.files["admin.token"])))
+				return err
+			})
+		}
+	}
+	// Without the context, the API answers nothing but health: it serves
+	// TLS only, and every other call needs a token.
+	for _, args := range [][]string{{"health"}, {"get", "nodes"}} {
+		cmd := exec.Command(labctl, append([]string{"--server", apiOf(0), "--timeout", "2s"}, args...)...)
+		cmd.Env = []string{}
+		if out, err := cmd.CombinedOutput(); err == nil {
+			t.Errorf("labctl %s with no credential and no CA: %s", strings.Join(args, " "), out)
+		}
 	}
 
 	// Every pod sees every other alive, at its pod IP.
@@ -199,12 +220,28 @@ hosts:
 	// again.
 	newIP := ips[replicas]
 	peers := append(slices.Clone(ips[:replicas-1]), newIP)
-	back := ps.start(last.name, newIP, argv, podEnv(t, m, last.name, newIP, peers, claims))
-	waitFor(t, back, "is ready again", func() error {
-		_, err := run(newIP, "", "--timeout", "2s", "health")
-		return err
-	})
+	backEnv := podEnv(t, m, last.name, newIP, peers, claims)
+	back := ps.start(last.name, newIP, argv, backEnv)
+	waitFor(t, back, "is ready again", probe(t, c.ReadinessProbe, backEnv))
 	waitFor(t, back, "answers a ping from h1 again, at its new address", ping)
+}
+
+// probe runs an exec probe's command in a pod with environment env, as
+// the kubelet does in the container.
+func probe(t *testing.T, p *corev1.Probe, env []string) func() error {
+	t.Helper()
+	if p == nil || p.Exec == nil || len(p.Exec.Command) == 0 || p.Exec.Command[0] != "labctl" {
+		t.Fatalf("probe %+v: this test runs exec probes of labctl", p)
+	}
+	return func() error {
+		cmd := exec.Command(binary(t, "labctl"), p.Exec.Command[1:]...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s: %v: %s", strings.Join(p.Exec.Command, " "), err, out)
+		}
+		return nil
+	}
 }
 
 // podArgv is what the container runs: the image's entrypoint (the
@@ -244,14 +281,20 @@ func podEnv(t *testing.T, m *manifests, name, ip string, peers []string, claims 
 				claims[claim] = dir
 			}
 			dirs[vm.MountPath] = claims[claim]
-		case i >= 0 && spec.Volumes[i].Secret != nil && spec.Volumes[i].Secret.SecretName == m.secret.Name:
-			for _, it := range spec.Volumes[i].Secret.Items {
-				if err := os.WriteFile(filepath.Join(dir, it.Path), m.secret.Data[it.Key], 0o440); err != nil {
-					t.Fatal(err)
+		case i >= 0 && len(secretSources(spec.Volumes[i])) > 0:
+			for _, src := range secretSources(spec.Volumes[i]) {
+				secret := m.secrets[src.name]
+				if secret == nil {
+					t.Fatalf("volume %s: Secret %s is not one the base generates", vm.Name, src.name)
+				}
+				for _, it := range src.items {
+					if err := os.WriteFile(filepath.Join(dir, it.Path), secret.Data[it.Key], 0o440); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 		default:
-			t.Fatalf("volume mount %s: not a claim template or the generated Secret", vm.Name)
+			t.Fatalf("volume mount %s: not a claim template or a generated Secret", vm.Name)
 		}
 	}
 	peersSvc := m.sts.Spec.ServiceName
@@ -277,7 +320,7 @@ func podEnv(t *testing.T, m *manifests, name, ip string, peers []string, claims 
 				v = dir + strings.TrimPrefix(v, mp)
 			}
 		}
-		if h, p, err := net.SplitHostPort(v); err == nil && h == "0.0.0.0" {
+		if h, p, err := net.SplitHostPort(v); err == nil && (h == "0.0.0.0" || h == "127.0.0.1") {
 			v = net.JoinHostPort(ip, p)
 		}
 		if e.Name == "LABD_JOIN" {
