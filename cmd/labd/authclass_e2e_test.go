@@ -426,6 +426,43 @@ func TestAuthClassroom(t *testing.T) {
 		t.Errorf("admin deletes bob's host: %v", err)
 	}
 
+	// A class lab the teacher owns and shares, each student's host naming
+	// its student as owner (examples/workshop.yaml's shape): alice operates
+	// her host, through any node, and not bob's; she changes nothing of
+	// the lab.
+	class := &labv1.Topology{Lab: "class", Shared: true,
+		Networks: []*labv1.Network{{Name: "core", Ipv4: "10.9.0.0/24"}},
+		Hosts: []*labv1.Host{
+			{Name: "alice", Node: "alice-laptop", Owner: "alice", Interfaces: []*labv1.Interface{{Network: "core", Ipv4: "10.9.0.10/24"}}},
+			{Name: "bob", Node: "bob-laptop", Owner: "bob", Interfaces: []*labv1.Interface{{Network: "core", Ipv4: "10.9.0.20/24"}}},
+		}}
+	if _, err := labv1.NewLabServiceClient(teacher.conn(t, admin)).Apply(ctx, &labv1.ApplyRequest{Topology: class}); err != nil {
+		t.Fatalf("the teacher applies the class lab: %v", err)
+	}
+	for _, n := range nodes {
+		ca := n.conn(t, alice)
+		lc := labv1.NewLabServiceClient(ca)
+		waitFor(t, 30*time.Second, n.name+": alice pings bob from her host in the class lab", func() (bool, string) {
+			err := pingOnce(ca, "labs/class/hosts/alice", "10.9.0.20")
+			return err == nil, fmt.Sprint(err)
+		})
+		if _, err := lc.SetImpairment(ctx, &labv1.SetImpairmentRequest{Host: "labs/class/hosts/alice", Interface: "eth0", Impair: &labv1.Impairment{}}); err != nil {
+			t.Errorf("%s: alice impairs her class host: %v", n.name, err)
+		}
+		if _, err := lc.SetImpairment(ctx, &labv1.SetImpairmentRequest{Host: "labs/class/hosts/bob", Interface: "eth0", Impair: &labv1.Impairment{LossPercent: 100}}); code(err) != codes.PermissionDenied {
+			t.Errorf("%s: alice impairs bob's class host: %v; want PermissionDenied", n.name, err)
+		}
+		if err := pingOnce(ca, "labs/class/hosts/bob", "10.9.0.10"); code(err) != codes.PermissionDenied {
+			t.Errorf("%s: alice pings from bob's class host: %v; want PermissionDenied", n.name, err)
+		}
+		if _, err := lc.DeleteHost(ctx, &labv1.DeleteHostRequest{Name: "labs/class/hosts/alice"}); code(err) != codes.PermissionDenied {
+			t.Errorf("%s: alice deletes her class host: %v; want PermissionDenied (the teacher's lab)", n.name, err)
+		}
+		if _, err := lc.GetLab(ctx, &labv1.GetLabRequest{Name: "labs/class"}); err != nil {
+			t.Errorf("%s: alice reads the shared class lab: %v", n.name, err)
+		}
+	}
+
 	// A revoked token fails on every node; how long that takes is logged.
 	extra, name := token(t, ac, "alice", labv1.Role_ROLE_UNSPECIFIED, 0)
 	clients := map[string]labv1.LabServiceClient{}

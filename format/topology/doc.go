@@ -16,6 +16,7 @@
 //	  - name: r1                  # required
 //	    forwarding: true          # a router
 //	    node: laptop-3            # optional: pin to a labd node
+//	    owner: alice              # optional: a user who operates this host
 //	    interfaces:
 //	      - network: lan1         # required
 //	        ipv4: 10.0.1.1/24     # optional: assigned by the server when omitted

@@ -32,9 +32,11 @@ type fileNetwork struct {
 }
 
 type fileHost struct {
-	Name       text            `yaml:"name,omitempty"`
-	Forwarding bool            `yaml:"forwarding,omitempty"`
-	Node       text            `yaml:"node,omitempty"`
+	Name       text `yaml:"name,omitempty"`
+	Forwarding bool `yaml:"forwarding,omitempty"`
+	Node       text `yaml:"node,omitempty"`
+	// Owner is a user who operates the host without owning the lab.
+	Owner      text            `yaml:"owner,omitempty"`
 	Interfaces []fileInterface `yaml:"interfaces,omitempty"`
 	Routes     []fileRoute     `yaml:"routes,omitempty"`
 	Services   []text          `yaml:"services,omitempty"`
@@ -122,7 +124,7 @@ func (f *file) toProto() *labv1.Topology {
 		})
 	}
 	for _, h := range f.Hosts {
-		ph := &labv1.Host{Name: string(h.Name), Forwarding: h.Forwarding, Node: string(h.Node)}
+		ph := &labv1.Host{Name: string(h.Name), Forwarding: h.Forwarding, Node: string(h.Node), Owner: string(h.Owner)}
 		for _, i := range h.Interfaces {
 			ph.Interfaces = append(ph.Interfaces, &labv1.Interface{
 				Name:    string(i.Name),
@@ -163,7 +165,7 @@ func fromProto(t *labv1.Topology) *file {
 		})
 	}
 	for _, h := range t.GetHosts() {
-		fh := fileHost{Name: text(h.GetName()), Forwarding: h.GetForwarding(), Node: text(h.GetNode())}
+		fh := fileHost{Name: text(h.GetName()), Forwarding: h.GetForwarding(), Node: text(h.GetNode()), Owner: text(h.GetOwner())}
 		for _, i := range h.GetInterfaces() {
 			fh.Interfaces = append(fh.Interfaces, fileInterface{
 				Network: text(i.GetNetwork()),

@@ -428,7 +428,7 @@ hosts:
 		{
 			name: "mapping wanted",
 			in:   "hosts:\n  - h1\n",
-			want: `line 2: hosts[0]: must be a mapping of name, forwarding, node, interfaces, routes, services, failover, gateway, gateway6`,
+			want: `line 2: hosts[0]: must be a mapping of name, forwarding, node, owner, interfaces, routes, services, failover, gateway, gateway6`,
 		},
 		{
 			name: "interface neither name nor mapping",
@@ -841,5 +841,24 @@ func TestParseShared(t *testing.T) {
 	}
 	if _, err := Parse([]byte("shared: everyone\n")); err == nil || !strings.Contains(err.Error(), "shared") {
 		t.Errorf("shared: everyone: %v, want an error naming shared", err)
+	}
+}
+
+// TestParseHostOwner: a host's owner round-trips.
+func TestParseHostOwner(t *testing.T) {
+	in := "name: class\nshared: true\nnetworks:\n  - name: lan\nhosts:\n  - name: alice\n    owner: alice\n    interfaces:\n      - lan\n"
+	got, err := Parse([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Hosts[0].GetOwner() != "alice" {
+		t.Fatalf("owner = %q, want alice", got.Hosts[0].GetOwner())
+	}
+	out, err := Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "    owner: alice\n") {
+		t.Errorf("Marshal drops the owner:\n%s", out)
 	}
 }

@@ -26,7 +26,7 @@ func (s *Server) SetImpairment(ctx context.Context, req *labv1.SetImpairmentRequ
 	if err := v.Err(); err != nil {
 		return nil, modelErr(err)
 	}
-	st, err := s.change(ctx, labID, func(old, next *lab.State) (map[string]string, []string, error) {
+	st, err := s.change(asHostOperation(ctx, id), labID, func(old, next *lab.State) (map[string]string, []string, error) {
 		h := next.Hosts[id]
 		if h == nil {
 			return nil, nil, notFound("host %q not found in lab %q", id, labID)

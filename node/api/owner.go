@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/lab"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
@@ -32,6 +33,28 @@ func ownerOf(ctx context.Context) string {
 		return p.User
 	}
 	return ""
+}
+
+// hostOperation marks a write that a host's owner may make without owning
+// the lab (an impairment: auth.Impair): its value is the host's id.
+type hostOperation struct{}
+
+// asHostOperation marks ctx's write as an operation on host id.
+func asHostOperation(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, hostOperation{}, id)
+}
+
+// operatesHost reports whether ctx's write is an operation on a host that
+// lab (as stored in the write's transaction) names the caller the owner
+// of, which the caller may make without owning the lab.
+func operatesHost(ctx context.Context, old *lab.State) bool {
+	id, _ := ctx.Value(hostOperation{}).(string)
+	p := principal(ctx)
+	if id == "" || p == nil || p.User == "" || p.Role != auth.Student {
+		return false
+	}
+	h := old.Hosts[id]
+	return h != nil && h.Owner == p.User
 }
 
 // mayChange checks, inside a write's transaction, that the caller of ctx

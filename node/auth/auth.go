@@ -51,10 +51,13 @@ const (
 	Capture Verb = "capture"
 	// Transfer changes a lab's owner.
 	Transfer Verb = "transfer"
+	// Impair sets a host's impairments (loss, delay, ...): an update a
+	// host's owner may make without owning the lab.
+	Impair Verb = "impair"
 )
 
 // Verbs is every verb, for messages and `labctl auth can-i`.
-var Verbs = []Verb{Get, List, Watch, Create, Update, Delete, Exec, Capture, Transfer}
+var Verbs = []Verb{Get, List, Watch, Create, Update, Delete, Exec, Capture, Impair, Transfer}
 
 // Principal is who makes a call: a user (User set), or a labnet node
 // acting for itself (Node set, User empty: only the node-to-node calls).

@@ -39,10 +39,12 @@ type fakeDir struct {
 	users  map[string]Role
 	tokens map[string]Token
 	labs   map[string]LabInfo
+	// hostOwners maps "lab/host" to the host's owner.
+	hostOwners map[string]string
 }
 
 func newFakeDir() *fakeDir {
-	return &fakeDir{users: map[string]Role{}, tokens: map[string]Token{}, labs: map[string]LabInfo{}}
+	return &fakeDir{users: map[string]Role{}, tokens: map[string]Token{}, labs: map[string]LabInfo{}, hostOwners: map[string]string{}}
 }
 
 func (d *fakeDir) User(id string) (Role, bool) {
@@ -57,6 +59,12 @@ func (d *fakeDir) Token(id string) (Token, bool) {
 	defer d.mu.Unlock()
 	t, ok := d.tokens[id]
 	return t, ok
+}
+
+func (d *fakeDir) HostOwner(lab, id string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.hostOwners[lab+"/"+id]
 }
 
 func (d *fakeDir) Lab(id string) (LabInfo, bool) {

@@ -105,7 +105,7 @@ var methods = map[string]rule{
 	labSvc + "CreateHost":    on(Create, func(r *labv1.CreateHostRequest) string { return join(r.GetParent(), hostsColl) }),
 	labSvc + "UpdateHost":    on(Update, func(r *labv1.UpdateHostRequest) string { return r.GetHost().GetName() }),
 	labSvc + "DeleteHost":    on(Delete, (*labv1.DeleteHostRequest).GetName),
-	labSvc + "SetImpairment": on(Update, (*labv1.SetImpairmentRequest).GetHost),
+	labSvc + "SetImpairment": on(Impair, (*labv1.SetImpairmentRequest).GetHost),
 	labSvc + "Watch": on(Watch, func(r *labv1.WatchRequest) string {
 		if r.GetParent() == "" {
 			return labsColl

@@ -110,7 +110,7 @@ func TestChecks(t *testing.T) {
 		{"LabService/CreateHost", &labv1.CreateHostRequest{Parent: "labs/l1"}, "create labs/l1/hosts"},
 		{"LabService/CreateNetwork", &labv1.CreateNetworkRequest{Parent: "labs/l1"}, "create labs/l1/networks"},
 		{"LabService/Watch", &labv1.WatchRequest{}, "watch labs"},
-		{"LabService/SetImpairment", &labv1.SetImpairmentRequest{Host: "labs/l1/hosts/r"}, "update labs/l1/hosts/r"},
+		{"LabService/SetImpairment", &labv1.SetImpairmentRequest{Host: "labs/l1/hosts/r"}, "impair labs/l1/hosts/r"},
 		{"CaptureService/Capture", &labv1.CaptureRequest{Lab: "labs/l1", Targets: []string{"h1", "r:eth1", "net/lan"}},
 			"capture labs/l1/hosts/h1, capture labs/l1/hosts/r, capture labs/l1/networks/lan"},
 		{"CaptureService/Capture", &labv1.CaptureRequest{Lab: "labs/l1"}, "capture labs/l1"},

@@ -66,4 +66,7 @@ type Directory interface {
 	// Lab is lab id's owner and sharing; ok is false when there is no
 	// such lab.
 	Lab(id string) (info LabInfo, ok bool)
+	// HostOwner is the user who operates host id of lab besides the lab's
+	// owner (labv1.Host.owner); "" for none, or no such host.
+	HostOwner(lab, id string) string
 }

@@ -23,6 +23,22 @@ func (d directory) User(id string) (identity.Role, bool) {
 
 func (d directory) Token(id string) (identity.Token, bool) { return GetToken(d.g, id) }
 
+// HostOwner reads the owner field of host id of lab.
+func (d directory) HostOwner(lab, id string) string {
+	if !ValidID(lab) || !ValidID(id) {
+		return ""
+	}
+	v, ok := d.g.Get(HostName(lab, id))
+	if !ok {
+		return ""
+	}
+	var h labv1.Host
+	if proto.Unmarshal(v, &h) != nil {
+		return ""
+	}
+	return h.Owner
+}
+
 // Lab reads lab id's record. A lab that has networks or hosts but no lab
 // record (stored before labs had records) reads as absent: finding it
 // would take a scan.

@@ -45,6 +45,9 @@ func Validate(st *State, field FieldOf, named []string) Violations {
 	for _, id := range order {
 		h := st.Hosts[id]
 		f := field(h.Name)
+		if h.Owner != "" && !ValidID(h.Owner) {
+			v.Add(Field(f, "owner"), "%q is not a user id: it %s", h.Owner, IDRule)
+		}
 		if h.Node != "" && !nodeNamePattern.MatchString(h.Node) {
 			v.Add(Field(f, "node"), "%q is not a node name", h.Node)
 		}

@@ -349,7 +349,12 @@ type Host struct {
 	HomeNode string `protobuf:"bytes,8,opt,name=home_node,json=homeNode,proto3" json:"home_node,omitempty"`
 	// Output only: the topology named the host's node; a pinned host is
 	// never moved unless the topology is changed.
-	Pinned        bool `protobuf:"varint,9,opt,name=pinned,proto3" json:"pinned,omitempty"`
+	Pinned bool `protobuf:"varint,9,opt,name=pinned,proto3" json:"pinned,omitempty"`
+	// A user who operates this host besides the lab's owner and admins
+	// (a user id, "alice"): reads it, makes live calls and opens sockets
+	// from it, captures its interfaces and sets their impairments, but does
+	// not change or delete it. A class lab names each student's hosts so.
+	Owner         string `protobuf:"bytes,10,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -445,6 +450,13 @@ func (x *Host) GetPinned() bool {
 		return x.Pinned
 	}
 	return false
+}
+
+func (x *Host) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
 }
 
 // An Interface attaches a host to a network.
@@ -920,7 +932,7 @@ const file_lab_v1_resources_proto_rawDesc = "" +
 	"\x04ipv4\x18\x02 \x01(\tR\x04ipv4\x12\x12\n" +
 	"\x04ipv6\x18\x03 \x01(\tR\x04ipv6\x12\x10\n" +
 	"\x03mtu\x18\x04 \x01(\rR\x03mtu\x12\x10\n" +
-	"\x03vni\x18\x05 \x01(\rR\x03vni\"\x9a\x02\n" +
+	"\x03vni\x18\x05 \x01(\rR\x03vni\"\xb0\x02\n" +
 	"\x04Host\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\n" +
@@ -935,7 +947,9 @@ const file_lab_v1_resources_proto_rawDesc = "" +
 	"\vno_failover\x18\a \x01(\bR\n" +
 	"noFailover\x12\x1b\n" +
 	"\thome_node\x18\b \x01(\tR\bhomeNode\x12\x16\n" +
-	"\x06pinned\x18\t \x01(\bR\x06pinned\"\x8d\x01\n" +
+	"\x06pinned\x18\t \x01(\bR\x06pinned\x12\x14\n" +
+	"\x05owner\x18\n" +
+	" \x01(\tR\x05owner\"\x8d\x01\n" +
 	"\tInterface\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\anetwork\x18\x02 \x01(\tR\anetwork\x12\x12\n" +
