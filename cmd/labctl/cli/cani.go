@@ -12,7 +12,7 @@ import (
 )
 
 // verbs are the verbs of labd's policy (docs/security.md).
-var verbs = []string{"get", "list", "watch", "create", "update", "delete", "exec", "capture", "transfer"}
+var verbs = []string{"get", "list", "watch", "create", "update", "delete", "exec", "capture", "impair", "transfer"}
 
 func (a *app) newAuthCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -33,8 +33,8 @@ func (a *app) newCanICommand() *cobra.Command {
 it prints yes (exit status 0) or no and why (exit status 1).
 
 VERB is one of get, list, watch, create, update, delete, exec (ping,
-traceroute, fetch, bench, sockets), capture or transfer (hand a lab to
-another user).
+traceroute, fetch, bench, sockets), capture, impair (set a host's
+impairments) or transfer (hand a lab to another user).
 
 RESOURCE is a resource name (labs/net1, labs/net1/hosts/h1, nodes/n1,
 users/bob), a collection (labs, nodes, users), or kind/name as get prints

@@ -201,7 +201,7 @@ func TestCanI(t *testing.T) {
 		{args: []string{"create", "labs"}, stdout: "yes\n", call: "CanI create labs "},
 		{args: []string{"update", "node/n1"}, stdout: "yes\n", call: "CanI update nodes/n1 "},
 		{args: []string{"get", "user/bob"}, stdout: "yes\n", call: "CanI get users/bob "},
-		{args: []string{"fly", "labs"}, code: 1, stderr: "error: unknown verb \"fly\" (want get, list, watch, create, update, delete, exec, capture, transfer)\n"},
+		{args: []string{"fly", "labs"}, code: 1, stderr: "error: unknown verb \"fly\" (want get, list, watch, create, update, delete, exec, capture, impair, transfer)\n"},
 		{args: []string{"get", "pod/x"}, code: 1, stderr: "error: invalid resource \"pod/x\": unknown kind \"pod\" (want lab, host, network, node or user)\n"},
 		{args: []string{"get"}, code: 1, stderr: "error: labctl auth can-i needs VERB RESOURCE (got 1 argument)\n"},
 	} {

@@ -378,7 +378,7 @@ func (x *WhoAmIResponse) GetToken() *Token {
 type CanIRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A verb: get, list, watch, create, update, delete, exec, capture,
-	// transfer.
+	// impair, transfer.
 	Verb string `protobuf:"bytes,1,opt,name=verb,proto3" json:"verb,omitempty"`
 	// A resource name ("labs/net1", "labs/net1/hosts/h1", "nodes/n1",
 	// "users/bob") or a collection ("labs", "users").
