@@ -561,6 +561,38 @@ func TestLabctlRefusesWrongPin(t *testing.T) {
 	if out, errs, c := run("whoami"); c != 0 || !strings.Contains(out, "admin") {
 		t.Fatalf("whoami after login: exit %d\n%s%s", c, out, errs)
 	}
+
+	// The admin hands a lab to a student and shares it; the student may
+	// not hand it on.
+	must := func(args ...string) string {
+		t.Helper()
+		out, errs, c := run(args...)
+		if c != 0 {
+			t.Fatalf("labctl %s: exit %d\n%s%s", strings.Join(args, " "), c, out, errs)
+		}
+		return out
+	}
+	must("apply", "-f", examples(t, "two-lans.yaml"))
+	must("user", "add", "alice", "--role", "student")
+	must("user", "add", "bob", "--role", "student")
+	if out := must("lab", "chown", "demo", "alice"); !strings.Contains(out, "owned by alice") {
+		t.Errorf("lab chown: %q", out)
+	}
+	must("lab", "share", "demo")
+	if out := must("get", "labs"); !strings.Contains(out, "alice") {
+		t.Errorf("get labs after chown:\n%s", out)
+	}
+	aliceToken := strings.TrimSpace(must("token", "create", "--user", "alice"))
+	_, errs, c = run("--token", aliceToken, "lab", "chown", "demo", "bob")
+	if c == 0 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "transfer") {
+		t.Errorf("alice hands her lab on: exit %d, stderr %q; want one line refusing transfer", c, errs)
+	}
+	if out, errs, c := run("--token", aliceToken, "auth", "can-i", "delete", "lab/demo"); c != 0 || !strings.HasPrefix(out, "yes") {
+		t.Errorf("alice can-i delete her lab: exit %d %q %q", c, out, errs)
+	}
+	if out, _, c := run("--token", aliceToken, "auth", "can-i", "transfer", "lab/demo"); c != 1 || !strings.HasPrefix(out, "no") {
+		t.Errorf("alice can-i transfer her lab: exit %d %q; want no, exit 1", c, out)
+	}
 }
 
 // caHashOfPEM is the pin of the CA in pemBytes: "sha256:" and the hex

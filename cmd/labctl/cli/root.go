@@ -200,7 +200,7 @@ prints; the server, its CA and the token are kept as a context in
 		a.newCaptureCommand(),
 		a.newPortForwardCommand(), a.newSocksCommand(), a.newExposeCommand(),
 		a.newHealthCommand(),
-		a.newNodeCommand(),
+		a.newNodeCommand(), a.newLabCommand(),
 		a.newLoginCommand(), a.newLogoutCommand(), a.newWhoAmICommand(),
 		a.newConfigCommand(),
 		a.newUserCommand(), a.newTokenCommand(), a.newAuthCommand(),
