@@ -30,6 +30,7 @@ func (a *app) connect() error {
 	if err != nil {
 		return err
 	}
+	a.plaintext = ep.ca == nil
 	return a.dialServer(ep.server, creds, ep.token, ep.ca == nil)
 }
 
@@ -156,6 +157,11 @@ func (a *app) rpcErrorMessage(err error) (string, bool) {
 		if reason, ok := transportReason(msg); ok && strings.HasPrefix(reason, "authentication handshake failed: ") {
 			return fmt.Sprintf("cannot verify labd at %s: %s", a.server, strings.TrimPrefix(reason, "authentication handshake failed: ")), true
 		}
+		if reason, ok := transportReason(msg); ok && a.plaintext && plaintextRefused(reason) {
+			// A labd whose API is not on loopback alone serves TLS only,
+			// also to its own machine: a student's labd before they log in.
+			return fmt.Sprintf("labd at %s serves TLS only and labctl knows no CA for it: run the labctl login line your teacher's labctl user invite printed (or set LABD_DATA to that labd's data directory)", a.server), true
+		}
 		if reason, ok := transportReason(msg); ok {
 			return fmt.Sprintf("cannot reach labd at %s: %s (is labd running?)", a.server, reason), true
 		}
@@ -223,4 +229,12 @@ func badRequestMessage(st *status.Status) string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// plaintextRefused reports whether a transport error is a server closing
+// a plaintext connection: a TLS-only labd reads the HTTP/2 preface as no
+// TLS handshake and closes the connection.
+func plaintextRefused(reason string) bool {
+	return strings.Contains(reason, "error reading server preface") &&
+		(strings.Contains(reason, "connection reset") || strings.Contains(reason, "EOF"))
 }

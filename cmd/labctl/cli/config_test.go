@@ -345,3 +345,17 @@ func TestBearerNeverInPlaintext(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSOnlyHint: labctl without a CA speaks plaintext to a loopback
+// labd; one that serves TLS only (a student's labd on 0.0.0.0, before they
+// log in) closes the connection, and labctl says what to do rather than
+// "is labd running?".
+func TestTLSOnlyHint(t *testing.T) {
+	pki := newTestPKI(t)
+	f := newFakeServer()
+	addr := f.start(t, pki.serverCreds())
+	got := runEnv(t.Context(), map[string]string{envLabdData: t.TempDir()}, "--server", addr, "get", "node", "n1")
+	if got.code == 0 || !strings.Contains(got.stderr, "serves TLS only") || !strings.Contains(got.stderr, "labctl login") || strings.Count(got.stderr, "\n") != 1 {
+		t.Fatalf("code %d, stderr %q; want one line saying the server serves TLS only and to log in", got.code, got.stderr)
+	}
+}

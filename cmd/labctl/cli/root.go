@@ -103,10 +103,12 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	now            func() time.Time
-	getenv         func(string) string
-	parseTopology  func(name string, data []byte) (*labv1.Topology, error)
-	dialOpts       []grpc.DialOption
-	waitPoll       time.Duration // apply --wait's poll interval; 0: defaultWaitPoll
+	// plaintext: the connection speaks no TLS (a loopback labd, no CA known).
+	plaintext     bool
+	getenv        func(string) string
+	parseTopology func(name string, data []byte) (*labv1.Topology, error)
+	dialOpts      []grpc.DialOption
+	waitPoll      time.Duration // apply --wait's poll interval; 0: defaultWaitPoll
 
 	// Global flags. server is the flag until connect resolves it
 	// (endpoint.go), then the server connected to.
