@@ -46,7 +46,7 @@ func (s *Server) Apply(ctx context.Context, req *labv1.ApplyRequest) (*labv1.App
 		if err != nil {
 			return err
 		}
-		if err := mayChange(ctx, labID, old.Lab); err != nil {
+		if err := mayChange(ctx, labID, recordOf(old)); err != nil {
 			return err
 		}
 		next := old.Clone()
@@ -242,7 +242,7 @@ func (s *Server) DeleteTopology(ctx context.Context, req *labv1.DeleteTopologyRe
 		if err != nil {
 			return err
 		}
-		if err := mayChange(ctx, labID, old.Lab); err != nil {
+		if err := mayChange(ctx, labID, recordOf(old)); err != nil {
 			return err
 		}
 		next := old.Clone()

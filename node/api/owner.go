@@ -57,6 +57,17 @@ func operatesHost(ctx context.Context, old *lab.State) bool {
 	return h != nil && h.Owner == p.User
 }
 
+// recordOf is the lab record mayChange judges a write by: old's, or,
+// for a lab whose networks and hosts were stored before labs had records
+// (and owners), a record with no owner, which only admins may change; nil
+// for a lab that does not exist yet.
+func recordOf(old *lab.State) *labv1.Lab {
+	if old.Lab == nil && (len(old.Networks) > 0 || len(old.Hosts) > 0) {
+		return &labv1.Lab{Name: lab.LabName(old.ID)}
+	}
+	return old.Lab
+}
+
 // mayChange checks, inside a write's transaction, that the caller of ctx
 // may change lab id as stored there (l; nil when the lab has no record
 // yet, which creating it makes theirs): an admin may change any lab, any

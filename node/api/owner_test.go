@@ -8,6 +8,8 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/lab"
+	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
@@ -222,5 +224,37 @@ func TestTakeoverGuard(t *testing.T) {
 	}
 	if _, err := e.lab.UpdateLab(as(ctx, admin), &labv1.UpdateLabRequest{Lab: &labv1.Lab{Name: "labs/old", Description: "mine"}}); err != nil {
 		t.Errorf("admin's update of an ownerless lab: %v", err)
+	}
+}
+
+// TestLegacyLabNotTaken: a lab whose networks and hosts were stored before
+// labs had records (and owners) is no student's to take by applying to it:
+// it reads as a lab without an owner, which only admins change.
+func TestLegacyLabNotTaken(t *testing.T) {
+	e := newEnv(t, false)
+	ctx := t.Context()
+	if _, err := e.lab.Apply(as(ctx, admin), &labv1.ApplyRequest{Topology: demo()}); err != nil {
+		t.Fatal(err)
+	}
+	// What an old data directory holds: the lab's record gone, its
+	// networks and hosts there.
+	if _, err := e.store.Update(func(tx *store.Tx) error {
+		tx.Delete(lab.LabName("demo"))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := e.snapshot()
+	topo := demo()
+	topo.Description = "alice's now"
+	_, err := e.lab.Apply(as(ctx, alice), &labv1.ApplyRequest{Topology: topo})
+	if st := wantCode(t, err, codes.PermissionDenied); !strings.Contains(st.Message(), "no owner") {
+		t.Errorf("apply to a legacy lab: %q; want it to say the lab has no owner", st.Message())
+	}
+	_, err = e.lab.DeleteHost(as(ctx, alice), &labv1.DeleteHostRequest{Name: "labs/demo/hosts/h1"})
+	wantCode(t, err, codes.PermissionDenied)
+	e.unchanged(t, before)
+	if _, err := e.lab.Apply(as(ctx, admin), &labv1.ApplyRequest{Topology: topo}); err != nil {
+		t.Errorf("an admin applies to the legacy lab: %v", err)
 	}
 }

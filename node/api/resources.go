@@ -36,7 +36,7 @@ func (s *Server) changeTx(ctx context.Context, labID string, fn func(tx *store.T
 		if err != nil {
 			return err
 		}
-		if err := mayChange(ctx, labID, old.Lab); err != nil && !operatesHost(ctx, old) {
+		if err := mayChange(ctx, labID, recordOf(old)); err != nil && !operatesHost(ctx, old) {
 			return err
 		}
 		next := old.Clone()
