@@ -46,3 +46,27 @@ func TestHostOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestLabWithoutRecord: a lab with no record (never made, or stored before
+// labs had owners) may be created or read by a student, not operated.
+func TestLabWithoutRecord(t *testing.T) {
+	dir := newFakeDir()
+	alice := &Principal{User: "alice", Role: Student}
+	for _, tc := range []struct {
+		verb     Verb
+		resource string
+		allowed  bool
+	}{
+		{Create, "labs/old", true},
+		{Create, "labs/old/hosts", true},
+		{Get, "labs/old/hosts/h1", true},
+		{Exec, "labs/old/hosts/h1", false},
+		{Capture, "labs/old/hosts/h1", false},
+		{Impair, "labs/old/hosts/h1", false},
+		{Delete, "labs/old/hosts/h1", false},
+	} {
+		if err := Authorize(dir, alice, tc.verb, tc.resource); (err == nil) != tc.allowed {
+			t.Errorf("%s %s: %v, want allowed %v", tc.verb, tc.resource, err, tc.allowed)
+		}
+	}
+}

@@ -78,10 +78,14 @@ func Authorize(dir Directory, p *Principal, v Verb, resource string) error {
 			return deny("viewers only read")
 		case v == Transfer:
 			return deny("only admins hand labs to other users")
-		case !exists:
+		case !exists && (v == Create || read):
 			// A lab that does not exist yet: creating it makes p its
-			// owner; anything else finds nothing.
+			// owner; a read finds nothing.
 			return nil
+		case !exists:
+			// Nothing to change or operate; or a lab stored before labs
+			// had records and owners, which only admins operate.
+			return deny("lab %s has no record: it does not exist, or it is older than lab owners and an admin must hand it to you", seg[1])
 		case info.Owner == p.User:
 			return nil
 		case read && info.Shared:
