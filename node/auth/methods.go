@@ -119,6 +119,10 @@ var methods = map[string]rule{
 	nodeSvc + "WatchNodes":  fixed(Watch, "nodes"),
 	nodeSvc + "PromoteNode": on(Update, (*labv1.PromoteNodeRequest).GetName),
 	nodeSvc + "DemoteNode":  on(Update, (*labv1.DemoteNodeRequest).GetName),
+	nodeSvc + "CreateNodeInvite": on(Create, func(r *labv1.CreateNodeInviteRequest) string {
+		return join("nodes", r.GetNodeId())
+	}),
+	nodeSvc + "RemoveNode": on(Delete, (*labv1.RemoveNodeRequest).GetName),
 
 	// LiveService.
 	liveSvc + "Ping":            on(Exec, (*labv1.PingRequest).GetHost),

@@ -35,7 +35,10 @@ type EnrollRequest struct {
 	// which enrols only callers on loopback.
 	Proof []byte `protobuf:"bytes,3,opt,name=proof,proto3" json:"proof,omitempty"`
 	// The node will be a control node.
-	Control       bool `protobuf:"varint,4,opt,name=control,proto3" json:"control,omitempty"`
+	Control bool `protobuf:"varint,4,opt,name=control,proto3" json:"control,omitempty"`
+	// The secret of an enrolment token from CreateNodeInvite (instead of
+	// proof): it names the node, its owner and kind, and is used up.
+	Token         string `protobuf:"bytes,5,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -96,6 +99,13 @@ func (x *EnrollRequest) GetControl() bool {
 		return x.Control
 	}
 	return false
+}
+
+func (x *EnrollRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
 }
 
 type EnrollResponse struct {
@@ -601,12 +611,13 @@ var File_lab_v1_control_service_proto protoreflect.FileDescriptor
 
 const file_lab_v1_control_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1clab/v1/control_service.proto\x12\x06lab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n" +
+	"\x1clab/v1/control_service.proto\x12\x06lab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"{\n" +
 	"\rEnrollRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x10\n" +
 	"\x03csr\x18\x02 \x01(\fR\x03csr\x12\x14\n" +
 	"\x05proof\x18\x03 \x01(\fR\x05proof\x12\x18\n" +
-	"\acontrol\x18\x04 \x01(\bR\acontrol\"B\n" +
+	"\acontrol\x18\x04 \x01(\bR\acontrol\x12\x14\n" +
+	"\x05token\x18\x05 \x01(\tR\x05token\"B\n" +
 	"\x0eEnrollResponse\x12 \n" +
 	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12\x0e\n" +
 	"\x02ca\x18\x02 \x01(\fR\x02ca\"H\n" +

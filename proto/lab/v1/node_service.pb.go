@@ -9,6 +9,8 @@ package labv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -494,11 +496,235 @@ func (x *DemoteNodeResponse) GetNode() *Node {
 	return nil
 }
 
+type CreateNodeInviteRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new node's name (its --name).
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// The user who owns the node (a student's laptop); empty for none.
+	Owner string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	// The node will be a control node.
+	Control bool `protobuf:"varint,3,opt,name=control,proto3" json:"control,omitempty"`
+	// Lifetime of the invite; 1 hour when unset, at most 7 days.
+	Ttl           *durationpb.Duration `protobuf:"bytes,4,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateNodeInviteRequest) Reset() {
+	*x = CreateNodeInviteRequest{}
+	mi := &file_lab_v1_node_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateNodeInviteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateNodeInviteRequest) ProtoMessage() {}
+
+func (x *CreateNodeInviteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_node_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateNodeInviteRequest.ProtoReflect.Descriptor instead.
+func (*CreateNodeInviteRequest) Descriptor() ([]byte, []int) {
+	return file_lab_v1_node_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CreateNodeInviteRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *CreateNodeInviteRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *CreateNodeInviteRequest) GetControl() bool {
+	if x != nil {
+		return x.Control
+	}
+	return false
+}
+
+func (x *CreateNodeInviteRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+type CreateNodeInviteResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The enrolment token for labd --enroll: it names the API address to
+	// enrol at and the CA's hash, so it is all the new node needs.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// The command to run on the new node.
+	Command       string                 `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateNodeInviteResponse) Reset() {
+	*x = CreateNodeInviteResponse{}
+	mi := &file_lab_v1_node_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateNodeInviteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateNodeInviteResponse) ProtoMessage() {}
+
+func (x *CreateNodeInviteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_node_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateNodeInviteResponse.ProtoReflect.Descriptor instead.
+func (*CreateNodeInviteResponse) Descriptor() ([]byte, []int) {
+	return file_lab_v1_node_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CreateNodeInviteResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *CreateNodeInviteResponse) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+func (x *CreateNodeInviteResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+type RemoveNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "nodes/{node}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeRequest) Reset() {
+	*x = RemoveNodeRequest{}
+	mi := &file_lab_v1_node_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeRequest) ProtoMessage() {}
+
+func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_node_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
+	return file_lab_v1_node_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RemoveNodeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          *Node                  `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeResponse) Reset() {
+	*x = RemoveNodeResponse{}
+	mi := &file_lab_v1_node_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeResponse) ProtoMessage() {}
+
+func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_node_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
+	return file_lab_v1_node_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RemoveNodeResponse) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
 var File_lab_v1_node_service_proto protoreflect.FileDescriptor
 
 const file_lab_v1_node_service_proto_rawDesc = "" +
 	"\n" +
-	"\x19lab/v1/node_service.proto\x12\x06lab.v1\x1a\x18lab/v1/lab_service.proto\x1a\x16lab/v1/resources.proto\"$\n" +
+	"\x19lab/v1/node_service.proto\x12\x06lab.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18lab/v1/lab_service.proto\x1a\x16lab/v1/resources.proto\"$\n" +
 	"\x0eGetNodeRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"3\n" +
 	"\x0fGetNodeResponse\x12 \n" +
@@ -522,7 +748,21 @@ const file_lab_v1_node_service_proto_rawDesc = "" +
 	"\x11DemoteNodeRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"6\n" +
 	"\x12DemoteNodeResponse\x12 \n" +
-	"\x04node\x18\x01 \x01(\v2\f.lab.v1.NodeR\x04node2\xdf\x02\n" +
+	"\x04node\x18\x01 \x01(\v2\f.lab.v1.NodeR\x04node\"\x8f\x01\n" +
+	"\x17CreateNodeInviteRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x18\n" +
+	"\acontrol\x18\x03 \x01(\bR\acontrol\x12+\n" +
+	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\x87\x01\n" +
+	"\x18CreateNodeInviteResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
+	"\acommand\x18\x02 \x01(\tR\acommand\x12;\n" +
+	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"'\n" +
+	"\x11RemoveNodeRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"6\n" +
+	"\x12RemoveNodeResponse\x12 \n" +
+	"\x04node\x18\x01 \x01(\v2\f.lab.v1.NodeR\x04node2\xfb\x03\n" +
 	"\vNodeService\x12:\n" +
 	"\aGetNode\x12\x16.lab.v1.GetNodeRequest\x1a\x17.lab.v1.GetNodeResponse\x12@\n" +
 	"\tListNodes\x12\x18.lab.v1.ListNodesRequest\x1a\x19.lab.v1.ListNodesResponse\x12E\n" +
@@ -530,7 +770,10 @@ const file_lab_v1_node_service_proto_rawDesc = "" +
 	"WatchNodes\x12\x19.lab.v1.WatchNodesRequest\x1a\x1a.lab.v1.WatchNodesResponse0\x01\x12F\n" +
 	"\vPromoteNode\x12\x1a.lab.v1.PromoteNodeRequest\x1a\x1b.lab.v1.PromoteNodeResponse\x12C\n" +
 	"\n" +
-	"DemoteNode\x12\x19.lab.v1.DemoteNodeRequest\x1a\x1a.lab.v1.DemoteNodeResponseB1Z/github.com/labnet-dev/labnet/proto/lab/v1;labv1b\x06proto3"
+	"DemoteNode\x12\x19.lab.v1.DemoteNodeRequest\x1a\x1a.lab.v1.DemoteNodeResponse\x12U\n" +
+	"\x10CreateNodeInvite\x12\x1f.lab.v1.CreateNodeInviteRequest\x1a .lab.v1.CreateNodeInviteResponse\x12C\n" +
+	"\n" +
+	"RemoveNode\x12\x19.lab.v1.RemoveNodeRequest\x1a\x1a.lab.v1.RemoveNodeResponseB1Z/github.com/labnet-dev/labnet/proto/lab/v1;labv1b\x06proto3"
 
 var (
 	file_lab_v1_node_service_proto_rawDescOnce sync.Once
@@ -544,43 +787,56 @@ func file_lab_v1_node_service_proto_rawDescGZIP() []byte {
 	return file_lab_v1_node_service_proto_rawDescData
 }
 
-var file_lab_v1_node_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_lab_v1_node_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_lab_v1_node_service_proto_goTypes = []any{
-	(*GetNodeRequest)(nil),      // 0: lab.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),     // 1: lab.v1.GetNodeResponse
-	(*ListNodesRequest)(nil),    // 2: lab.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),   // 3: lab.v1.ListNodesResponse
-	(*WatchNodesRequest)(nil),   // 4: lab.v1.WatchNodesRequest
-	(*WatchNodesResponse)(nil),  // 5: lab.v1.WatchNodesResponse
-	(*PromoteNodeRequest)(nil),  // 6: lab.v1.PromoteNodeRequest
-	(*PromoteNodeResponse)(nil), // 7: lab.v1.PromoteNodeResponse
-	(*DemoteNodeRequest)(nil),   // 8: lab.v1.DemoteNodeRequest
-	(*DemoteNodeResponse)(nil),  // 9: lab.v1.DemoteNodeResponse
-	(*Node)(nil),                // 10: lab.v1.Node
-	(WatchEventType)(0),         // 11: lab.v1.WatchEventType
+	(*GetNodeRequest)(nil),           // 0: lab.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),          // 1: lab.v1.GetNodeResponse
+	(*ListNodesRequest)(nil),         // 2: lab.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),        // 3: lab.v1.ListNodesResponse
+	(*WatchNodesRequest)(nil),        // 4: lab.v1.WatchNodesRequest
+	(*WatchNodesResponse)(nil),       // 5: lab.v1.WatchNodesResponse
+	(*PromoteNodeRequest)(nil),       // 6: lab.v1.PromoteNodeRequest
+	(*PromoteNodeResponse)(nil),      // 7: lab.v1.PromoteNodeResponse
+	(*DemoteNodeRequest)(nil),        // 8: lab.v1.DemoteNodeRequest
+	(*DemoteNodeResponse)(nil),       // 9: lab.v1.DemoteNodeResponse
+	(*CreateNodeInviteRequest)(nil),  // 10: lab.v1.CreateNodeInviteRequest
+	(*CreateNodeInviteResponse)(nil), // 11: lab.v1.CreateNodeInviteResponse
+	(*RemoveNodeRequest)(nil),        // 12: lab.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),       // 13: lab.v1.RemoveNodeResponse
+	(*Node)(nil),                     // 14: lab.v1.Node
+	(WatchEventType)(0),              // 15: lab.v1.WatchEventType
+	(*durationpb.Duration)(nil),      // 16: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
 }
 var file_lab_v1_node_service_proto_depIdxs = []int32{
-	10, // 0: lab.v1.GetNodeResponse.node:type_name -> lab.v1.Node
-	10, // 1: lab.v1.ListNodesResponse.nodes:type_name -> lab.v1.Node
-	11, // 2: lab.v1.WatchNodesResponse.type:type_name -> lab.v1.WatchEventType
-	10, // 3: lab.v1.WatchNodesResponse.node:type_name -> lab.v1.Node
-	10, // 4: lab.v1.PromoteNodeResponse.node:type_name -> lab.v1.Node
-	10, // 5: lab.v1.DemoteNodeResponse.node:type_name -> lab.v1.Node
-	0,  // 6: lab.v1.NodeService.GetNode:input_type -> lab.v1.GetNodeRequest
-	2,  // 7: lab.v1.NodeService.ListNodes:input_type -> lab.v1.ListNodesRequest
-	4,  // 8: lab.v1.NodeService.WatchNodes:input_type -> lab.v1.WatchNodesRequest
-	6,  // 9: lab.v1.NodeService.PromoteNode:input_type -> lab.v1.PromoteNodeRequest
-	8,  // 10: lab.v1.NodeService.DemoteNode:input_type -> lab.v1.DemoteNodeRequest
-	1,  // 11: lab.v1.NodeService.GetNode:output_type -> lab.v1.GetNodeResponse
-	3,  // 12: lab.v1.NodeService.ListNodes:output_type -> lab.v1.ListNodesResponse
-	5,  // 13: lab.v1.NodeService.WatchNodes:output_type -> lab.v1.WatchNodesResponse
-	7,  // 14: lab.v1.NodeService.PromoteNode:output_type -> lab.v1.PromoteNodeResponse
-	9,  // 15: lab.v1.NodeService.DemoteNode:output_type -> lab.v1.DemoteNodeResponse
-	11, // [11:16] is the sub-list for method output_type
-	6,  // [6:11] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	14, // 0: lab.v1.GetNodeResponse.node:type_name -> lab.v1.Node
+	14, // 1: lab.v1.ListNodesResponse.nodes:type_name -> lab.v1.Node
+	15, // 2: lab.v1.WatchNodesResponse.type:type_name -> lab.v1.WatchEventType
+	14, // 3: lab.v1.WatchNodesResponse.node:type_name -> lab.v1.Node
+	14, // 4: lab.v1.PromoteNodeResponse.node:type_name -> lab.v1.Node
+	14, // 5: lab.v1.DemoteNodeResponse.node:type_name -> lab.v1.Node
+	16, // 6: lab.v1.CreateNodeInviteRequest.ttl:type_name -> google.protobuf.Duration
+	17, // 7: lab.v1.CreateNodeInviteResponse.expire_time:type_name -> google.protobuf.Timestamp
+	14, // 8: lab.v1.RemoveNodeResponse.node:type_name -> lab.v1.Node
+	0,  // 9: lab.v1.NodeService.GetNode:input_type -> lab.v1.GetNodeRequest
+	2,  // 10: lab.v1.NodeService.ListNodes:input_type -> lab.v1.ListNodesRequest
+	4,  // 11: lab.v1.NodeService.WatchNodes:input_type -> lab.v1.WatchNodesRequest
+	6,  // 12: lab.v1.NodeService.PromoteNode:input_type -> lab.v1.PromoteNodeRequest
+	8,  // 13: lab.v1.NodeService.DemoteNode:input_type -> lab.v1.DemoteNodeRequest
+	10, // 14: lab.v1.NodeService.CreateNodeInvite:input_type -> lab.v1.CreateNodeInviteRequest
+	12, // 15: lab.v1.NodeService.RemoveNode:input_type -> lab.v1.RemoveNodeRequest
+	1,  // 16: lab.v1.NodeService.GetNode:output_type -> lab.v1.GetNodeResponse
+	3,  // 17: lab.v1.NodeService.ListNodes:output_type -> lab.v1.ListNodesResponse
+	5,  // 18: lab.v1.NodeService.WatchNodes:output_type -> lab.v1.WatchNodesResponse
+	7,  // 19: lab.v1.NodeService.PromoteNode:output_type -> lab.v1.PromoteNodeResponse
+	9,  // 20: lab.v1.NodeService.DemoteNode:output_type -> lab.v1.DemoteNodeResponse
+	11, // 21: lab.v1.NodeService.CreateNodeInvite:output_type -> lab.v1.CreateNodeInviteResponse
+	13, // 22: lab.v1.NodeService.RemoveNode:output_type -> lab.v1.RemoveNodeResponse
+	16, // [16:23] is the sub-list for method output_type
+	9,  // [9:16] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_lab_v1_node_service_proto_init() }
@@ -596,7 +852,7 @@ func file_lab_v1_node_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lab_v1_node_service_proto_rawDesc), len(file_lab_v1_node_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,11 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	NodeService_GetNode_FullMethodName     = "/lab.v1.NodeService/GetNode"
-	NodeService_ListNodes_FullMethodName   = "/lab.v1.NodeService/ListNodes"
-	NodeService_WatchNodes_FullMethodName  = "/lab.v1.NodeService/WatchNodes"
-	NodeService_PromoteNode_FullMethodName = "/lab.v1.NodeService/PromoteNode"
-	NodeService_DemoteNode_FullMethodName  = "/lab.v1.NodeService/DemoteNode"
+	NodeService_GetNode_FullMethodName          = "/lab.v1.NodeService/GetNode"
+	NodeService_ListNodes_FullMethodName        = "/lab.v1.NodeService/ListNodes"
+	NodeService_WatchNodes_FullMethodName       = "/lab.v1.NodeService/WatchNodes"
+	NodeService_PromoteNode_FullMethodName      = "/lab.v1.NodeService/PromoteNode"
+	NodeService_DemoteNode_FullMethodName       = "/lab.v1.NodeService/DemoteNode"
+	NodeService_CreateNodeInvite_FullMethodName = "/lab.v1.NodeService/CreateNodeInvite"
+	NodeService_RemoveNode_FullMethodName       = "/lab.v1.NodeService/RemoveNode"
 )
 
 // NodeServiceClient is the client API for NodeService service.
@@ -48,6 +50,14 @@ type NodeServiceClient interface {
 	// DemoteNode removes a control node from the Raft group; it goes on as a
 	// member.
 	DemoteNode(ctx context.Context, in *DemoteNodeRequest, opts ...grpc.CallOption) (*DemoteNodeResponse, error)
+	// CreateNodeInvite makes a single-use, short-lived enrolment token for a
+	// new node of that name (admins): `labd --name NAME --join ... --enroll
+	// TOKEN` enrols once with it, and no secret is copied by hand.
+	CreateNodeInvite(ctx context.Context, in *CreateNodeInviteRequest, opts ...grpc.CallOption) (*CreateNodeInviteResponse, error)
+	// RemoveNode removes a node for good (admins): every node refuses its
+	// certificate from then on, its hosts fail over, and it may come back
+	// only through a new invite.
+	RemoveNode(ctx context.Context, in *RemoveNodeRequest, opts ...grpc.CallOption) (*RemoveNodeResponse, error)
 }
 
 type nodeServiceClient struct {
@@ -117,6 +127,26 @@ func (c *nodeServiceClient) DemoteNode(ctx context.Context, in *DemoteNodeReques
 	return out, nil
 }
 
+func (c *nodeServiceClient) CreateNodeInvite(ctx context.Context, in *CreateNodeInviteRequest, opts ...grpc.CallOption) (*CreateNodeInviteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateNodeInviteResponse)
+	err := c.cc.Invoke(ctx, NodeService_CreateNodeInvite_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeServiceClient) RemoveNode(ctx context.Context, in *RemoveNodeRequest, opts ...grpc.CallOption) (*RemoveNodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveNodeResponse)
+	err := c.cc.Invoke(ctx, NodeService_RemoveNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
@@ -139,6 +169,14 @@ type NodeServiceServer interface {
 	// DemoteNode removes a control node from the Raft group; it goes on as a
 	// member.
 	DemoteNode(context.Context, *DemoteNodeRequest) (*DemoteNodeResponse, error)
+	// CreateNodeInvite makes a single-use, short-lived enrolment token for a
+	// new node of that name (admins): `labd --name NAME --join ... --enroll
+	// TOKEN` enrols once with it, and no secret is copied by hand.
+	CreateNodeInvite(context.Context, *CreateNodeInviteRequest) (*CreateNodeInviteResponse, error)
+	// RemoveNode removes a node for good (admins): every node refuses its
+	// certificate from then on, its hosts fail over, and it may come back
+	// only through a new invite.
+	RemoveNode(context.Context, *RemoveNodeRequest) (*RemoveNodeResponse, error)
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -163,6 +201,12 @@ func (UnimplementedNodeServiceServer) PromoteNode(context.Context, *PromoteNodeR
 }
 func (UnimplementedNodeServiceServer) DemoteNode(context.Context, *DemoteNodeRequest) (*DemoteNodeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DemoteNode not implemented")
+}
+func (UnimplementedNodeServiceServer) CreateNodeInvite(context.Context, *CreateNodeInviteRequest) (*CreateNodeInviteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateNodeInvite not implemented")
+}
+func (UnimplementedNodeServiceServer) RemoveNode(context.Context, *RemoveNodeRequest) (*RemoveNodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveNode not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -268,6 +312,42 @@ func _NodeService_DemoteNode_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeService_CreateNodeInvite_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateNodeInviteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).CreateNodeInvite(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_CreateNodeInvite_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).CreateNodeInvite(ctx, req.(*CreateNodeInviteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeService_RemoveNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).RemoveNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_RemoveNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).RemoveNode(ctx, req.(*RemoveNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -290,6 +370,14 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DemoteNode",
 			Handler:    _NodeService_DemoteNode_Handler,
+		},
+		{
+			MethodName: "CreateNodeInvite",
+			Handler:    _NodeService_CreateNodeInvite_Handler,
+		},
+		{
+			MethodName: "RemoveNode",
+			Handler:    _NodeService_RemoveNode_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -725,7 +725,17 @@ type Node struct {
 	// Raft log) or a member (it follows the control plane).
 	Role NodeRole `protobuf:"varint,9,opt,name=role,proto3,enum=lab.v1.NodeRole" json:"role,omitempty"`
 	// The node is the control plane's current Raft leader.
-	Leader        bool `protobuf:"varint,10,opt,name=leader,proto3" json:"leader,omitempty"`
+	Leader bool `protobuf:"varint,10,opt,name=leader,proto3" json:"leader,omitempty"`
+	// The kind its certificate names: "control" or "member"; empty for a
+	// node without an identity record (loopback development).
+	Kind string `protobuf:"bytes,11,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The user its certificate names as owner (a student's laptop: the
+	// student); empty for the cluster's own nodes.
+	Owner string `protobuf:"bytes,12,opt,name=owner,proto3" json:"owner,omitempty"`
+	// When its certificate expires.
+	CertificateExpireTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=certificate_expire_time,json=certificateExpireTime,proto3" json:"certificate_expire_time,omitempty"`
+	// The node was removed (RemoveNode): every node refuses it.
+	Removed       bool `protobuf:"varint,14,opt,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -826,6 +836,34 @@ func (x *Node) GetRole() NodeRole {
 func (x *Node) GetLeader() bool {
 	if x != nil {
 		return x.Leader
+	}
+	return false
+}
+
+func (x *Node) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Node) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *Node) GetCertificateExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CertificateExpireTime
+	}
+	return nil
+}
+
+func (x *Node) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
 	}
 	return false
 }
@@ -967,7 +1005,7 @@ const file_lab_v1_resources_proto_rawDesc = "" +
 	"\brate_bps\x18\a \x01(\x04R\arateBps\")\n" +
 	"\x05Route\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\x12\x10\n" +
-	"\x03via\x18\x02 \x01(\tR\x03via\"\xe6\x02\n" +
+	"\x03via\x18\x02 \x01(\tR\x03via\"\xfe\x03\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x11.lab.v1.NodeStateR\x05state\x12\x1f\n" +
@@ -982,7 +1020,11 @@ const file_lab_v1_resources_proto_rawDesc = "" +
 	"start_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12$\n" +
 	"\x04role\x18\t \x01(\x0e2\x10.lab.v1.NodeRoleR\x04role\x12\x16\n" +
 	"\x06leader\x18\n" +
-	" \x01(\bR\x06leader\"\xa7\x01\n" +
+	" \x01(\bR\x06leader\x12\x12\n" +
+	"\x04kind\x18\v \x01(\tR\x04kind\x12\x14\n" +
+	"\x05owner\x18\f \x01(\tR\x05owner\x12R\n" +
+	"\x17certificate_expire_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x15certificateExpireTime\x12\x18\n" +
+	"\aremoved\x18\x0e \x01(\bR\aremoved\"\xa7\x01\n" +
 	"\bTopology\x12\x10\n" +
 	"\x03lab\x18\x01 \x01(\tR\x03lab\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12+\n" +
@@ -1038,13 +1080,14 @@ var file_lab_v1_resources_proto_depIdxs = []int32{
 	1,  // 6: lab.v1.Node.state:type_name -> lab.v1.NodeState
 	10, // 7: lab.v1.Node.start_time:type_name -> google.protobuf.Timestamp
 	0,  // 8: lab.v1.Node.role:type_name -> lab.v1.NodeRole
-	3,  // 9: lab.v1.Topology.networks:type_name -> lab.v1.Network
-	4,  // 10: lab.v1.Topology.hosts:type_name -> lab.v1.Host
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	10, // 9: lab.v1.Node.certificate_expire_time:type_name -> google.protobuf.Timestamp
+	3,  // 10: lab.v1.Topology.networks:type_name -> lab.v1.Network
+	4,  // 11: lab.v1.Topology.hosts:type_name -> lab.v1.Host
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_lab_v1_resources_proto_init() }
