@@ -82,6 +82,13 @@ type Config struct {
 	// ForgetAfter is how long a dead or left node stays in Members. Zero
 	// takes DefaultForgetAfter.
 	ForgetAfter time.Duration
+	// Signer, when set, returns the key this node signs its metadata
+	// with (its certificate's), nil while it has none (identity.go).
+	// UpdateMeta after the key changes, so that the new signature spreads.
+	Signer Signer
+	// Identities, when set, are the node identity records peers are
+	// checked against (identity.go); nil admits every peer.
+	Identities Identities
 	// Tune, when set, adjusts the memberlist configuration after the
 	// cluster has filled it in (timers, a transport in tests). It must not
 	// replace the delegates.
@@ -131,7 +138,8 @@ type Cluster struct {
 	mlConf *memberlist.Config
 	queue  *memberlist.TransmitLimitedQueue
 	ml     atomic.Pointer[memberlist.Memberlist]
-	meta   atomic.Pointer[[]byte] // this node's encoded NodeMeta
+	meta   atomic.Pointer[[]byte]   // this node's encoded NodeMeta, unsigned
+	self   atomic.Pointer[selfAddr] // this node's gossip address, once started
 	now    func() time.Time
 
 	lifeMu   sync.Mutex // serialises Start and Shutdown
@@ -149,6 +157,13 @@ type Cluster struct {
 
 	known    *knownNodes // rejoin.go
 	conflict conflicts   // startcheck.go
+	refused  refusals    // refusals.go
+}
+
+// selfAddr is the gossip address this node signs its metadata for.
+type selfAddr struct {
+	ip   net.IP
+	port uint16
 }
 
 // New checks cfg and prepares a cluster; Start joins it.
@@ -225,6 +240,8 @@ func New(cfg Config) (*Cluster, error) {
 	conf.Delegate = d
 	conf.Events = d
 	conf.Conflict = d
+	conf.Alive = d
+	conf.Merge = d
 	if cfg.Tune != nil {
 		cfg.Tune(conf)
 	}
@@ -290,6 +307,15 @@ func (c *Cluster) Start(ctx context.Context) error {
 	}
 	c.ml.Store(ml)
 	c.started = true
+	// memberlist asked for the metadata before it knew the address to
+	// sign it for: sign it now, before anyone hears of this node.
+	local := ml.LocalNode()
+	c.self.Store(&selfAddr{ip: local.Addr, port: local.Port})
+	if c.cfg.Signer != nil {
+		if err := ml.UpdateNode(0); err != nil {
+			c.log.Warn("signing this node's metadata", "err", err)
+		}
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.lifeMu.Unlock()

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,8 @@ type testNode struct {
 	rejoin time.Duration // Config.RejoinInterval
 	forget time.Duration // Config.ForgetAfter
 	cut    *cutSwitch    // set: gossip goes through a transport the test can cut
+	signer crypto.Signer // Config.Signer's key (identity_test.go)
+	ids    Identities    // Config.Identities
 }
 
 func testLogger() *slog.Logger {
@@ -73,7 +76,12 @@ func (n *testNode) start(join ...string) error {
 			n.cut.install(n.t, c)
 		}
 	}
+	var signer Signer
+	if n.signer != nil {
+		signer = func() crypto.Signer { return n.signer }
+	}
 	c, err := New(Config{
+		Signer:    signer,
 		Name:      n.name,
 		BindAddr:  n.addr,
 		Join:      join,
@@ -84,6 +92,7 @@ func (n *testNode) start(join ...string) error {
 		Local:     !lanTimers,
 		Tune:      tune,
 
+		Identities:     n.ids,
 		RejoinInterval: n.rejoin,
 		ForgetAfter:    n.forget,
 	})

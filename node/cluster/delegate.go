@@ -11,8 +11,9 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// delegate implements memberlist.Delegate, memberlist.EventDelegate and
-// memberlist.ConflictDelegate. memberlist calls these from its own
+// delegate implements memberlist.Delegate, memberlist.EventDelegate,
+// memberlist.ConflictDelegate, and memberlist.AliveDelegate and
+// memberlist.MergeDelegate (refusals.go). memberlist calls these from its own
 // goroutines, some with its locks held: none of them blocks or calls back
 // into memberlist.
 type delegate struct {
@@ -23,13 +24,38 @@ var (
 	_ memberlist.Delegate         = (*delegate)(nil)
 	_ memberlist.EventDelegate    = (*delegate)(nil)
 	_ memberlist.ConflictDelegate = (*delegate)(nil)
+	_ memberlist.AliveDelegate    = (*delegate)(nil)
+	_ memberlist.MergeDelegate    = (*delegate)(nil)
 )
 
 func (d *delegate) NodeMeta(limit int) []byte {
-	meta := *d.c.meta.Load()
+	meta := d.c.localMeta()
 	if len(meta) > limit {
 		return nil // encodeMeta checked the size against MetaMaxSize
 	}
+	return meta
+}
+
+// localMeta is this node's metadata as published: signed for its gossip
+// address when it has a key and the address is known, else unsigned.
+func (c *Cluster) localMeta() []byte {
+	meta := *c.meta.Load()
+	self := c.self.Load()
+	if c.cfg.Signer == nil || self == nil {
+		return meta
+	}
+	key := c.cfg.Signer()
+	if key == nil {
+		return meta
+	}
+	sig, err := signMeta(key, c.cfg.Name, self.ip, self.port, meta[1:])
+	if err == nil {
+		var signed []byte
+		if signed, err = signedMeta(meta, sig); err == nil {
+			return signed
+		}
+	}
+	c.log.Warn("publishing unsigned metadata", "err", err)
 	return meta
 }
 
@@ -200,6 +226,9 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
+	if strings.Contains(line, ": "+refusedPrefix) {
+		level = slog.LevelDebug // counted and logged, rate-limited, by refuse
+	}
 	w.log.Log(context.Background(), level, line)
 	return len(p), nil
 }

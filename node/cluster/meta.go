@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/hashicorp/memberlist"
@@ -32,22 +33,70 @@ const (
 	RoleMember  = "member"
 )
 
-// metaVersion leads the encoding so that a later format can be told apart.
-const metaVersion byte = 1
+// metaVersion leads the encoding so that a later format can be told apart:
+// metaVersion is unsigned metadata (a node without a certificate), then
+// its JSON; metaSigned is signed metadata: one byte of signature length,
+// the signature (identity.go: ASN.1 ECDSA P-256, at most maxSigLen bytes),
+// then the JSON.
+const (
+	metaVersion byte = 1
+	metaSigned  byte = 2
+)
 
-// encodeMeta encodes m: a version byte, then JSON. JSON keeps the format
-// readable in memberlist debugging and open to new fields; the size limit
-// is checked by New.
+// maxSigLen is the longest ASN.1 ECDSA P-256 signature: a sequence of two
+// integers of up to 33 bytes each.
+const maxSigLen = 72
+
+// encodeMeta encodes m unsigned: a version byte, then JSON. JSON keeps the
+// format readable in memberlist debugging and open to new fields. The size
+// limit is checked with room for a signature, so that metadata that fits
+// unsigned fits signed too.
 func encodeMeta(m NodeMeta) ([]byte, error) {
 	j, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
 	b := append([]byte{metaVersion}, j...)
-	if len(b) > memberlist.MetaMaxSize {
-		return nil, fmt.Errorf("node metadata is %d bytes encoded, over memberlist's limit of %d", len(b), memberlist.MetaMaxSize)
+	if n := len(b) + 1 + maxSigLen; n > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("node metadata is %d bytes encoded and signed, over memberlist's limit of %d", n, memberlist.MetaMaxSize)
 	}
 	return b, nil
+}
+
+// signedMeta is unsigned metadata b (encodeMeta's) with sig added.
+func signedMeta(b, sig []byte) ([]byte, error) {
+	if len(b) == 0 || b[0] != metaVersion || len(sig) == 0 || len(sig) > maxSigLen {
+		return nil, fmt.Errorf("node metadata: cannot add a signature of %d bytes", len(sig))
+	}
+	out := make([]byte, 0, 2+len(sig)+len(b)-1)
+	out = append(out, metaSigned, byte(len(sig)))
+	out = append(out, sig...)
+	return append(out, b[1:]...), nil
+}
+
+// splitMeta splits untrusted metadata into its JSON body and its
+// signature (nil when unsigned).
+func splitMeta(b []byte) (body, sig []byte, err error) {
+	if len(b) > memberlist.MetaMaxSize {
+		return nil, nil, fmt.Errorf("node metadata: %d bytes, over the limit of %d", len(b), memberlist.MetaMaxSize)
+	}
+	if len(b) == 0 {
+		return nil, nil, errors.New("node metadata: empty")
+	}
+	switch b[0] {
+	case metaVersion:
+		return b[1:], nil, nil
+	case metaSigned:
+		if len(b) < 2 {
+			return nil, nil, errors.New("node metadata: truncated signature")
+		}
+		n := int(b[1])
+		if n == 0 || n > maxSigLen || len(b) < 2+n {
+			return nil, nil, fmt.Errorf("node metadata: bad signature length %d", n)
+		}
+		return b[2+n:], b[2 : 2+n], nil
+	}
+	return nil, nil, fmt.Errorf("node metadata: unknown version %d", b[0])
 }
 
 // decodeMeta decodes untrusted metadata from another node.
@@ -56,13 +105,11 @@ func decodeMeta(b []byte) (NodeMeta, error) {
 	if len(b) == 0 {
 		return m, nil // a node without a delegate
 	}
-	if len(b) > memberlist.MetaMaxSize {
-		return m, fmt.Errorf("node metadata: %d bytes, over the limit of %d", len(b), memberlist.MetaMaxSize)
+	body, _, err := splitMeta(b)
+	if err != nil {
+		return m, err
 	}
-	if b[0] != metaVersion {
-		return m, fmt.Errorf("node metadata: unknown version %d", b[0])
-	}
-	if err := json.Unmarshal(b[1:], &m); err != nil {
+	if err := json.Unmarshal(body, &m); err != nil {
 		return NodeMeta{}, fmt.Errorf("node metadata: %w", err)
 	}
 	return m, nil

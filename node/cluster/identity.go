@@ -1,0 +1,143 @@
+package cluster
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+)
+
+// Gossip bound to certificates (docs/security.md, "Gossip bound to
+// certificates"). A node with a certificate signs its gossip metadata
+// with the certificate's key (ECDSA P-256), over its name, its gossip
+// address and port and the rest of its metadata (signedDigest), so that
+// no other node can be alive under its name, or at another address. Every
+// node checks what it hears against the node identity records of its
+// replica (Identities) in memberlist's alive and merge delegates.
+//
+// The rule (checkPeer): a node checks its peers once its own replica
+// holds its own identity record, that is once it is enrolled and its
+// replica has caught up with that. Until then it admits every peer as it
+// did before (loopback development with no CA, a node before it enrols,
+// tests without identities): it trusts nobody with anything then. Once it
+// checks, a peer is refused when it has no record ("unknown_node": not
+// replicated yet, the peer retries), when its record is removed
+// ("removed"), when its metadata is unsigned ("unsigned") or when the
+// signature does not verify with its record's key ("bad_signature").
+
+// Refusal reasons, as counted and logged.
+const (
+	ReasonUnknownNode  = "unknown_node"
+	ReasonRemoved      = "removed"
+	ReasonUnsigned     = "unsigned"
+	ReasonBadSignature = "bad_signature"
+	ReasonBadMeta      = "bad_meta" // metadata that does not decode
+)
+
+// Identities are the node identity records a node checks its peers
+// against (node/ reads them from its replica, lab.GetNodeIdentity). They
+// are called from memberlist's goroutines, so must not block.
+type Identities interface {
+	// Identity returns the public key of node's certificate and whether
+	// its record is removed; ok is false when the local replica has no
+	// record for node.
+	Identity(node string) (key crypto.PublicKey, removed, ok bool)
+}
+
+// Signer returns the key this node signs its metadata with, or nil while
+// it has no certificate (its metadata is then unsigned).
+type Signer func() crypto.Signer
+
+// signContext separates these signatures from any other use of a node's
+// key.
+const signContext = "labnet gossip meta v1\x00"
+
+// signedDigest is what a node signs: SHA-256 over signContext, then the
+// name, the gossip address (16 bytes, IPv4 mapped) and port, and the
+// metadata's JSON, each but the address and port preceded by its length
+// (2 bytes, big-endian).
+func signedDigest(name string, ip net.IP, port uint16, body []byte) ([32]byte, error) {
+	ip16 := ip.To16()
+	if ip16 == nil {
+		return [32]byte{}, fmt.Errorf("gossip address %v is not an IP address", ip)
+	}
+	if len(name) > 0xffff || len(body) > 0xffff {
+		return [32]byte{}, errors.New("name or metadata too long")
+	}
+	h := sha256.New()
+	h.Write([]byte(signContext))
+	var n [2]byte
+	binary.BigEndian.PutUint16(n[:], uint16(len(name)))
+	h.Write(n[:])
+	h.Write([]byte(name))
+	h.Write(ip16)
+	binary.BigEndian.PutUint16(n[:], port)
+	h.Write(n[:])
+	binary.BigEndian.PutUint16(n[:], uint16(len(body)))
+	h.Write(n[:])
+	h.Write(body)
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum, nil
+}
+
+// signMeta signs body (a metadata's JSON) for name at ip:port.
+func signMeta(key crypto.Signer, name string, ip net.IP, port uint16, body []byte) ([]byte, error) {
+	d, err := signedDigest(name, ip, port, body)
+	if err != nil {
+		return nil, fmt.Errorf("sign node metadata: %w", err)
+	}
+	sig, err := key.Sign(rand.Reader, d[:], crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("sign node metadata: %w", err)
+	}
+	return sig, nil
+}
+
+// verifyMeta checks sig (ASN.1, as crypto.Signer makes it) over body for
+// name at ip:port with key.
+func verifyMeta(key crypto.PublicKey, name string, ip net.IP, port uint16, body, sig []byte) bool {
+	pub, ok := key.(*ecdsa.PublicKey)
+	if !ok {
+		return false
+	}
+	d, err := signedDigest(name, ip, port, body)
+	if err != nil {
+		return false
+	}
+	return ecdsa.VerifyASN1(pub, d[:], sig)
+}
+
+// checkPeer decides whether node name, heard of at ip:port with metadata
+// meta, is admitted: "" when it is, else the reason it is refused (the
+// rule is in this file's first comment).
+func (c *Cluster) checkPeer(name string, ip net.IP, port uint16, meta []byte) string {
+	ids := c.cfg.Identities
+	if ids == nil || name == c.cfg.Name {
+		return ""
+	}
+	if _, _, checking := ids.Identity(c.cfg.Name); !checking {
+		return ""
+	}
+	key, removed, ok := ids.Identity(name)
+	switch {
+	case !ok:
+		return ReasonUnknownNode
+	case removed:
+		return ReasonRemoved
+	}
+	body, sig, err := splitMeta(meta)
+	switch {
+	case err != nil:
+		return ReasonBadMeta
+	case sig == nil:
+		return ReasonUnsigned
+	case !verifyMeta(key, name, ip, port, body, sig):
+		return ReasonBadSignature
+	}
+	return ""
+}
