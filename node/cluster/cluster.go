@@ -152,12 +152,16 @@ type Cluster struct {
 	members   map[string]*Member
 	changed   map[string]time.Time // when each member last changed state
 	leaving   map[string]time.Time // names that announced a graceful leave
-	watchers  map[chan struct{}]struct{}
-	unwatched bool // Shutdown closed the watchers
+	// refusedNow are the members recheck took out: memberlist holds
+	// them alive, but their identity records refuse them now.
+	refusedNow map[string]bool
+	watchers   map[chan struct{}]struct{}
+	unwatched  bool // Shutdown closed the watchers
 
-	known    *knownNodes // rejoin.go
-	conflict conflicts   // startcheck.go
-	refused  refusals    // refusals.go
+	known    *knownNodes   // rejoin.go
+	conflict conflicts     // startcheck.go
+	refused  refusals      // refusals.go
+	verified verifiedMetas // identity.go
 }
 
 // selfAddr is the gossip address this node signs its metadata for.
@@ -221,15 +225,16 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	c := &Cluster{
-		cfg:      cfg,
-		log:      log,
-		mlConf:   conf,
-		now:      time.Now,
-		members:  map[string]*Member{},
-		changed:  map[string]time.Time{},
-		leaving:  map[string]time.Time{},
-		watchers: map[chan struct{}]struct{}{},
-		known:    known,
+		cfg:        cfg,
+		log:        log,
+		mlConf:     conf,
+		now:        time.Now,
+		members:    map[string]*Member{},
+		changed:    map[string]time.Time{},
+		leaving:    map[string]time.Time{},
+		refusedNow: map[string]bool{},
+		watchers:   map[chan struct{}]struct{}{},
+		known:      known,
 	}
 	meta, err := encodeMeta(cfg.Meta)
 	if err != nil {
@@ -326,6 +331,11 @@ func (c *Cluster) Start(ctx context.Context) error {
 	go func() {
 		defer c.wg.Done()
 		c.runRejoin(runCtx)
+	}()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.runRecheck(runCtx)
 	}()
 	return err
 }

@@ -113,6 +113,7 @@ func (c *Cluster) memberUp(n *memberlist.Node) {
 	}
 	m.State = StateAlive
 	delete(c.leaving, n.Name)
+	delete(c.refusedNow, n.Name) // memberlist's news passed NotifyAlive
 	c.known.saw(m)
 	c.notifyLocked()
 }

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
+	"sync"
 )
 
 // Gossip bound to certificates (docs/security.md, "Gossip bound to
@@ -136,8 +138,48 @@ func (c *Cluster) checkPeer(name string, ip net.IP, port uint16, meta []byte) st
 		return ReasonBadMeta
 	case sig == nil:
 		return ReasonUnsigned
+	case c.verified.has(name, ip, port, meta, key):
+		return ""
 	case !verifyMeta(key, name, ip, port, body, sig):
 		return ReasonBadSignature
 	}
+	c.verified.add(name, ip, port, meta, key)
 	return ""
+}
+
+// verifiedMetas remembers the last metadata verified for each node, with
+// the key it verified with, so that the same news heard again (gossip
+// repeats it, push/pull and recheck see it again) is not verified again.
+type verifiedMetas struct {
+	mu sync.Mutex
+	m  map[string]verifiedMeta
+}
+
+type verifiedMeta struct {
+	addr string // ip:port
+	meta string
+	key  crypto.PublicKey
+}
+
+// maxVerified bounds the metadata remembered.
+const maxVerified = 4096
+
+func (v *verifiedMetas) has(name string, ip net.IP, port uint16, meta []byte, key crypto.PublicKey) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	e, ok := v.m[name]
+	if !ok || e.meta != string(meta) || e.addr != net.JoinHostPort(ip.String(), strconv.Itoa(int(port))) {
+		return false
+	}
+	k, ok := e.key.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(key)
+}
+
+func (v *verifiedMetas) add(name string, ip net.IP, port uint16, meta []byte, key crypto.PublicKey) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil || len(v.m) >= maxVerified {
+		v.m = map[string]verifiedMeta{}
+	}
+	v.m[name] = verifiedMeta{addr: net.JoinHostPort(ip.String(), strconv.Itoa(int(port))), meta: string(meta), key: key}
 }

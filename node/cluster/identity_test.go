@@ -245,3 +245,63 @@ func TestSignedMetaFitsLimit(t *testing.T) {
 		t.Fatalf("%d bytes", longest)
 	}
 }
+
+// TestRemovedAfterAdmitted: a member whose record is marked removed while
+// it is alive is taken out of Members (dead, so its hosts fail over),
+// though it still answers memberlist's probes, and the others stay.
+func TestRemovedAfterAdmitted(t *testing.T) {
+	t.Parallel()
+	ids := newTestIDs()
+	a := enrolled(t, ids, "node-a", "127.0.0.1:0").mustStart()
+	b := enrolled(t, ids, "node-b", "127.0.0.2:0").mustStart(a.addr)
+	c := enrolled(t, ids, "node-c", "127.0.0.3:0").mustStart(a.addr)
+	for _, n := range []*testNode{a, c} {
+		eventually(t, 5*time.Second, "membership", wantState(n, "node-b", StateAlive))
+	}
+	changed, stop := a.c.WatchMembers()
+	defer stop()
+	ids.set("node-b", b.signer.Public(), true)
+	for _, n := range []*testNode{a, c} {
+		eventually(t, 5*time.Second, "removed", wantState(n, "node-b", StateDead))
+		eventually(t, 5*time.Second, "counted", wantRefused(n, "node-b", ReasonRemoved))
+	}
+	select {
+	case <-changed:
+	default:
+		t.Error("no membership change signalled")
+	}
+	// New metadata from the removed node is refused too.
+	if err := b.c.UpdateMeta(NodeMeta{APIAddr: "127.0.0.2:7788"}); err != nil {
+		t.Fatal(err)
+	}
+	stayOut(t, "node-b", time.Second, a, c)
+	eventually(t, 5*time.Second, "honest", wantState(a, "node-c", StateAlive))
+	eventually(t, 5*time.Second, "honest", wantState(c, "node-a", StateAlive))
+}
+
+// FuzzCheckPeer: untrusted metadata never panics the check, and only a
+// real signature by the record's key is admitted.
+func FuzzCheckPeer(f *testing.F) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ip := net.ParseIP("127.0.0.2")
+	b, _ := encodeMeta(NodeMeta{APIAddr: "127.0.0.2:7700"})
+	sig, _ := signMeta(k, "node-b", ip, 7946, b[1:])
+	good, _ := signedMeta(b, sig)
+	f.Add(good)
+	f.Add(b)
+	f.Add([]byte{metaSigned, 3, 1, 2, 3, '{', '}'})
+	ids := newTestIDs()
+	ids.set("self", nil, false)
+	ids.set("node-b", k.Public(), false)
+	c := &Cluster{cfg: Config{Name: "self", Identities: ids}}
+	f.Fuzz(func(t *testing.T, meta []byte) {
+		r := c.checkPeer("node-b", ip, 7946, meta)
+		decodeMeta(meta)
+		if r == "" && string(meta) != string(good) {
+			body, sig, err := splitMeta(meta)
+			if err != nil || !verifyMeta(k.Public(), "node-b", ip, 7946, body, sig) {
+				t.Fatalf("admitted %x", meta)
+			}
+		}
+	})
+}
