@@ -121,7 +121,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Role: d.control.role(), RaftAddr: d.control.raftAddr(),
 		CAHash: d.pki.caHash(), CAKey: d.pki.ca != nil,
 	}
-	if d.members, err = newMembers(cfg, d.store, meta, adv.gossip, log); err != nil {
+	if d.members, err = newMembers(cfg, d.store, meta, adv.gossip, d.pki.gossipSigner, log); err != nil {
 		return d, err
 	}
 	d.control.attach(d.members.cl, meta)
@@ -236,6 +236,13 @@ func (d *Daemon) metricsSources() metrics.Sources {
 		APICalls: func(yield func(metrics.APICall) bool) {
 			for c := range d.api.auth.Calls {
 				if !yield(metrics.APICall(c)) {
+					return
+				}
+			}
+		},
+		GossipRefused: func(yield func(metrics.GossipRefusal) bool) {
+			for r := range d.members.cl.Refusals() {
+				if !yield(metrics.GossipRefusal(r)) {
 					return
 				}
 			}

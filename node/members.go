@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/labnet-dev/labnet/node/cluster"
+	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/store"
 )
 
@@ -35,11 +36,15 @@ type members struct {
 }
 
 // newMembers prepares this node's membership; start joins the cluster.
-func newMembers(cfg Config, st *store.Store, meta cluster.NodeMeta, gossipAdvertise string, log *slog.Logger) (*members, error) {
+// Its gossip is signed with signer's key (the node certificate's, nil
+// while it has none) and peers are checked against the node identity
+// records of st (gossipids.go).
+func newMembers(cfg Config, st *store.Store, meta cluster.NodeMeta, gossipAdvertise string, signer cluster.Signer, log *slog.Logger) (*members, error) {
 	cl, err := cluster.New(cluster.Config{
 		Name: cfg.Name, BindAddr: cfg.Gossip, AdvertiseAddr: gossipAdvertise, Join: cfg.Join,
 		KnownFile: filepath.Join(cfg.DataDir, knownNodesFile), ForgetAfter: cfg.ForgetAfter,
 		Meta: meta, Key: cfg.Key, Logger: log.With("component", "cluster"),
+		Signer: signer, Identities: newGossipIdentities(lab.StoreGetter{St: st}),
 	})
 	if err != nil {
 		return nil, err

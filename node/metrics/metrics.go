@@ -37,6 +37,9 @@ type Sources struct {
 	// outcome (auth.Interceptor's Calls: convert each auth.CallCount
 	// with APICall(c)).
 	APICalls iter.Seq[APICall]
+	// GossipRefused yields the gossip refused so far by node and reason
+	// (cluster.Cluster's Refusals: convert each with GossipRefusal(r)).
+	GossipRefused iter.Seq[GossipRefusal]
 }
 
 // APICall is how many calls of a gRPC method (its full name) ended with
@@ -112,6 +115,9 @@ func New(src Sources) *Registry {
 	}
 	if src.APICalls != nil {
 		reg.MustRegister(apiCallsCollector(src.APICalls))
+	}
+	if src.GossipRefused != nil {
+		reg.MustRegister(gossipRefusedCollector(src.GossipRefused))
 	}
 	return &Registry{reg: reg}
 }
