@@ -10,7 +10,9 @@
 // is back within seconds (rejoin.go). A labd that claims the name of a live
 // node, or joins with the wrong cluster key, is refused at Start
 // (startcheck.go). Nodes gone longer than Config.ForgetAfter are no longer
-// listed.
+// listed. Gossip is bound to node certificates: a node signs its metadata
+// with its certificate's key, and peers are checked against the node
+// identity records (identity.go, refusals.go, recheck.go).
 //
 // Memberlist callbacks never block: they copy what they are given and hand
 // it to the cluster's own goroutines.
