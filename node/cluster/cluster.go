@@ -531,6 +531,7 @@ func (c *Cluster) forgetLocked() {
 		if now.Sub(c.changed[name]) >= c.cfg.ForgetAfter {
 			delete(c.members, name)
 			delete(c.changed, name)
+			delete(c.refusedNow, name)
 			forgot = true
 			c.log.Info("node forgotten", "node", name, "after", c.cfg.ForgetAfter)
 		}

@@ -305,3 +305,37 @@ func FuzzCheckPeer(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheckPeer: what the alive delegate costs per message, for news
+// heard before (remembered) and for new metadata (an ECDSA verification).
+func BenchmarkCheckPeer(b *testing.B) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ip := net.ParseIP("127.0.0.2")
+	m, _ := encodeMeta(NodeMeta{APIAddr: "127.0.0.2:7700", Role: RoleMember})
+	sig, _ := signMeta(k, "node-b", ip, 7946, m[1:])
+	meta, _ := signedMeta(m, sig)
+	ids := newTestIDs()
+	ids.set("self", nil, false)
+	ids.set("node-b", k.Public(), false)
+	c := &Cluster{cfg: Config{Name: "self", Identities: ids}}
+	b.Run("remembered", func(b *testing.B) {
+		for b.Loop() {
+			if c.checkPeer("node-b", ip, 7946, meta) != "" {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("verify", func(b *testing.B) {
+		for b.Loop() {
+			c.verified = verifiedMetas{}
+			if c.checkPeer("node-b", ip, 7946, meta) != "" {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("sign", func(b *testing.B) {
+		for b.Loop() {
+			signMeta(k, "node-b", ip, 7946, m[1:])
+		}
+	})
+}

@@ -44,19 +44,21 @@ func (c *Cluster) recheck(nodes []*memberlist.Node) {
 		reason := c.checkPeer(n.Name, n.Addr, n.Port, n.Meta)
 		c.membersMu.Lock()
 		m, known := c.members[n.Name]
+		takenOut := false
 		switch {
 		case reason != "" && known && m.State == StateAlive:
 			m.State = StateDead
 			c.changed[n.Name] = c.now()
 			c.refusedNow[n.Name] = true
 			c.notifyLocked()
+			takenOut = true
 		case reason == "" && c.refusedNow[n.Name]:
 			c.membersMu.Unlock()
 			c.memberUp(n)
 			continue
 		}
 		c.membersMu.Unlock()
-		if reason != "" {
+		if takenOut { // counted once, when taken out
 			c.refuse(n.Name, reason, "recheck", n.Addr, n.Port)
 		}
 	}
