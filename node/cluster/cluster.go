@@ -164,6 +164,7 @@ type Cluster struct {
 	conflict conflicts     // startcheck.go
 	refused  refusals      // refusals.go
 	verified verifiedMetas // identity.go
+	pending  pendingNodes  // recheck.go
 }
 
 // selfAddr is the gossip address this node signs its metadata for.

@@ -30,12 +30,13 @@ type testNode struct {
 	c    *Cluster
 	addr string // gossip address, fixed after the first start
 
-	role   string        // NodeMeta.Role
-	rejoin time.Duration // Config.RejoinInterval
-	forget time.Duration // Config.ForgetAfter
-	cut    *cutSwitch    // set: gossip goes through a transport the test can cut
-	signer crypto.Signer // Config.Signer's key (identity_test.go)
-	ids    Identities    // Config.Identities
+	role   string                   // NodeMeta.Role
+	rejoin time.Duration            // Config.RejoinInterval
+	forget time.Duration            // Config.ForgetAfter
+	cut    *cutSwitch               // set: gossip goes through a transport the test can cut
+	signer crypto.Signer            // Config.Signer's key (identity_test.go)
+	ids    Identities               // Config.Identities
+	tune   func(*memberlist.Config) // after fastTimers
 }
 
 func testLogger() *slog.Logger {
@@ -74,6 +75,9 @@ func (n *testNode) start(join ...string) error {
 		}
 		if n.cut != nil {
 			n.cut.install(n.t, c)
+		}
+		if n.tune != nil {
+			n.tune(c)
 		}
 	}
 	var signer Signer

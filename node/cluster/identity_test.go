@@ -160,11 +160,13 @@ func TestUnsignedAndUnknownRefused(t *testing.T) {
 	k := testKey(t)
 	late := newTestNode(t, "node-l", nil)
 	late.addr, late.signer, late.ids = "127.0.0.6:0", k, ids
+	// Admitted by node-a's retry (joinPending), not by a push/pull.
+	late.tune = func(c *memberlist.Config) { c.PushPullInterval = time.Hour }
 	late.start(a.addr)
 	eventually(t, 5*time.Second, "unknown refused", wantRefused(a, "node-l", ReasonUnknownNode))
 	stayOut(t, "node-l", time.Second, a)
 	ids.set("node-l", k.Public(), false) // the record is replicated
-	eventually(t, 10*time.Second, "admitted once known", wantState(a, "node-l", StateAlive))
+	eventually(t, 5*time.Second, "admitted once known", wantState(a, "node-l", StateAlive))
 	stayOut(t, "node-u", 0, a)
 }
 

@@ -94,6 +94,9 @@ func (c *Cluster) Refusals() iter.Seq[Refusal] {
 func (d *delegate) NotifyAlive(n *memberlist.Node) error {
 	if reason := d.c.checkPeer(n.Name, n.Addr, n.Port, n.Meta); reason != "" {
 		d.c.refuse(n.Name, reason, "alive", n.Addr, n.Port)
+		if reason == ReasonUnknownNode {
+			d.c.notePending(n.Name, n.Addr, n.Port, n.Meta)
+		}
 		return refusedError(reason)
 	}
 	return nil
