@@ -204,6 +204,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		d.control.publishCA(d.pki.caHash())
 	}
+	eg.Go(func() error { d.recordOwnIdentity(ctx); return nil })
 	if d.follower != nil {
 		eg.Go(func() error { return d.follower.Run(ctx) })
 	}

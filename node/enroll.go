@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -18,6 +19,9 @@ import (
 	"github.com/labnet-dev/labnet/node/auth"
 	"github.com/labnet-dev/labnet/node/cluster"
 	"github.com/labnet-dev/labnet/node/follow"
+	"github.com/labnet-dev/labnet/node/identity"
+	"github.com/labnet-dev/labnet/node/lab"
+	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
@@ -159,12 +163,17 @@ type controlServer struct {
 	*follow.Server
 	pki        *pki
 	clusterKey []byte
+	update     updater      // commits the identity record (controlPlane.Update)
+	store      *store.Store // the replica: invites and identities
+	now        func() time.Time
 	log        *slog.Logger
+	refused    refusals
 }
 
-// Enroll signs the calling node's certificate request, if it proves it
-// holds the cluster key (or, in a cluster without one, calls from
-// loopback).
+// Enroll signs the calling node's certificate request and records its
+// identity, if it brings a valid invite for exactly that node (token),
+// or proves it holds the cluster key (or, in a cluster without one,
+// calls from loopback) and its name was not removed.
 func (s *controlServer) Enroll(ctx context.Context, req *labv1.EnrollRequest) (*labv1.EnrollResponse, error) {
 	ca := s.pki.ca
 	if ca == nil {
@@ -174,19 +183,131 @@ func (s *controlServer) Enroll(ctx context.Context, req *labv1.EnrollRequest) (*
 	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
 		from = pr.Addr.String()
 	}
+	if req.GetToken() != "" {
+		return s.enrollInvited(ctx, req, from)
+	}
 	if len(s.clusterKey) > 0 {
 		if !auth.VerifyEnrollProof(s.clusterKey, req.GetCsr(), ca.Cert.Raw, req.GetProof()) {
-			return nil, status.Errorf(codes.PermissionDenied, "enrolment of node %q refused: its proof does not match this cluster's key (give it the same --cluster-key)", req.GetNode())
+			return nil, s.refuse(req.GetNode(), from, "bad_proof", "enrolment of node %q refused: its proof does not match this cluster's key (give it the same --cluster-key, or enrol with a token from `labctl node invite`)", req.GetNode())
 		}
 	} else if !loopbackPeer(from) {
-		return nil, status.Errorf(codes.PermissionDenied, "enrolment of node %q refused: this cluster has no --cluster-key, so only nodes on loopback may enrol", req.GetNode())
+		return nil, s.refuse(req.GetNode(), from, "not_loopback", "enrolment of node %q refused: this cluster has no --cluster-key, so only nodes on loopback may enrol without a token (`labctl node invite`)", req.GetNode())
+	}
+	if id, ok := lab.GetNodeIdentity(lab.StoreGetter{St: s.store}, req.GetNode()); ok && id.Removed {
+		return nil, s.refuse(req.GetNode(), from, "removed", "enrolment of node %q refused: it was removed (labctl node remove); it may enrol again only with a new invite (labctl node invite)", req.GetNode())
 	}
 	der, err := ca.SignNode(req.GetCsr(), req.GetNode(), req.GetControl())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	s.log.Info("node enrolled", "node", req.GetNode(), "control", req.GetControl(), "from", from)
+	rec, err := identityOf(req.GetNode(), der)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	err = writeIdentity(ctx, s.update, func(tx *store.Tx) error {
+		if id, ok := lab.GetNodeIdentity(tx, rec.Name); ok && id.Removed {
+			return status.Errorf(codes.PermissionDenied, "enrolment of node %q refused: it was removed", rec.Name)
+		}
+		return lab.PutNodeIdentity(tx, rec)
+	})
+	if err != nil {
+		return nil, enrollWriteErr(err)
+	}
+	s.log.Info("node enrolled", "node", req.GetNode(), "control", req.GetControl(), "from", from, "serial", rec.Serial)
 	return &labv1.EnrollResponse{Certificate: der, Ca: ca.Cert.Raw}, nil
+}
+
+// enrollInvited enrols with an invite: the token names a stored,
+// unexpired invite for exactly req's node, whose owner and kind the
+// certificate gets; the identity is written and the invite deleted in one
+// write (a second use finds no invite).
+func (s *controlServer) enrollInvited(ctx context.Context, req *labv1.EnrollRequest, from string) (*labv1.EnrollResponse, error) {
+	node := req.GetNode()
+	id, secret, err := identity.ParseToken(req.GetToken())
+	if err != nil {
+		return nil, s.refuse(node, from, "bad_token", "enrolment of node %q refused: the token is not an invite's (from `labctl node invite`)", node)
+	}
+	inv, why := s.checkInvite(lab.StoreGetter{St: s.store}, id, secret, node, req.GetControl())
+	if why != "" {
+		return nil, s.refuse(node, from, why, "enrolment of node %q refused: %s", node, inviteRefusal(why))
+	}
+	der, err := s.pki.ca.SignNodeFor(req.GetCsr(), node, inv.Control, inv.Owner)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	rec, err := identityOf(node, der)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	err = writeIdentity(ctx, s.update, func(tx *store.Tx) error {
+		if _, why := s.checkInvite(tx, id, secret, node, req.GetControl()); why != "" {
+			return status.Errorf(codes.PermissionDenied, "enrolment of node %q refused: %s", node, inviteRefusal(why))
+		}
+		lab.DeleteNodeInvite(tx, id)
+		return lab.PutNodeIdentity(tx, rec) // a new identity: not removed
+	})
+	if err != nil {
+		if status.Code(err) == codes.PermissionDenied {
+			s.refused.add(node, "invite_used")
+		}
+		return nil, enrollWriteErr(err)
+	}
+	s.log.Info("node enrolled with an invite", "node", node, "owner", inv.Owner, "kind", rec.Kind, "from", from, "serial", rec.Serial)
+	return &labv1.EnrollResponse{Certificate: der, Ca: s.pki.ca.Cert.Raw}, nil
+}
+
+// checkInvite finds invite id in g and checks it for node: why is the
+// refusal's reason ("" when it is valid).
+func (s *controlServer) checkInvite(g lab.Getter, id, secret, node string, control bool) (lab.NodeInvite, string) {
+	inv, ok := lab.GetNodeInvite(g, id)
+	switch {
+	case !ok:
+		return inv, "no_invite"
+	case subtle.ConstantTimeCompare(inv.Hash[:], hashOf(secret)) != 1:
+		return inv, "bad_token"
+	case !s.now().Before(inv.Expires):
+		return inv, "invite_expired"
+	case inv.Node != node:
+		return inv, "wrong_node"
+	case inv.Control != control:
+		return inv, "wrong_kind"
+	}
+	return inv, ""
+}
+
+func hashOf(secret string) []byte { h := identity.HashSecret(secret); return h[:] }
+
+// inviteRefusal is what a refused invited enrolment is told, by reason.
+func inviteRefusal(why string) string {
+	switch why {
+	case "no_invite":
+		return "its invite was used already or never existed: ask an admin for a new one (labctl node invite)"
+	case "bad_token":
+		return "the token does not match its invite"
+	case "invite_expired":
+		return "its invite expired: ask an admin for a new one (labctl node invite)"
+	case "wrong_node":
+		return "the invite is for another node name: start labd with the --name the invite names"
+	case "wrong_kind":
+		return "the invite is for another kind of node: --control must match the invite's (labctl node invite --control)"
+	}
+	return why
+}
+
+// refuse counts and logs a refused enrolment and is its PermissionDenied.
+func (s *controlServer) refuse(node, from, reason, format string, args ...any) error {
+	if s.refused.add(node, reason) {
+		s.log.Warn("enrolment refused", "node", node, "from", from, "reason", reason)
+	}
+	return status.Errorf(codes.PermissionDenied, format, args...)
+}
+
+// enrollWriteErr is the status of a failed identity write.
+func enrollWriteErr(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Errorf(codes.Unavailable, "enrolment: %v: try again", err)
 }
 
 // loopbackPeer reports whether a caller's address is on loopback.
