@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/health"
 
 	"github.com/labnet-dev/labnet/node/api"
+	"github.com/labnet-dev/labnet/node/auth"
 	"github.com/labnet-dev/labnet/node/cluster"
 	"github.com/labnet-dev/labnet/node/follow"
 	"github.com/labnet-dev/labnet/node/lab"
@@ -147,6 +148,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Node: cfg.Name, Store: d.store, Writer: d.control, Membership: d.control, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api"),
 		Staleness: staleness, Control: control,
 		Invite: func() (string, string) { return adv.api, d.pki.caHash() },
+		Gossip: d.members.cl.LocalAddr,
 	}, d.members.cl, apiSecurity{
 		pki: d.pki, allowPlain: isLoopback(cfg.API) && !cfg.tlsOnly(), dir: lab.NewDirectory(d.store), log: log.With("component", "audit"),
 	})
@@ -199,8 +201,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// calls the control nodes with it: a node without one enrols first,
 	// with a node gossip shows holding the CA.
 	if !d.pki.hasCert() || d.pki.otherCA(d.members.cl) {
-		if err := d.pki.enrol(ctx, d.members.cl, d.cfg.Key); err != nil {
-			return eg.Wait()
+		var err error
+		if d.cfg.Enroll != "" {
+			err = d.enrolInvited(ctx)
+		} else {
+			err = d.pki.enrol(ctx, d.members.cl, d.cfg.Key)
+		}
+		if err != nil {
+			if ctx.Err() != nil { // shutting down, or another part failed
+				return eg.Wait()
+			}
+			cancel() // refused: labd stops, saying why
+			return errors.Join(err, eg.Wait())
 		}
 		d.control.publishCA(d.pki.caHash())
 	}
@@ -284,4 +296,13 @@ func (d *Daemon) Close() error {
 		}
 	})
 	return d.closeErr
+}
+
+// enrolInvited enrols with labd --enroll's invite token.
+func (d *Daemon) enrolInvited(ctx context.Context) error {
+	tok, err := auth.ParseEnrollToken(d.cfg.Enroll)
+	if err != nil {
+		return fmt.Errorf("--enroll: %w", err)
+	}
+	return d.pki.enrolToken(ctx, tok)
 }

@@ -98,15 +98,20 @@ func (p *pki) otherCA(cl *cluster.Cluster) bool {
 	return false
 }
 
-// enrolWith enrols with node m: it learns the CA certificate from a
-// handshake pinned to m's CA hash, proves it holds the cluster key over
-// its request and that certificate, and checks that the certificate it
-// gets names it and is from the pinned CA before it keeps it.
+// enrolWith enrols with node m, proving it holds the cluster key.
 func (p *pki) enrolWith(ctx context.Context, m cluster.Member, clusterKey []byte) error {
+	return p.enrolAt(ctx, m.Name, m.Meta.APIAddr, m.Meta.CAHash, clusterKey, "")
+}
+
+// enrolAt enrols with the API at addr (node who): it learns the CA
+// certificate from a handshake pinned to pin, proves it holds the cluster
+// key over its request and that certificate (or sends the invite token),
+// and checks that the certificate it gets names it and is from the pinned
+// CA before it keeps it.
+func (p *pki) enrolAt(ctx context.Context, who, addr, pin string, clusterKey []byte, token string) error {
 	ctx, cancel := context.WithTimeout(ctx, enrolTimeout)
 	defer cancel()
-	pin := m.Meta.CAHash
-	caCert, err := pinnedCA(ctx, m.Meta.APIAddr, pin)
+	caCert, err := pinnedCA(ctx, addr, pin)
 	if err != nil {
 		return err
 	}
@@ -114,11 +119,11 @@ func (p *pki) enrolWith(ctx context.Context, m cluster.Member, clusterKey []byte
 	if err != nil {
 		return err
 	}
-	req := &labv1.EnrollRequest{Node: p.node, Csr: csr, Control: p.control}
-	if len(clusterKey) > 0 {
+	req := &labv1.EnrollRequest{Node: p.node, Csr: csr, Control: p.control, Token: token}
+	if len(clusterKey) > 0 && token == "" {
 		req.Proof = auth.EnrollProof(clusterKey, csr, caCert.Raw)
 	}
-	conn, err := grpc.NewClient(m.Meta.APIAddr, grpc.WithTransportCredentials(credentials.NewTLS(auth.PinnedTLS(pin, nil))))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(auth.PinnedTLS(pin, nil))))
 	if err != nil {
 		return err
 	}
@@ -129,16 +134,43 @@ func (p *pki) enrolWith(ctx context.Context, m cluster.Member, clusterKey []byte
 	}
 	ca, err := x509.ParseCertificate(resp.GetCa())
 	if err != nil || auth.CAHash(ca) != pin {
-		return fmt.Errorf("enrol: the CA %s sent is not the pinned one %s", m.Name, pin)
+		return fmt.Errorf("enrol: the CA %s sent is not the pinned one %s", who, pin)
 	}
 	cert, err := x509.ParseCertificate(resp.GetCertificate())
 	if err != nil {
-		return fmt.Errorf("enrol: the certificate %s sent: %w", m.Name, err)
+		return fmt.Errorf("enrol: the certificate %s sent: %w", who, err)
 	}
 	if why := auth.RenewReason(cert, ca, p.node, time.Now(), p.ips, p.dns); why != "" {
-		return fmt.Errorf("enrol: the certificate %s sent is unusable: %s", m.Name, why)
+		return fmt.Errorf("enrol: the certificate %s sent is unusable: %s", who, why)
 	}
 	return p.store(key, cert.Raw, ca)
+}
+
+// enrolToken enrols with an invite (labd --enroll): at the token's API
+// address, pinned to its CA hash, until it succeeds, ctx ends or the
+// invite is refused (the error says why; trying again would not help).
+func (p *pki) enrolToken(ctx context.Context, tok auth.EnrollToken) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		err := p.enrolAt(ctx, tok.API, tok.API, tok.CAHash, nil, tok.Key)
+		if err == nil {
+			p.log.Info("enrolled with an invite: node certificate issued by the cluster CA", "at", tok.API, "ca", tok.CAHash)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if c := status.Code(err); c == codes.PermissionDenied || c == codes.InvalidArgument {
+			return fmt.Errorf("--enroll: %s", status.Convert(err).Message())
+		}
+		p.log.Warn("enrolling with an invite", "at", tok.API, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
 }
 
 // pinnedCA handshakes with the API at addr, trusting only the CA whose

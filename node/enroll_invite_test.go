@@ -1,0 +1,103 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/lab"
+	"github.com/labnet-dev/labnet/node/store"
+	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
+)
+
+// TestEnrolWithInvite: an admin invites node alice-laptop owned by alice;
+// the control node that formed the cluster has its own identity record;
+// a labd started with the token (no cluster key proof) enrols with it,
+// gets a certificate naming its owner and kind, and its identity record;
+// the invite is used up (a second use, and a use for another name, are
+// refused with PermissionDenied and counted).
+func TestEnrolWithInvite(t *testing.T) {
+	seed := gossipPort(t)
+	c1, _ := runDaemon(t, Config{Name: "c1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: seed, Overlay: "127.0.0.1:0", Control: true}, slog.New(slog.DiscardHandler))
+	conn := dialAdmin(t, c1, c1)
+	waitUntil(t, "c1's identity record", func() bool {
+		id, ok := lab.GetNodeIdentity(lab.StoreGetter{St: c1.store}, "c1")
+		return ok && id.Kind == auth.KindControl && id.Serial != ""
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c1.control.Update(ctx, func(tx *store.Tx) error {
+		return lab.PutUser(tx, lab.User{ID: "alice", Role: auth.Student})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	nodes := labv1.NewNodeServiceClient(conn)
+	inv, err := nodes.CreateNodeInvite(ctx, &labv1.CreateNodeInviteRequest{NodeId: "alice-laptop", Owner: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := auth.ParseEnrollToken(inv.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.CAHash != c1.pki.caHash() || tok.API != c1.api.lis.Addr().String() {
+		t.Errorf("token %+v; want c1's CA %s and API %s", tok, c1.pki.caHash(), c1.api.lis.Addr())
+	}
+	for _, want := range []string{"labd --name alice-laptop", "--join " + c1.members.cl.LocalAddr(), "--enroll " + inv.Token} {
+		if !strings.Contains(inv.Command, want) {
+			t.Errorf("command %q lacks %q", inv.Command, want)
+		}
+	}
+
+	// Another name with alice's token is refused, and the invite stays.
+	if err := enrollDirect(ctx, t, c1, "bob-laptop", tok.Key); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "another node name") {
+		t.Errorf("Enroll as bob-laptop with alice-laptop's invite: %v; want PermissionDenied naming the node name", err)
+	}
+
+	mdir := t.TempDir()
+	a1, _ := runDaemon(t, Config{Name: "alice-laptop", DataDir: mdir, API: "127.0.0.2:0", Gossip: "127.0.0.2:0", Overlay: "127.0.0.2:0", Join: []string{seed}, Enroll: inv.Token}, slog.New(slog.DiscardHandler))
+	waitUntil(t, "alice-laptop enrolled", a1.pki.hasCert)
+	_, cert, err := auth.LoadNodeCert(mdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := auth.OwnerOf(cert); o != "alice" || auth.NodeKind(cert) != auth.KindMember {
+		t.Errorf("alice-laptop's certificate: owner %q kind %q; want alice, member", o, auth.NodeKind(cert))
+	}
+	id, ok := lab.GetNodeIdentity(lab.StoreGetter{St: c1.store}, "alice-laptop")
+	if !ok || id.Owner != "alice" || id.Serial != cert.SerialNumber.Text(16) || id.Removed {
+		t.Errorf("alice-laptop's identity record: %+v %v; want owner alice, serial %s", id, ok, cert.SerialNumber.Text(16))
+	}
+	// The invite is used up.
+	if err := enrollDirect(ctx, t, c1, "alice-laptop", tok.Key); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "used already") {
+		t.Errorf("Enroll with a used invite: %v; want PermissionDenied saying it was used", err)
+	}
+}
+
+// enrollDirect calls Enroll on d, pinned to its CA, as node with token.
+func enrollDirect(ctx context.Context, t *testing.T, d *Daemon, node, token string) error {
+	t.Helper()
+	conn, err := grpc.NewClient(d.api.lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(auth.PinnedTLS(d.pki.caHash(), nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	key, err := auth.NewNodeKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := auth.NewNodeCSR(key, node, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = labv1.NewControlServiceClient(conn).Enroll(ctx, &labv1.EnrollRequest{Node: node, Csr: csr, Token: token}, grpc.WaitForReady(true))
+	return err
+}
