@@ -80,6 +80,47 @@ func TestEnrolWithInvite(t *testing.T) {
 	if err := enrollDirect(ctx, t, c1, "alice-laptop", tok.Key); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "used already") {
 		t.Errorf("Enroll with a used invite: %v; want PermissionDenied saying it was used", err)
 	}
+
+	// alice-laptop calls c1 with its certificate: accepted, until it is
+	// removed; then refused.
+	peerConn, err := a1.api.peers.dial("c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	follow := func() error {
+		fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer fcancel()
+		st, err := labv1.NewControlServiceClient(peerConn).Follow(fctx, &labv1.FollowRequest{Node: "alice-laptop"})
+		if err != nil {
+			return err
+		}
+		_, err = st.Recv()
+		return err
+	}
+	if err := follow(); err != nil {
+		t.Fatalf("alice-laptop's Follow of c1 with its certificate: %v", err)
+	}
+	if _, err := nodes.RemoveNode(ctx, &labv1.RemoveNodeRequest{Name: "nodes/alice-laptop"}); err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := lab.GetNodeIdentity(lab.StoreGetter{St: c1.store}, "alice-laptop"); !id.Removed || id.RemovedAt.IsZero() {
+		t.Errorf("alice-laptop's identity after RemoveNode: %+v; want removed", id)
+	}
+	if err := follow(); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "removed") {
+		t.Errorf("a removed node's Follow: %v; want PermissionDenied saying it was removed", err)
+	}
+	// A new invite lets it back in.
+	inv2, err := nodes.CreateNodeInvite(ctx, &labv1.CreateNodeInviteRequest{NodeId: "alice-laptop", Owner: "users/alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok2, _ := auth.ParseEnrollToken(inv2.Token)
+	if err := enrollDirect(ctx, t, c1, "alice-laptop", tok2.Key); err != nil {
+		t.Errorf("Enroll of a removed node with a new invite: %v", err)
+	}
+	if id, _ := lab.GetNodeIdentity(lab.StoreGetter{St: c1.store}, "alice-laptop"); id.Removed {
+		t.Errorf("alice-laptop's identity after a new invite was used: %+v; want not removed", id)
+	}
 }
 
 // enrollDirect calls Enroll on d, pinned to its CA, as node with token.
