@@ -45,6 +45,7 @@ type Daemon struct {
 	members  *members
 	pki      *pki             // the cluster CA and this node's certificate (tls.go)
 	follower *follow.Follower // nil on control nodes (follower.go)
+	enroll   *controlServer   // ControlService: Follow and Enroll (enroll.go)
 	fence    *follow.Fence    // a member's, with failover on; nil otherwise
 	rt       *runtime.Runtime
 
@@ -141,6 +142,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	})
 	self := &clusterNodes{cl: d.members.cl, st: d.store, name: cfg.Name, started: d.started}
 	staleness, control := d.newFollowing(log)
+	d.enroll = control
 	if d.follower != nil && cfg.FailoverAfter > 0 {
 		d.fence = follow.NewFence(d.follower, cfg.FailoverAfter, fenceChanged, log.With("component", "fence"))
 	}
@@ -251,6 +253,19 @@ func (d *Daemon) metricsSources() metrics.Sources {
 				if !yield(metrics.APICall(c)) {
 					return
 				}
+			}
+		},
+		NodeRefusals: func(yield func(metrics.NodeRefusal) bool) {
+			more := true
+			each := func(where string) func(node, reason string, n uint64) bool {
+				return func(node, reason string, n uint64) bool {
+					more = yield(metrics.NodeRefusal{Where: where, Node: node, Reason: reason, Count: n})
+					return more
+				}
+			}
+			d.api.auth.Refused(each("api"))
+			if more {
+				d.enroll.refused.All(each("enroll"))
 			}
 		},
 	}

@@ -199,7 +199,7 @@ type controlServer struct {
 	store      *store.Store // the replica: invites and identities
 	now        func() time.Time
 	log        *slog.Logger
-	refused    refusals
+	refused    auth.NodeRefusals
 }
 
 // Enroll signs the calling node's certificate request and records its
@@ -280,7 +280,7 @@ func (s *controlServer) enrollInvited(ctx context.Context, req *labv1.EnrollRequ
 	})
 	if err != nil {
 		if status.Code(err) == codes.PermissionDenied {
-			s.refused.add(node, "invite_used")
+			s.refused.Add(node, "invite_used")
 		}
 		return nil, enrollWriteErr(err)
 	}
@@ -328,7 +328,7 @@ func inviteRefusal(why string) string {
 
 // refuse counts and logs a refused enrolment and is its PermissionDenied.
 func (s *controlServer) refuse(node, from, reason, format string, args ...any) error {
-	if s.refused.add(node, reason) {
+	if s.refused.Add(node, reason) {
 		s.log.Warn("enrolment refused", "node", node, "from", from, "reason", reason)
 	}
 	return status.Errorf(codes.PermissionDenied, format, args...)

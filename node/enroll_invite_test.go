@@ -63,7 +63,7 @@ func TestEnrolWithInvite(t *testing.T) {
 	}
 
 	mdir := t.TempDir()
-	a1, _ := runDaemon(t, Config{Name: "alice-laptop", DataDir: mdir, API: "127.0.0.2:0", Gossip: "127.0.0.2:0", Overlay: "127.0.0.2:0", Join: []string{seed}, Enroll: inv.Token}, slog.New(slog.DiscardHandler))
+	a1, stopA1 := runDaemon(t, Config{Name: "alice-laptop", DataDir: mdir, API: "127.0.0.2:0", Gossip: "127.0.0.2:0", Overlay: "127.0.0.2:0", Join: []string{seed}, Enroll: inv.Token}, slog.New(slog.DiscardHandler))
 	waitUntil(t, "alice-laptop enrolled", a1.pki.hasCert)
 	_, cert, err := auth.LoadNodeCert(mdir)
 	if err != nil {
@@ -109,7 +109,35 @@ func TestEnrolWithInvite(t *testing.T) {
 	if err := follow(); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "removed") {
 		t.Errorf("a removed node's Follow: %v; want PermissionDenied saying it was removed", err)
 	}
-	// A new invite lets it back in.
+	removedCalls := func() (n uint64) {
+		c1.api.auth.Refused(func(node, reason string, c uint64) bool {
+			if node == "alice-laptop" && reason == "removed" {
+				n = c
+			}
+			return true
+		})
+		return n
+	}
+	if removedCalls() == 0 {
+		t.Error("c1 did not count the removed node's refused call")
+	}
+	// Restarted with its old files, it is refused still: its follower's
+	// calls are counted as a removed node's.
+	stopA1()
+	before := removedCalls()
+	runDaemon(t, Config{Name: "alice-laptop", DataDir: mdir, API: "127.0.0.2:0", Gossip: "127.0.0.2:0", Overlay: "127.0.0.2:0", Join: []string{seed}}, slog.New(slog.DiscardHandler))
+	waitUntil(t, "c1 to refuse the restarted removed node", func() bool { return removedCalls() > before })
+	if n := c1.enroll.refused.Count("bob-laptop", "wrong_node"); n != 1 {
+		t.Errorf("refused enrolments of bob-laptop for wrong_node: %d, want 1", n)
+	}
+	if n := c1.enroll.refused.Count("alice-laptop", "no_invite"); n != 1 {
+		t.Errorf("refused enrolments of alice-laptop for no_invite: %d, want 1", n)
+	}
+	// Loopback development enrolment (no token) of a removed name is
+	// refused; a new invite lets it back in.
+	if err := enrollDirect(ctx, t, c1, "alice-laptop", ""); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "removed") {
+		t.Errorf("Enroll of a removed node without an invite: %v; want PermissionDenied saying it was removed", err)
+	}
 	inv2, err := nodes.CreateNodeInvite(ctx, &labv1.CreateNodeInviteRequest{NodeId: "alice-laptop", Owner: "users/alice"})
 	if err != nil {
 		t.Fatal(err)

@@ -95,11 +95,25 @@ func checkNodeIdentity(dir Directory, node string, cert *x509.Certificate) error
 	case !ok:
 		return nil
 	case id.Removed:
-		return status.Errorf(codes.PermissionDenied, "node %s was removed (labctl node remove): its certificate is refused", node)
+		return &NodeRefusedError{Node: node, Reason: "removed", msg: "node " + node + " was removed (labctl node remove): its certificate is refused"}
 	case id.Serial != "" && id.Serial != cert.SerialNumber.Text(16):
-		return status.Errorf(codes.PermissionDenied, "node %s: this certificate (serial %s) is not the one its identity names: it was replaced", node, cert.SerialNumber.Text(16))
+		return &NodeRefusedError{Node: node, Reason: "old_certificate", msg: "node " + node + ": this certificate (serial " + cert.SerialNumber.Text(16) + ") is not the one its identity names: it was replaced"}
 	}
 	return nil
+}
+
+// NodeRefusedError is a node certificate refused by the node's identity
+// record; the interceptor counts it by node and reason (NodeRefusals).
+type NodeRefusedError struct {
+	Node, Reason string
+	msg          string
+}
+
+func (e *NodeRefusedError) Error() string { return e.msg }
+
+// GRPCStatus is PermissionDenied.
+func (e *NodeRefusedError) GRPCStatus() *status.Status {
+	return status.New(codes.PermissionDenied, e.msg)
 }
 
 // forwardedPrincipal is the principal of a call from node: the user it

@@ -37,6 +37,8 @@ type Sources struct {
 	// outcome (auth.Interceptor's Calls: convert each auth.CallCount
 	// with APICall(c)).
 	APICalls iter.Seq[APICall]
+	// NodeRefusals yields the nodes' refused requests (refusals.go).
+	NodeRefusals iter.Seq[NodeRefusal]
 }
 
 // APICall is how many calls of a gRPC method (its full name) ended with
@@ -112,6 +114,9 @@ func New(src Sources) *Registry {
 	}
 	if src.APICalls != nil {
 		reg.MustRegister(apiCallsCollector(src.APICalls))
+	}
+	if src.NodeRefusals != nil {
+		reg.MustRegister(nodeRefusalsCollector(src.NodeRefusals))
 	}
 	return &Registry{reg: reg}
 }
