@@ -153,6 +153,10 @@ func TestEnrolWithInvite(t *testing.T) {
 
 // enrollDirect calls Enroll on d, pinned to its CA, as node with token.
 func enrollDirect(ctx context.Context, t *testing.T, d *Daemon, node, token string) error {
+	return enrollDirectB(ctx, t, d, node, token)
+}
+
+func enrollDirectB(ctx context.Context, t testing.TB, d *Daemon, node, token string) error {
 	t.Helper()
 	conn, err := grpc.NewClient(d.api.lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(auth.PinnedTLS(d.pki.caHash(), nil))))
 	if err != nil {
@@ -169,4 +173,42 @@ func enrollDirect(ctx context.Context, t *testing.T, d *Daemon, node, token stri
 	}
 	_, err = labv1.NewControlServiceClient(conn).Enroll(ctx, &labv1.EnrollRequest{Node: node, Csr: csr, Token: token}, grpc.WaitForReady(true))
 	return err
+}
+
+// BenchmarkEnrolInvited30: an admin invites 30 nodes and each enrols
+// with its token at the control node (invite, key, request, signature,
+// identity record through raft): the time for the class of 30.
+func BenchmarkEnrolInvited30(b *testing.B) {
+	for range b.N {
+		b.StopTimer()
+		c1, err := New(Config{Name: "c1", DataDir: b.TempDir(), API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0", Control: true}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- c1.Run(ctx) }()
+		for !c1.control.isLeader() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		b.StartTimer()
+		for k := range 30 {
+			name := "student-" + string(rune('a'+k/26)) + string(rune('a'+k%26))
+			inv, err := c1.api.srv.CreateNodeInvite(ctx, &labv1.CreateNodeInviteRequest{NodeId: name})
+			if err != nil {
+				b.Fatal(err)
+			}
+			tok, err := auth.ParseEnrollToken(inv.Token)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := enrollDirectB(ctx, b, c1, name, tok.Key); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		cancel()
+		<-done
+		c1.Close()
+	}
 }
