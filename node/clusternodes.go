@@ -27,12 +27,22 @@ func (c *clusterNodes) Nodes() []*labv1.Node {
 		cluster.StateDead: labv1.NodeState_NODE_STATE_DEAD, cluster.StateLeft: labv1.NodeState_NODE_STATE_LEFT,
 	}
 	roles := map[string]labv1.NodeRole{cluster.RoleControl: labv1.NodeRole_NODE_ROLE_CONTROL, cluster.RoleMember: labv1.NodeRole_NODE_ROLE_MEMBER}
+	ids := map[string]lab.NodeIdentity{}
+	for _, id := range lab.ListNodeIdentities(c.st) {
+		ids[id.Name] = id
+	}
 	var out []*labv1.Node
 	for _, m := range c.cl.Members() {
 		n := &labv1.Node{
 			Name: lab.NodeName(m.Name), State: states[m.State], ApiAddress: m.Meta.APIAddr,
 			GossipAddress: m.Addr, OverlayAddress: m.Meta.OverlayAddr, Version: m.Meta.Version,
 			HostCount: int32(counts[m.Name]), Role: roles[m.Meta.Role], Leader: m.Meta.Leader,
+		}
+		if id, ok := ids[m.Name]; ok {
+			n.Kind, n.Owner, n.Removed = id.Kind, id.Owner, id.Removed
+			if !id.NotAfter.IsZero() {
+				n.CertificateExpireTime = timestamppb.New(id.NotAfter)
+			}
 		}
 		switch {
 		case m.Name == c.name:

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labnet-dev/labnet/node/auth"
 	"github.com/labnet-dev/labnet/node/identity"
 )
 
@@ -67,6 +68,9 @@ type Config struct {
 	// Secret): a node given them signs its own certificate and enrols
 	// others, as the bootstrapping node does with the CA it creates.
 	CACert, CAKey string
+	// Enroll is a node enrolment token (labd --enroll, from `labctl node
+	// invite`): a node without a usable certificate enrols with it.
+	Enroll string
 	// AdminToken is the bootstrap admin's token (--admin-token-file),
 	// used instead of one labd makes and writes to DATA/admin.token.
 	AdminToken string
@@ -152,6 +156,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	var sans, adminTokenFile string
 	fs.StringVar(&sans, "tls-san", "", "comma-separated extra DNS names and IPs for the API's certificate (a load balancer's, a Service's)")
 	fs.StringVar(&cfg.CACert, "ca-cert", "", "file holding the cluster CA's certificate (PEM; with --ca-key): this node signs certificates with it")
+	fs.StringVar(&cfg.Enroll, "enroll", "", "node enrolment token (lne1:..., printed by `labctl node invite`): enrol with it when this node has no certificate")
 	fs.StringVar(&cfg.CAKey, "ca-key", "", "file holding the cluster CA's private key (PEM; with --ca-cert)")
 	fs.StringVar(&adminTokenFile, "admin-token-file", "", "file holding the first admin's token (lnt_...), used instead of one written to DATA/admin.token")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow gossip and overlay on non-loopback addresses without a cluster key")
@@ -260,6 +265,11 @@ func (c *Config) Validate() error {
 	}
 	if (c.CACert == "") != (c.CAKey == "") {
 		return errors.New("--ca-cert and --ca-key: give both, or neither")
+	}
+	if c.Enroll != "" {
+		if _, err := auth.ParseEnrollToken(c.Enroll); err != nil {
+			return fmt.Errorf("--enroll: %w", err)
+		}
 	}
 	if c.AdminToken != "" {
 		if _, _, err := identity.ParseToken(c.AdminToken); err != nil {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/health"
 
 	"github.com/labnet-dev/labnet/node/api"
+	"github.com/labnet-dev/labnet/node/auth"
 	"github.com/labnet-dev/labnet/node/cluster"
 	"github.com/labnet-dev/labnet/node/follow"
 	"github.com/labnet-dev/labnet/node/lab"
@@ -44,6 +45,7 @@ type Daemon struct {
 	members  *members
 	pki      *pki             // the cluster CA and this node's certificate (tls.go)
 	follower *follow.Follower // nil on control nodes (follower.go)
+	enroll   *controlServer   // ControlService: Follow and Enroll (enroll.go)
 	fence    *follow.Fence    // a member's, with failover on; nil otherwise
 	rt       *runtime.Runtime
 
@@ -140,6 +142,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	})
 	self := &clusterNodes{cl: d.members.cl, st: d.store, name: cfg.Name, started: d.started}
 	staleness, control := d.newFollowing(log)
+	d.enroll = control
 	if d.follower != nil && cfg.FailoverAfter > 0 {
 		d.fence = follow.NewFence(d.follower, cfg.FailoverAfter, fenceChanged, log.With("component", "fence"))
 	}
@@ -147,6 +150,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Node: cfg.Name, Store: d.store, Writer: d.control, Membership: d.control, Hosts: hostsOf{d.rt}, Members: self, Logger: log.With("component", "api"),
 		Staleness: staleness, Control: control,
 		Invite: func() (string, string) { return adv.api, d.pki.caHash() },
+		Gossip: d.members.cl.LocalAddr,
 	}, d.members.cl, apiSecurity{
 		pki: d.pki, allowPlain: isLoopback(cfg.API) && !cfg.tlsOnly(), dir: lab.NewDirectory(d.store), log: log.With("component", "audit"),
 	})
@@ -199,11 +203,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// calls the control nodes with it: a node without one enrols first,
 	// with a node gossip shows holding the CA.
 	if !d.pki.hasCert() || d.pki.otherCA(d.members.cl) {
-		if err := d.pki.enrol(ctx, d.members.cl, d.cfg.Key); err != nil {
-			return eg.Wait()
+		var err error
+		if d.cfg.Enroll != "" {
+			err = d.enrolInvited(ctx)
+		} else {
+			err = d.pki.enrol(ctx, d.members.cl, d.cfg.Key)
+		}
+		if err != nil {
+			if ctx.Err() != nil { // shutting down, or another part failed
+				return eg.Wait()
+			}
+			cancel() // refused: labd stops, saying why
+			return errors.Join(err, eg.Wait())
 		}
 		d.control.publishCA(d.pki.caHash())
 	}
+	eg.Go(func() error { d.recordOwnIdentity(ctx); return nil })
 	if d.follower != nil {
 		eg.Go(func() error { return d.follower.Run(ctx) })
 	}
@@ -245,6 +260,19 @@ func (d *Daemon) metricsSources() metrics.Sources {
 				if !yield(metrics.GossipRefusal(r)) {
 					return
 				}
+			}
+		},
+		NodeRefusals: func(yield func(metrics.NodeRefusal) bool) {
+			more := true
+			each := func(where string) func(node, reason string, n uint64) bool {
+				return func(node, reason string, n uint64) bool {
+					more = yield(metrics.NodeRefusal{Where: where, Node: node, Reason: reason, Count: n})
+					return more
+				}
+			}
+			d.api.auth.Refused(each("api"))
+			if more {
+				d.enroll.refused.All(each("enroll"))
 			}
 		},
 	}
@@ -290,4 +318,13 @@ func (d *Daemon) Close() error {
 		}
 	})
 	return d.closeErr
+}
+
+// enrolInvited enrols with labd --enroll's invite token.
+func (d *Daemon) enrolInvited(ctx context.Context) error {
+	tok, err := auth.ParseEnrollToken(d.cfg.Enroll)
+	if err != nil {
+		return fmt.Errorf("--enroll: %w", err)
+	}
+	return d.pki.enrolToken(ctx, tok)
 }

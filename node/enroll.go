@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -18,6 +19,9 @@ import (
 	"github.com/labnet-dev/labnet/node/auth"
 	"github.com/labnet-dev/labnet/node/cluster"
 	"github.com/labnet-dev/labnet/node/follow"
+	"github.com/labnet-dev/labnet/node/identity"
+	"github.com/labnet-dev/labnet/node/lab"
+	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
@@ -94,15 +98,20 @@ func (p *pki) otherCA(cl *cluster.Cluster) bool {
 	return false
 }
 
-// enrolWith enrols with node m: it learns the CA certificate from a
-// handshake pinned to m's CA hash, proves it holds the cluster key over
-// its request and that certificate, and checks that the certificate it
-// gets names it and is from the pinned CA before it keeps it.
+// enrolWith enrols with node m, proving it holds the cluster key.
 func (p *pki) enrolWith(ctx context.Context, m cluster.Member, clusterKey []byte) error {
+	return p.enrolAt(ctx, m.Name, m.Meta.APIAddr, m.Meta.CAHash, clusterKey, "")
+}
+
+// enrolAt enrols with the API at addr (node who): it learns the CA
+// certificate from a handshake pinned to pin, proves it holds the cluster
+// key over its request and that certificate (or sends the invite token),
+// and checks that the certificate it gets names it and is from the pinned
+// CA before it keeps it.
+func (p *pki) enrolAt(ctx context.Context, who, addr, pin string, clusterKey []byte, token string) error {
 	ctx, cancel := context.WithTimeout(ctx, enrolTimeout)
 	defer cancel()
-	pin := m.Meta.CAHash
-	caCert, err := pinnedCA(ctx, m.Meta.APIAddr, pin)
+	caCert, err := pinnedCA(ctx, addr, pin)
 	if err != nil {
 		return err
 	}
@@ -110,11 +119,11 @@ func (p *pki) enrolWith(ctx context.Context, m cluster.Member, clusterKey []byte
 	if err != nil {
 		return err
 	}
-	req := &labv1.EnrollRequest{Node: p.node, Csr: csr, Control: p.control}
-	if len(clusterKey) > 0 {
+	req := &labv1.EnrollRequest{Node: p.node, Csr: csr, Control: p.control, Token: token}
+	if len(clusterKey) > 0 && token == "" {
 		req.Proof = auth.EnrollProof(clusterKey, csr, caCert.Raw)
 	}
-	conn, err := grpc.NewClient(m.Meta.APIAddr, grpc.WithTransportCredentials(credentials.NewTLS(auth.PinnedTLS(pin, nil))))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(auth.PinnedTLS(pin, nil))))
 	if err != nil {
 		return err
 	}
@@ -125,16 +134,43 @@ func (p *pki) enrolWith(ctx context.Context, m cluster.Member, clusterKey []byte
 	}
 	ca, err := x509.ParseCertificate(resp.GetCa())
 	if err != nil || auth.CAHash(ca) != pin {
-		return fmt.Errorf("enrol: the CA %s sent is not the pinned one %s", m.Name, pin)
+		return fmt.Errorf("enrol: the CA %s sent is not the pinned one %s", who, pin)
 	}
 	cert, err := x509.ParseCertificate(resp.GetCertificate())
 	if err != nil {
-		return fmt.Errorf("enrol: the certificate %s sent: %w", m.Name, err)
+		return fmt.Errorf("enrol: the certificate %s sent: %w", who, err)
 	}
 	if why := auth.RenewReason(cert, ca, p.node, time.Now(), p.ips, p.dns); why != "" {
-		return fmt.Errorf("enrol: the certificate %s sent is unusable: %s", m.Name, why)
+		return fmt.Errorf("enrol: the certificate %s sent is unusable: %s", who, why)
 	}
 	return p.store(key, cert.Raw, ca)
+}
+
+// enrolToken enrols with an invite (labd --enroll): at the token's API
+// address, pinned to its CA hash, until it succeeds, ctx ends or the
+// invite is refused (the error says why; trying again would not help).
+func (p *pki) enrolToken(ctx context.Context, tok auth.EnrollToken) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		err := p.enrolAt(ctx, tok.API, tok.API, tok.CAHash, nil, tok.Key)
+		if err == nil {
+			p.log.Info("enrolled with an invite: node certificate issued by the cluster CA", "at", tok.API, "ca", tok.CAHash)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if c := status.Code(err); c == codes.PermissionDenied || c == codes.InvalidArgument {
+			return fmt.Errorf("--enroll: %s", status.Convert(err).Message())
+		}
+		p.log.Warn("enrolling with an invite", "at", tok.API, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
 }
 
 // pinnedCA handshakes with the API at addr, trusting only the CA whose
@@ -159,12 +195,17 @@ type controlServer struct {
 	*follow.Server
 	pki        *pki
 	clusterKey []byte
+	update     updater      // commits the identity record (controlPlane.Update)
+	store      *store.Store // the replica: invites and identities
+	now        func() time.Time
 	log        *slog.Logger
+	refused    auth.NodeRefusals
 }
 
-// Enroll signs the calling node's certificate request, if it proves it
-// holds the cluster key (or, in a cluster without one, calls from
-// loopback).
+// Enroll signs the calling node's certificate request and records its
+// identity, if it brings a valid invite for exactly that node (token),
+// or proves it holds the cluster key (or, in a cluster without one,
+// calls from loopback) and its name was not removed.
 func (s *controlServer) Enroll(ctx context.Context, req *labv1.EnrollRequest) (*labv1.EnrollResponse, error) {
 	ca := s.pki.ca
 	if ca == nil {
@@ -174,19 +215,131 @@ func (s *controlServer) Enroll(ctx context.Context, req *labv1.EnrollRequest) (*
 	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
 		from = pr.Addr.String()
 	}
+	if req.GetToken() != "" {
+		return s.enrollInvited(ctx, req, from)
+	}
 	if len(s.clusterKey) > 0 {
 		if !auth.VerifyEnrollProof(s.clusterKey, req.GetCsr(), ca.Cert.Raw, req.GetProof()) {
-			return nil, status.Errorf(codes.PermissionDenied, "enrolment of node %q refused: its proof does not match this cluster's key (give it the same --cluster-key)", req.GetNode())
+			return nil, s.refuse(req.GetNode(), from, "bad_proof", "enrolment of node %q refused: its proof does not match this cluster's key (give it the same --cluster-key, or enrol with a token from `labctl node invite`)", req.GetNode())
 		}
 	} else if !loopbackPeer(from) {
-		return nil, status.Errorf(codes.PermissionDenied, "enrolment of node %q refused: this cluster has no --cluster-key, so only nodes on loopback may enrol", req.GetNode())
+		return nil, s.refuse(req.GetNode(), from, "not_loopback", "enrolment of node %q refused: this cluster has no --cluster-key, so only nodes on loopback may enrol without a token (`labctl node invite`)", req.GetNode())
+	}
+	if id, ok := lab.GetNodeIdentity(lab.StoreGetter{St: s.store}, req.GetNode()); ok && id.Removed {
+		return nil, s.refuse(req.GetNode(), from, "removed", "enrolment of node %q refused: it was removed (labctl node remove); it may enrol again only with a new invite (labctl node invite)", req.GetNode())
 	}
 	der, err := ca.SignNode(req.GetCsr(), req.GetNode(), req.GetControl())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	s.log.Info("node enrolled", "node", req.GetNode(), "control", req.GetControl(), "from", from)
+	rec, err := identityOf(req.GetNode(), der)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	err = writeIdentity(ctx, s.update, func(tx *store.Tx) error {
+		if id, ok := lab.GetNodeIdentity(tx, rec.Name); ok && id.Removed {
+			return status.Errorf(codes.PermissionDenied, "enrolment of node %q refused: it was removed", rec.Name)
+		}
+		return lab.PutNodeIdentity(tx, rec)
+	})
+	if err != nil {
+		return nil, enrollWriteErr(err)
+	}
+	s.log.Info("node enrolled", "node", req.GetNode(), "control", req.GetControl(), "from", from, "serial", rec.Serial)
 	return &labv1.EnrollResponse{Certificate: der, Ca: ca.Cert.Raw}, nil
+}
+
+// enrollInvited enrols with an invite: the token names a stored,
+// unexpired invite for exactly req's node, whose owner and kind the
+// certificate gets; the identity is written and the invite deleted in one
+// write (a second use finds no invite).
+func (s *controlServer) enrollInvited(ctx context.Context, req *labv1.EnrollRequest, from string) (*labv1.EnrollResponse, error) {
+	node := req.GetNode()
+	id, secret, err := identity.ParseToken(req.GetToken())
+	if err != nil {
+		return nil, s.refuse(node, from, "bad_token", "enrolment of node %q refused: the token is not an invite's (from `labctl node invite`)", node)
+	}
+	inv, why := s.checkInvite(lab.StoreGetter{St: s.store}, id, secret, node, req.GetControl())
+	if why != "" {
+		return nil, s.refuse(node, from, why, "enrolment of node %q refused: %s", node, inviteRefusal(why))
+	}
+	der, err := s.pki.ca.SignNodeFor(req.GetCsr(), node, inv.Control, inv.Owner)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	rec, err := identityOf(node, der)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	err = writeIdentity(ctx, s.update, func(tx *store.Tx) error {
+		if _, why := s.checkInvite(tx, id, secret, node, req.GetControl()); why != "" {
+			return status.Errorf(codes.PermissionDenied, "enrolment of node %q refused: %s", node, inviteRefusal(why))
+		}
+		lab.DeleteNodeInvite(tx, id)
+		return lab.PutNodeIdentity(tx, rec) // a new identity: not removed
+	})
+	if err != nil {
+		if status.Code(err) == codes.PermissionDenied {
+			s.refused.Add(node, "invite_used")
+		}
+		return nil, enrollWriteErr(err)
+	}
+	s.log.Info("node enrolled with an invite", "node", node, "owner", inv.Owner, "kind", rec.Kind, "from", from, "serial", rec.Serial)
+	return &labv1.EnrollResponse{Certificate: der, Ca: s.pki.ca.Cert.Raw}, nil
+}
+
+// checkInvite finds invite id in g and checks it for node: why is the
+// refusal's reason ("" when it is valid).
+func (s *controlServer) checkInvite(g lab.Getter, id, secret, node string, control bool) (lab.NodeInvite, string) {
+	inv, ok := lab.GetNodeInvite(g, id)
+	switch {
+	case !ok:
+		return inv, "no_invite"
+	case subtle.ConstantTimeCompare(inv.Hash[:], hashOf(secret)) != 1:
+		return inv, "bad_token"
+	case !s.now().Before(inv.Expires):
+		return inv, "invite_expired"
+	case inv.Node != node:
+		return inv, "wrong_node"
+	case inv.Control != control:
+		return inv, "wrong_kind"
+	}
+	return inv, ""
+}
+
+func hashOf(secret string) []byte { h := identity.HashSecret(secret); return h[:] }
+
+// inviteRefusal is what a refused invited enrolment is told, by reason.
+func inviteRefusal(why string) string {
+	switch why {
+	case "no_invite":
+		return "its invite was used already or never existed: ask an admin for a new one (labctl node invite)"
+	case "bad_token":
+		return "the token does not match its invite"
+	case "invite_expired":
+		return "its invite expired: ask an admin for a new one (labctl node invite)"
+	case "wrong_node":
+		return "the invite is for another node name: start labd with the --name the invite names"
+	case "wrong_kind":
+		return "the invite is for another kind of node: --control must match the invite's (labctl node invite --control)"
+	}
+	return why
+}
+
+// refuse counts and logs a refused enrolment and is its PermissionDenied.
+func (s *controlServer) refuse(node, from, reason, format string, args ...any) error {
+	if s.refused.Add(node, reason) {
+		s.log.Warn("enrolment refused", "node", node, "from", from, "reason", reason)
+	}
+	return status.Errorf(codes.PermissionDenied, format, args...)
+}
+
+// enrollWriteErr is the status of a failed identity write.
+func enrollWriteErr(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Errorf(codes.Unavailable, "enrolment: %v: try again", err)
 }
 
 // loopbackPeer reports whether a caller's address is on loopback.

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sort"
 	"time"
 
@@ -111,6 +112,22 @@ func (f *failover) observe(members []cluster.Member, now time.Time) view {
 	return v
 }
 
+// withoutRemoved is v with the removed nodes (labctl node remove) gone
+// at once, however alive gossip shows them: their movable hosts are
+// placed elsewhere without waiting for the failover time, and none comes
+// back to them.
+func (v view) withoutRemoved(ids []lab.NodeIdentity) view {
+	for _, id := range ids {
+		if !id.Removed {
+			continue
+		}
+		v.alive = slices.DeleteFunc(v.alive, func(n string) bool { return n == id.Name })
+		delete(v.settled, id.Name)
+		v.expired[id.Name] = true
+	}
+	return v
+}
+
 // decides reports whether this node makes placement decisions.
 func (f *failover) decides(v view) bool {
 	if f.isLeader != nil {
@@ -127,6 +144,9 @@ func (f *failover) check(ctx context.Context, now time.Time) {
 	all, err := lab.ReadAll(f.st)
 	if err != nil {
 		f.log.Warn("failover: records left out", "err", err)
+	}
+	if v = v.withoutRemoved(lab.ListNodeIdentities(f.st)); len(v.alive) == 0 {
+		return
 	}
 	for _, m := range planMoves(all.Hosts, v, f.failback) {
 		if err := f.move(ctx, m); err != nil {

@@ -219,3 +219,32 @@ func TestFailoverDecider(t *testing.T) {
 		t.Error("b, the leader, does not decide")
 	}
 }
+
+// TestFailoverRemovedNode: the hosts of a removed node (labctl node
+// remove) move at once, although gossip still shows it alive, and none
+// goes back to it.
+func TestFailoverRemovedNode(t *testing.T) {
+	st := failoverStore(t,
+		&labv1.Host{Name: lab.HostName("l", "pin"), Node: "c", HomeNode: "c", Pinned: true},
+		&labv1.Host{Name: lab.HostName("l", "free"), Node: "c", HomeNode: "c"},
+	)
+	if _, err := st.Update(func(tx *store.Tx) error {
+		return lab.PutNodeIdentity(tx, lab.NodeIdentity{Name: "c", Kind: "member", Removed: true})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f := testFailover(st, time.Minute, true)
+	t0 := time.Unix(1000, 0)
+	members := []cluster.Member{{Name: "a", State: cluster.StateAlive}, {Name: "b", State: cluster.StateAlive}, {Name: "c", State: cluster.StateAlive}}
+	v := f.observe(members, t0).withoutRemoved(lab.ListNodeIdentities(st))
+	if diff := cmp.Diff([]string{"labs/l/hosts/free c->a"}, f.plan(t, v)); diff != "" {
+		t.Errorf("moves off a removed node (-want +got):\n%s", diff)
+	}
+	v = f.observe(members, t0.Add(3*time.Minute)).withoutRemoved(lab.ListNodeIdentities(st))
+	if got := f.plan(t, v); got != nil {
+		t.Errorf("moves once the removed node has been alive for long: %v, want none (no failback to it)", got)
+	}
+	if diff := cmp.Diff(map[string]string{"pin": "c", "free": "a"}, placement(t, st)); diff != "" {
+		t.Errorf("placement (-want +got):\n%s", diff)
+	}
+}

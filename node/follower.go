@@ -29,7 +29,7 @@ func (d *Daemon) newFollowing(log *slog.Logger) (staleness func() (time.Duration
 	fs := follow.NewServer(follow.ServerConfig{
 		Node: d.cfg.Name, Store: d.store, IsControl: func() bool { return control }, Logger: log.With("component", "follow"),
 	})
-	return staleness, &controlServer{Server: fs, pki: d.pki, clusterKey: d.cfg.Key, log: log.With("component", "enroll")}
+	return staleness, &controlServer{Server: fs, pki: d.pki, clusterKey: d.cfg.Key, update: d.control.Update, store: d.store, now: time.Now, log: log.With("component", "enroll")}
 }
 
 // newFollower makes a member's follower of the control plane

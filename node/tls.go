@@ -179,6 +179,16 @@ func (p *pki) hasCert() bool {
 	}
 }
 
+// certDER is the node's certificate (DER), nil before it has one.
+func (p *pki) certDER() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cert == nil || len(p.cert.Certificate) == 0 {
+		return nil
+	}
+	return p.cert.Certificate[0]
+}
+
 // caHash is the cluster CA's pin, "" while the CA is not known.
 func (p *pki) caHash() string {
 	p.mu.Lock()

@@ -109,6 +109,9 @@ type Config struct {
 	// login`: the API address this node advertises and the hash of the
 	// cluster CA (auth.CAHash); nil: nothing.
 	Invite func() (server, caHash string)
+	// Gossip is the gossip address this node advertises, for the command
+	// CreateNodeInvite prints (labd --join); nil: none.
+	Gossip func() string
 }
 
 // Server implements the lab.v1 services.

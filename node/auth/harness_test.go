@@ -41,10 +41,11 @@ type fakeDir struct {
 	labs   map[string]LabInfo
 	// hostOwners maps "lab/host" to the host's owner.
 	hostOwners map[string]string
+	nodes      map[string]identity.NodeInfo
 }
 
 func newFakeDir() *fakeDir {
-	return &fakeDir{users: map[string]Role{}, tokens: map[string]Token{}, labs: map[string]LabInfo{}, hostOwners: map[string]string{}}
+	return &fakeDir{users: map[string]Role{}, tokens: map[string]Token{}, labs: map[string]LabInfo{}, hostOwners: map[string]string{}, nodes: map[string]identity.NodeInfo{}}
 }
 
 func (d *fakeDir) User(id string) (Role, bool) {
@@ -65,6 +66,13 @@ func (d *fakeDir) HostOwner(lab, id string) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.hostOwners[lab+"/"+id]
+}
+
+func (d *fakeDir) Node(name string) (identity.NodeInfo, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, ok := d.nodes[name]
+	return n, ok
 }
 
 func (d *fakeDir) Lab(id string) (LabInfo, bool) {

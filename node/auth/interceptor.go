@@ -32,6 +32,9 @@ type Interceptor struct {
 	log   *slog.Logger
 	now   func() time.Time
 	calls sync.Map // full method -> *callCounts
+	// refused counts node certificates refused by their identity
+	// records, by node and reason.
+	refused NodeRefusals
 }
 
 // NewInterceptor returns the interceptors of cfg.
@@ -117,6 +120,10 @@ func (i *Interceptor) admit(ctx context.Context, method string) (rule, *Principa
 	}
 	p, err := authenticate(ctx, i.dir, i.now())
 	if err != nil {
+		var nr *NodeRefusedError
+		if errors.As(err, &nr) && i.refused.Add(nr.Node, nr.Reason) {
+			i.log.Warn("node refused", "node", nr.Node, "reason", nr.Reason, "method", method)
+		}
 		return r, nil, err
 	}
 	switch r.access {
@@ -243,4 +250,10 @@ func outcomeOf(err error) outcome {
 		return outcomeUnauthenticated
 	}
 	return outcomeError
+}
+
+// Refused yields the node certificates refused so far, by node and
+// reason.
+func (i *Interceptor) Refused(yield func(node, reason string, count uint64) bool) {
+	i.refused.All(yield)
 }

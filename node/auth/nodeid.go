@@ -31,3 +31,25 @@ func NodeOf(cert *x509.Certificate) (name string, ok bool) {
 	}
 	return "", false
 }
+
+// ownerURI is the URI SAN that names the user who owns a node.
+func ownerURI(user string) *url.URL {
+	return &url.URL{Scheme: "labnet", Host: "user", Path: "/" + user}
+}
+
+// OwnerOf is the user a node certificate names as its owner
+// ("labnet://user/{owner}"); ok is false when it names none.
+func OwnerOf(cert *x509.Certificate) (owner string, ok bool) {
+	if cert == nil {
+		return "", false
+	}
+	for _, u := range cert.URIs {
+		if u.Scheme == "labnet" && u.Host == "user" {
+			owner = strings.TrimPrefix(u.Path, "/")
+			if owner != "" && !strings.Contains(owner, "/") {
+				return owner, true
+			}
+		}
+	}
+	return "", false
+}

@@ -46,7 +46,10 @@ const loginHint = "run `labctl login` (or set LABCTL_TOKEN)"
 // forwarding metadata from a caller that is not a node.
 func authenticate(ctx context.Context, dir Directory, now time.Time) (*Principal, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	if node, ok := peerNode(ctx); ok {
+	if node, cert, ok := peerNode(ctx); ok {
+		if err := checkNodeIdentity(dir, node, cert); err != nil {
+			return nil, err
+		}
 		return forwardedPrincipal(dir, md, node, now)
 	}
 	for _, k := range forwardingKeys {
@@ -60,10 +63,10 @@ func authenticate(ctx context.Context, dir Directory, now time.Time) (*Principal
 // peerNode is the node the call's TLS peer is: its certificate chain was
 // verified (against the cluster CA, the only CA the API's TLS
 // configuration trusts for client certificates) and names a node.
-func peerNode(ctx context.Context) (string, bool) {
+func peerNode(ctx context.Context) (string, *x509.Certificate, bool) {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.AuthInfo == nil {
-		return "", false
+		return "", nil, false
 	}
 	var chains [][]*x509.Certificate
 	switch ti := p.AuthInfo.(type) {
@@ -72,12 +75,45 @@ func peerNode(ctx context.Context) (string, bool) {
 	case *credentials.TLSInfo:
 		chains = ti.State.VerifiedChains
 	default:
-		return "", false
+		return "", nil, false
 	}
 	if len(chains) == 0 || len(chains[0]) == 0 {
-		return "", false
+		return "", nil, false
 	}
-	return NodeOf(chains[0][0])
+	name, ok := NodeOf(chains[0][0])
+	return name, chains[0][0], ok
+}
+
+// checkNodeIdentity refuses a node certificate that the node's identity
+// record in the replica (docs/security.md) marks removed, or that is not
+// the certificate the record names (an older one, kept by a node that
+// enrolled again). A node with no record yet is let through as before
+// records existed.
+func checkNodeIdentity(dir Directory, node string, cert *x509.Certificate) error {
+	id, ok := dir.Node(node)
+	switch {
+	case !ok:
+		return nil
+	case id.Removed:
+		return &NodeRefusedError{Node: node, Reason: "removed", msg: "node " + node + " was removed (labctl node remove): its certificate is refused"}
+	case id.Serial != "" && id.Serial != cert.SerialNumber.Text(16):
+		return &NodeRefusedError{Node: node, Reason: "old_certificate", msg: "node " + node + ": this certificate (serial " + cert.SerialNumber.Text(16) + ") is not the one its identity names: it was replaced"}
+	}
+	return nil
+}
+
+// NodeRefusedError is a node certificate refused by the node's identity
+// record; the interceptor counts it by node and reason (NodeRefusals).
+type NodeRefusedError struct {
+	Node, Reason string
+	msg          string
+}
+
+func (e *NodeRefusedError) Error() string { return e.msg }
+
+// GRPCStatus is PermissionDenied.
+func (e *NodeRefusedError) GRPCStatus() *status.Status {
+	return status.New(codes.PermissionDenied, e.msg)
 }
 
 // forwardedPrincipal is the principal of a call from node: the user it

@@ -31,6 +31,13 @@ const (
 // its CN and URI SANs); its IP and DNS SANs are copied and loopback
 // (127.0.0.1, ::1, localhost) is added. The certificate is DER.
 func (ca *CA) SignNode(csrDER []byte, node string, control bool) (certDER []byte, err error) {
+	return ca.SignNodeFor(csrDER, node, control, "")
+}
+
+// SignNodeFor is SignNode for a node that a user owns (a student's
+// laptop): owner, when set, is named in a second URI SAN
+// "labnet://user/{owner}" (OwnerOf).
+func (ca *CA) SignNodeFor(csrDER []byte, node string, control bool, owner string) (certDER []byte, err error) {
 	if err := checkNodeName(node); err != nil {
 		return nil, fmt.Errorf("sign node certificate: %w", err)
 	}
@@ -57,6 +64,13 @@ func (ca *CA) SignNode(csrDER []byte, node string, control bool) (certDER []byte
 	if err != nil {
 		return nil, fmt.Errorf("sign node certificate for %s: %w", node, err)
 	}
+	uris := []*url.URL{NodeURI(node)}
+	if owner != "" {
+		if err := checkNodeName(owner); err != nil {
+			return nil, fmt.Errorf("sign node certificate for %s: owner: %w", node, err)
+		}
+		uris = append(uris, ownerURI(owner))
+	}
 	kind := KindMember
 	if control {
 		kind = KindControl
@@ -73,7 +87,7 @@ func (ca *CA) SignNode(csrDER []byte, node string, control bool) (certDER []byte
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		URIs:         []*url.URL{NodeURI(node)},
+		URIs:         uris,
 		IPAddresses:  withLoopbackIPs(csr.IPAddresses),
 		DNSNames:     withLocalhost(csr.DNSNames),
 	}
@@ -89,6 +103,9 @@ func (ca *CA) SignNode(csrDER []byte, node string, control bool) (certDER []byte
 	}
 	if got, ok := NodeOf(cert); !ok || got != node {
 		return nil, fmt.Errorf("sign node certificate for %s: the name does not survive a URI", node)
+	}
+	if got, _ := OwnerOf(cert); got != owner {
+		return nil, fmt.Errorf("sign node certificate for %s: the owner %q does not survive a URI", node, owner)
 	}
 	return der, nil
 }

@@ -263,3 +263,47 @@ func TestRenewReason(t *testing.T) {
 		})
 	}
 }
+
+func TestSignNodeForOwner(t *testing.T) {
+	ca, err := NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := NewNodeKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := NewNodeCSR(key, "alice-laptop", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := ca.SignNodeFor(csr, "alice-laptop", false, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := NodeOf(cert); !ok || n != "alice-laptop" {
+		t.Errorf("NodeOf = %q, %v; want alice-laptop", n, ok)
+	}
+	if o, ok := OwnerOf(cert); !ok || o != "alice" {
+		t.Errorf("OwnerOf = %q, %v; want alice", o, ok)
+	}
+	if k := NodeKind(cert); k != KindMember {
+		t.Errorf("NodeKind = %q; want %q", k, KindMember)
+	}
+	// No owner: no user URI.
+	der, err = ca.SignNode(csr, "alice-laptop", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ = x509.ParseCertificate(der)
+	if o, ok := OwnerOf(cert); ok {
+		t.Errorf("OwnerOf an unowned node's certificate = %q; want none", o)
+	}
+	if _, err := ca.SignNodeFor(csr, "alice-laptop", false, "a/b"); err == nil {
+		t.Error("an owner with a slash was signed")
+	}
+}

@@ -69,4 +69,15 @@ type Directory interface {
 	// HostOwner is the user who operates host id of lab besides the lab's
 	// owner (labv1.Host.owner); "" for none, or no such host.
 	HostOwner(lab, id string) string
+	// Node is node name's enrolled identity; ok is false when it has no
+	// record (not yet replicated, or enrolled before records existed).
+	Node(name string) (n NodeInfo, ok bool)
+}
+
+// NodeInfo is what the API checks of a calling node's certificate: the
+// serial of the certificate its identity record names, and whether it
+// was removed.
+type NodeInfo struct {
+	Serial  string // hex, lower case
+	Removed bool
 }

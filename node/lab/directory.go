@@ -56,3 +56,9 @@ func (d directory) Lab(id string) (identity.LabInfo, bool) {
 	}
 	return identity.LabInfo{Owner: l.Owner, Shared: l.Shared}, true
 }
+
+// Node reads node name's identity record.
+func (d directory) Node(name string) (identity.NodeInfo, bool) {
+	n, ok := GetNodeIdentity(d.g, name)
+	return identity.NodeInfo{Serial: n.Serial, Removed: n.Removed}, ok
+}

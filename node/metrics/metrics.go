@@ -40,6 +40,8 @@ type Sources struct {
 	// GossipRefused yields the gossip refused so far by node and reason
 	// (cluster.Cluster's Refusals: convert each with GossipRefusal(r)).
 	GossipRefused iter.Seq[GossipRefusal]
+	// NodeRefusals yields the nodes' refused requests (refusals.go).
+	NodeRefusals iter.Seq[NodeRefusal]
 }
 
 // APICall is how many calls of a gRPC method (its full name) ended with
@@ -118,6 +120,9 @@ func New(src Sources) *Registry {
 	}
 	if src.GossipRefused != nil {
 		reg.MustRegister(gossipRefusedCollector(src.GossipRefused))
+	}
+	if src.NodeRefusals != nil {
+		reg.MustRegister(nodeRefusalsCollector(src.NodeRefusals))
 	}
 	return &Registry{reg: reg}
 }

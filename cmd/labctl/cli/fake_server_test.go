@@ -89,7 +89,8 @@ func newFakeServer() *fakeServer {
 		},
 		nodes: []*labv1.Node{
 			{Name: "nodes/n1", State: labv1.NodeState_NODE_STATE_ALIVE, ApiAddress: "127.0.0.1:7700", GossipAddress: "127.0.0.1:7946", OverlayAddress: "127.0.0.1:6081", Version: "v0.1.0", HostCount: 2, StartTime: timestamppb.New(t0.Add(-26 * time.Hour)), Role: labv1.NodeRole_NODE_ROLE_CONTROL, Leader: true},
-			{Name: "nodes/n2", State: labv1.NodeState_NODE_STATE_SUSPECT, ApiAddress: "127.0.0.2:7700", GossipAddress: "127.0.0.2:7946", OverlayAddress: "127.0.0.2:6081", Version: "v0.1.0", HostCount: 1, StartTime: timestamppb.New(t0.Add(-3*time.Minute - 30*time.Second)), Role: labv1.NodeRole_NODE_ROLE_MEMBER},
+			{Name: "nodes/n2", State: labv1.NodeState_NODE_STATE_SUSPECT, ApiAddress: "127.0.0.2:7700", GossipAddress: "127.0.0.2:7946", OverlayAddress: "127.0.0.2:6081", Version: "v0.1.0", HostCount: 1, StartTime: timestamppb.New(t0.Add(-3*time.Minute - 30*time.Second)), Role: labv1.NodeRole_NODE_ROLE_MEMBER,
+				Kind: "member", Owner: "alice", CertificateExpireTime: timestamppb.New(time.Date(2027, 12, 4, 0, 0, 0, 0, time.UTC))},
 			{Name: "nodes/n3", State: labv1.NodeState_NODE_STATE_LEFT},
 		},
 		statuses: map[string]*labv1.HostStatus{
@@ -789,6 +790,27 @@ func (f *fakeServer) PromoteNode(_ context.Context, req *labv1.PromoteNodeReques
 	f.record("PromoteNode " + req.GetName())
 	n, err := f.roleChange(req.GetName())
 	return &labv1.PromoteNodeResponse{Node: n}, err
+}
+
+func (f *fakeServer) CreateNodeInvite(_ context.Context, req *labv1.CreateNodeInviteRequest) (*labv1.CreateNodeInviteResponse, error) {
+	f.record(fmt.Sprintf("CreateNodeInvite %s owner=%q control=%v ttl=%v", req.GetNodeId(), req.GetOwner(), req.GetControl(), req.GetTtl().AsDuration()))
+	if req.GetOwner() == "nobody" {
+		return nil, status.Errorf(codes.NotFound, "user %q not found: the owner must be an existing user (labctl user create)", req.GetOwner())
+	}
+	cmd := "labd --name " + req.GetNodeId()
+	if req.GetControl() {
+		cmd += " --control"
+	}
+	return &labv1.CreateNodeInviteResponse{Token: "lne1:TOKEN", Command: cmd + " --join 127.0.0.1:7946 --enroll lne1:TOKEN"}, nil
+}
+
+func (f *fakeServer) RemoveNode(_ context.Context, req *labv1.RemoveNodeRequest) (*labv1.RemoveNodeResponse, error) {
+	f.record("RemoveNode " + req.GetName())
+	n, err := find(f.nodes, req.GetName(), "node")
+	if err != nil {
+		return nil, err
+	}
+	return &labv1.RemoveNodeResponse{Node: n}, nil
 }
 
 func (f *fakeServer) DemoteNode(_ context.Context, req *labv1.DemoteNodeRequest) (*labv1.DemoteNodeResponse, error) {

@@ -396,18 +396,29 @@ func (a *app) printNodes(nodes []*labv1.Node, single bool) error {
 	return printList(a, kindNode, nodes, single, nodeHeader, func(n *labv1.Node) []string { return nodeRow(now, n) })
 }
 
-var nodeHeader = []string{"NAME", "STATE", "ROLE", "LEADER", "API", "GOSSIP", "OVERLAY", "HOSTS", "AGE"}
+var nodeHeader = []string{"NAME", "STATE", "ROLE", "LEADER", "KIND", "OWNER", "CERT-EXPIRES", "API", "GOSSIP", "OVERLAY", "HOSTS", "AGE"}
 
 func nodeRow(now time.Time, n *labv1.Node) []string {
 	leader := "no"
 	if n.GetLeader() {
 		leader = "yes"
 	}
+	state := nodeState(n.GetState())
+	if n.GetRemoved() {
+		state = "removed"
+	}
+	expires := ""
+	if t := n.GetCertificateExpireTime(); t != nil {
+		expires = t.AsTime().UTC().Format(time.DateOnly)
+	}
 	return []string{
 		shortID(n.GetName()),
-		nodeState(n.GetState()),
+		state,
 		nodeRole(n.GetRole()),
 		leader,
+		orNone(n.GetKind()),
+		orNone(n.GetOwner()),
+		orNone(expires),
 		orNone(n.GetApiAddress()),
 		orNone(n.GetGossipAddress()),
 		orNone(n.GetOverlayAddress()),

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
@@ -13,7 +15,7 @@ import (
 func (a *app) newNodeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "Change which nodes are control nodes",
+		Short: "Invite, remove, promote and demote nodes",
 		Long: `Change which labd nodes are control nodes: the nodes that keep the lab's
 desired state in their Raft log (1, 3 or 5 of them; the teacher's machine,
 an assistant's). Every other node is a member: it follows the control plane
@@ -35,7 +37,56 @@ NODE is the node's name as "labctl get nodes" lists it.`,
 				resp, err := c.DemoteNode(ctx, &labv1.DemoteNodeRequest{Name: name})
 				return resp.GetNode(), err
 			}, "demoted: now a member"),
+		a.newNodeRoleCommand("remove", "Remove a node for good (admins)",
+			"Remove NODE for good: every node refuses its certificate from then on and\nits hosts fail over. It may come back only with a new invite (labctl node invite).",
+			func(ctx context.Context, c labv1.NodeServiceClient, name string) (*labv1.Node, error) {
+				resp, err := c.RemoveNode(ctx, &labv1.RemoveNodeRequest{Name: name})
+				return resp.GetNode(), err
+			}, "removed: its certificate is refused everywhere"),
+		a.newNodeInviteCommand(),
 	)
+	return cmd
+}
+
+// newNodeInviteCommand is `labctl node invite NAME`: it prints the labd
+// command that enrols the new node with a single-use token.
+func (a *app) newNodeInviteCommand() *cobra.Command {
+	var (
+		owner   string
+		control bool
+		ttl     time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "invite NAME",
+		Short: "Invite a new node to enrol (admins): prints the labd command to run on it",
+		Long: `Make a single-use, short-lived enrolment token for a new node called NAME and
+print the command to run on it: labd --name NAME --join GOSSIP --enroll TOKEN.
+The token carries the API address to enrol at and the cluster CA's hash, so
+no secret is copied by hand. --owner names the user whose machine it is.`,
+		Example: "  labctl node invite alice-laptop --owner alice",
+		Args:    exactArgs("NAME", 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.nodes()
+			if err != nil {
+				return err
+			}
+			req := &labv1.CreateNodeInviteRequest{NodeId: strings.TrimPrefix(args[0], "nodes/"), Owner: owner, Control: control}
+			if cmd.Flags().Changed("ttl") {
+				req.Ttl = durationpb.New(ttl)
+			}
+			resp, err := unary(a, cmd.Context(), func(ctx context.Context) (*labv1.CreateNodeInviteResponse, error) {
+				return c.CreateNodeInvite(ctx, req)
+			})
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(a.stdout, "%s\n", resp.GetCommand())
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&owner, "owner", "", "the user who owns the node (a student's laptop)")
+	cmd.Flags().BoolVar(&control, "control", false, "the node will be a control node")
+	cmd.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the invite is valid (at most 168h)")
 	return cmd
 }
 

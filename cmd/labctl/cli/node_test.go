@@ -17,3 +17,20 @@ func TestNodePromoteDemote(t *testing.T) {
 		{name: "complete_node_promote", args: []string{"__complete", "node", "promote", ""}, golden: true, stderr: compNoFile},
 	})
 }
+
+func TestNodeInviteRemove(t *testing.T) {
+	runCases(t, []cliCase{
+		{name: "node_invite", args: []string{"node", "invite", "alice-laptop", "--owner", "alice"},
+			golden: true, calls: []string{`CreateNodeInvite alice-laptop owner="alice" control=false ttl=0s`}},
+		{name: "node_invite_control_ttl", args: []string{"node", "invite", "nodes/assistant", "--control", "--ttl", "2h"},
+			golden: true, calls: []string{`CreateNodeInvite assistant owner="" control=true ttl=2h0m0s`}},
+		{name: "node_invite_unknown_owner", args: []string{"node", "invite", "x", "--owner", "nobody"}, code: 1,
+			stderr: "error: user \"nobody\" not found: the owner must be an existing user (labctl user create)\n"},
+		{name: "node_invite_no_name", args: []string{"node", "invite"}, code: 1,
+			stderr: "error: labctl node invite needs NAME (got 0 arguments)\n", calls: []string{}},
+		{name: "node_remove", args: []string{"node", "remove", "n2"},
+			golden: true, calls: []string{"RemoveNode nodes/n2"}},
+		{name: "node_remove_unknown", args: []string{"node", "remove", "n9"}, code: 1,
+			stderr: "error: node \"nodes/n9\" not found\n", calls: []string{"RemoveNode nodes/n9"}},
+	})
+}

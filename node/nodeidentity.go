@@ -1,0 +1,106 @@
+package node
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/control"
+	"github.com/labnet-dev/labnet/node/lab"
+	"github.com/labnet-dev/labnet/node/store"
+)
+
+// Node identity records (CONTRACT14: every node that has a certificate
+// has one): whoever signs a node certificate writes the node's record
+// "nodeids/{node}" through the control plane in the same step. The
+// signer is a CA holder, normally the control node that formed the
+// cluster and leads it; a CA holder that does not lead retries for
+// identityWait (the write is not forwarded: see docs/security.md).
+
+// identityWait bounds how long a signer waits to lead the control plane
+// (at start, or during an election) to write an identity record.
+const identityWait = 10 * time.Second
+
+// updater commits a write to the desired state (controlPlane.Update).
+type updater func(ctx context.Context, fn func(*store.Tx) error) (uint64, error)
+
+// identityOf is the identity record of a node certificate (DER).
+func identityOf(node string, certDER []byte) (lab.NodeIdentity, error) {
+	cert, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return lab.NodeIdentity{}, fmt.Errorf("node identity of %s: %w", node, err)
+	}
+	kind := auth.NodeKind(cert)
+	if kind == "" {
+		kind = auth.KindMember
+	}
+	owner, _ := auth.OwnerOf(cert)
+	return lab.NodeIdentity{
+		Name: node, Kind: kind, Owner: owner, Cert: certDER,
+		Serial: cert.SerialNumber.Text(16), NotAfter: cert.NotAfter,
+	}, nil
+}
+
+// writeIdentity commits fn (which writes an identity record) through
+// update, trying again while this node does not lead, for identityWait.
+func writeIdentity(ctx context.Context, update updater, fn func(*store.Tx) error) error {
+	ctx, cancel := context.WithTimeout(ctx, identityWait)
+	defer cancel()
+	for {
+		_, err := update(ctx, fn)
+		var nl *control.NotLeaderError
+		if !errors.As(err, &nl) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("write the node identity: this node does not lead the control plane (leader %q): %w", nl.Leader, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// recordOwnIdentity makes sure, on a node that holds the CA (it signs its
+// own certificate), that the control plane has its identity record for
+// its current certificate: it writes the record once it leads, and keeps
+// trying until the record is there or ctx ends.
+func (d *Daemon) recordOwnIdentity(ctx context.Context) {
+	if d.pki.ca == nil {
+		return
+	}
+	der := d.pki.certDER()
+	if der == nil {
+		return
+	}
+	want, err := identityOf(d.cfg.Name, der)
+	if err != nil {
+		d.log.Error("this node's certificate", "err", err)
+		return
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		if have, ok := lab.GetNodeIdentity(lab.StoreGetter{St: d.store}, want.Name); ok && (have.Serial == want.Serial || have.Removed) {
+			if have.Removed {
+				d.log.Error("this node was removed (labctl node remove): its identity is not recorded again")
+			}
+			return
+		}
+		if d.control.isLeader() {
+			_, err := d.control.Update(ctx, func(tx *store.Tx) error { return lab.PutNodeIdentity(tx, want) })
+			if err == nil {
+				d.log.Info("recorded this node's identity", "serial", want.Serial, "kind", want.Kind)
+				return
+			}
+			d.log.Warn("recording this node's identity", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
