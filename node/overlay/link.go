@@ -17,6 +17,7 @@ import (
 type Link struct {
 	c          *Conn
 	deliver    func(vni uint32, nextHop netip.Addr, pkt []byte) bool
+	admit      func(from *Peer, vni uint32, pkt []byte) bool
 	limit      int // packets a peer's queue holds
 	maxPayload int // the longest GENEVE packet c sends
 	failures   failureLog
@@ -52,6 +53,15 @@ func WithQueueLimit(n int) LinkOption {
 // most one line per failureLogEvery); the default is slog.Default().
 func WithLogger(log *slog.Logger) LinkOption {
 	return func(l *Link) { l.failures.log = log }
+}
+
+// WithAdmit makes the Link ask admit about every received packet before
+// it delivers it: from is the node that sealed it (nil unless it came
+// sealed per pair), vni its network and pkt the inner IP packet. A packet
+// admit refuses is dropped; admit counts it. It runs on the receive path
+// and must be quick.
+func WithAdmit(admit func(from *Peer, vni uint32, pkt []byte) bool) LinkOption {
+	return func(l *Link) { l.admit = admit }
 }
 
 // NewLink returns a link over c that delivers received packets with
@@ -99,6 +109,9 @@ func (l *Link) Run(ctx context.Context) error {
 			// The stack gets a packet of its own: a detached one as it
 			// is, a copy of one in the receive buffers.
 			pkt := h.Payload()
+			if l.admit != nil && !l.admit(m.Peer, h.VNI(), pkt) {
+				continue
+			}
 			if !m.Detached {
 				pkt = append([]byte(nil), pkt...)
 			}
