@@ -131,6 +131,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	d.members.isLeader, d.members.update = d.control.isLeader, d.control.Update
 	peersChanged, _ := d.members.watch() // ends when the cluster shuts down
 	d.packets.followMembers(d.members.peers, d.members.watch)
+	d.packets.followIdentities(d.store, d.pki.nodeKey)
 	fenceChanged := make(chan struct{}, 1)
 	d.rt = runtime.New(runtime.Config{
 		Node: cfg.Name, Store: d.store, Fabric: d.packets.fab, Clock: stack.SystemClock{}, Logger: log.With("component", "runtime"),

@@ -86,6 +86,9 @@ type Counters struct {
 	DroppedUnknownSender uint64 // refused by Options.Accept, or sealed per pair under a sender id Peers does not know
 	DroppedReplay        uint64 // sealed per pair with a counter already received (replay.go)
 	DroppedTooOld        uint64 // sealed per pair with a counter below the sender's replay window
+	// Refused by a Link's admit function (WithAdmit): the sender runs no
+	// interface on the packet's network, or not with its source address.
+	DroppedNotOnNetwork, DroppedSpoofedSource uint64
 	// Undelivered counts datagrams a Link received whose next hop no
 	// interface of this node owns (an unknown network, or an owner gone).
 	Undelivered uint64
@@ -142,6 +145,7 @@ type Conn struct {
 		packetsRecv, bytesRecv, recvCalls atomic.Uint64
 		malformed, badTag, unknownSender  atomic.Uint64
 		replay, tooOld                    atomic.Uint64
+		notOnNetwork, spoofed             atomic.Uint64
 		undelivered                       atomic.Uint64
 		txQueueFull, txNoRoute, txTooBig  atomic.Uint64
 		txDown, txSendFailed              atomic.Uint64
@@ -242,6 +246,7 @@ func (c *Conn) Counters() Counters {
 		PacketsReceived: s.packetsRecv.Load(), BytesReceived: s.bytesRecv.Load(), ReceiveCalls: s.recvCalls.Load(),
 		DroppedMalformed: s.malformed.Load(), DroppedBadTag: s.badTag.Load(), DroppedUnknownSender: s.unknownSender.Load(),
 		DroppedReplay: s.replay.Load(), DroppedTooOld: s.tooOld.Load(),
+		DroppedNotOnNetwork: s.notOnNetwork.Load(), DroppedSpoofedSource: s.spoofed.Load(),
 		Undelivered: s.undelivered.Load(),
 		TxQueueFull: s.txQueueFull.Load(), TxNoRoute: s.txNoRoute.Load(), TxTooBig: s.txTooBig.Load(),
 		TxDown: s.txDown.Load(), TxSendFailed: s.txSendFailed.Load(),
