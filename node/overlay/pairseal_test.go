@@ -286,3 +286,34 @@ func FuzzOpenPair(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkSealOpen seals and opens one 1400-byte datagram in memory,
+// with the cluster key and per pair of nodes (with its replay window):
+// the CPU cost of each, without the sockets.
+func BenchmarkSealOpen(b *testing.B) {
+	inner := bytes.Repeat([]byte{0x5a}, datagramLen-len(genevePacketV4))
+	pkt := append(bytes.Clone(genevePacketV4), inner...)
+	b.Run("cluster-key", func(b *testing.B) {
+		k := mustKey(b, testSecret)
+		buf := make([]byte, 0, len(pkt)+SealOverhead)
+		b.SetBytes(int64(len(pkt)))
+		for b.Loop() {
+			d := k.Seal(buf[:0], pkt)
+			if _, err := k.Open(d[NonceSize:NonceSize], d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("per-node", func(b *testing.B) {
+		nodes := newTestNodes(b, "a", "b")
+		aToB, atB := nodes.pair(b, "a", "b", 1), nodes.set(b, "b", 1)
+		buf := make([]byte, 0, len(pkt)+SealOverhead)
+		b.SetBytes(int64(len(pkt)))
+		for b.Loop() {
+			d := aToB.Seal(buf[:0], pkt)
+			if _, _, v := openPair(atB, d); v != openOK {
+				b.Fatal(v)
+			}
+		}
+	})
+}
