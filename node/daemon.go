@@ -225,8 +225,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 // calls by outcome.
 func (d *Daemon) metricsSources() metrics.Sources {
 	return metrics.Sources{
-		Overlay: d.packets.conn.Counters,
-		Members: d.members.states,
+		Overlay:      d.packets.conn.Counters,
+		OverlayPeers: d.packets.peerCounters,
+		Members:      d.members.states,
 		Interfaces: metrics.HostInterfaces(func(yield func(string, metrics.Host) bool) {
 			for name, h := range d.rt.All() {
 				if !yield(name, h) {

@@ -181,6 +181,15 @@ func (p *packetPath) run(ctx context.Context) error {
 	return eg.Wait()
 }
 
+// peerCounters are the counters of the nodes sealed per pair, by name.
+func (p *packetPath) peerCounters() map[string]overlay.PeerCounters {
+	out := map[string]overlay.PeerCounters{}
+	for _, peer := range p.pairs.set.Load().Peers() {
+		out[peer.Node()] = peer.Counters()
+	}
+	return out
+}
+
 // addr is the overlay's bound address.
 func (p *packetPath) addr() netip.AddrPort { return p.conn.LocalAddr() }
 

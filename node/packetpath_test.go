@@ -211,6 +211,11 @@ func TestPacketPathPerNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("a spoofed source", func() bool { return b.conn.Counters().DroppedSpoofedSource == 1 })
+	// By node, as the metrics export them.
+	pc := b.peerCounters()
+	if pc["a"].SpoofedSource != 1 || pc["a"].BadTag != 1 || pc["a"].Replayed != 2 || pc["a"].Received != 3 || pc["c"].NotOnNetwork != 1 {
+		t.Errorf("b's counters by node: %+v", pc)
+	}
 
 	// c removed: its datagrams are refused before anything else.
 	c := ids["c"]

@@ -126,9 +126,15 @@ func (l *Link) Run(ctx context.Context) error {
 				case Admit:
 				case NotOnNetwork:
 					notOnNetwork++
+					if m.Peer != nil {
+						m.Peer.notOnNetwork.Add(1)
+					}
 					continue
 				default:
 					spoofed++
+					if m.Peer != nil {
+						m.Peer.spoofed.Add(1)
+					}
 					continue
 				}
 			}

@@ -80,6 +80,7 @@ type Peer struct {
 	window  replayWindow
 
 	received, replayed, tooOld, badTag atomic.Uint64
+	notOnNetwork, spoofed              atomic.Uint64
 }
 
 // NewPeer makes the pair of this node (self) and node, whose
@@ -153,14 +154,20 @@ func (p *Peer) Same(pub *ecdsa.PublicKey, epoch uint64) bool {
 
 // PeerCounters count what a Peer's receive path did with its datagrams:
 // opened, or dropped as a replay, too old for the window, or failing the
-// tag (which includes datagrams from another node claiming this one's id).
+// tag (which includes datagrams from another node claiming this one's id);
+// and of those opened, how many a Link's admit function refused
+// (WithAdmit): not on the network, or a spoofed source.
 type PeerCounters struct {
 	Received, Replayed, TooOld, BadTag uint64
+	NotOnNetwork, SpoofedSource        uint64
 }
 
 // Counters returns the peer's counters.
 func (p *Peer) Counters() PeerCounters {
-	return PeerCounters{Received: p.received.Load(), Replayed: p.replayed.Load(), TooOld: p.tooOld.Load(), BadTag: p.badTag.Load()}
+	return PeerCounters{
+		Received: p.received.Load(), Replayed: p.replayed.Load(), TooOld: p.tooOld.Load(), BadTag: p.badTag.Load(),
+		NotOnNetwork: p.notOnNetwork.Load(), SpoofedSource: p.spoofed.Load(),
+	}
 }
 
 // Seal appends pkt (a GENEVE packet) sealed for p to dst.
