@@ -133,6 +133,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	d.members.isLeader, d.members.update = d.control.isLeader, d.control.Update
 	peersChanged, _ := d.members.watch() // ends when the cluster shuts down
 	d.packets.followMembers(d.members.peers, d.members.watch)
+	d.packets.followIdentities(d.store, d.pki.nodeKey)
 	fenceChanged := make(chan struct{}, 1)
 	d.rt = runtime.New(runtime.Config{
 		Node: cfg.Name, Store: d.store, Fabric: d.packets.fab, Clock: stack.SystemClock{}, Logger: log.With("component", "runtime"),
@@ -239,8 +240,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 // calls by outcome.
 func (d *Daemon) metricsSources() metrics.Sources {
 	return metrics.Sources{
-		Overlay: d.packets.conn.Counters,
-		Members: d.members.states,
+		Overlay:      d.packets.conn.Counters,
+		OverlayPeers: d.packets.peerCounters,
+		Members:      d.members.states,
 		Interfaces: metrics.HostInterfaces(func(yield func(string, metrics.Host) bool) {
 			for name, h := range d.rt.All() {
 				if !yield(name, h) {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -10,15 +11,21 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/labnet-dev/labnet/node/fabric"
+	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/overlay"
+	"github.com/labnet-dev/labnet/node/store"
 	"github.com/labnet-dev/labnet/stack"
 )
 
 // packetPath carries the lab's packets: the fabric delivers them between
 // the hosts of this node, and the overlay link (GENEVE over UDP) to and
 // from the hosts of other nodes. Its policy: only cluster members may send
-// overlay packets; others are dropped and counted (the sealing
-// authenticates them too when there is a key).
+// overlay packets, and not those whose identity is removed; others are
+// dropped and counted (the sealing authenticates them too when there is
+// a key). Between nodes with identities, packets are sealed per pair of
+// nodes and accepted into a virtual network only from a node that runs an
+// interface on it, with that interface's addresses (overlaypeers.go,
+// netindex.go).
 type packetPath struct {
 	fab  *fabric.Fabric
 	conn *overlay.Conn
@@ -31,6 +38,17 @@ type packetPath struct {
 	peers     func() map[string]netip.AddrPort
 	changed   <-chan struct{}
 	stopWatch func()
+
+	// pairs are the nodes sealed per pair; index who runs interfaces on
+	// which networks. Both follow the replica (followIdentities) and the
+	// members.
+	pairs   pairPeers
+	index   atomic.Pointer[netIndex]
+	removed atomic.Pointer[map[string]bool] // nodes whose identity is removed
+	self    string
+	st      *store.Store
+	key     func() *ecdsa.PrivateKey
+	log     *slog.Logger
 }
 
 // newPacketPath binds the overlay address (cfg.Overlay) and joins the
@@ -47,20 +65,63 @@ func newPacketPath(cfg Config, log *slog.Logger) (*packetPath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--overlay %s: %w", cfg.Overlay, err)
 	}
-	p := &packetPath{fab: fabric.New(fabric.WithClock(stack.SystemClock{})), stopWatch: func() {}}
+	p := &packetPath{fab: fabric.New(fabric.WithClock(stack.SystemClock{})), stopWatch: func() {}, self: cfg.Name, log: log}
 	p.allowed.Store(&map[netip.AddrPort]bool{})
+	p.removed.Store(&map[string]bool{})
+	p.index.Store(newNetIndex(lab.All{}))
+	noPeers, _ := overlay.NewPeerSet(cfg.Name, nil, nil)
+	p.pairs.set.Store(noPeers)
 	// Large socket buffers absorb the trains a TCP flow sends at once.
-	p.conn, err = overlay.Listen(addr, overlay.Options{Key: key, Accept: p.accept, ReadBuffer: 8 << 20, WriteBuffer: 8 << 20})
+	p.conn, err = overlay.Listen(addr, overlay.Options{Key: key, Peers: &p.pairs, Accept: p.accept, ReadBuffer: 8 << 20, WriteBuffer: 8 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("--overlay %s: %w", cfg.Overlay, err)
 	}
-	p.link = overlay.NewLink(p.conn, p.fab.DeliverRemote, overlay.WithLogger(log.With("component", "overlay")))
+	p.link = overlay.NewLink(p.conn, p.fab.DeliverRemote, overlay.WithLogger(log.With("component", "overlay")), overlay.WithAdmit(p.admit))
 	p.fab.SetRemote(p.link)
 	return p, nil
 }
 
 // accept is the overlay's sender check: members only.
 func (p *packetPath) accept(from netip.AddrPort) bool { return (*p.allowed.Load())[from] }
+
+// admit is the overlay's check of a packet's network and source: a packet
+// sealed per pair comes from a known node, which must run an interface
+// on the packet's network with its source address. Packets from nodes
+// without identities (the cluster key, loopback development) are not
+// checked: their sender is not known.
+func (p *packetPath) admit(from *overlay.Peer, vni uint32, pkt []byte) overlay.Admission {
+	if from == nil {
+		return overlay.Admit
+	}
+	return p.index.Load().admit(from.Node(), vni, pkt)
+}
+
+// followIdentities makes the per-pair keys and the network index follow
+// the replica st (node identities, hosts and networks) and this node's
+// certificate key (key, nil before the node has one), while run runs.
+func (p *packetPath) followIdentities(st *store.Store, key func() *ecdsa.PrivateKey) {
+	p.st, p.key = st, key
+}
+
+// rebuild recomputes, from the members, the replica and the key, the
+// allow-list, the per-pair peers and the network index.
+func (p *packetPath) rebuild() {
+	var peers map[string]netip.AddrPort
+	if p.peers != nil {
+		peers = p.peers()
+	}
+	if p.st != nil {
+		set, removed := buildPeers(p.self, p.key(), readIdentities(p.st), peers, p.pairs.set.Load(), p.log)
+		p.removed.Store(&removed)
+		p.pairs.set.Store(set)
+		all, err := lab.ReadAll(p.st)
+		if err != nil {
+			p.log.Warn("overlay: records left out of the network index", "err", err)
+		}
+		p.index.Store(newNetIndex(all))
+	}
+	p.allow(peers)
+}
 
 // followMembers makes the allow-list follow peers (node name to overlay
 // address), read again after every signal of watch (cluster.WatchMembers)
@@ -70,11 +131,15 @@ func (p *packetPath) followMembers(peers func() map[string]netip.AddrPort, watch
 	p.changed, p.stopWatch = watch()
 }
 
-// allow replaces the allow-list with the addresses of peers.
+// allow replaces the allow-list with the addresses of peers, but for
+// nodes whose identity is removed.
 func (p *packetPath) allow(peers map[string]netip.AddrPort) {
+	removed := *p.removed.Load()
 	m := map[netip.AddrPort]bool{}
-	for _, ap := range peers {
-		m[ap] = true
+	for name, ap := range peers {
+		if !removed[name] {
+			m[ap] = true
+		}
 	}
 	p.allowed.Store(&m)
 }
@@ -90,22 +155,39 @@ func (p *packetPath) run(ctx context.Context) error {
 		}
 		return nil
 	})
-	if p.peers != nil {
+	if p.peers != nil || p.st != nil {
+		var stored <-chan struct{}
+		if p.st != nil {
+			var cancel func()
+			stored, cancel = p.st.Subscribe()
+			defer cancel()
+		}
+		members := p.changed
 		eg.Go(func() error {
 			for {
-				p.allow(p.peers())
+				p.rebuild()
 				select {
 				case <-ctx.Done():
 					return nil
-				case _, ok := <-p.changed:
+				case _, ok := <-members:
 					if !ok {
-						return nil
+						members = nil // the cluster shut down; the replica may still change
 					}
+				case <-stored:
 				}
 			}
 		})
 	}
 	return eg.Wait()
+}
+
+// peerCounters are the counters of the nodes sealed per pair, by name.
+func (p *packetPath) peerCounters() map[string]overlay.PeerCounters {
+	out := map[string]overlay.PeerCounters{}
+	for _, peer := range p.pairs.set.Load().Peers() {
+		out[peer.Node()] = peer.Counters()
+	}
+	return out
 }
 
 // addr is the overlay's bound address.

@@ -41,7 +41,7 @@ var (
 		"Batch system calls made by the overlay socket (sendmmsg for tx, recvmmsg for rx).",
 		[]string{"direction"}, nil)
 	overlayDrops = prometheus.NewDesc("labnet_overlay_drops_total",
-		"Datagrams received on the overlay socket and dropped: malformed (not GENEVE labnet accepts), bad_tag (not sealed with the cluster key), unknown_sender (not from a cluster member), no_owner (no interface of this node owns the next hop).",
+		"Datagrams received on the overlay socket and dropped: malformed (not GENEVE labnet accepts), bad_tag (not sealed with the cluster key, or with the pair's key), unknown_sender (not from a cluster member, a removed node, or a sender id no node has), replay and too_old (a counter already received, or below the sender's replay window), not_on_network and spoofed_source (the sender runs no interface on the packet's network, or not with its source address), no_owner (no interface of this node owns the next hop).",
 		[]string{"reason"}, nil)
 	overlayTxDrops = prometheus.NewDesc("labnet_overlay_tx_drops_total",
 		"Packets the overlay was asked to carry to another node and did not: queue_full (the peer's send queue was full), no_route (no overlay path to the node), too_big (larger than a datagram), down (the overlay had stopped), send_failed (queued, then refused by the kernel). All but send_failed are also drops of the sending interface.",
@@ -62,12 +62,41 @@ func overlayCollector(src func() overlay.Counters) prometheus.Collector {
 			counter(ch, overlayDrops, c.DroppedMalformed, "malformed")
 			counter(ch, overlayDrops, c.DroppedBadTag, "bad_tag")
 			counter(ch, overlayDrops, c.DroppedUnknownSender, "unknown_sender")
+			counter(ch, overlayDrops, c.DroppedReplay, "replay")
+			counter(ch, overlayDrops, c.DroppedTooOld, "too_old")
+			counter(ch, overlayDrops, c.DroppedNotOnNetwork, "not_on_network")
+			counter(ch, overlayDrops, c.DroppedSpoofedSource, "spoofed_source")
 			counter(ch, overlayDrops, c.Undelivered, "no_owner")
 			counter(ch, overlayTxDrops, c.TxQueueFull, "queue_full")
 			counter(ch, overlayTxDrops, c.TxNoRoute, "no_route")
 			counter(ch, overlayTxDrops, c.TxTooBig, "too_big")
 			counter(ch, overlayTxDrops, c.TxDown, "down")
 			counter(ch, overlayTxDrops, c.TxSendFailed, "send_failed")
+		},
+	}
+}
+
+var (
+	overlayPeerPackets = prometheus.NewDesc("labnet_overlay_node_packets_total",
+		"Datagrams sealed per pair of nodes received from each node and opened.",
+		[]string{"node"}, nil)
+	overlayPeerDrops = prometheus.NewDesc("labnet_overlay_node_drops_total",
+		"Datagrams sealed per pair of nodes claiming to be from each node and dropped: replay (a counter already received), too_old (below the node's replay window), bad_tag (not sealed with the pair's key: altered, or another node claiming this one's id), not_on_network (the node runs no interface on the packet's network), spoofed_source (it does, but not with the packet's source address).",
+		[]string{"node", "reason"}, nil)
+)
+
+func overlayPeersCollector(src func() map[string]overlay.PeerCounters) prometheus.Collector {
+	return collectorFunc{
+		descs: []*prometheus.Desc{overlayPeerPackets, overlayPeerDrops},
+		collect: func(ch chan<- prometheus.Metric) {
+			for node, c := range src() {
+				counter(ch, overlayPeerPackets, c.Received, node)
+				counter(ch, overlayPeerDrops, c.Replayed, node, "replay")
+				counter(ch, overlayPeerDrops, c.TooOld, node, "too_old")
+				counter(ch, overlayPeerDrops, c.BadTag, node, "bad_tag")
+				counter(ch, overlayPeerDrops, c.NotOnNetwork, node, "not_on_network")
+				counter(ch, overlayPeerDrops, c.SpoofedSource, node, "spoofed_source")
+			}
 		},
 	}
 }

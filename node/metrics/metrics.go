@@ -27,6 +27,9 @@ import (
 type Sources struct {
 	// Overlay returns the overlay socket's counters (overlay.Conn.Counters).
 	Overlay func() overlay.Counters
+	// OverlayPeers returns, by node name, what the overlay did with the
+	// datagrams of each node sealed per pair (overlay.Peer.Counters).
+	OverlayPeers func() map[string]overlay.PeerCounters
 	// Members returns how many cluster members are in each state, by the
 	// state's name (cluster.State.String): alive, suspect, dead, left.
 	Members func() map[string]int
@@ -108,6 +111,9 @@ func New(src Sources) *Registry {
 	)
 	if src.Overlay != nil {
 		reg.MustRegister(overlayCollector(src.Overlay))
+	}
+	if src.OverlayPeers != nil {
+		reg.MustRegister(overlayPeersCollector(src.OverlayPeers))
 	}
 	if src.Members != nil {
 		reg.MustRegister(membersCollector(src.Members))

@@ -91,6 +91,7 @@ func TestScrape(t *testing.T) {
 		PacketsSent: 10, BytesSent: 1000, SendCalls: 3,
 		PacketsReceived: 20, BytesReceived: 2000, ReceiveCalls: 4,
 		DroppedMalformed: 1, DroppedBadTag: 2, DroppedUnknownSender: 5, Undelivered: 6,
+		DroppedReplay: 13, DroppedTooOld: 14, DroppedNotOnNetwork: 15, DroppedSpoofedSource: 16,
 		TxQueueFull: 12, TxNoRoute: 13, TxTooBig: 14, TxDown: 15, TxSendFailed: 16,
 	}
 	ifaces := []Interface{
@@ -109,6 +110,9 @@ func TestScrape(t *testing.T) {
 	}
 	reg := New(Sources{
 		Overlay: func() overlay.Counters { return oc },
+		OverlayPeers: func() map[string]overlay.PeerCounters {
+			return map[string]overlay.PeerCounters{"alice-laptop": {Received: 20, Replayed: 21, TooOld: 22, BadTag: 23, NotOnNetwork: 24, SpoofedSource: 25}}
+		},
 		Members: func() map[string]int { return map[string]int{"alive": 2, "dead": 1} },
 		Interfaces: func(yield func(Interface) bool) {
 			for _, in := range ifaces {
@@ -129,6 +133,16 @@ func TestScrape(t *testing.T) {
 		`labnet_overlay_syscalls_total{direction="rx"}`:                                                                "4",
 		`labnet_overlay_drops_total{reason="malformed"}`:                                                               "1",
 		`labnet_overlay_drops_total{reason="bad_tag"}`:                                                                 "2",
+		`labnet_overlay_node_packets_total{node="alice-laptop"}`:                                                       "20",
+		`labnet_overlay_node_drops_total{node="alice-laptop",reason="replay"}`:                                         "21",
+		`labnet_overlay_node_drops_total{node="alice-laptop",reason="too_old"}`:                                        "22",
+		`labnet_overlay_node_drops_total{node="alice-laptop",reason="bad_tag"}`:                                        "23",
+		`labnet_overlay_node_drops_total{node="alice-laptop",reason="not_on_network"}`:                                 "24",
+		`labnet_overlay_node_drops_total{node="alice-laptop",reason="spoofed_source"}`:                                 "25",
+		`labnet_overlay_drops_total{reason="replay"}`:                                                                  "13",
+		`labnet_overlay_drops_total{reason="too_old"}`:                                                                 "14",
+		`labnet_overlay_drops_total{reason="not_on_network"}`:                                                          "15",
+		`labnet_overlay_drops_total{reason="spoofed_source"}`:                                                          "16",
 		`labnet_overlay_drops_total{reason="unknown_sender"}`:                                                          "5",
 		`labnet_overlay_drops_total{reason="no_owner"}`:                                                                "6",
 		`labnet_overlay_tx_drops_total{reason="queue_full"}`:                                                           "12",

@@ -49,6 +49,12 @@ type Options struct {
 	// Key seals every datagram sent and opens every datagram received; with
 	// nil, datagrams are plain GENEVE.
 	Key *Key
+	// Peers, when not nil, seal per pair of nodes (pairseal.go): a
+	// datagram to or from an address that Peers.ByAddr knows is sealed
+	// and opened with that pair's keys, whatever Key is; other addresses
+	// use Key (or nothing). So a cluster can mix nodes with certificates
+	// and, in loopback development, nodes without.
+	Peers Peers
 	// Accept, when not nil, is asked about each received datagram's sender
 	// before anything else is done with it; datagrams from senders it
 	// refuses are dropped and counted (DroppedUnknownSender). It runs on the
@@ -77,7 +83,12 @@ type Counters struct {
 
 	DroppedMalformed     uint64 // not GENEVE that labnet accepts (Header.Check), or too short to be sealed
 	DroppedBadTag        uint64 // sealed under another key, altered, or not sealed at all
-	DroppedUnknownSender uint64 // refused by Options.Accept
+	DroppedUnknownSender uint64 // refused by Options.Accept, or sealed per pair under a sender id Peers does not know
+	DroppedReplay        uint64 // sealed per pair with a counter already received (replay.go)
+	DroppedTooOld        uint64 // sealed per pair with a counter below the sender's replay window
+	// Refused by a Link's admit function (WithAdmit): the sender runs no
+	// interface on the packet's network, or not with its source address.
+	DroppedNotOnNetwork, DroppedSpoofedSource uint64
 	// Undelivered counts datagrams a Link received whose next hop no
 	// interface of this node owns (an unknown network, or an owner gone).
 	Undelivered uint64
@@ -100,6 +111,9 @@ type Message struct {
 	// its accessors are safe. Unless Detached, it aliases the Conn's
 	// receive buffers and is valid only until the next ReadBatch.
 	Packet Header
+	// Peer is the node that sealed the packet, when it came sealed per
+	// pair (Options.Peers); nil otherwise.
+	Peer *Peer
 	// Detached says that Packet lies in a buffer the Conn has given up,
 	// one a coalesced train (GRO) was read into: the caller may keep it
 	// and write to it (but not beyond its length; its capacity ends with
@@ -116,6 +130,7 @@ type Conn struct {
 	is6         bool
 	maxDatagram int
 	key         *Key
+	peers       Peers
 	accept      func(netip.AddrPort) bool
 	gso         atomic.Bool // turned off for good if the kernel refuses a train with EIO
 	gro         bool
@@ -129,6 +144,8 @@ type Conn struct {
 		packetsSent, bytesSent, sendCalls atomic.Uint64
 		packetsRecv, bytesRecv, recvCalls atomic.Uint64
 		malformed, badTag, unknownSender  atomic.Uint64
+		replay, tooOld                    atomic.Uint64
+		notOnNetwork, spoofed             atomic.Uint64
 		undelivered                       atomic.Uint64
 		txQueueFull, txNoRoute, txTooBig  atomic.Uint64
 		txDown, txSendFailed              atomic.Uint64
@@ -183,6 +200,7 @@ func Listen(addr netip.AddrPort, opts Options) (*Conn, error) {
 		is6:         a.Is6(),
 		maxDatagram: MaxDatagramIPv4,
 		key:         opts.Key,
+		peers:       opts.Peers,
 		accept:      opts.Accept,
 	}
 	local := uc.LocalAddr().(*net.UDPAddr).AddrPort()
@@ -227,6 +245,8 @@ func (c *Conn) Counters() Counters {
 		PacketsSent: s.packetsSent.Load(), BytesSent: s.bytesSent.Load(), SendCalls: s.sendCalls.Load(),
 		PacketsReceived: s.packetsRecv.Load(), BytesReceived: s.bytesRecv.Load(), ReceiveCalls: s.recvCalls.Load(),
 		DroppedMalformed: s.malformed.Load(), DroppedBadTag: s.badTag.Load(), DroppedUnknownSender: s.unknownSender.Load(),
+		DroppedReplay: s.replay.Load(), DroppedTooOld: s.tooOld.Load(),
+		DroppedNotOnNetwork: s.notOnNetwork.Load(), DroppedSpoofedSource: s.spoofed.Load(),
 		Undelivered: s.undelivered.Load(),
 		TxQueueFull: s.txQueueFull.Load(), TxNoRoute: s.txNoRoute.Load(), TxTooBig: s.txTooBig.Load(),
 		TxDown: s.txDown.Load(), TxSendFailed: s.txSendFailed.Load(),
@@ -320,7 +340,7 @@ func (c *Conn) peerAddr(dst netip.AddrPort) (netip.AddrPort, error) {
 
 // maxPayload is the longest datagram the Conn sends before sealing.
 func (c *Conn) maxPayload() int {
-	if c.key != nil {
+	if c.key != nil || c.peers != nil {
 		return c.maxDatagram - SealOverhead
 	}
 	return c.maxDatagram
@@ -334,8 +354,13 @@ func (c *Conn) write(dst netip.AddrPort, st *sendState, dgs []Datagram) (int, er
 	if err != nil {
 		return 0, c.writeErr(dst, err)
 	}
+	var peer *Peer
+	if c.peers != nil {
+		peer = c.peers.ByAddr(dst)
+	}
+	sealed := peer != nil || c.key != nil
 	overhead := 0
-	if c.key != nil {
+	if sealed {
 		overhead = SealOverhead
 	}
 	total := 0
@@ -352,7 +377,7 @@ func (c *Conn) write(dst netip.AddrPort, st *sendState, dgs []Datagram) (int, er
 
 	// Every datagram's parts, in order: its own or, sealed, one piece of
 	// the arena.
-	if c.key != nil {
+	if sealed {
 		// One allocation up front, so appending never moves what earlier
 		// datagrams point at.
 		st.arena = slices.Grow(st.arena[:0], total)
@@ -360,9 +385,13 @@ func (c *Conn) write(dst netip.AddrPort, st *sendState, dgs []Datagram) (int, er
 	for i := range dgs {
 		st.dgIov = append(st.dgIov, len(st.iov))
 		d := &dgs[i]
-		if c.key != nil {
+		if sealed {
 			start := len(st.arena)
-			st.arena = c.key.sealParts(st.arena, d.Head, d.Body)
+			if peer != nil {
+				st.arena = peer.sealParts(st.arena, d.Head, d.Body)
+			} else {
+				st.arena = c.key.sealParts(st.arena, d.Head, d.Body)
+			}
 			st.iov = append(st.iov, st.arena[start:])
 			continue
 		}
@@ -589,7 +618,7 @@ func (c *Conn) fill(k int) error {
 	}
 	clear(rx.pending) // drop references to the previous datagrams' senders
 	rx.pending, rx.next = rx.pending[:0], 0
-	var packets, bytes, malformed, badTag, unknown uint64
+	var packets, bytes, malformed, badTag, unknown, replay, tooOld uint64
 	for i := range ms[:n] {
 		m := &ms[i]
 		buf := m.Buffers[0][:m.N]
@@ -616,6 +645,10 @@ func (c *Conn) fill(k int) error {
 			}
 		}
 		accepted := c.accept == nil || c.accept(from)
+		var pairs Peers
+		if c.peers != nil && c.peers.ByAddr(from) != nil {
+			pairs = c.peers
+		}
 		for off := 0; off < len(buf); off += size {
 			end := min(off+size, len(buf))
 			d := buf[off:end:end]
@@ -625,7 +658,28 @@ func (c *Conn) fill(k int) error {
 				unknown++
 				continue
 			}
-			if c.key != nil {
+			var peer *Peer
+			if pairs != nil {
+				var v openVerdict
+				d, peer, v = openPair(pairs, d)
+				switch v {
+				case openMalformed:
+					malformed++
+					continue
+				case openUnknownSender:
+					unknown++
+					continue
+				case openReplay:
+					replay++
+					continue
+				case openTooOld:
+					tooOld++
+					continue
+				case openBadTag:
+					badTag++
+					continue
+				}
+			} else if c.key != nil {
 				if len(d) < SealOverhead {
 					malformed++
 					continue
@@ -640,7 +694,7 @@ func (c *Conn) fill(k int) error {
 				malformed++
 				continue
 			}
-			rx.pending = append(rx.pending, Message{Addr: from, Packet: Header(d), Detached: detach})
+			rx.pending = append(rx.pending, Message{Addr: from, Packet: Header(d), Peer: peer, Detached: detach})
 		}
 	}
 	s := &c.stats
@@ -649,5 +703,7 @@ func (c *Conn) fill(k int) error {
 	s.malformed.Add(malformed)
 	s.badTag.Add(badTag)
 	s.unknownSender.Add(unknown)
+	s.replay.Add(replay)
+	s.tooOld.Add(tooOld)
 	return nil
 }

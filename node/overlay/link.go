@@ -17,6 +17,7 @@ import (
 type Link struct {
 	c          *Conn
 	deliver    func(vni uint32, nextHop netip.Addr, pkt []byte) bool
+	admit      func(from *Peer, vni uint32, pkt []byte) Admission
 	limit      int // packets a peer's queue holds
 	maxPayload int // the longest GENEVE packet c sends
 	failures   failureLog
@@ -54,6 +55,27 @@ func WithLogger(log *slog.Logger) LinkOption {
 	return func(l *Link) { l.failures.log = log }
 }
 
+// Admission is what a Link's admit function says of a received packet.
+type Admission uint8
+
+const (
+	Admit Admission = iota
+	// NotOnNetwork: the sender runs no interface on the packet's network.
+	NotOnNetwork
+	// SpoofedSource: it does, but the packet's source address is none of
+	// that interface's.
+	SpoofedSource
+)
+
+// WithAdmit makes the Link ask admit about every received packet before
+// it delivers it: from is the node that sealed it (nil unless it came
+// sealed per pair), vni its network and pkt the inner IP packet. A packet
+// admit refuses is dropped and counted by the reason it gives
+// (Counters). It runs on the receive path and must be quick.
+func WithAdmit(admit func(from *Peer, vni uint32, pkt []byte) Admission) LinkOption {
+	return func(l *Link) { l.admit = admit }
+}
+
 // NewLink returns a link over c that delivers received packets with
 // deliver, which takes ownership of pkt.
 func NewLink(c *Conn, deliver func(vni uint32, nextHop netip.Addr, pkt []byte) bool, opts ...LinkOption) *Link {
@@ -88,7 +110,7 @@ func (l *Link) Run(ctx context.Context) error {
 	msgs := make([]Message, 64)
 	for {
 		n, err := l.c.ReadBatch(msgs)
-		var undelivered uint64
+		var undelivered, notOnNetwork, spoofed uint64
 		for _, m := range msgs[:n] {
 			h := m.Packet
 			nh := h.NextHop()
@@ -99,6 +121,23 @@ func (l *Link) Run(ctx context.Context) error {
 			// The stack gets a packet of its own: a detached one as it
 			// is, a copy of one in the receive buffers.
 			pkt := h.Payload()
+			if l.admit != nil {
+				switch l.admit(m.Peer, h.VNI(), pkt) {
+				case Admit:
+				case NotOnNetwork:
+					notOnNetwork++
+					if m.Peer != nil {
+						m.Peer.notOnNetwork.Add(1)
+					}
+					continue
+				default:
+					spoofed++
+					if m.Peer != nil {
+						m.Peer.spoofed.Add(1)
+					}
+					continue
+				}
+			}
 			if !m.Detached {
 				pkt = append([]byte(nil), pkt...)
 			}
@@ -107,6 +146,8 @@ func (l *Link) Run(ctx context.Context) error {
 			}
 		}
 		l.c.stats.undelivered.Add(undelivered)
+		l.c.stats.notOnNetwork.Add(notOnNetwork)
+		l.c.stats.spoofed.Add(spoofed)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
