@@ -48,7 +48,12 @@ type packetPath struct {
 	self    string
 	st      *store.Store
 	key     func() *ecdsa.PrivateKey
-	log     *slog.Logger
+	// sealed: the overlay seals (a cluster key, or an address off
+	// loopback), so it seals per pair with nodes that have identities. A
+	// loopback overlay without a cluster key stays plain GENEVE, as tshark
+	// decodes it, for development on one machine.
+	sealed bool
+	log    *slog.Logger
 }
 
 // newPacketPath binds the overlay address (cfg.Overlay) and joins the
@@ -65,7 +70,8 @@ func newPacketPath(cfg Config, log *slog.Logger) (*packetPath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--overlay %s: %w", cfg.Overlay, err)
 	}
-	p := &packetPath{fab: fabric.New(fabric.WithClock(stack.SystemClock{})), stopWatch: func() {}, self: cfg.Name, log: log}
+	p := &packetPath{fab: fabric.New(fabric.WithClock(stack.SystemClock{})), stopWatch: func() {}, self: cfg.Name, log: log,
+		sealed: key != nil || !isLoopback(cfg.Overlay)}
 	p.allowed.Store(&map[netip.AddrPort]bool{})
 	p.removed.Store(&map[string]bool{})
 	p.index.Store(newNetIndex(lab.All{}))
@@ -111,7 +117,11 @@ func (p *packetPath) rebuild() {
 		peers = p.peers()
 	}
 	if p.st != nil {
-		set, removed := buildPeers(p.self, p.key(), readIdentities(p.st), peers, p.pairs.set.Load(), p.log)
+		var own *ecdsa.PrivateKey
+		if p.sealed {
+			own = p.key() // nil: no per-pair sealing (nor without a certificate)
+		}
+		set, removed := buildPeers(p.self, own, readIdentities(p.st), peers, p.pairs.set.Load(), p.log)
 		p.removed.Store(&removed)
 		p.pairs.set.Store(set)
 		all, err := lab.ReadAll(p.st)
