@@ -12,9 +12,10 @@ import (
 )
 
 // TestEnrolWhileChecked: a node not enrolled yet, with no record, joins a
-// control node that already checks its peers: the control node refuses
-// its gossip (unknown_node), yet it sees the control node and enrols, and
-// once its record is written it is admitted.
+// control node that already checks its peers: records are not required
+// yet (cluster.Config.RequireIdentity is off in labd), so the control node
+// admits it and it enrols; once its record is written it is still
+// admitted, now checked against it.
 func TestEnrolWhileChecked(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	seed := gossipPort(t)
@@ -37,14 +38,15 @@ func TestEnrolWhileChecked(t *testing.T) {
 
 	bob, _ := runDaemon(t, Config{Name: "bob-laptop", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: "127.0.0.1:0", Overlay: "127.0.0.1:0", Join: []string{seed}}, log)
 	waitUntil(t, "bob to enrol", bob.pki.hasCert)
-	waitUntil(t, "teacher to refuse bob until his record", func() bool {
-		for r := range teacher.members.cl.Refusals() {
-			if r.Node == "bob-laptop" && r.Reason == cluster.ReasonUnknownNode {
+	alive := func() bool {
+		for _, m := range teacher.members.cl.Members() {
+			if m.Name == "bob-laptop" && m.State == cluster.StateAlive {
 				return true
 			}
 		}
 		return false
-	})
+	}
+	waitUntil(t, "teacher to admit bob before his record", alive)
 	write(bob, "bob-laptop", "member")
 	waitUntil(t, "teacher to admit bob", func() bool {
 		for _, m := range teacher.members.cl.Members() {

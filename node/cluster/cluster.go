@@ -91,6 +91,13 @@ type Config struct {
 	// Identities, when set, are the node identity records peers are
 	// checked against (identity.go); nil admits every peer.
 	Identities Identities
+	// RequireIdentity refuses peers without an identity record
+	// ("unknown_node") once this node checks. Off, a peer without a record
+	// is admitted, as the API and the overlay still trust such nodes: a
+	// control node that holds the CA signs its own certificate but writes
+	// its record only once it leads, so refusing it would keep it out of
+	// the Raft group that would make it a voter.
+	RequireIdentity bool
 	// Tune, when set, adjusts the memberlist configuration after the
 	// cluster has filled it in (timers, a transport in tests). It must not
 	// replace the delegates.

@@ -96,9 +96,10 @@ func (n *testNode) start(join ...string) error {
 		Local:     !lanTimers,
 		Tune:      tune,
 
-		Identities:     n.ids,
-		RejoinInterval: n.rejoin,
-		ForgetAfter:    n.forget,
+		Identities:      n.ids,
+		RequireIdentity: true,
+		RejoinInterval:  n.rejoin,
+		ForgetAfter:     n.forget,
 	})
 	if err != nil {
 		n.t.Fatal(err)

@@ -26,8 +26,9 @@ import (
 // replica has caught up with that. Until then it admits every peer as it
 // did before (loopback development with no CA, a node before it enrols,
 // tests without identities): it trusts nobody with anything then. Once it
-// checks, a peer is refused when it has no record ("unknown_node": not
-// replicated yet, the peer retries), when its record is removed
+// checks, a peer is refused when it has no record and records are
+// required (Config.RequireIdentity; "unknown_node": not replicated yet,
+// the peer retries), when its record is removed
 // ("removed"), when its metadata is unsigned ("unsigned") or when the
 // signature does not verify with its record's key ("bad_signature").
 
@@ -127,8 +128,10 @@ func (c *Cluster) checkPeer(name string, ip net.IP, port uint16, meta []byte) st
 	}
 	key, removed, ok := ids.Identity(name)
 	switch {
-	case !ok:
+	case !ok && c.cfg.RequireIdentity:
 		return ReasonUnknownNode
+	case !ok:
+		return "" // not required yet (Config.RequireIdentity)
 	case removed:
 		return ReasonRemoved
 	}

@@ -228,7 +228,7 @@ func TestSignedMetaFitsLimit(t *testing.T) {
 		ids := newTestIDs()
 		ids.set("self", nil, false)
 		ids.set(name, k.Public(), false)
-		c := &Cluster{cfg: Config{Name: "self", Identities: ids}}
+		c := &Cluster{cfg: Config{Name: "self", Identities: ids, RequireIdentity: true}}
 		if r := c.checkPeer(name, ip, 65535, signed); r != "" {
 			t.Fatalf("checkPeer of good signature: %s", r)
 		}
@@ -295,7 +295,7 @@ func FuzzCheckPeer(f *testing.F) {
 	ids := newTestIDs()
 	ids.set("self", nil, false)
 	ids.set("node-b", k.Public(), false)
-	c := &Cluster{cfg: Config{Name: "self", Identities: ids}}
+	c := &Cluster{cfg: Config{Name: "self", Identities: ids, RequireIdentity: true}}
 	f.Fuzz(func(t *testing.T, meta []byte) {
 		r := c.checkPeer("node-b", ip, 7946, meta)
 		decodeMeta(meta)
@@ -319,7 +319,7 @@ func BenchmarkCheckPeer(b *testing.B) {
 	ids := newTestIDs()
 	ids.set("self", nil, false)
 	ids.set("node-b", k.Public(), false)
-	c := &Cluster{cfg: Config{Name: "self", Identities: ids}}
+	c := &Cluster{cfg: Config{Name: "self", Identities: ids, RequireIdentity: true}}
 	b.Run("remembered", func(b *testing.B) {
 		for b.Loop() {
 			if c.checkPeer("node-b", ip, 7946, meta) != "" {
