@@ -245,6 +245,16 @@ func exactArgs(usage string, n int) cobra.PositionalArgs {
 	}
 }
 
+// someArgs requires at least one argument, each one of what.
+func someArgs(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return fmt.Errorf("%s needs at least one %s", cmd.CommandPath(), what)
+		}
+		return nil
+	}
+}
+
 func plural(n int) string {
 	if n == 1 {
 		return ""

@@ -151,12 +151,7 @@ func (a *app) newTokenRevokeCommand() *cobra.Command {
 users/USER/tokens/ID, or the token itself (lnt_...). A bare ID is looked
 up among your own tokens, or, for an admin, every user's.`,
 		Example: "  labctl token revoke 3xk2m9qa7b\n  labctl token revoke alice/3xk2m9qa7b",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return fmt.Errorf("%s needs at least one TOKEN", cmd.CommandPath())
-			}
-			return nil
-		},
+		Args:    someArgs("TOKEN"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.authService()
 			if err != nil {

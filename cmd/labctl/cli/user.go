@@ -108,12 +108,7 @@ func (a *app) newUserDeleteCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "delete NAME...",
 		Short: "Delete users and revoke their tokens (their labs stay)",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return fmt.Errorf("%s needs at least one NAME", cmd.CommandPath())
-			}
-			return nil
-		},
+		Args:  someArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.authService()
 			if err != nil {
