@@ -124,6 +124,14 @@ func (p *packetPath) rebuild() {
 		set, removed := buildPeers(p.self, own, readIdentities(p.st), peers, p.pairs.set.Load(), p.log)
 		p.removed.Store(&removed)
 		p.pairs.set.Store(set)
+		if len(set.Peers()) == 0 {
+			// Only packets sealed per pair are admitted by the index: a
+			// single node, or a loopback cluster without a key, has none
+			// and need not decode every host on each change.
+			p.index.Store(newNetIndex(lab.All{}))
+			p.allow(peers)
+			return
+		}
 		all, err := lab.ReadAll(p.st)
 		if err != nil {
 			p.log.Warn("overlay: records left out of the network index", "err", err)
