@@ -149,8 +149,10 @@ var methods = map[string]rule{
 	captureSvc + "Capture": onFunc(func(_ Directory, r *labv1.CaptureRequest) []perm { return captureChecks(r) }),
 
 	// ControlService.
-	controlSvc + "Follow": {access: nodeOnly},
-	controlSvc + "Enroll": {access: public},
+	controlSvc + "Follow":         {access: nodeOnly},
+	controlSvc + "Enroll":         {access: public},
+	controlSvc + "GossipKeys":     {access: nodeOnly},
+	controlSvc + "RecordIdentity": {access: nodeOnly},
 
 	// AuthService.
 	authSvc + "WhoAmI":     {access: anyPrincipal},

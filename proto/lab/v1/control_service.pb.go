@@ -113,7 +113,10 @@ type EnrollResponse struct {
 	// The node's certificate (DER).
 	Certificate []byte `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
 	// The cluster CA's certificate (DER).
-	Ca            []byte `protobuf:"bytes,2,opt,name=ca,proto3" json:"ca,omitempty"`
+	Ca []byte `protobuf:"bytes,2,opt,name=ca,proto3" json:"ca,omitempty"`
+	// The gossip keyring (memberlist's AES keys, 32 bytes each), the
+	// primary key first; empty when the cluster's gossip is not encrypted.
+	GossipKeys    [][]byte `protobuf:"bytes,3,rep,name=gossip_keys,json=gossipKeys,proto3" json:"gossip_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -162,6 +165,166 @@ func (x *EnrollResponse) GetCa() []byte {
 	return nil
 }
 
+func (x *EnrollResponse) GetGossipKeys() [][]byte {
+	if x != nil {
+		return x.GossipKeys
+	}
+	return nil
+}
+
+type GossipKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipKeysRequest) Reset() {
+	*x = GossipKeysRequest{}
+	mi := &file_lab_v1_control_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipKeysRequest) ProtoMessage() {}
+
+func (x *GossipKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_control_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipKeysRequest.ProtoReflect.Descriptor instead.
+func (*GossipKeysRequest) Descriptor() ([]byte, []int) {
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{2}
+}
+
+type GossipKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The gossip keyring, the primary key first (as EnrollResponse's).
+	Keys          [][]byte `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipKeysResponse) Reset() {
+	*x = GossipKeysResponse{}
+	mi := &file_lab_v1_control_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipKeysResponse) ProtoMessage() {}
+
+func (x *GossipKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_control_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipKeysResponse.ProtoReflect.Descriptor instead.
+func (*GossipKeysResponse) Descriptor() ([]byte, []int) {
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GossipKeysResponse) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+type RecordIdentityRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordIdentityRequest) Reset() {
+	*x = RecordIdentityRequest{}
+	mi := &file_lab_v1_control_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordIdentityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordIdentityRequest) ProtoMessage() {}
+
+func (x *RecordIdentityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_control_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordIdentityRequest.ProtoReflect.Descriptor instead.
+func (*RecordIdentityRequest) Descriptor() ([]byte, []int) {
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{4}
+}
+
+type RecordIdentityResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordIdentityResponse) Reset() {
+	*x = RecordIdentityResponse{}
+	mi := &file_lab_v1_control_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordIdentityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordIdentityResponse) ProtoMessage() {}
+
+func (x *RecordIdentityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_v1_control_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordIdentityResponse.ProtoReflect.Descriptor instead.
+func (*RecordIdentityResponse) Descriptor() ([]byte, []int) {
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{5}
+}
+
 type FollowRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The member's node name, for the control node's logs.
@@ -174,7 +337,7 @@ type FollowRequest struct {
 
 func (x *FollowRequest) Reset() {
 	*x = FollowRequest{}
-	mi := &file_lab_v1_control_service_proto_msgTypes[2]
+	mi := &file_lab_v1_control_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -186,7 +349,7 @@ func (x *FollowRequest) String() string {
 func (*FollowRequest) ProtoMessage() {}
 
 func (x *FollowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_control_service_proto_msgTypes[2]
+	mi := &file_lab_v1_control_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -199,7 +362,7 @@ func (x *FollowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowRequest.ProtoReflect.Descriptor instead.
 func (*FollowRequest) Descriptor() ([]byte, []int) {
-	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{2}
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *FollowRequest) GetNode() string {
@@ -230,7 +393,7 @@ type FollowResponse struct {
 
 func (x *FollowResponse) Reset() {
 	*x = FollowResponse{}
-	mi := &file_lab_v1_control_service_proto_msgTypes[3]
+	mi := &file_lab_v1_control_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -242,7 +405,7 @@ func (x *FollowResponse) String() string {
 func (*FollowResponse) ProtoMessage() {}
 
 func (x *FollowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_control_service_proto_msgTypes[3]
+	mi := &file_lab_v1_control_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -255,7 +418,7 @@ func (x *FollowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowResponse.ProtoReflect.Descriptor instead.
 func (*FollowResponse) Descriptor() ([]byte, []int) {
-	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{3}
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *FollowResponse) GetEvent() isFollowResponse_Event {
@@ -327,7 +490,7 @@ type StateSnapshot struct {
 
 func (x *StateSnapshot) Reset() {
 	*x = StateSnapshot{}
-	mi := &file_lab_v1_control_service_proto_msgTypes[4]
+	mi := &file_lab_v1_control_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -339,7 +502,7 @@ func (x *StateSnapshot) String() string {
 func (*StateSnapshot) ProtoMessage() {}
 
 func (x *StateSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_control_service_proto_msgTypes[4]
+	mi := &file_lab_v1_control_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -352,7 +515,7 @@ func (x *StateSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateSnapshot.ProtoReflect.Descriptor instead.
 func (*StateSnapshot) Descriptor() ([]byte, []int) {
-	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{4}
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StateSnapshot) GetRevision() uint64 {
@@ -389,7 +552,7 @@ type StateRecord struct {
 
 func (x *StateRecord) Reset() {
 	*x = StateRecord{}
-	mi := &file_lab_v1_control_service_proto_msgTypes[5]
+	mi := &file_lab_v1_control_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -401,7 +564,7 @@ func (x *StateRecord) String() string {
 func (*StateRecord) ProtoMessage() {}
 
 func (x *StateRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_control_service_proto_msgTypes[5]
+	mi := &file_lab_v1_control_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -414,7 +577,7 @@ func (x *StateRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateRecord.ProtoReflect.Descriptor instead.
 func (*StateRecord) Descriptor() ([]byte, []int) {
-	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{5}
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StateRecord) GetKey() string {
@@ -450,7 +613,7 @@ type StateChange struct {
 
 func (x *StateChange) Reset() {
 	*x = StateChange{}
-	mi := &file_lab_v1_control_service_proto_msgTypes[6]
+	mi := &file_lab_v1_control_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -462,7 +625,7 @@ func (x *StateChange) String() string {
 func (*StateChange) ProtoMessage() {}
 
 func (x *StateChange) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_control_service_proto_msgTypes[6]
+	mi := &file_lab_v1_control_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -475,7 +638,7 @@ func (x *StateChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateChange.ProtoReflect.Descriptor instead.
 func (*StateChange) Descriptor() ([]byte, []int) {
-	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{6}
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StateChange) GetRevision() uint64 {
@@ -504,7 +667,7 @@ type StateOp struct {
 
 func (x *StateOp) Reset() {
 	*x = StateOp{}
-	mi := &file_lab_v1_control_service_proto_msgTypes[7]
+	mi := &file_lab_v1_control_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +679,7 @@ func (x *StateOp) String() string {
 func (*StateOp) ProtoMessage() {}
 
 func (x *StateOp) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_control_service_proto_msgTypes[7]
+	mi := &file_lab_v1_control_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +692,7 @@ func (x *StateOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateOp.ProtoReflect.Descriptor instead.
 func (*StateOp) Descriptor() ([]byte, []int) {
-	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{7}
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StateOp) GetKey() string {
@@ -565,7 +728,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_lab_v1_control_service_proto_msgTypes[8]
+	mi := &file_lab_v1_control_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +740,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_v1_control_service_proto_msgTypes[8]
+	mi := &file_lab_v1_control_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +753,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{8}
+	return file_lab_v1_control_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Heartbeat) GetRevision() uint64 {
@@ -617,10 +780,17 @@ const file_lab_v1_control_service_proto_rawDesc = "" +
 	"\x03csr\x18\x02 \x01(\fR\x03csr\x12\x14\n" +
 	"\x05proof\x18\x03 \x01(\fR\x05proof\x12\x18\n" +
 	"\acontrol\x18\x04 \x01(\bR\acontrol\x12\x14\n" +
-	"\x05token\x18\x05 \x01(\tR\x05token\"B\n" +
+	"\x05token\x18\x05 \x01(\tR\x05token\"c\n" +
 	"\x0eEnrollResponse\x12 \n" +
 	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12\x0e\n" +
-	"\x02ca\x18\x02 \x01(\fR\x02ca\"H\n" +
+	"\x02ca\x18\x02 \x01(\fR\x02ca\x12\x1f\n" +
+	"\vgossip_keys\x18\x03 \x03(\fR\n" +
+	"gossipKeys\"\x13\n" +
+	"\x11GossipKeysRequest\"(\n" +
+	"\x12GossipKeysResponse\x12\x12\n" +
+	"\x04keys\x18\x01 \x03(\fR\x04keys\"\x17\n" +
+	"\x15RecordIdentityRequest\"\x18\n" +
+	"\x16RecordIdentityResponse\"H\n" +
 	"\rFollowRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12#\n" +
 	"\rfrom_revision\x18\x02 \x01(\x04R\ffromRevision\"\xb0\x01\n" +
@@ -646,10 +816,13 @@ const file_lab_v1_control_service_proto_rawDesc = "" +
 	"\x06delete\x18\x03 \x01(\bR\x06delete\"W\n" +
 	"\tHeartbeat\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12.\n" +
-	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time2\x84\x01\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time2\x9a\x02\n" +
 	"\x0eControlService\x129\n" +
 	"\x06Follow\x12\x15.lab.v1.FollowRequest\x1a\x16.lab.v1.FollowResponse0\x01\x127\n" +
-	"\x06Enroll\x12\x15.lab.v1.EnrollRequest\x1a\x16.lab.v1.EnrollResponseB1Z/github.com/labnet-dev/labnet/proto/lab/v1;labv1b\x06proto3"
+	"\x06Enroll\x12\x15.lab.v1.EnrollRequest\x1a\x16.lab.v1.EnrollResponse\x12C\n" +
+	"\n" +
+	"GossipKeys\x12\x19.lab.v1.GossipKeysRequest\x1a\x1a.lab.v1.GossipKeysResponse\x12O\n" +
+	"\x0eRecordIdentity\x12\x1d.lab.v1.RecordIdentityRequest\x1a\x1e.lab.v1.RecordIdentityResponseB1Z/github.com/labnet-dev/labnet/proto/lab/v1;labv1b\x06proto3"
 
 var (
 	file_lab_v1_control_service_proto_rawDescOnce sync.Once
@@ -663,35 +836,43 @@ func file_lab_v1_control_service_proto_rawDescGZIP() []byte {
 	return file_lab_v1_control_service_proto_rawDescData
 }
 
-var file_lab_v1_control_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_lab_v1_control_service_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_lab_v1_control_service_proto_goTypes = []any{
-	(*EnrollRequest)(nil),         // 0: lab.v1.EnrollRequest
-	(*EnrollResponse)(nil),        // 1: lab.v1.EnrollResponse
-	(*FollowRequest)(nil),         // 2: lab.v1.FollowRequest
-	(*FollowResponse)(nil),        // 3: lab.v1.FollowResponse
-	(*StateSnapshot)(nil),         // 4: lab.v1.StateSnapshot
-	(*StateRecord)(nil),           // 5: lab.v1.StateRecord
-	(*StateChange)(nil),           // 6: lab.v1.StateChange
-	(*StateOp)(nil),               // 7: lab.v1.StateOp
-	(*Heartbeat)(nil),             // 8: lab.v1.Heartbeat
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*EnrollRequest)(nil),          // 0: lab.v1.EnrollRequest
+	(*EnrollResponse)(nil),         // 1: lab.v1.EnrollResponse
+	(*GossipKeysRequest)(nil),      // 2: lab.v1.GossipKeysRequest
+	(*GossipKeysResponse)(nil),     // 3: lab.v1.GossipKeysResponse
+	(*RecordIdentityRequest)(nil),  // 4: lab.v1.RecordIdentityRequest
+	(*RecordIdentityResponse)(nil), // 5: lab.v1.RecordIdentityResponse
+	(*FollowRequest)(nil),          // 6: lab.v1.FollowRequest
+	(*FollowResponse)(nil),         // 7: lab.v1.FollowResponse
+	(*StateSnapshot)(nil),          // 8: lab.v1.StateSnapshot
+	(*StateRecord)(nil),            // 9: lab.v1.StateRecord
+	(*StateChange)(nil),            // 10: lab.v1.StateChange
+	(*StateOp)(nil),                // 11: lab.v1.StateOp
+	(*Heartbeat)(nil),              // 12: lab.v1.Heartbeat
+	(*timestamppb.Timestamp)(nil),  // 13: google.protobuf.Timestamp
 }
 var file_lab_v1_control_service_proto_depIdxs = []int32{
-	4, // 0: lab.v1.FollowResponse.snapshot:type_name -> lab.v1.StateSnapshot
-	6, // 1: lab.v1.FollowResponse.change:type_name -> lab.v1.StateChange
-	8, // 2: lab.v1.FollowResponse.heartbeat:type_name -> lab.v1.Heartbeat
-	5, // 3: lab.v1.StateSnapshot.records:type_name -> lab.v1.StateRecord
-	7, // 4: lab.v1.StateChange.ops:type_name -> lab.v1.StateOp
-	9, // 5: lab.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	2, // 6: lab.v1.ControlService.Follow:input_type -> lab.v1.FollowRequest
-	0, // 7: lab.v1.ControlService.Enroll:input_type -> lab.v1.EnrollRequest
-	3, // 8: lab.v1.ControlService.Follow:output_type -> lab.v1.FollowResponse
-	1, // 9: lab.v1.ControlService.Enroll:output_type -> lab.v1.EnrollResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	8,  // 0: lab.v1.FollowResponse.snapshot:type_name -> lab.v1.StateSnapshot
+	10, // 1: lab.v1.FollowResponse.change:type_name -> lab.v1.StateChange
+	12, // 2: lab.v1.FollowResponse.heartbeat:type_name -> lab.v1.Heartbeat
+	9,  // 3: lab.v1.StateSnapshot.records:type_name -> lab.v1.StateRecord
+	11, // 4: lab.v1.StateChange.ops:type_name -> lab.v1.StateOp
+	13, // 5: lab.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	6,  // 6: lab.v1.ControlService.Follow:input_type -> lab.v1.FollowRequest
+	0,  // 7: lab.v1.ControlService.Enroll:input_type -> lab.v1.EnrollRequest
+	2,  // 8: lab.v1.ControlService.GossipKeys:input_type -> lab.v1.GossipKeysRequest
+	4,  // 9: lab.v1.ControlService.RecordIdentity:input_type -> lab.v1.RecordIdentityRequest
+	7,  // 10: lab.v1.ControlService.Follow:output_type -> lab.v1.FollowResponse
+	1,  // 11: lab.v1.ControlService.Enroll:output_type -> lab.v1.EnrollResponse
+	3,  // 12: lab.v1.ControlService.GossipKeys:output_type -> lab.v1.GossipKeysResponse
+	5,  // 13: lab.v1.ControlService.RecordIdentity:output_type -> lab.v1.RecordIdentityResponse
+	10, // [10:14] is the sub-list for method output_type
+	6,  // [6:10] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_lab_v1_control_service_proto_init() }
@@ -699,7 +880,7 @@ func file_lab_v1_control_service_proto_init() {
 	if File_lab_v1_control_service_proto != nil {
 		return
 	}
-	file_lab_v1_control_service_proto_msgTypes[3].OneofWrappers = []any{
+	file_lab_v1_control_service_proto_msgTypes[7].OneofWrappers = []any{
 		(*FollowResponse_Snapshot)(nil),
 		(*FollowResponse_Change)(nil),
 		(*FollowResponse_Heartbeat)(nil),
@@ -710,7 +891,7 @@ func file_lab_v1_control_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lab_v1_control_service_proto_rawDesc), len(file_lab_v1_control_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,8 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ControlService_Follow_FullMethodName = "/lab.v1.ControlService/Follow"
-	ControlService_Enroll_FullMethodName = "/lab.v1.ControlService/Enroll"
+	ControlService_Follow_FullMethodName         = "/lab.v1.ControlService/Follow"
+	ControlService_Enroll_FullMethodName         = "/lab.v1.ControlService/Enroll"
+	ControlService_GossipKeys_FullMethodName     = "/lab.v1.ControlService/GossipKeys"
+	ControlService_RecordIdentity_FullMethodName = "/lab.v1.ControlService/RecordIdentity"
 )
 
 // ControlServiceClient is the client API for ControlService service.
@@ -42,6 +44,16 @@ type ControlServiceClient interface {
 	// Served by nodes that hold the CA key; called over TLS with the CA
 	// pinned, before the node has a certificate. Needs no token.
 	Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error)
+	// GossipKeys returns the gossip keyring the control plane keeps: a node
+	// that missed a rotation (it was stopped while another node was
+	// removed) asks for it with its node certificate before it joins
+	// gossip. Removed nodes are refused.
+	GossipKeys(ctx context.Context, in *GossipKeysRequest, opts ...grpc.CallOption) (*GossipKeysResponse, error)
+	// RecordIdentity writes the calling node's identity record for the
+	// certificate it calls with: a node that signs its own certificate (it
+	// holds the CA key) but does not lead asks the leader to record it.
+	// Only the certificate the call's TLS peer presents is recorded.
+	RecordIdentity(ctx context.Context, in *RecordIdentityRequest, opts ...grpc.CallOption) (*RecordIdentityResponse, error)
 }
 
 type controlServiceClient struct {
@@ -81,6 +93,26 @@ func (c *controlServiceClient) Enroll(ctx context.Context, in *EnrollRequest, op
 	return out, nil
 }
 
+func (c *controlServiceClient) GossipKeys(ctx context.Context, in *GossipKeysRequest, opts ...grpc.CallOption) (*GossipKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GossipKeysResponse)
+	err := c.cc.Invoke(ctx, ControlService_GossipKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlServiceClient) RecordIdentity(ctx context.Context, in *RecordIdentityRequest, opts ...grpc.CallOption) (*RecordIdentityResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecordIdentityResponse)
+	err := c.cc.Invoke(ctx, ControlService_RecordIdentity_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServiceServer is the server API for ControlService service.
 // All implementations must embed UnimplementedControlServiceServer
 // for forward compatibility.
@@ -100,6 +132,16 @@ type ControlServiceServer interface {
 	// Served by nodes that hold the CA key; called over TLS with the CA
 	// pinned, before the node has a certificate. Needs no token.
 	Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error)
+	// GossipKeys returns the gossip keyring the control plane keeps: a node
+	// that missed a rotation (it was stopped while another node was
+	// removed) asks for it with its node certificate before it joins
+	// gossip. Removed nodes are refused.
+	GossipKeys(context.Context, *GossipKeysRequest) (*GossipKeysResponse, error)
+	// RecordIdentity writes the calling node's identity record for the
+	// certificate it calls with: a node that signs its own certificate (it
+	// holds the CA key) but does not lead asks the leader to record it.
+	// Only the certificate the call's TLS peer presents is recorded.
+	RecordIdentity(context.Context, *RecordIdentityRequest) (*RecordIdentityResponse, error)
 	mustEmbedUnimplementedControlServiceServer()
 }
 
@@ -115,6 +157,12 @@ func (UnimplementedControlServiceServer) Follow(*FollowRequest, grpc.ServerStrea
 }
 func (UnimplementedControlServiceServer) Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Enroll not implemented")
+}
+func (UnimplementedControlServiceServer) GossipKeys(context.Context, *GossipKeysRequest) (*GossipKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GossipKeys not implemented")
+}
+func (UnimplementedControlServiceServer) RecordIdentity(context.Context, *RecordIdentityRequest) (*RecordIdentityResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordIdentity not implemented")
 }
 func (UnimplementedControlServiceServer) mustEmbedUnimplementedControlServiceServer() {}
 func (UnimplementedControlServiceServer) testEmbeddedByValue()                        {}
@@ -166,6 +214,42 @@ func _ControlService_Enroll_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControlService_GossipKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GossipKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).GossipKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_GossipKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).GossipKeys(ctx, req.(*GossipKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControlService_RecordIdentity_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordIdentityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).RecordIdentity(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_RecordIdentity_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).RecordIdentity(ctx, req.(*RecordIdentityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ControlService_ServiceDesc is the grpc.ServiceDesc for ControlService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -176,6 +260,14 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Enroll",
 			Handler:    _ControlService_Enroll_Handler,
+		},
+		{
+			MethodName: "GossipKeys",
+			Handler:    _ControlService_GossipKeys_Handler,
+		},
+		{
+			MethodName: "RecordIdentity",
+			Handler:    _ControlService_RecordIdentity_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
