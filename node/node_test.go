@@ -135,6 +135,13 @@ func TestParseFlags(t *testing.T) {
 		}},
 		{name: "bad tls san", args: []string{"--tls-san", "a b"}, env: home, wantErr: "--tls-san"},
 		{name: "ca cert without key", args: []string{"--ca-cert", "/x/ca.crt"}, env: home, wantErr: "give both"},
+		{name: "shared key only without a key", args: []string{"--overlay-shared-key-only"}, env: home, wantErr: "--overlay-shared-key-only: needs --cluster-key"},
+		{name: "shared key only off loopback", args: []string{"--overlay-shared-key-only", "--cluster-key", "k", "--overlay", "192.0.2.1:6081"}, env: home, wantErr: "--overlay-shared-key-only"},
+		{name: "shared key only", args: []string{"--overlay-shared-key-only", "--cluster-key", "k"}, env: home, check: func(t *testing.T, c Config) {
+			if !c.SharedKeyOnly {
+				t.Error("SharedKeyOnly not set")
+			}
+		}},
 		{name: "admin token file missing", args: []string{"--admin-token-file", "/nonexistent/t"}, env: home, wantErr: "--admin-token-file"},
 	}
 	for _, tc := range tests {

@@ -53,7 +53,10 @@ type packetPath struct {
 	// loopback overlay without a cluster key stays plain GENEVE, as tshark
 	// decodes it, for development on one machine.
 	sealed bool
-	log    *slog.Logger
+	// sharedOnly: --overlay-shared-key-only (benchmarks): no per-pair
+	// sealing.
+	sharedOnly bool
+	log        *slog.Logger
 }
 
 // newPacketPath binds the overlay address (cfg.Overlay) and joins the
@@ -71,7 +74,7 @@ func newPacketPath(cfg Config, log *slog.Logger) (*packetPath, error) {
 		return nil, fmt.Errorf("--overlay %s: %w", cfg.Overlay, err)
 	}
 	p := &packetPath{fab: fabric.New(fabric.WithClock(stack.SystemClock{})), stopWatch: func() {}, self: cfg.Name, log: log,
-		sealed: key != nil || !isLoopback(cfg.Overlay)}
+		sealed: key != nil || !isLoopback(cfg.Overlay), sharedOnly: cfg.SharedKeyOnly}
 	p.allowed.Store(&map[netip.AddrPort]bool{})
 	p.removed.Store(&map[string]bool{})
 	p.index.Store(newNetIndex(lab.All{}))
@@ -118,7 +121,7 @@ func (p *packetPath) rebuild() {
 	}
 	if p.st != nil {
 		var own *ecdsa.PrivateKey
-		if p.sealed {
+		if p.sealed && !p.sharedOnly {
 			own = p.key() // nil: no per-pair sealing (nor without a certificate)
 		}
 		set, removed := buildPeers(p.self, own, readIdentities(p.st), peers, p.pairs.set.Load(), p.log)
