@@ -104,3 +104,16 @@ func (d *Daemon) recordOwnIdentity(ctx context.Context) {
 		}
 	}
 }
+
+// isMember reports whether this node's certificate is not a control
+// node's (a member's, or one that records no kind): node/api then
+// forwards calls with the caller's own token (api.Config.Member). A
+// node without a certificate yet forwards nothing.
+func (p *pki) isMember() bool {
+	der := p.certDER()
+	if der == nil {
+		return true
+	}
+	cert, err := x509.ParseCertificate(der)
+	return err != nil || auth.NodeKind(cert) != auth.KindControl
+}

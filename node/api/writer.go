@@ -157,7 +157,10 @@ func (s *Server) writeOnce(ctx context.Context, req any, info *grpc.UnaryServerI
 		_ = grpc.SetTrailer(ctx, metadata.Pairs(refusedKey, "not-leader"))
 		return nil, false, nl.GRPCStatus().Err()
 	}
-	fctx := s.forwarded(ctx)
+	fctx, err := s.forwarded(ctx)
+	if err != nil {
+		return nil, false, err
+	}
 	reply, refused, err := s.forwardWrite(fctx, nl.leader, info.FullMethod, req)
 	if !refused {
 		return reply, false, err

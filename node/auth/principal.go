@@ -15,8 +15,11 @@ import (
 )
 
 // Metadata a labnet node adds to the calls it forwards to another node
-// (forward.go); a node trusts them only from a peer presenting a node
-// certificate of the cluster CA.
+// (forward.go); a node trusts the names of users and tokens only from a
+// peer presenting a control node's certificate of the cluster CA. A
+// member forwards a call with the caller's own bearer token instead
+// (ForwardBearer): a student with root on her member labd holds its
+// certificate, and must not be able to name another user.
 const (
 	// ForwardedUserKey names the user a node forwards a call for.
 	ForwardedUserKey = "labnet-forwarded-user"
@@ -35,22 +38,31 @@ const (
 // forwardingKeys are the metadata only a node may send.
 var forwardingKeys = []string{ForwardedUserKey, ForwardedTokenKey, ForwardedInviteKey, ForwardedByKey}
 
+// identityKeys are the forwarding metadata that name a user or a token:
+// only a control node may send them.
+var identityKeys = []string{ForwardedUserKey, ForwardedTokenKey, ForwardedInviteKey}
+
 const authorizationKey = "authorization"
 
 // How to get a credential, in every Unauthenticated message.
 const loginHint = "run `labctl login` (or set LABCTL_TOKEN)"
 
 // authenticate is the principal of a call: a node (from its TLS
-// certificate), a user a node forwards the call for, or the user of the
-// bearer token. Errors are Unauthenticated, or PermissionDenied for
-// forwarding metadata from a caller that is not a node.
+// certificate), a user a control node forwards the call for, the user of
+// the bearer token a member passes on (Via the member), or the user of
+// the bearer token. Errors are Unauthenticated, or PermissionDenied for
+// forwarding metadata from a caller that is not a node, and for a
+// member's that names a user (NodeRefusedError, "member_forwarded_user").
 func authenticate(ctx context.Context, dir Directory, now time.Time) (*Principal, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	if node, cert, ok := peerNode(ctx); ok {
 		if err := checkNodeIdentity(dir, node, cert); err != nil {
 			return nil, err
 		}
-		return forwardedPrincipal(dir, md, node, now)
+		if NodeKind(cert) == KindControl {
+			return forwardedPrincipal(dir, md, node, now)
+		}
+		return memberPrincipal(dir, md, node, now)
 	}
 	for _, k := range forwardingKeys {
 		if len(md.Get(k)) > 0 {
@@ -116,11 +128,47 @@ func (e *NodeRefusedError) GRPCStatus() *status.Status {
 	return status.New(codes.PermissionDenied, e.msg)
 }
 
-// forwardedPrincipal is the principal of a call from node: the user it
-// forwards the call for, or the node itself.
+// memberPrincipal is the principal of a call from member node (a
+// certificate that is not a control node's, or records no kind): the
+// user of the bearer token it passes on, with Via naming the member, or
+// the member itself. It may mark the call as forwarded by itself
+// (ForwardedByKey, which only stops the call going further), but naming
+// a user or a token is refused: whoever has root on a member holds its
+// certificate.
+func memberPrincipal(dir Directory, md metadata.MD, node string, now time.Time) (*Principal, error) {
+	for _, k := range identityKeys {
+		if len(md.Get(k)) > 0 {
+			return nil, &NodeRefusedError{Node: node, Reason: "member_forwarded_user", msg: "node " + node + " is a member: it may not forward a call as a user (metadata " + k + "); it passes on the caller's own token"}
+		}
+	}
+	if by := md.Get(ForwardedByKey); len(by) > 1 || (len(by) == 1 && by[0] != node) {
+		return nil, &NodeRefusedError{Node: node, Reason: "member_forwarded_user", msg: "node " + node + " is a member: metadata " + ForwardedByKey + " may name only itself"}
+	}
+	if len(md.Get(authorizationKey)) == 0 {
+		return &Principal{Node: node}, nil
+	}
+	p, err := bearerPrincipal(dir, md.Get(authorizationKey), now)
+	if err != nil {
+		return nil, err
+	}
+	p.Via = node
+	return p, nil
+}
+
+// forwardedPrincipal is the principal of a call from control node node:
+// the user it forwards the call for, the user of the bearer token it
+// passes on (Via the node), or the node itself.
 func forwardedPrincipal(dir Directory, md metadata.MD, node string, now time.Time) (*Principal, error) {
 	users := md.Get(ForwardedUserKey)
 	if len(users) == 0 {
+		if len(md.Get(authorizationKey)) > 0 {
+			p, err := bearerPrincipal(dir, md.Get(authorizationKey), now)
+			if err != nil {
+				return nil, err
+			}
+			p.Via = node
+			return p, nil
+		}
 		return &Principal{Node: node}, nil
 	}
 	if len(users) > 1 {
