@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/labnet-dev/labnet/node/api"
 	"github.com/labnet-dev/labnet/node/auth"
 	"github.com/labnet-dev/labnet/node/control"
 	"github.com/labnet-dev/labnet/node/lab"
@@ -17,12 +18,11 @@ import (
 // has one): whoever signs a node certificate writes the node's record
 // "nodeids/{node}" through the control plane in the same step. The
 // signer is a CA holder, normally the control node that formed the
-// cluster and leads it; a CA holder that does not lead retries for
-// identityWait (the write is not forwarded: see docs/security.md).
-
-// identityWait bounds how long a signer waits to lead the control plane
-// (at start, or during an election) to write an identity record.
-const identityWait = 10 * time.Second
+// cluster and leads it. A CA holder that does not lead answers Enroll as
+// a write the API forwards (api.NotLeader): the whole call is replayed at
+// the leader, which, in a StatefulSet, holds the CA too. A node records
+// its own certificate's identity with the leader's RecordIdentity
+// (recordidentity.go).
 
 // updater commits a write to the desired state (controlPlane.Update).
 type updater func(ctx context.Context, fn func(*store.Tx) error) (uint64, error)
@@ -45,22 +45,16 @@ func identityOf(node string, certDER []byte) (lab.NodeIdentity, error) {
 }
 
 // writeIdentity commits fn (which writes an identity record) through
-// update, trying again while this node does not lead, for identityWait.
-func writeIdentity(ctx context.Context, update updater, fn func(*store.Tx) error) error {
-	ctx, cancel := context.WithTimeout(ctx, identityWait)
-	defer cancel()
-	for {
-		_, err := update(ctx, fn)
-		var nl *control.NotLeaderError
-		if !errors.As(err, &nl) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("write the node identity: this node does not lead the control plane (leader %q): %w", nl.Leader, err)
-		case <-time.After(200 * time.Millisecond):
-		}
+// update. When this node does not lead, the error is api's NotLeader, so
+// that the API passes the whole call on to the leader, carrying md
+// (metadata pairs) with it.
+func writeIdentity(ctx context.Context, update updater, fn func(*store.Tx) error, md ...string) error {
+	_, err := update(ctx, fn)
+	var nl *control.NotLeaderError
+	if errors.As(err, &nl) {
+		return api.NotLeader(nl.Leader, nl.Controls, md...)
 	}
+	return err
 }
 
 // recordOwnIdentity makes sure, on a node that holds the CA (it signs its

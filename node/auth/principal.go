@@ -72,6 +72,13 @@ func authenticate(ctx context.Context, dir Directory, now time.Time) (*Principal
 	return bearerPrincipal(dir, md.Get(authorizationKey), now)
 }
 
+// PeerNode is the node the call's TLS peer is, and its certificate: its
+// chain was verified against the cluster CA and names a node. ok is
+// false for a peer without such a certificate.
+func PeerNode(ctx context.Context) (node string, cert *x509.Certificate, ok bool) {
+	return peerNode(ctx)
+}
+
 // peerNode is the node the call's TLS peer is: its certificate chain was
 // verified (against the cluster CA, the only CA the API's TLS
 // configuration trusts for client certificates) and names a node.
