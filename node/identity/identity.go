@@ -80,4 +80,7 @@ type Directory interface {
 type NodeInfo struct {
 	Serial  string // hex, lower case
 	Removed bool
+	// NotAfter is the recorded certificate's expiry: a certificate of
+	// the node that expires later is newer (re-signed since).
+	NotAfter time.Time
 }
