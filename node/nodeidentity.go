@@ -44,7 +44,7 @@ func identityOf(node string, certDER []byte) (lab.NodeIdentity, error) {
 	owner, _ := auth.OwnerOf(cert)
 	return lab.NodeIdentity{
 		Name: node, Kind: kind, Owner: owner, Cert: certDER,
-		Serial: cert.SerialNumber.Text(16), NotAfter: cert.NotAfter,
+		Serial: cert.SerialNumber.Text(16), NotAfter: cert.NotAfter, NotBefore: cert.NotBefore,
 	}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -21,8 +22,9 @@ import (
 // record, including a control node that holds the CA and signs its own
 // (at start, or again when its address changed) while another leads.
 // The leader records it when the name has no record, or when the record
-// is not removed and the certificate is a control node's that expires
-// later than the recorded one (re-signed by a CA holder: only CA holders
+// is not removed and the certificate is a control node's that starts no
+// earlier than the recorded one (re-signed by a CA holder; certificates
+// count time in seconds, so one of the same second counts: only CA holders
 // and invites make control certificates for a name, and Enroll binds
 // names). A removed name is refused ("removed"), any other certificate
 // for a recorded name too ("name_taken"). A node that does not lead
@@ -77,10 +79,22 @@ func recordVerdict(g lab.Getter, rec lab.NodeIdentity, cert *x509.Certificate) (
 		return "removed", false
 	case have.Serial == rec.Serial:
 		return "", false
-	case auth.NodeKind(cert) == auth.KindControl && cert.NotAfter.After(have.NotAfter):
+	case auth.NodeKind(cert) == auth.KindControl && !cert.NotBefore.Before(issued(have)):
 		return "", true
 	}
 	return "name_taken", false
+}
+
+// issued is when the certificate of rec starts (NotBefore): the
+// record's, or, in a record made before it was kept, its certificate's.
+func issued(rec lab.NodeIdentity) time.Time {
+	if !rec.NotBefore.IsZero() {
+		return rec.NotBefore
+	}
+	if c, err := x509.ParseCertificate(rec.Cert); err == nil {
+		return c.NotBefore
+	}
+	return time.Time{}
 }
 
 // refuseRecord counts and logs a refused RecordIdentity.

@@ -71,7 +71,7 @@ func TestRecordIdentity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(1100 * time.Millisecond) // a later expiry than the last one signed (seconds)
+		time.Sleep(1100 * time.Millisecond) // a later start than the last one signed (seconds)
 		der, err := c1.pki.ca.SignNode(csr, node, control)
 		if err != nil {
 			t.Fatal(err)

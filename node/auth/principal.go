@@ -136,9 +136,9 @@ func checkNodeIdentity(dir Directory, node string, cert *x509.Certificate, nc no
 		return &NodeRefusedError{Node: node, Reason: "removed", msg: "node " + node + " was removed (labctl node remove): its certificate is refused"}
 	case id.Serial == "" || id.Serial == serial:
 		return nil
-	case cert.NotAfter.After(id.NotAfter) && nc.method == recordIdentityMethod:
+	case !cert.NotBefore.Before(id.NotBefore) && nc.method == recordIdentityMethod:
 		return nil
-	case cert.NotAfter.After(id.NotAfter):
+	case !cert.NotBefore.Before(id.NotBefore):
 		return &NodeRefusedError{Node: node, Reason: "unknown_certificate", msg: "node " + node + ": this certificate (serial " + serial + ") is newer than the one its identity names and not recorded here yet: try again"}
 	}
 	return &NodeRefusedError{Node: node, Reason: "old_certificate", msg: "node " + node + ": this certificate (serial " + serial + ") is not the one its identity names: it was replaced"}

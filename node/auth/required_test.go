@@ -68,21 +68,21 @@ func TestRequiredIdentity(t *testing.T) {
 	}
 
 	// A record of an older certificate: this one may record itself only.
-	setNode("m1", identity.NodeInfo{Serial: "abc", NotAfter: leaf.NotAfter.Add(-time.Minute)})
+	setNode("m1", identity.NodeInfo{Serial: "abc", NotBefore: leaf.NotBefore.Add(-time.Minute)})
 	wantCode(t, "Follow with a newer certificate", follow(), codes.PermissionDenied, "newer than the one its identity names")
 	if err := record(); err != nil {
 		t.Errorf("RecordIdentity with a newer certificate: %v", err)
 	}
 	// A record of a newer certificate: this one is old.
-	setNode("m1", identity.NodeInfo{Serial: "abc", NotAfter: leaf.NotAfter.Add(time.Minute)})
+	setNode("m1", identity.NodeInfo{Serial: "abc", NotBefore: leaf.NotBefore.Add(time.Minute)})
 	wantCode(t, "Follow with an old certificate", follow(), codes.PermissionDenied, "it was replaced")
 	wantCode(t, "RecordIdentity with an old certificate", record(), codes.PermissionDenied, "it was replaced")
 	// Its own record, then removed.
-	setNode("m1", identity.NodeInfo{Serial: leaf.SerialNumber.Text(16), NotAfter: leaf.NotAfter})
+	setNode("m1", identity.NodeInfo{Serial: leaf.SerialNumber.Text(16), NotBefore: leaf.NotBefore})
 	if err := follow(); err != nil {
 		t.Errorf("Follow with its record: %v", err)
 	}
-	setNode("m1", identity.NodeInfo{Serial: leaf.SerialNumber.Text(16), NotAfter: leaf.NotAfter, Removed: true})
+	setNode("m1", identity.NodeInfo{Serial: leaf.SerialNumber.Text(16), NotBefore: leaf.NotBefore, Removed: true})
 	wantCode(t, "RecordIdentity of a removed node", record(), codes.PermissionDenied, "removed")
 }
 
