@@ -123,7 +123,9 @@ func (p *pki) enrolAt(ctx context.Context, who, addr, pin string, clusterKey []b
 	if len(clusterKey) > 0 && token == "" {
 		req.Proof = auth.EnrollProof(clusterKey, csr, caCert.Raw)
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(auth.PinnedTLS(pin, nil))))
+	tlsCfg := auth.PinnedTLS(pin, nil)
+	tlsCfg.GetClientCertificate = p.renewalCert
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
 	if err != nil {
 		return err
 	}
@@ -228,6 +230,10 @@ func (s *controlServer) Enroll(ctx context.Context, req *labv1.EnrollRequest) (*
 	if id, ok := lab.GetNodeIdentity(lab.StoreGetter{St: s.store}, req.GetNode()); ok && id.Removed {
 		return nil, s.refuse(req.GetNode(), from, "removed", "enrolment of node %q refused: it was removed (labctl node remove); it may enrol again only with a new invite (labctl node invite)", req.GetNode())
 	}
+	proven := provenSerial(ctx, req.GetNode())
+	if err := s.checkName(lab.StoreGetter{St: s.store}, req.GetNode(), proven, from, false); err != nil {
+		return nil, err
+	}
 	der, err := ca.SignNode(req.GetCsr(), req.GetNode(), req.GetControl())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
@@ -240,8 +246,11 @@ func (s *controlServer) Enroll(ctx context.Context, req *labv1.EnrollRequest) (*
 		if id, ok := lab.GetNodeIdentity(tx, rec.Name); ok && id.Removed {
 			return status.Errorf(codes.PermissionDenied, "enrolment of node %q refused: it was removed", rec.Name)
 		}
+		if err := s.checkName(tx, rec.Name, proven, from, true); err != nil {
+			return err
+		}
 		return lab.PutNodeIdentity(tx, rec)
-	})
+	}, provenMD(proven)...)
 	if err != nil {
 		return nil, enrollWriteErr(err)
 	}

@@ -53,10 +53,10 @@ const loginHint = "run `labctl login` (or set LABCTL_TOKEN)"
 // the bearer token. Errors are Unauthenticated, or PermissionDenied for
 // forwarding metadata from a caller that is not a node, and for a
 // member's that names a user (NodeRefusedError, "member_forwarded_user").
-func authenticate(ctx context.Context, dir Directory, now time.Time) (*Principal, error) {
+func authenticate(ctx context.Context, dir Directory, now time.Time, nc nodeCheck) (*Principal, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	if node, cert, ok := peerNode(ctx); ok {
-		if err := checkNodeIdentity(dir, node, cert); err != nil {
+		if err := checkNodeIdentity(dir, node, cert, nc); err != nil {
 			return nil, err
 		}
 		if NodeKind(cert) == KindControl {
@@ -70,6 +70,13 @@ func authenticate(ctx context.Context, dir Directory, now time.Time) (*Principal
 		}
 	}
 	return bearerPrincipal(dir, md.Get(authorizationKey), now)
+}
+
+// PeerNode is the node the call's TLS peer is, and its certificate: its
+// chain was verified against the cluster CA and names a node. ok is
+// false for a peer without such a certificate.
+func PeerNode(ctx context.Context) (node string, cert *x509.Certificate, ok bool) {
+	return peerNode(ctx)
 }
 
 // peerNode is the node the call's TLS peer is: its certificate chain was
@@ -96,22 +103,45 @@ func peerNode(ctx context.Context) (string, *x509.Certificate, bool) {
 	return name, chains[0][0], ok
 }
 
+// nodeCheck is how a call's node certificate is checked against the
+// identity records: whether a record is required (this node's own is in
+// its replica: Self), and the method called (RecordIdentity is how a
+// node gets its record, so it is let through without one).
+type nodeCheck struct {
+	required func() bool // nil: not required
+	method   string
+}
+
+// recordIdentityMethod records the calling node's identity.
+const recordIdentityMethod = controlSvc + "RecordIdentity"
+
 // checkNodeIdentity refuses a node certificate that the node's identity
 // record in the replica (docs/security.md) marks removed, or that is not
 // the certificate the record names (an older one, kept by a node that
-// enrolled again). A node with no record yet is let through as before
-// records existed.
-func checkNodeIdentity(dir Directory, node string, cert *x509.Certificate) error {
+// enrolled again; or a newer one not recorded yet). A node with no record
+// is refused ("unknown_node": not replicated here yet, so the caller
+// tries again) once records are required; before, it is let through as
+// before records existed. RecordIdentity is let through for a node
+// without a record, or with a newer certificate than its record's: it
+// is how the record is written (its handler decides).
+func checkNodeIdentity(dir Directory, node string, cert *x509.Certificate, nc nodeCheck) error {
 	id, ok := dir.Node(node)
+	serial := cert.SerialNumber.Text(16)
 	switch {
-	case !ok:
+	case !ok && (nc.method == recordIdentityMethod || nc.required == nil || !nc.required()):
 		return nil
+	case !ok:
+		return &NodeRefusedError{Node: node, Reason: "unknown_node", msg: "node " + node + " has no identity record here yet (it is recorded at the leader and replicated): try again"}
 	case id.Removed:
 		return &NodeRefusedError{Node: node, Reason: "removed", msg: "node " + node + " was removed (labctl node remove): its certificate is refused"}
-	case id.Serial != "" && id.Serial != cert.SerialNumber.Text(16):
-		return &NodeRefusedError{Node: node, Reason: "old_certificate", msg: "node " + node + ": this certificate (serial " + cert.SerialNumber.Text(16) + ") is not the one its identity names: it was replaced"}
+	case id.Serial == "" || id.Serial == serial:
+		return nil
+	case !cert.NotBefore.Before(id.NotBefore) && nc.method == recordIdentityMethod:
+		return nil
+	case !cert.NotBefore.Before(id.NotBefore):
+		return &NodeRefusedError{Node: node, Reason: "unknown_certificate", msg: "node " + node + ": this certificate (serial " + serial + ") is newer than the one its identity names and not recorded here yet: try again"}
 	}
-	return nil
+	return &NodeRefusedError{Node: node, Reason: "old_certificate", msg: "node " + node + ": this certificate (serial " + serial + ") is not the one its identity names: it was replaced"}
 }
 
 // NodeRefusedError is a node certificate refused by the node's identity
