@@ -37,6 +37,10 @@ func newKeyring(cfg Config) (*memberlist.Keyring, error) {
 	return memberlist.NewKeyring(keys[1:], keys[0])
 }
 
+// KeyOf is the gossip key of a cluster key (Config.Key): a key of 16, 24
+// or 32 bytes as is, anything else hashed with SHA-256.
+func KeyOf(clusterKey []byte) []byte { return gossipKey(clusterKey) }
+
 // SetKeys makes keys (primary first) the gossip keyring: it adds the new
 // ones, makes keys[0] primary and removes the others. Calling it again
 // with the same keys changes nothing. Gossip cannot be turned back to
