@@ -289,6 +289,7 @@ func (d *Daemon) metricsSources() metrics.Sources {
 				d.enroll.refused.All(each("enroll"))
 			}
 		},
+		GossipKeys: d.keys.counts,
 	}
 }
 

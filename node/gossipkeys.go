@@ -21,6 +21,7 @@ import (
 	"github.com/labnet-dev/labnet/node/auth"
 	"github.com/labnet-dev/labnet/node/cluster"
 	"github.com/labnet-dev/labnet/node/lab"
+	"github.com/labnet-dev/labnet/node/metrics"
 	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
@@ -354,4 +355,9 @@ func joinAPIs(cfg Config) []string {
 		}
 	}
 	return out
+}
+
+// counts are the keys' counters, for metrics.
+func (g *gossipKeys) counts() metrics.GossipKeys {
+	return metrics.GossipKeys{Rotations: g.rotations.Load(), Installs: g.installs.Load(), Fetches: g.fetches.Load()}
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 
+	"google.golang.org/grpc"
+
 	"github.com/labnet-dev/labnet/node/auth"
 	"github.com/labnet-dev/labnet/node/cluster"
 )
@@ -41,7 +43,8 @@ func (d *Daemon) setupGossipKeys() error {
 func (d *Daemon) wireGossipKeys(srv *controlServer) {
 	k := d.keys
 	k.isLeader, k.update = d.control.isLeader, d.control.Update
-	k.ask, k.hasCert = askVia(d.api.peers.dialAddr), d.pki.hasCert
+	k.ask = askVia(func(addr string) (grpc.ClientConnInterface, error) { return d.api.peers.dialAddr(addr) }) // peers: set by register, after this
+	k.hasCert = d.pki.hasCert
 	if d.cfg.Enroll != "" {
 		if tok, err := auth.ParseEnrollToken(d.cfg.Enroll); err == nil {
 			k.askAlso = append(k.askAlso, tok.API)
