@@ -168,7 +168,7 @@ func (g *gossipKeys) run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lonely := g.now()
-	var asked time.Time
+	var asked, warned time.Time
 	for {
 		g.follow()
 		g.lead(ctx)
@@ -176,7 +176,10 @@ func (g *gossipKeys) run(ctx context.Context) error {
 			lonely = g.now()
 		} else if now := g.now(); now.Sub(lonely) >= keyFetchAfter && now.Sub(asked) >= keyFetchEvery {
 			asked = now
-			g.fetch(ctx)
+			if !g.fetch(ctx) && now.Sub(warned) >= time.Minute && g.hasCert != nil && g.hasCert() {
+				warned = now
+				g.log.Warn("no other node heard, and no control node gave this node the gossip keys: it may have been removed, or the control plane is away", "asked", g.askAt())
+			}
 		}
 		select {
 		case <-ctx.Done():
