@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/labnet-dev/labnet/node/auth"
 	"github.com/labnet-dev/labnet/node/cluster"
 	"github.com/labnet-dev/labnet/node/lab"
-	"github.com/labnet-dev/labnet/node/store"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
@@ -123,6 +125,13 @@ func TestGossipKeysFromControlPlane(t *testing.T) {
 		t.Error("the removed node got the new gossip key")
 	}
 	waitUntil(t, "c1 and bob no longer hear alice", func() bool { return !sees(c1, "alice-laptop") && !sees(bob, "alice-laptop") })
+	// Nor does it get the keys by asking: its certificate is refused.
+	if keys, err := alice.keys.ask(ctx, c1.api.lis.Addr().String()); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("the removed node's GossipKeys: %x, %v; want PermissionDenied", keys, err)
+	}
+	if keys, err := bob.keys.ask(ctx, c1.api.lis.Addr().String()); err != nil || !sameKeys(keys, rotated.Keys) {
+		t.Errorf("bob-laptop's GossipKeys: %x, %v; want the current keys", keys, err)
+	}
 	waitUntil(t, "c1 and bob hear each other", func() bool { return sees(c1, "bob-laptop") && sees(bob, "c1") })
 	if n := c1.keys.rotations.Load(); n != 1 {
 		t.Errorf("rotations counted on c1: %d, want 1", n)
@@ -154,5 +163,4 @@ func TestGossipKeysFromControlPlane(t *testing.T) {
 	if n := c1.keys.rotations.Load(); n != 2 {
 		t.Errorf("rotations counted on c1: %d, want 2", n)
 	}
-	_ = store.Tx{}
 }

@@ -194,3 +194,21 @@ func TestSetKeysRefuses(t *testing.T) {
 	m.mustStart()
 	wantKeys(t, m, gkey(5), gossipKey([]byte("passphrase")))
 }
+
+// TestControlAPIs: a node knows the control nodes' API addresses from
+// gossip, and after a restart from the known nodes' file, where a node
+// with stale gossip keys asks for the current ones.
+func TestControlAPIs(t *testing.T) {
+	t.Parallel()
+	a, b, _ := keyedCluster3(t, gkey(1))
+	if got := b.c.ControlAPIs(); len(got) != 1 || got[0] != "127.0.0.1:77a" {
+		t.Fatalf("node-b's control APIs: %v, want node-a's", got)
+	}
+	a.stop()
+	b.stop()
+	again := &testNode{t: t, name: "node-b", dir: b.dir, addr: "127.0.0.1:0", keys: [][]byte{gkey(2)}}
+	again.start() // node-a is gone: the join fails, the file remains
+	if got := again.c.ControlAPIs(); len(got) != 1 || got[0] != "127.0.0.1:77a" {
+		t.Errorf("node-b's control APIs after a restart: %v, want node-a's from the file", got)
+	}
+}
