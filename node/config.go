@@ -259,8 +259,17 @@ func (c *Config) Validate() error {
 		unauthenticated = append(unauthenticated, struct{ flag, addr string }{"raft", c.Raft})
 	}
 	for _, a := range unauthenticated {
-		if !c.Insecure && len(c.Key) == 0 && !isLoopback(a.addr) {
-			return fmt.Errorf("--%s: %s is not a loopback address: refusing to carry unauthenticated lab traffic on a real network without --cluster-key (or --insecure)", a.flag, a.addr)
+		if c.Insecure || len(c.Key) > 0 || isLoopback(a.addr) {
+			continue
+		}
+		// Gossip is encrypted with keys from the control plane and the
+		// overlay sealed per pair of node certificates (gossipkeys.go):
+		// a node needs a way to get them. Raft proves the cluster key.
+		if a.flag == "raft" {
+			return fmt.Errorf("--raft: %s is not a loopback address: refusing to carry unauthenticated lab traffic on a real network without --cluster-key (or --insecure)", a.addr)
+		}
+		if why := c.noGossipKey(); why != "" {
+			return fmt.Errorf("--%s: %s is not a loopback address and %s: start it with --enroll TOKEN (from `labctl node invite`), or --cluster-key (or --insecure for plaintext)", a.flag, a.addr, why)
 		}
 	}
 	if c.SharedKeyOnly && (len(c.Key) == 0 || !isLoopback(c.Overlay)) {

@@ -46,6 +46,7 @@ type Daemon struct {
 	pki      *pki             // the cluster CA and this node's certificate (tls.go)
 	follower *follow.Follower // nil on control nodes (follower.go)
 	enroll   *controlServer   // ControlService: Follow and Enroll (enroll.go)
+	keys     *gossipKeys      // the gossip keys (gossipkeys.go)
 	fence    *follow.Fence    // a member's, with failover on; nil otherwise
 	rt       *runtime.Runtime
 
@@ -126,6 +127,9 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.members, err = newMembers(cfg, d.store, meta, adv.gossip, d.pki.gossipSigner, log); err != nil {
 		return d, err
 	}
+	if err := d.setupGossipKeys(); err != nil {
+		return d, err
+	}
 	d.control.attach(d.members.cl, meta)
 	d.control.firstAdmin = newFirstAdmin(cfg, d.store, d.control, log)
 	d.control.notServing = d.notServing
@@ -144,6 +148,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	self := &clusterNodes{cl: d.members.cl, st: d.store, name: cfg.Name, started: d.started}
 	staleness, control := d.newFollowing(log)
 	d.enroll = control
+	d.wireGossipKeys(control)
 	if d.follower != nil && cfg.FailoverAfter > 0 {
 		d.fence = follow.NewFence(d.follower, cfg.FailoverAfter, fenceChanged, log.With("component", "fence"))
 	}
@@ -180,7 +185,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.ran = true
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := d.members.start(ctx); err != nil {
+	// An invited node enrols before it gossips: Enroll hands it the
+	// gossip keys (gossipkeys_daemon.go).
+	if enrolled, err := d.enrolBeforeGossip(ctx); err != nil || (!enrolled && ctx.Err() != nil) {
+		return err
+	}
+	if err := d.startMembers(ctx); err != nil {
 		return err
 	}
 	eg, ctx := errgroup.WithContext(ctx)
@@ -218,7 +228,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return errors.Join(err, eg.Wait())
 		}
 		d.control.publishCA(d.pki.caHash())
+		d.installEnrolledKeys()
 	}
+	eg.Go(func() error { return d.keys.run(ctx) })
 	eg.Go(func() error { d.recordOwnIdentity(ctx); return nil })
 	if d.follower != nil {
 		eg.Go(func() error { return d.follower.Run(ctx) })
@@ -277,6 +289,7 @@ func (d *Daemon) metricsSources() metrics.Sources {
 				d.enroll.refused.All(each("enroll"))
 			}
 		},
+		GossipKeys: d.keys.counts,
 	}
 }
 

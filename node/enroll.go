@@ -145,6 +145,9 @@ func (p *pki) enrolAt(ctx context.Context, who, addr, pin string, clusterKey []b
 	if why := auth.RenewReason(cert, ca, p.node, time.Now(), p.ips, p.dns); why != "" {
 		return fmt.Errorf("enrol: the certificate %s sent is unusable: %s", who, why)
 	}
+	if err := saveGossipKeys(p.dir, resp.GetGossipKeys()); err != nil { // before gossip needs them
+		return fmt.Errorf("enrol: the gossip keys %s sent: %w", who, err)
+	}
 	return p.store(key, cert.Raw, ca)
 }
 
@@ -202,6 +205,7 @@ type controlServer struct {
 	now        func() time.Time
 	log        *slog.Logger
 	refused    auth.NodeRefusals
+	keys       *gossipKeys // the gossip keys Enroll and GossipKeys hand out (gossipkeys.go)
 }
 
 // Enroll signs the calling node's certificate request and records its
@@ -255,7 +259,7 @@ func (s *controlServer) Enroll(ctx context.Context, req *labv1.EnrollRequest) (*
 		return nil, enrollWriteErr(err)
 	}
 	s.log.Info("node enrolled", "node", req.GetNode(), "control", req.GetControl(), "from", from, "serial", rec.Serial)
-	return &labv1.EnrollResponse{Certificate: der, Ca: ca.Cert.Raw}, nil
+	return &labv1.EnrollResponse{Certificate: der, Ca: ca.Cert.Raw, GossipKeys: s.enrollGossipKeys()}, nil
 }
 
 // enrollInvited enrols with an invite: the token names a stored,
@@ -294,7 +298,7 @@ func (s *controlServer) enrollInvited(ctx context.Context, req *labv1.EnrollRequ
 		return nil, enrollWriteErr(err)
 	}
 	s.log.Info("node enrolled with an invite", "node", node, "owner", inv.Owner, "kind", rec.Kind, "from", from, "serial", rec.Serial)
-	return &labv1.EnrollResponse{Certificate: der, Ca: s.pki.ca.Cert.Raw}, nil
+	return &labv1.EnrollResponse{Certificate: der, Ca: s.pki.ca.Cert.Raw, GossipKeys: s.enrollGossipKeys()}, nil
 }
 
 // checkInvite finds invite id in g and checks it for node: why is the
