@@ -91,9 +91,6 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if err != nil {
 		return d, err
 	}
-	if d.control, err = openControlPlane(cfg, d.store, legacy, d.raftFailed, log.With("component", "control")); err != nil {
-		return d, err
-	}
 	if cfg.Tun.Device != "" {
 		if d.gw, err = openGateway(cfg.Tun, log.With("component", "tun")); err != nil {
 			return d, err
@@ -117,6 +114,10 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}
 	adv := advertise(cfg, d.api.lis.Addr().String(), d.packets.addr(), log)
 	if d.pki, err = openPKI(cfg, adv.api, log.With("component", "tls")); err != nil {
+		return d, err
+	}
+	// Raft runs over TLS with the node's certificate (rafttls.go).
+	if d.control, err = openControlPlane(cfg, d.store, legacy, raftTLS(d.pki, d.store), d.raftFailed, log.With("component", "control")); err != nil {
 		return d, err
 	}
 	meta := cluster.NodeMeta{
@@ -287,6 +288,9 @@ func (d *Daemon) metricsSources() metrics.Sources {
 			d.api.auth.Refused(each("api"))
 			if more {
 				d.enroll.refused.All(each("enroll"))
+			}
+			if more && d.control.ctl != nil {
+				d.control.ctl.Refused(each("raft"))
 			}
 		},
 		GossipKeys: d.keys.counts,

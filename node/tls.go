@@ -96,6 +96,9 @@ func openPKI(cfg Config, advertisedAPI string, log *slog.Logger) (*pki, error) {
 	reason := "no certificate"
 	if err == nil {
 		reason = auth.RenewReason(cert, p.caCert, p.node, time.Now(), p.ips, p.dns)
+		if reason == "" && cfg.Control && auth.NodeKind(cert) != auth.KindControl {
+			reason = "a member's certificate: a --control node needs a control node's (raft refuses others)"
+		}
 		if p.caCert == nil {
 			reason = "the cluster CA is not known"
 		}
