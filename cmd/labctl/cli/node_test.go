@@ -25,7 +25,7 @@ func TestNodeInviteRemove(t *testing.T) {
 		{name: "node_invite_control_ttl", args: []string{"node", "invite", "nodes/assistant", "--control", "--ttl", "2h"},
 			golden: true, calls: []string{`CreateNodeInvite assistant owner="" control=true ttl=2h0m0s`}},
 		{name: "node_invite_unknown_owner", args: []string{"node", "invite", "x", "--owner", "nobody"}, code: 1,
-			stderr: "error: user \"nobody\" not found: the owner must be an existing user (labctl user create)\n"},
+			stderr: "error: user \"nobody\" not found: the owner must be an existing user (labctl user add)\n"},
 		{name: "node_invite_no_name", args: []string{"node", "invite"}, code: 1,
 			stderr: "error: labctl node invite needs NAME (got 0 arguments)\n", calls: []string{}},
 		{name: "node_remove", args: []string{"node", "remove", "n2"},
