@@ -21,10 +21,6 @@ import (
 
 const baseDir = "kubernetes"
 
-// testKey stands for the cluster key a user writes to kubernetes/cluster-key
-// where the README's recipe cannot run.
-const testKey = "test-cluster-key-not-for-use"
-
 // manifests is the kustomize base built and decoded.
 type manifests struct {
 	sts      *appsv1.StatefulSet
@@ -33,13 +29,13 @@ type manifests struct {
 	pdb      *policyv1.PodDisruptionBudget
 	netpol   *networkingv1.NetworkPolicy
 	// files are what the user wrote to deploy/kubernetes for the Secrets
-	// (secretFiles): cluster-key, ca.crt, ca.key, admin.token.
+	// (secretFiles): ca.crt, ca.key, admin.token.
 	files map[string][]byte
 }
 
 // buildBase builds deploy/kubernetes with kustomize (as kubectl apply -k
 // does) after writing the files the README has the user make (the
-// cluster key, the CA and the first admin's token), and decodes every
+// CA and the first admin's token), and decodes every
 // resource strictly: a field the Kubernetes API does not have fails.
 func buildBase(t *testing.T) *manifests {
 	t.Helper()
@@ -91,7 +87,7 @@ func buildBase(t *testing.T) *manifests {
 			t.Fatalf("unexpected resource %s: this test decodes and checks each kind the base has", id)
 		}
 	}
-	if m.sts == nil || len(m.secrets) != 2 || m.pdb == nil || m.netpol == nil || len(m.services) != 2 {
+	if m.sts == nil || len(m.secrets) != 1 || m.pdb == nil || m.netpol == nil || len(m.services) != 2 {
 		t.Fatalf("the base lacks resources: %+v", m)
 	}
 	return m
@@ -238,14 +234,20 @@ func TestKubernetesBase(t *testing.T) {
 		t.Errorf("NetworkPolicy: the API must be reachable by clients (and by labd, which forwards live calls)")
 	}
 
-	// The data directory is a persistent volume; the key file, the CA and
-	// the first admin's token come from the generated Secrets.
+	// No cluster key shared by every pod: gossip keys come from the
+	// control plane, and members enrol with invites.
+	for _, k := range []string{"LABD_CLUSTER_KEY", "LABD_CLUSTER_KEY_FILE", "LABD_INSECURE"} {
+		if _, ok := env[k]; ok {
+			t.Errorf("%s is set: the pods share no cluster key (and never run insecure)", k)
+		}
+	}
+	// The data directory is a persistent volume; the CA and the first
+	// admin's token come from the generated Secret.
 	claims := map[string]bool{}
 	for _, vct := range sts.Spec.VolumeClaimTemplates {
 		claims[vct.Name] = true
 	}
 	for _, f := range []struct{ env, file string }{
-		{"LABD_CLUSTER_KEY_FILE", "cluster-key"},
 		{"LABD_CA_CERT", "ca.crt"},
 		{"LABD_CA_KEY", "ca.key"},
 		{"LABD_ADMIN_TOKEN_FILE", "admin.token"},

@@ -21,13 +21,12 @@ import (
 )
 
 // secretRecipe is the command deploy/README.md gives for the files the
-// Kubernetes base turns into Secrets: the cluster key, the cluster CA
+// Kubernetes base turns into a Secret: the cluster CA
 // (what node/auth's LoadCA accepts: a CA certificate, keyCertSign, its
 // key) and the first admin's token (lnt_, 10 and 52 characters of
 // lower-case base32). TestSecretRecipe checks the README still says it.
 const secretRecipe = `(
   cd deploy/kubernetes && umask 077
-  head -c 32 /dev/urandom | base64 > cluster-key
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -keyout ca.key -out ca.crt -days 3650 -subj "/CN=labnet cluster CA" \
     -addext "basicConstraints=critical,CA:TRUE" \
@@ -37,7 +36,7 @@ const secretRecipe = `(
 )`
 
 // secretFiles are the files a user writes to deploy/kubernetes before
-// kubectl apply -k (cluster-key, ca.crt, ca.key, admin.token), made once.
+// kubectl apply -k (ca.crt, ca.key, admin.token), made once.
 var (
 	secretFilesOnce sync.Once
 	secretFilesMap  map[string][]byte
@@ -79,7 +78,7 @@ func runSecretRecipe() (map[string][]byte, error) {
 		return nil, &recipeError{err: err, out: string(out)}
 	}
 	files := map[string][]byte{}
-	for _, name := range []string{"cluster-key", "ca.crt", "ca.key", "admin.token"} {
+	for _, name := range []string{"ca.crt", "ca.key", "admin.token"} {
 		b, err := os.ReadFile(filepath.Join(root, "deploy", "kubernetes", name))
 		if err != nil {
 			return nil, err
@@ -123,7 +122,6 @@ func goSecretFiles() (map[string][]byte, error) {
 	rand.Read(r)
 	s := strings.ToLower(base32.StdEncoding.EncodeToString(r))
 	return map[string][]byte{
-		"cluster-key": []byte(testKey + "\n"),
 		"ca.crt":      pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		"ca.key":      pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}),
 		"admin.token": []byte("lnt_" + s[:10] + "_" + s[10:62] + "\n"),

@@ -44,7 +44,7 @@ type pod struct {
 // What a kubelet and the cluster's DNS would provide is substituted, and
 // nothing else: the downward API (pod name labd-N, a loopback address as
 // the pod IP, the namespace), volumes (a temporary directory per pod for
-// the data claim, the generated Secret's files for the key volume), the
+// the data claim, the generated Secret's files for the secrets volume), the
 // headless Service's DNS name in LABD_JOIN (the addresses of the pods that
 // exist so far: publishNotReadyAddresses lists them before they are
 // ready), and 0.0.0.0 and 127.0.0.1 (each pod has its own network
@@ -161,7 +161,7 @@ func TestStatefulSetPodsFormACluster(t *testing.T) {
 	}
 
 	// Hosts on three pods: a ping from h1 to h2 crosses r1, so the overlay
-	// carries it from pod 0 to 1 and from 1 to 2, sealed with the key.
+	// carries it from pod 0 to 1 and from 1 to 2.
 	topo := fmt.Sprintf(`name: k8s
 networks:
   - {name: lan1, ipv4: 10.0.1.0/24}

@@ -161,6 +161,8 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&sans, "tls-san", "", "comma-separated extra DNS names and IPs for the API's certificate (a load balancer's, a Service's)")
 	fs.StringVar(&cfg.CACert, "ca-cert", "", "file holding the cluster CA's certificate (PEM; with --ca-key): this node signs certificates with it")
 	fs.StringVar(&cfg.Enroll, "enroll", "", "node enrolment token (lne1:..., printed by `labctl node invite`): enrol with it when this node has no certificate")
+	var enrollFile string
+	fs.StringVar(&enrollFile, "enroll-file", "", "file holding the node enrolment token (instead of --enroll; labctl node invite --token-file writes one)")
 	fs.StringVar(&cfg.CAKey, "ca-key", "", "file holding the cluster CA's private key (PEM; with --ca-cert)")
 	fs.StringVar(&adminTokenFile, "admin-token-file", "", "file holding the first admin's token (lnt_...), used instead of one written to DATA/admin.token")
 	fs.BoolVar(&cfg.SharedKeyOnly, "overlay-shared-key-only", false, "seal overlay packets with the cluster key only, not per pair of nodes (loopback only: for measuring what per-node sealing costs)")
@@ -215,6 +217,18 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 		cfg.TLS = &tlsFlag.v
 	}
 	cfg.TLSSANs = splitList(sans)
+	if enrollFile != "" {
+		if cfg.Enroll != "" {
+			return Config{}, errors.New("--enroll and --enroll-file: give one of them")
+		}
+		b, err := os.ReadFile(enrollFile)
+		if err != nil {
+			return Config{}, fmt.Errorf("--enroll-file: %w", err)
+		}
+		if cfg.Enroll = strings.TrimSpace(string(b)); cfg.Enroll == "" {
+			return Config{}, fmt.Errorf("--enroll-file: %s is empty", enrollFile)
+		}
+	}
 	if adminTokenFile != "" {
 		b, err := os.ReadFile(adminTokenFile)
 		if err != nil {

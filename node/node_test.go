@@ -145,6 +145,15 @@ func TestParseFlags(t *testing.T) {
 			}
 		}},
 		{name: "admin token file missing", args: []string{"--admin-token-file", "/nonexistent/t"}, env: home, wantErr: "--admin-token-file"},
+		{name: "enroll file missing", args: []string{"--enroll-file", "/nonexistent/t"}, env: home, wantErr: "--enroll-file"},
+		{name: "enroll and enroll file", args: []string{"--enroll", "lne1:x", "--enroll-file", "/nonexistent/t"}, env: home, wantErr: "give one"},
+		{name: "enroll file empty", args: []string{"--enroll-file", writeTemp(t, "enroll.token", " \n")}, env: home, wantErr: "is empty"},
+		{name: "enroll file not a token", args: []string{"--enroll-file", writeTemp(t, "enroll.token", "lnt_abc\n")}, env: home, wantErr: "--enroll:"},
+		{name: "enroll file from env", env: map[string]string{"HOME": "/h", "LABD_ENROLL_FILE": writeTemp(t, "enroll.token", testEnrollToken+"\n")}, check: func(t *testing.T, c Config) {
+			if c.Enroll != testEnrollToken {
+				t.Errorf("enroll = %q, want the file's token without its newline", c.Enroll)
+			}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -58,7 +58,7 @@ func (s *Server) CreateNodeInvite(ctx context.Context, req *labv1.CreateNodeInvi
 	}
 	if owner != "" {
 		if _, ok := lab.GetUser(lab.StoreGetter{St: s.cfg.Store}, owner); !ok {
-			return nil, notFound("user %q not found: the owner must be an existing user (labctl user create)", owner)
+			return nil, notFound("user %q not found: the owner must be an existing user (labctl user add)", owner)
 		}
 	}
 	var server, caHash string

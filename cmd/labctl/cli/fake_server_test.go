@@ -795,7 +795,7 @@ func (f *fakeServer) PromoteNode(_ context.Context, req *labv1.PromoteNodeReques
 func (f *fakeServer) CreateNodeInvite(_ context.Context, req *labv1.CreateNodeInviteRequest) (*labv1.CreateNodeInviteResponse, error) {
 	f.record(fmt.Sprintf("CreateNodeInvite %s owner=%q control=%v ttl=%v", req.GetNodeId(), req.GetOwner(), req.GetControl(), req.GetTtl().AsDuration()))
 	if req.GetOwner() == "nobody" {
-		return nil, status.Errorf(codes.NotFound, "user %q not found: the owner must be an existing user (labctl user create)", req.GetOwner())
+		return nil, status.Errorf(codes.NotFound, "user %q not found: the owner must be an existing user (labctl user add)", req.GetOwner())
 	}
 	cmd := "labd --name " + req.GetNodeId()
 	if req.GetControl() {

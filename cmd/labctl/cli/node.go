@@ -52,9 +52,10 @@ NODE is the node's name as "labctl get nodes" lists it.`,
 // command that enrols the new node with a single-use token.
 func (a *app) newNodeInviteCommand() *cobra.Command {
 	var (
-		owner   string
-		control bool
-		ttl     time.Duration
+		owner     string
+		control   bool
+		ttl       time.Duration
+		tokenFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "invite NAME",
@@ -62,7 +63,11 @@ func (a *app) newNodeInviteCommand() *cobra.Command {
 		Long: `Make a single-use, short-lived enrolment token for a new node called NAME and
 print the command to run on it: labd --name NAME --join GOSSIP --enroll TOKEN.
 The token carries the API address to enrol at and the cluster CA's hash, so
-no secret is copied by hand. --owner names the user whose machine it is.`,
+no secret is copied by hand. --owner names the user whose machine it is.
+
+With --token-file FILE the token is written to FILE alone (mode 0600) and the
+command printed reads it from there (labd --enroll-file FILE), so that the
+token shows in no output: a compose file's or an init container's invite.`,
 		Example: "  labctl node invite alice-laptop --owner alice",
 		Args:    exactArgs("NAME", 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -80,13 +85,21 @@ no secret is copied by hand. --owner names the user whose machine it is.`,
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(a.stdout, "%s\n", resp.GetCommand())
+			line := resp.GetCommand()
+			if tokenFile != "" {
+				if err := writeSecretFile(tokenFile, resp.GetToken()+"\n"); err != nil {
+					return fmt.Errorf("--token-file: %w", err)
+				}
+				line = strings.Replace(line, "--enroll "+resp.GetToken(), "--enroll-file "+tokenFile, 1)
+			}
+			_, err = fmt.Fprintf(a.stdout, "%s\n", line)
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&owner, "owner", "", "the user who owns the node (a student's laptop)")
 	cmd.Flags().BoolVar(&control, "control", false, "the node will be a control node")
 	cmd.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the invite is valid (at most 168h)")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "write the token to this file (mode 0600) instead of printing it, for labd --enroll-file")
 	return cmd
 }
 
