@@ -34,6 +34,7 @@ func (d *Daemon) setupGossipKeys() error {
 		}
 	}
 	d.keys = newGossipKeys(d.cfg.Name, d.cfg.DataDir, d.members.cl, d.store, d.log.With("component", "gossipkeys"))
+	d.packets.encrypted = func() bool { return len(d.keys.current()) > 0 }
 	return nil
 }
 

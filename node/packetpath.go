@@ -57,6 +57,11 @@ type packetPath struct {
 	// loopback overlay without a cluster key stays plain GENEVE, as tshark
 	// decodes it, for development on one machine.
 	sealed bool
+	// encrypted reports whether gossip is encrypted (keys from the control
+	// plane, handed out at enrolment): the cluster is then sealed, so the
+	// overlay seals per pair on loopback too (a member enrolled by invite
+	// holds no cluster key). Nil: never.
+	encrypted func() bool
 	// sharedOnly: --overlay-shared-key-only (benchmarks): no per-pair
 	// sealing.
 	sharedOnly bool
@@ -131,7 +136,7 @@ func (p *packetPath) rebuild() {
 	}
 	if p.st != nil {
 		var own *ecdsa.PrivateKey
-		if p.sealed && !p.sharedOnly {
+		if (p.sealed || p.encrypted != nil && p.encrypted()) && !p.sharedOnly {
 			own = p.key() // nil: no per-pair sealing (nor without a certificate)
 		}
 		set, removed, pairOnly := buildPeers(p.self, own, readIdentities(p.st), peers, p.pairs.set.Load(), p.log)

@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/tls"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -192,7 +193,7 @@ func startRogueClass(t *testing.T) (nodes map[string]*rogueNode, admin, dir stri
 
 // membersNeedClusterKey: members are started with the teacher's cluster
 // key too (gossip keys not yet handed out at enrolment).
-const membersNeedClusterKey = true
+const membersNeedClusterKey = false
 
 // honestState is what a node's API says of the nodes and of the class
 // lab's hosts: names, kinds, owners, addresses and placement.
@@ -325,10 +326,10 @@ func (s *spoofer) send(src, dst netip.AddrPort, payload []byte) {
 
 // rogueGossip runs a memberlist node under name with alice's key as its
 // signer, joining join, until the test ends.
-func rogueGossip(t *testing.T, name, join string, key []byte, signer crypto.Signer) {
+func rogueGossip(t *testing.T, name, join string, keys [][]byte, signer crypto.Signer) {
 	t.Helper()
 	c, err := cluster.New(cluster.Config{
-		Name: name, BindAddr: "127.0.0.64:0", Join: []string{join}, Local: true, Key: key,
+		Name: name, BindAddr: "127.0.0.64:0", Join: []string{join}, Local: true, Keys: keys,
 		Logger: slog.New(slog.DiscardHandler), Signer: func() crypto.Signer { return signer },
 		Meta: cluster.NodeMeta{Role: cluster.RoleControl, Leader: true, LeaderTerm: 1 << 30},
 	})
@@ -419,10 +420,7 @@ func TestRogueMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gossipKey, err := os.ReadFile(filepath.Join(dir, "teacher.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	gossipKeys := readGossipKeys(t, aliceData)
 
 	// 1. The overlay. The rogue seals with alice's own pair key for bob.
 	bobOverlay := overlayOf(t, teacher, admin, "bob-laptop")
@@ -506,8 +504,8 @@ func TestRogueMember(t *testing.T) {
 	const gossipRefused = "labnet_gossip_refused_total"
 	wasT := teacher.metric(t, gossipRefused, "node", "bob-laptop", "reason", "bad_signature")
 	wasB := bob.metric(t, gossipRefused, "node", "teacher", "reason", "bad_signature")
-	rogueGossip(t, "bob-laptop", teacher.gossip, gossipKey, aliceKey)
-	rogueGossip(t, "teacher", bob.gossip, gossipKey, aliceKey)
+	rogueGossip(t, "bob-laptop", teacher.gossip, gossipKeys, aliceKey)
+	rogueGossip(t, "teacher", bob.gossip, gossipKeys, aliceKey)
 	teacher.waitCount(t, "gossip as bob-laptop", wasT, gossipRefused, "node", "bob-laptop", "reason", "bad_signature")
 	bob.waitCount(t, "gossip as the teacher", wasB, gossipRefused, "node", "teacher", "reason", "bad_signature")
 	// Enrolling under their names: with alice's used invite, and without.
@@ -603,21 +601,57 @@ func TestRogueMember(t *testing.T) {
 	}
 	again.stop(syscall.SIGKILL)
 
-	// Gossip and overlay with the old keys.
+	// Gossip with the old keys: the teacher rotated the gossip keys on the
+	// removal (a new primary, then the old keys dropped): once the honest
+	// nodes hold none of alice's keys, her gossip does not even decrypt.
+	waitFor(t, 90*time.Second, "the honest nodes to drop alice's gossip keys", func() (bool, string) {
+		for _, n := range []*rogueNode{teacher, bob} {
+			for _, k := range readGossipKeys(t, filepath.Join(dir, n.name)) {
+				if slices.ContainsFunc(gossipKeys, func(old []byte) bool { return string(old) == string(k) }) {
+					return false, n.name + " still holds one"
+				}
+			}
+		}
+		return true, ""
+	})
+	if n := teacher.metric(t, "labnet_gossip_key_rotations_total"); n < 1 {
+		t.Errorf("teacher counted %v gossip key rotations, want one for the removal", n)
+	}
 	wasT = teacher.metric(t, gossipRefused, "node", "alice-laptop")
-	rogueGossip(t, "alice-laptop", teacher.gossip, gossipKey, aliceKey)
+	rogueGossip(t, "alice-laptop", teacher.gossip, gossipKeys, aliceKey)
+	rogueGossip(t, "bob-laptop", bob.gossip, gossipKeys, aliceKey)
 	time.Sleep(3 * time.Second)
 	if r, err := labv1.NewNodeServiceClient(teacher.conn(t, admin)).GetNode(ctx, &labv1.GetNodeRequest{Name: "nodes/alice-laptop"}); err != nil || r.Node.State == labv1.NodeState_NODE_STATE_ALIVE {
 		m := r.GetNode()
 		t.Errorf("teacher after the removed laptop's gossip: %v %v", m, err)
 	}
-	t.Logf("teacher refused the removed laptop's gossip %v times", teacher.metric(t, gossipRefused, "node", "alice-laptop")-wasT)
+	if n := teacher.metric(t, gossipRefused, "node", "alice-laptop") - wasT; n != 0 {
+		t.Errorf("the teacher decrypted the removed laptop's gossip with dropped keys (%v refusals)", n)
+	}
+	if !strings.Contains(teacher.d.log.String(), "ecrypt") {
+		t.Errorf("the teacher's log does not show gossip it could not decrypt")
+	}
 	was = bob.metric(t, "labnet_overlay_drops_total", "reason", "unknown_sender")
 	send(datagram(net1.Network.Vni, "10.61.1.10", "10.61.1.20"))
 	bob.waitCount(t, "the removed laptop's packet", was, "labnet_overlay_drops_total", "reason", "unknown_sender")
 	pings("after the removed laptop's attempts", [3]string{"bob-laptop", "b1", "10.61.1.10"})
 	honest("after the removed laptop's attempts")
 	unchanged("after the removed laptop's attempts", "teacher", "bob-laptop")
+}
+
+// readGossipKeys are the gossip keys a node keeps in DATA/gossip.keys
+// (JSON {"keys":[base64...]}, primary first).
+func readGossipKeys(t *testing.T, data string) [][]byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(data, "gossip.keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct{ Keys [][]byte }
+	if err := json.Unmarshal(b, &f); err != nil || len(f.Keys) == 0 {
+		t.Fatalf("%s/gossip.keys: %v %q", data, err, b)
+	}
+	return f.Keys
 }
 
 // csrFor is a certificate request for node with key.
