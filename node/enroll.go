@@ -235,6 +235,9 @@ func (s *controlServer) Enroll(ctx context.Context, req *labv1.EnrollRequest) (*
 		return nil, s.refuse(req.GetNode(), from, "removed", "enrolment of node %q refused: it was removed (labctl node remove); it may enrol again only with a new invite (labctl node invite)", req.GetNode())
 	}
 	proven := provenSerial(ctx, req.GetNode())
+	if gone := retiredBy(s.store); len(s.clusterKey) > 0 && proven == "" && gone != "" {
+		return nil, s.refuse(req.GetNode(), from, "cluster_key_retired", "enrolment of node %q refused: the cluster key stopped enrolling new nodes when node %s was removed (it still holds the key): enrol with a token from `labctl node invite`", req.GetNode(), gone)
+	}
 	if err := s.checkName(lab.StoreGetter{St: s.store}, req.GetNode(), proven, from, false); err != nil {
 		return nil, err
 	}
@@ -260,6 +263,18 @@ func (s *controlServer) Enroll(ctx context.Context, req *labv1.EnrollRequest) (*
 	}
 	s.log.Info("node enrolled", "node", req.GetNode(), "control", req.GetControl(), "from", from, "serial", rec.Serial)
 	return &labv1.EnrollResponse{Certificate: der, Ca: ca.Cert.Raw, GossipKeys: s.enrollGossipKeys()}, nil
+}
+
+// retiredBy names a removed node, if any: once one is, the cluster key
+// (which every node it was shared with holds, the removed one too)
+// enrols no new node; a node renewing its own certificate still may.
+func retiredBy(r lab.Reader) string {
+	for _, id := range lab.ListNodeIdentities(r) {
+		if id.Removed {
+			return id.Name
+		}
+	}
+	return ""
 }
 
 // enrollInvited enrols with an invite: the token names a stored,

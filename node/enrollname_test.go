@@ -159,3 +159,43 @@ func enrollKeyedCert(ctx context.Context, t *testing.T, conn *grpc.ClientConn, r
 	}
 	return &c, nil
 }
+
+// TestClusterKeyRetiredByRemoval: once a node is removed, the cluster key
+// (which the removed node still holds) enrols no new node, under any
+// name; a node renewing its own certificate still may, and an invite
+// still enrols.
+func TestClusterKeyRetiredByRemoval(t *testing.T) {
+	key := []byte("class key")
+	seed := gossipPort(t)
+	c1, _ := runDaemon(t, Config{Name: "c1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: seed, Overlay: "127.0.0.1:0", Control: true, Key: key}, slog.New(slog.DiscardHandler))
+	m1, _ := runDaemon(t, Config{Name: "m1", DataDir: t.TempDir(), API: "127.0.0.3:0", Gossip: "127.0.0.3:0", Overlay: "127.0.0.3:0", Join: []string{seed}, Key: key}, slog.New(slog.DiscardHandler))
+	waitUntil(t, "m1 enrolled", m1.pki.hasCert)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := enrollKeyed(ctx, t, c1, "m2", key, nil); err != nil {
+		t.Fatalf("a new node with the cluster key before any removal: %v", err)
+	}
+	waitUntil(t, "m2's record", func() bool {
+		_, ok := lab.GetNodeIdentity(lab.StoreGetter{St: c1.store}, "m2")
+		return ok
+	})
+	if _, err := c1.control.Update(ctx, func(tx *store.Tx) error {
+		id, _ := lab.GetNodeIdentity(tx, "m2")
+		id.Removed, id.RemovedAt = true, time.Now()
+		return lab.PutNodeIdentity(tx, id)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"m3", "m2"} {
+		err := enrollKeyed(ctx, t, c1, name, key, nil)
+		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "labctl node invite") {
+			t.Errorf("Enroll %s with the cluster key after a removal: %v; want PermissionDenied naming invites", name, err)
+		}
+	}
+	if n := c1.enroll.refused.Count("m3", "cluster_key_retired"); n != 1 {
+		t.Errorf("cluster_key_retired refusals of m3: %d, want 1", n)
+	}
+	if err := enrollKeyed(ctx, t, c1, "m1", key, m1.pki.cert); err != nil {
+		t.Errorf("m1 renewing with its own certificate after a removal: %v", err)
+	}
+}
