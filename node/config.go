@@ -166,7 +166,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&cfg.CAKey, "ca-key", "", "file holding the cluster CA's private key (PEM; with --ca-cert)")
 	fs.StringVar(&adminTokenFile, "admin-token-file", "", "file holding the first admin's token (lnt_...), used instead of one written to DATA/admin.token")
 	fs.BoolVar(&cfg.SharedKeyOnly, "overlay-shared-key-only", false, "seal overlay packets with the cluster key only, not per pair of nodes (loopback only: for measuring what per-node sealing costs)")
-	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow gossip and overlay on non-loopback addresses without a cluster key")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow gossip, overlay and raft on non-loopback addresses without a cluster key; gossip stays plaintext unless the control plane has gossip keys")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: labd [flags]\n\nRuns a labnet node. With no flags: a single-node lab on loopback, API on %s.\nEvery flag can also be set as LABD_<FLAG> in the environment (LABD_LOG_LEVEL=debug).\n\nFlags:\n", DefaultAPI)
 		fs.PrintDefaults()

@@ -161,31 +161,59 @@ func (g *gossipKeys) current() [][]byte {
 
 // run installs the record's keys whenever they change, leads their
 // rotation while this node leads the control plane, and asks a control
-// node for them while no other node is heard. It returns when ctx ends.
+// node for them while no other node is heard (in a goroutine of its own,
+// as a control node that does not answer may take keyFetchWait; what it
+// gets is installed here, unless the record changed meanwhile). It
+// returns when ctx ends.
 func (g *gossipKeys) run(ctx context.Context) error {
 	changed, stop := g.st.Subscribe()
 	defer stop()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	type answer struct {
+		keys     [][]byte
+		at       string
+		ok       bool
+		installs uint64 // g.installs when asked
+	}
+	answers := make(chan answer, 1)
+	asking := false
 	lonely := g.now()
 	var asked, warned time.Time
 	for {
 		g.follow()
 		g.lead(ctx)
-		if g.heardOthers() {
-			lonely = g.now()
-		} else if now := g.now(); now.Sub(lonely) >= keyFetchAfter && now.Sub(asked) >= keyFetchEvery {
-			asked = now
-			if !g.fetch(ctx) && now.Sub(warned) >= time.Minute && g.hasCert != nil && g.hasCert() {
-				warned = now
-				g.log.Warn("no other node heard, and no control node gave this node the gossip keys: it may have been removed, or the control plane is away", "asked", g.askAt())
-			}
+		switch now := g.now(); {
+		case g.heardOthers() || (g.isLeader != nil && g.isLeader()):
+			lonely = now
+		case !asking && now.Sub(lonely) >= keyFetchAfter && now.Sub(asked) >= keyFetchEvery && g.canAsk():
+			asked, asking = now, true
+			installs := g.installs.Load()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				keys, at, ok := g.get(ctx)
+				answers <- answer{keys, at, ok, installs}
+			}()
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-changed:
 		case <-tick.C:
+		case a := <-answers:
+			asking = false
+			switch {
+			case !a.ok:
+				if now := g.now(); now.Sub(warned) >= time.Minute {
+					warned = now
+					g.log.Warn("no other node heard, and no control node gave this node the gossip keys: it may have been removed, or the control plane is away", "asked", g.askAt())
+				}
+			case g.installs.Load() == a.installs: // else newer keys came meanwhile
+				g.use(a.keys, a.at)
+			}
 		}
 	}
 }
@@ -295,12 +323,27 @@ func (g *gossipKeys) askAt() []string {
 	return out
 }
 
-// fetch asks the control nodes this node knows for the current keys, over
-// mutual TLS with its certificate, and installs the first answer that
-// differs from what it has. It reports whether it got keys.
+// canAsk reports whether this node may ask a control node for the keys:
+// it has a certificate.
+func (g *gossipKeys) canAsk() bool { return g.ask != nil && g.hasCert != nil && g.hasCert() }
+
+// fetch asks the control nodes this node knows for the current keys and
+// installs them when they differ from its own. It reports whether a
+// control node answered.
 func (g *gossipKeys) fetch(ctx context.Context) bool {
-	if g.ask == nil || g.hasCert == nil || !g.hasCert() {
-		return false
+	keys, at, ok := g.get(ctx)
+	if ok {
+		g.use(keys, at)
+	}
+	return ok
+}
+
+// get asks the control nodes this node knows for the current keys, over
+// mutual TLS with its certificate, until one answers (within
+// keyFetchWait).
+func (g *gossipKeys) get(ctx context.Context) (keys [][]byte, at string, ok bool) {
+	if !g.canAsk() {
+		return nil, "", false
 	}
 	ctx, cancel := context.WithTimeout(ctx, keyFetchWait)
 	defer cancel()
@@ -311,17 +354,22 @@ func (g *gossipKeys) fetch(ctx context.Context) bool {
 			continue
 		}
 		g.fetches.Add(1)
-		if len(keys) == 0 || slices.EqualFunc(keys, g.cl.Keys(), bytes.Equal) {
-			return true
-		}
-		if err := g.install(keys); err != nil {
-			g.log.Warn("installing the gossip keys from "+addr, "err", err)
-			continue
-		}
-		g.log.Info("gossip keys fetched from a control node: this node's were stale", "at", addr, "keys", len(keys))
-		return true
+		return keys, addr, true
 	}
-	return false
+	return nil, "", false
+}
+
+// use installs keys a control node (at) gave, unless they are the ones
+// installed or none.
+func (g *gossipKeys) use(keys [][]byte, at string) {
+	if len(keys) == 0 || slices.EqualFunc(keys, g.cl.Keys(), bytes.Equal) {
+		return
+	}
+	if err := g.install(keys); err != nil {
+		g.log.Warn("installing the gossip keys from "+at, "err", err)
+		return
+	}
+	g.log.Info("gossip keys fetched from a control node: this node's were stale", "at", at, "keys", len(keys))
 }
 
 // askVia is gossipKeys.ask over dial (the API's peer connections: mutual

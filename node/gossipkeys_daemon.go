@@ -97,7 +97,13 @@ func (d *Daemon) installEnrolledKeys() {
 func (d *Daemon) startMembers(ctx context.Context) error {
 	err := d.members.start(ctx)
 	var km *cluster.KeyMismatchError
-	if !errors.As(err, &km) || !d.pki.hasCert() {
+	if !errors.As(err, &km) {
+		return err
+	}
+	if !d.pki.hasCert() {
+		if len(d.cfg.Key) > 0 {
+			d.log.Warn("if a node was removed from this cluster, its gossip keys have changed since and the cluster key no longer opens it: enrol this node with an invite (labctl node invite)")
+		}
 		return err
 	}
 	if d.keys.fetch(ctx) {

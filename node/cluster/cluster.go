@@ -12,7 +12,9 @@
 // (startcheck.go). Nodes gone longer than Config.ForgetAfter are no longer
 // listed. Gossip is bound to node certificates: a node signs its metadata
 // with its certificate's key, and peers are checked against the node
-// identity records (identity.go, refusals.go, recheck.go).
+// identity records (identity.go, refusals.go, recheck.go). Gossip is
+// encrypted with a keyring that can change while the cluster runs
+// (keyring.go: the control plane keeps and rotates the keys).
 //
 // Memberlist callbacks never block: they copy what they are given and hand
 // it to the cluster's own goroutines.
