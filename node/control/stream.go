@@ -185,7 +185,10 @@ func addrHost(a net.Addr) string {
 }
 
 // authConn runs handshake once, before the first read or write; a failed
-// handshake closes the connection and fails every later call.
+// handshake closes the connection and fails every later call. Read then
+// says io.EOF, as a peer that hung up: the refusal is counted and logged
+// (rate-limited) by the stream layer, and raft logs every other read
+// error, once per connection.
 type authConn struct {
 	net.Conn
 	once      sync.Once
@@ -208,7 +211,7 @@ func (c *authConn) ready() error {
 
 func (c *authConn) Read(p []byte) (int, error) {
 	if err := c.ready(); err != nil {
-		return 0, err
+		return 0, io.EOF
 	}
 	return c.Conn.Read(p)
 }
