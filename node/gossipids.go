@@ -26,7 +26,10 @@ type parsedKey struct {
 	key    crypto.PublicKey
 }
 
-var _ cluster.Identities = (*gossipIdentities)(nil)
+var (
+	_ cluster.Identities = (*gossipIdentities)(nil)
+	_ cluster.Kinds      = (*gossipIdentities)(nil)
+)
 
 func newGossipIdentities(g lab.Getter) *gossipIdentities {
 	return &gossipIdentities{g: g, keys: map[string]parsedKey{}}
@@ -54,6 +57,12 @@ func (ids *gossipIdentities) Identity(node string) (crypto.PublicKey, bool, bool
 	}
 	ids.keys[node] = parsedKey{serial: rec.Serial, key: key}
 	return key, rec.Removed, true
+}
+
+// IsControl reports whether node's record is a control node's.
+func (ids *gossipIdentities) IsControl(node string) bool {
+	rec, ok := lab.GetNodeIdentity(ids.g, node)
+	return ok && rec.Kind == "control"
 }
 
 // maxParsedKeys bounds the parsed keys kept (records come and go).

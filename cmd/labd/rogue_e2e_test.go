@@ -331,7 +331,7 @@ func rogueGossip(t *testing.T, name, join string, keys [][]byte, signer crypto.S
 	c, err := cluster.New(cluster.Config{
 		Name: name, BindAddr: "127.0.0.64:0", Join: []string{join}, Local: true, Keys: keys,
 		Logger: slog.New(slog.DiscardHandler), Signer: func() crypto.Signer { return signer },
-		Meta: cluster.NodeMeta{Role: cluster.RoleControl, Leader: true, LeaderTerm: 1 << 30},
+		Meta: cluster.NodeMeta{Role: cluster.RoleControl, Leader: true, LeaderTerm: 1 << 30, CAKey: true, CAHash: "sha256:" + strings.Repeat("0", 64), APIAddr: "127.0.0.64:1"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -508,6 +508,12 @@ func TestRogueMember(t *testing.T) {
 	rogueGossip(t, "teacher", bob.gossip, gossipKeys, aliceKey)
 	teacher.waitCount(t, "gossip as bob-laptop", wasT, gossipRefused, "node", "bob-laptop", "reason", "bad_signature")
 	bob.waitCount(t, "gossip as the teacher", wasB, gossipRefused, "node", "teacher", "reason", "bad_signature")
+	// As alice's laptop itself (her name, her key: a valid signature),
+	// saying it leads the control plane and holds the CA, so that bob's
+	// labd would send it writes and his token, and new nodes enrol with it.
+	wasB = bob.metric(t, gossipRefused, "node", "alice-laptop", "reason", "claims_control")
+	rogueGossip(t, "alice-laptop", bob.gossip, gossipKeys, aliceKey)
+	bob.waitCount(t, "alice's laptop claiming to lead", wasB, gossipRefused, "node", "alice-laptop", "reason", "claims_control")
 	// Enrolling under their names: with alice's used invite, and without.
 	enrol := labv1.NewControlServiceClient(teacher.conn(t, ""))
 	for _, req := range []*labv1.EnrollRequest{

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -39,6 +40,9 @@ const (
 	ReasonUnsigned     = "unsigned"
 	ReasonBadSignature = "bad_signature"
 	ReasonBadMeta      = "bad_meta" // metadata that does not decode
+	// ReasonClaimsControl: a member's metadata says it is a control
+	// node, leads the control plane, or holds the CA (Kinds).
+	ReasonClaimsControl = "claims_control"
 )
 
 // Identities are the node identity records a node checks its peers
@@ -49,6 +53,27 @@ type Identities interface {
 	// its record is removed; ok is false when the local replica has no
 	// record for node.
 	Identity(node string) (key crypto.PublicKey, removed, ok bool)
+}
+
+// Kinds is what Identities may also tell: whether node's identity record
+// is a control node's. A node whose record is a member's is refused
+// (ReasonClaimsControl) when its metadata claims what only control nodes
+// may: the control role, a raft address, leading, or holding the CA.
+// Members would otherwise send their writes, and their users' tokens, to
+// a member that says it leads, and new nodes would enrol with one that
+// says it holds the CA.
+type Kinds interface {
+	IsControl(node string) bool
+}
+
+// claimsControl reports whether metadata body claims what only a control
+// node may.
+func claimsControl(body []byte) bool {
+	var m NodeMeta
+	if json.Unmarshal(body, &m) != nil {
+		return true
+	}
+	return m.Role == RoleControl || m.RaftAddr != "" || m.Leader || m.LeaderTerm != 0 || m.CAKey
 }
 
 // Signer returns the key this node signs its metadata with, or nil while
@@ -141,13 +166,23 @@ func (c *Cluster) checkPeer(name string, ip net.IP, port uint16, meta []byte) st
 		return ReasonBadMeta
 	case sig == nil:
 		return ReasonUnsigned
-	case c.verified.has(name, ip, port, meta, key):
-		return ""
-	case !verifyMeta(key, name, ip, port, body, sig):
-		return ReasonBadSignature
 	}
-	c.verified.add(name, ip, port, meta, key)
+	if !c.verified.has(name, ip, port, meta, key) {
+		if !verifyMeta(key, name, ip, port, body, sig) {
+			return ReasonBadSignature
+		}
+		c.verified.add(name, ip, port, meta, key)
+	}
+	if isMember(ids, name) && claimsControl(body) {
+		return ReasonClaimsControl
+	}
 	return ""
+}
+
+// isMember reports whether ids tells that node's record is a member's.
+func isMember(ids Identities, node string) bool {
+	k, ok := ids.(Kinds)
+	return ok && !k.IsControl(node)
 }
 
 // verifiedMetas remembers the last metadata verified for each node, with

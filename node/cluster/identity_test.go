@@ -341,3 +341,37 @@ func BenchmarkCheckPeer(b *testing.B) {
 		}
 	})
 }
+
+// kindIDs are testIDs that also tell which nodes are control nodes.
+type kindIDs struct {
+	*testIDs
+	control map[string]bool
+}
+
+func (k kindIDs) IsControl(node string) bool { return k.control[node] }
+
+// TestMemberClaimingControlRefused: a member signing with its own key is
+// refused when its metadata says it is a control node (or leads); the
+// same member with a member's metadata is admitted, and a control node
+// may say so.
+func TestMemberClaimingControlRefused(t *testing.T) {
+	t.Parallel()
+	base := newTestIDs()
+	ids := kindIDs{base, map[string]bool{"node-a": true}}
+	a := enrolled(t, base, "node-a", "127.0.0.1:0")
+	a.ids, a.role = ids, RoleControl
+	a.mustStart()
+	m := enrolled(t, base, "node-m", "127.0.0.2:0")
+	m.ids, m.role = ids, RoleControl
+	m.start(a.addr)
+	eventually(t, 5*time.Second, "claim refused", wantRefused(a, "node-m", ReasonClaimsControl))
+	stayOut(t, "node-m", time.Second, a)
+	if err := m.c.UpdateMeta(NodeMeta{Role: RoleMember}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the member admitted as a member", wantState(a, "node-m", StateAlive))
+	eventually(t, 5*time.Second, "the control node admitted by the member", wantState(m, "node-a", StateAlive))
+	if !claimsControl([]byte(`{"leader":true}`)) || !claimsControl([]byte(`{"cakey":true}`)) || !claimsControl([]byte(`not json`)) || claimsControl([]byte(`{"role":"member","api":"127.0.0.1:1"}`)) {
+		t.Error("claimsControl")
+	}
+}
