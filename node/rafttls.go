@@ -5,7 +5,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
+	"github.com/labnet-dev/labnet/node/auth"
 	"github.com/labnet-dev/labnet/node/control"
 	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/store"
@@ -21,9 +24,23 @@ import (
 // it: addControlNodes waits for gossip to show it).
 
 // raftTLS is what raft's connections are secured with: this node's
-// certificate as pki has it now, and the identity records of st.
+// certificate as pki has it now (else the one it is renewing: oldCert),
+// and the identity records of st.
 func raftTLS(p *pki, st *store.Store) *control.TLS {
-	return &control.TLS{Credentials: p.raftCredentials, Allow: raftAllow(st)}
+	old := sync.OnceValue(p.oldCert)
+	return &control.TLS{
+		Credentials: func() (*tls.Certificate, *x509.Certificate, error) {
+			cert, ca, err := p.raftCredentials()
+			if err == nil {
+				return cert, ca, nil
+			}
+			if o := old(); o != nil {
+				return o.cert, o.ca, nil
+			}
+			return nil, nil, err
+		},
+		Allow: raftAllow(st),
+	}
 }
 
 // raftCredentials are the node's certificate and the cluster CA's, for
@@ -36,6 +53,41 @@ func (p *pki) raftCredentials() (*tls.Certificate, *x509.Certificate, error) {
 		return nil, nil, errors.New("this node has no certificate yet: it has not enrolled")
 	}
 	return p.cert, p.caCert, nil
+}
+
+// certPair is a certificate and the CA's it verifies against.
+type certPair struct {
+	cert *tls.Certificate
+	ca   *x509.Certificate
+}
+
+// oldCert is the certificate in the data directory that a control node
+// is enrolling again to replace (it no longer names the node's address,
+// or expires within auth.RenewBefore), while it is still valid: raft
+// runs on it until the new one comes. Without it a control plane of two
+// voters could not commit the enrolment's identity record, which needs
+// this node's vote. nil when there is none, or it is not a control
+// node's certificate of the CA this node knows, or it has expired.
+func (p *pki) oldCert() *certPair {
+	p.mu.Lock()
+	ca := p.caCert
+	p.mu.Unlock()
+	if !p.control || ca == nil {
+		return nil
+	}
+	key, cert, err := auth.LoadNodeCert(p.dir)
+	if err != nil || auth.NodeKind(cert) != auth.KindControl || cert.CheckSignatureFrom(ca) != nil || time.Now().After(cert.NotAfter) {
+		return nil
+	}
+	if name, ok := auth.NodeOf(cert); !ok || name != p.node {
+		return nil
+	}
+	c, err := auth.TLSCertificate(key, cert.Raw, ca)
+	if err != nil {
+		return nil
+	}
+	p.log.Info("raft uses the certificate being renewed until the new one comes", "serial", cert.SerialNumber.Text(16), "expires", cert.NotAfter)
+	return &certPair{cert: &c, ca: ca}
 }
 
 // raftAllow decides about a control node's certificate of the cluster CA

@@ -221,3 +221,52 @@ func (p *pki) certLeaf(t *testing.T) *x509.Certificate {
 	}
 	return c
 }
+
+// TestControlNodeRenewsWithTwoVoters: a control node of a two-voter
+// control plane restarted with its API at a new address enrols again (its
+// certificate no longer names it); the enrolment's identity record
+// commits only with that node's vote, so raft runs on its old
+// certificate, still valid, until the new one arrives.
+func TestControlNodeRenewsWithTwoVoters(t *testing.T) {
+	key := []byte("class key")
+	seed := gossipPort(t)
+	var logs1 syncBuffer
+	c1, _ := runDaemon(t, Config{Name: "c1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: seed, Overlay: "127.0.0.1:0", Control: true, Key: key}, slog.New(slog.NewTextHandler(&logs1, nil)))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("c1's log:\n%s", logs1.String())
+		}
+	})
+	l, err := net.Listen("tcp", "127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raftAddr := l.Addr().String() // kept across the restart: raft finds c2 where it was
+	l.Close()
+	ccfg := Config{Name: "c2", DataDir: t.TempDir(), API: "127.0.0.3:0", Raft: raftAddr, Gossip: "127.0.0.3:0", Overlay: "127.0.0.3:0", Join: []string{seed}, Key: key, Control: true}
+	_, stop := runDaemon(t, ccfg, slog.New(slog.DiscardHandler))
+	waitUntil(t, "c2 a voter", func() bool { return len(c1.control.ctl.Servers()) == 2 })
+	_, old, err := auth.LoadNodeCert(ccfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+
+	ccfg.API = "127.0.0.4:0" // the certificate names 127.0.0.3
+	var logs syncBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("c2's log:\n%s", logs.String())
+		}
+	})
+	c2, _ := runDaemon(t, ccfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	waitUntil(t, "c2 ready", func() bool { return strings.Contains(logs.String(), "labd ready") })
+	if c2.pki.certLeaf(t).SerialNumber.Cmp(old.SerialNumber) == 0 {
+		t.Error("c2 kept its certificate")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c1.control.Update(ctx, func(tx *store.Tx) error { tx.Put("test/after", []byte("1")); return nil }); err != nil {
+		t.Fatalf("a write after c2 renewed: %v", err)
+	}
+}
