@@ -166,7 +166,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&cfg.CAKey, "ca-key", "", "file holding the cluster CA's private key (PEM; with --ca-cert)")
 	fs.StringVar(&adminTokenFile, "admin-token-file", "", "file holding the first admin's token (lnt_...), used instead of one written to DATA/admin.token")
 	fs.BoolVar(&cfg.SharedKeyOnly, "overlay-shared-key-only", false, "seal overlay packets with the cluster key only, not per pair of nodes (loopback only: for measuring what per-node sealing costs)")
-	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow gossip, overlay and raft on non-loopback addresses without a cluster key; gossip stays plaintext unless the control plane has gossip keys")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow gossip and overlay on non-loopback addresses without a way to get the gossip keys (plaintext gossip unless the control plane has gossip keys)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: labd [flags]\n\nRuns a labnet node. With no flags: a single-node lab on loopback, API on %s.\nEvery flag can also be set as LABD_<FLAG> in the environment (LABD_LOG_LEVEL=debug).\n\nFlags:\n", DefaultAPI)
 		fs.PrintDefaults()
@@ -270,7 +270,8 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.Raft); err != nil {
 			return fmt.Errorf("--raft: %q is not host:port", c.Raft)
 		}
-		unauthenticated = append(unauthenticated, struct{ flag, addr string }{"raft", c.Raft})
+		// Raft runs over mutual TLS between control certificates
+		// (node/control/tls.go): no key needed off loopback.
 	}
 	for _, a := range unauthenticated {
 		if c.Insecure || len(c.Key) > 0 || isLoopback(a.addr) {
@@ -278,10 +279,7 @@ func (c *Config) Validate() error {
 		}
 		// Gossip is encrypted with keys from the control plane and the
 		// overlay sealed per pair of node certificates (gossipkeys.go):
-		// a node needs a way to get them. Raft proves the cluster key.
-		if a.flag == "raft" {
-			return fmt.Errorf("--raft: %s is not a loopback address: refusing to carry unauthenticated lab traffic on a real network without --cluster-key (or --insecure)", a.addr)
-		}
+		// a node needs a way to get them.
 		if why := c.noGossipKey(); why != "" {
 			return fmt.Errorf("--%s: %s is not a loopback address and %s: start it with --enroll TOKEN (from `labctl node invite`), or --cluster-key (or --insecure for plaintext)", a.flag, a.addr, why)
 		}

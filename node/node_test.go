@@ -64,7 +64,11 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad api", args: []string{"--api", "nowhere"}, env: home, wantErr: "--api"},
 		{name: "non-loopback gossip", args: []string{"--gossip", "192.0.2.1:7946", "--join", "192.0.2.2:7946"}, env: home, wantErr: "--gossip"},
 		{name: "non-loopback gossip of the node that makes the CA", args: []string{"--gossip", "192.0.2.1:7946", "--overlay", "192.0.2.1:6081"}, env: home},
-		{name: "non-loopback raft beside api", args: []string{"--gossip", "192.0.2.1:7946", "--api", "192.0.2.1:7700"}, env: home, wantErr: "--raft"},
+		{name: "non-loopback raft beside api (mutual TLS)", args: []string{"--gossip", "192.0.2.1:7946", "--api", "192.0.2.1:7700"}, env: home, check: func(t *testing.T, c Config) {
+			if c.Raft != "192.0.2.1:7701" {
+				t.Errorf("raft = %q, want beside the api", c.Raft)
+			}
+		}},
 		{name: "non-loopback overlay allowed with insecure", args: []string{"--overlay", "0.0.0.0:6081", "--insecure"}, env: home},
 		{name: "join", args: []string{"--join", "127.0.0.2:7946,127.0.0.3:7946"}, env: home, check: func(t *testing.T, c Config) {
 			if len(c.Join) != 2 {
@@ -112,7 +116,7 @@ func TestParseFlags(t *testing.T) {
 			}
 		}},
 		{name: "bad raft", args: []string{"--raft", "nowhere"}, env: home, wantErr: "--raft"},
-		{name: "non-loopback raft", args: []string{"--raft", "192.0.2.1:7701"}, env: home, wantErr: "--raft"},
+		{name: "non-loopback raft (mutual TLS)", args: []string{"--raft", "192.0.2.1:7701"}, env: home},
 		{name: "bad env", env: map[string]string{"HOME": "/h", "LABD_INSECURE": "maybe"}, wantErr: "LABD_INSECURE"},
 		{name: "tls by default off loopback", args: []string{"--api", "0.0.0.0:7700", "--cluster-key", "k"}, env: home, check: func(t *testing.T, c Config) {
 			if c.TLS != nil || !c.tlsOnly() {

@@ -138,7 +138,7 @@ func startRogueClass(t *testing.T) (nodes map[string]*rogueNode, admin, dir stri
 		nodes[name] = n
 		return n
 	}
-	teacher := start("teacher", "127.0.0.61", "--cluster-key-file", key)
+	teacher := start("teacher", "127.0.0.61", "--cluster-key-file", key, "--raft", "127.0.0.61:"+freePort(t, "127.0.0.61"))
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, n := range nodes {
@@ -563,6 +563,19 @@ func TestRogueMember(t *testing.T) {
 			t.Errorf("bob's forwarding endpoint for bob %s: %v; want PermissionDenied", tc.what, err)
 		}
 	}
+	// The teacher's raft port, with alice's node certificate: raft runs
+	// over mutual TLS between control nodes' certificates only.
+	raftAddr := flagValue(teacher.d.args, "--raft")
+	rc, err := tls.Dial("tcp", raftAddr, &tls.Config{RootCAs: teacher.ca, ServerName: teacher.ip, Certificates: []tls.Certificate{aliceNodeCert}, MinVersion: tls.VersionTLS13})
+	if err == nil {
+		rc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var one [1]byte
+		if _, err := rc.Read(one[:]); err == nil {
+			t.Errorf("the teacher's raft port accepted alice's node certificate (read %d)", one[0])
+		}
+		rc.Close()
+	}
+	teacher.waitCount(t, "alice's certificate at the raft port", 0, "labnet_node_refusals_total", "where", "raft", "node", "alice-laptop", "reason", "not_control")
 	honest("after the forwarding attacks")
 	unchanged("after the forwarding attacks", "teacher", "bob-laptop", "alice-laptop")
 
