@@ -86,7 +86,7 @@ func (d *Daemon) recordOwnIdentity(ctx context.Context) {
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	recorded, warned := false, time.Time{}
+	recorded, warned := false, time.Now() // warn after 10 s of trying: at start no leader is known yet
 	for {
 		if have, ok := lab.GetNodeIdentity(lab.StoreGetter{St: d.store}, want.Name); ok && (have.Serial == want.Serial || have.Removed) {
 			if have.Removed {
