@@ -64,8 +64,9 @@ type apiSecurity struct {
 func (a *apiServer) register(cfg api.Config, cl *cluster.Cluster, sec apiSecurity) {
 	a.peers = &peerConns{cl: cl, creds: sec.pki.clientCreds, conns: map[string]*grpc.ClientConn{}}
 	cfg.Peer = a.peers.dial
+	cfg.Member = sec.pki.isMember
 	a.srv = api.New(cfg)
-	a.auth = auth.NewInterceptor(auth.InterceptorConfig{Dir: sec.dir, Log: sec.log})
+	a.auth = auth.NewInterceptor(auth.InterceptorConfig{Dir: sec.dir, Log: sec.log, Self: cfg.Node})
 	opts := []grpc.ServerOption{
 		grpc.Creds(auth.ServerCreds(sec.pki.serverTLS(), sec.allowPlain)),
 		grpc.ChainUnaryInterceptor(a.auth.Unary()),

@@ -35,6 +35,10 @@ type Config struct {
 	LogLevel  slog.Level
 	Insecure  bool   // allow non-loopback gossip/overlay without a cluster key
 	Key       []byte // cluster key: encrypts gossip and seals the overlay
+	// SharedKeyOnly seals the overlay with the cluster key only, never
+	// per pair of nodes: the sealing before node identities, kept to
+	// measure what per-node sealing costs. Loopback only.
+	SharedKeyOnly bool
 	// FailoverAfter is how long a node may be gone before its hosts are
 	// placed again elsewhere; 0 turns failover off.
 	FailoverAfter time.Duration
@@ -161,7 +165,8 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&enrollFile, "enroll-file", "", "file holding the node enrolment token (instead of --enroll; labctl node invite --token-file writes one)")
 	fs.StringVar(&cfg.CAKey, "ca-key", "", "file holding the cluster CA's private key (PEM; with --ca-cert)")
 	fs.StringVar(&adminTokenFile, "admin-token-file", "", "file holding the first admin's token (lnt_...), used instead of one written to DATA/admin.token")
-	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow gossip and overlay on non-loopback addresses without a cluster key")
+	fs.BoolVar(&cfg.SharedKeyOnly, "overlay-shared-key-only", false, "seal overlay packets with the cluster key only, not per pair of nodes (loopback only: for measuring what per-node sealing costs)")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow gossip, overlay and raft on non-loopback addresses without a cluster key; gossip stays plaintext unless the control plane has gossip keys")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: labd [flags]\n\nRuns a labnet node. With no flags: a single-node lab on loopback, API on %s.\nEvery flag can also be set as LABD_<FLAG> in the environment (LABD_LOG_LEVEL=debug).\n\nFlags:\n", DefaultAPI)
 		fs.PrintDefaults()
@@ -268,9 +273,21 @@ func (c *Config) Validate() error {
 		unauthenticated = append(unauthenticated, struct{ flag, addr string }{"raft", c.Raft})
 	}
 	for _, a := range unauthenticated {
-		if !c.Insecure && len(c.Key) == 0 && !isLoopback(a.addr) {
-			return fmt.Errorf("--%s: %s is not a loopback address: refusing to carry unauthenticated lab traffic on a real network without --cluster-key (or --insecure)", a.flag, a.addr)
+		if c.Insecure || len(c.Key) > 0 || isLoopback(a.addr) {
+			continue
 		}
+		// Gossip is encrypted with keys from the control plane and the
+		// overlay sealed per pair of node certificates (gossipkeys.go):
+		// a node needs a way to get them. Raft proves the cluster key.
+		if a.flag == "raft" {
+			return fmt.Errorf("--raft: %s is not a loopback address: refusing to carry unauthenticated lab traffic on a real network without --cluster-key (or --insecure)", a.addr)
+		}
+		if why := c.noGossipKey(); why != "" {
+			return fmt.Errorf("--%s: %s is not a loopback address and %s: start it with --enroll TOKEN (from `labctl node invite`), or --cluster-key (or --insecure for plaintext)", a.flag, a.addr, why)
+		}
+	}
+	if c.SharedKeyOnly && (len(c.Key) == 0 || !isLoopback(c.Overlay)) {
+		return fmt.Errorf("--overlay-shared-key-only: needs --cluster-key and a loopback --overlay (it turns off per-node sealing, which a real network needs)")
 	}
 	for _, san := range c.TLSSANs {
 		if !validSAN(san) {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/labnet-dev/labnet/node/auth"
 	"github.com/labnet-dev/labnet/node/cluster"
 	"github.com/labnet-dev/labnet/node/control"
 	"github.com/labnet-dev/labnet/node/lab"
@@ -49,8 +50,9 @@ type controlPlane struct {
 // new single-server cluster the first time; one with --join waits for the
 // leader to add it.
 //
-// onError is called with every write the raft log cannot persist.
-func openControlPlane(cfg Config, st *store.Store, legacy *legacyImport, onError func(error), log *slog.Logger) (*controlPlane, error) {
+// raft's connections run over tls (rafttls.go). onError is called with
+// every write the raft log cannot persist.
+func openControlPlane(cfg Config, st *store.Store, legacy *legacyImport, tls *control.TLS, onError func(error), log *slog.Logger) (*controlPlane, error) {
 	p := &controlPlane{name: cfg.Name, log: log, legacy: legacy, st: st, startRev: st.Revision(), notServing: func() {}}
 	if !cfg.Control {
 		return p, nil
@@ -61,7 +63,7 @@ func openControlPlane(cfg Config, st *store.Store, legacy *legacyImport, onError
 		Bind: cfg.Raft, Advertise: raftAdvertise(cfg, log),
 		State:     control.StoreState(st),
 		Bootstrap: cfg.bootstraps(),
-		Key:       cfg.Key,
+		TLS:       tls,
 		OnError:   onError,
 		Logger:    log,
 	})
@@ -254,7 +256,9 @@ func (p *controlPlane) run(ctx context.Context) error {
 // addControlNodes adds as voters the live control nodes gossip shows that
 // the raft configuration lacks (an assistant's labd started with
 // --control --join), or whose raft address changed; not those an operator
-// demoted (labctl node demote) until they are promoted again.
+// demoted (labctl node demote) until they are promoted again, and not
+// those raft's TLS would refuse (raftReachable): a voter raft cannot
+// reach would count towards the quorum and stall every write.
 func (p *controlPlane) addControlNodes(ctx context.Context) {
 	have := map[string]string{}
 	for _, s := range p.ctl.Servers() {
@@ -262,7 +266,7 @@ func (p *controlPlane) addControlNodes(ctx context.Context) {
 	}
 	demoted := lab.Demoted(p.st)
 	for _, m := range p.cl.Members() {
-		if m.State != cluster.StateAlive || m.Meta.Role != cluster.RoleControl || m.Meta.RaftAddr == "" || demoted[m.Name] {
+		if m.State != cluster.StateAlive || m.Meta.Role != cluster.RoleControl || m.Meta.RaftAddr == "" || demoted[m.Name] || !p.raftReachable(m) {
 			continue
 		}
 		if addr, ok := have[m.Name]; ok && addr == m.Meta.RaftAddr {
@@ -277,6 +281,23 @@ func (p *controlPlane) addControlNodes(ctx context.Context) {
 		}
 		p.log.Info("control node added", "node", m.Name, "raft", m.Meta.RaftAddr)
 	}
+}
+
+// raftReachable reports whether m can hold raft connections with this
+// node: gossip shows its certificate is of this node's cluster CA (a
+// --control node that enrols publishes the CA's hash once it has its
+// certificate), and its identity record, when there is one, is a control
+// node's that was not removed (a member restarted with --control keeps
+// a member's certificate, which raft refuses).
+func (p *controlPlane) raftReachable(m cluster.Member) bool {
+	p.metaMu.Lock()
+	ca := p.meta.CAHash
+	p.metaMu.Unlock()
+	if m.Meta.CAHash == "" || m.Meta.CAHash != ca {
+		return false
+	}
+	id, ok := lab.GetNodeIdentity(lab.StoreGetter{St: p.st}, m.Name)
+	return !ok || (id.Kind == auth.KindControl && !id.Removed)
 }
 
 // importLegacy proposes the records of an old-format state file once,

@@ -46,6 +46,7 @@ type Daemon struct {
 	pki      *pki             // the cluster CA and this node's certificate (tls.go)
 	follower *follow.Follower // nil on control nodes (follower.go)
 	enroll   *controlServer   // ControlService: Follow and Enroll (enroll.go)
+	keys     *gossipKeys      // the gossip keys (gossipkeys.go)
 	fence    *follow.Fence    // a member's, with failover on; nil otherwise
 	rt       *runtime.Runtime
 
@@ -90,9 +91,6 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if err != nil {
 		return d, err
 	}
-	if d.control, err = openControlPlane(cfg, d.store, legacy, d.raftFailed, log.With("component", "control")); err != nil {
-		return d, err
-	}
 	if cfg.Tun.Device != "" {
 		if d.gw, err = openGateway(cfg.Tun, log.With("component", "tun")); err != nil {
 			return d, err
@@ -118,12 +116,19 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.pki, err = openPKI(cfg, adv.api, log.With("component", "tls")); err != nil {
 		return d, err
 	}
+	// Raft runs over TLS with the node's certificate (rafttls.go).
+	if d.control, err = openControlPlane(cfg, d.store, legacy, raftTLS(d.pki, d.store), d.raftFailed, log.With("component", "control")); err != nil {
+		return d, err
+	}
 	meta := cluster.NodeMeta{
 		APIAddr: adv.api, OverlayAddr: adv.overlay, Version: Version, Started: d.started.Unix(),
 		Role: d.control.role(), RaftAddr: d.control.raftAddr(),
 		CAHash: d.pki.caHash(), CAKey: d.pki.ca != nil,
 	}
 	if d.members, err = newMembers(cfg, d.store, meta, adv.gossip, d.pki.gossipSigner, log); err != nil {
+		return d, err
+	}
+	if err := d.setupGossipKeys(); err != nil {
 		return d, err
 	}
 	d.control.attach(d.members.cl, meta)
@@ -144,6 +149,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	self := &clusterNodes{cl: d.members.cl, st: d.store, name: cfg.Name, started: d.started}
 	staleness, control := d.newFollowing(log)
 	d.enroll = control
+	d.wireGossipKeys(control)
 	if d.follower != nil && cfg.FailoverAfter > 0 {
 		d.fence = follow.NewFence(d.follower, cfg.FailoverAfter, fenceChanged, log.With("component", "fence"))
 	}
@@ -180,7 +186,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.ran = true
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := d.members.start(ctx); err != nil {
+	// An invited node enrols before it gossips: Enroll hands it the
+	// gossip keys (gossipkeys_daemon.go).
+	if enrolled, err := d.enrolBeforeGossip(ctx); err != nil || (!enrolled && ctx.Err() != nil) {
+		return err
+	}
+	if err := d.startMembers(ctx); err != nil {
 		return err
 	}
 	eg, ctx := errgroup.WithContext(ctx)
@@ -218,7 +229,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return errors.Join(err, eg.Wait())
 		}
 		d.control.publishCA(d.pki.caHash())
+		d.installEnrolledKeys()
 	}
+	eg.Go(func() error { return d.keys.run(ctx) })
 	eg.Go(func() error { d.recordOwnIdentity(ctx); return nil })
 	if d.follower != nil {
 		eg.Go(func() error { return d.follower.Run(ctx) })
@@ -276,7 +289,11 @@ func (d *Daemon) metricsSources() metrics.Sources {
 			if more {
 				d.enroll.refused.All(each("enroll"))
 			}
+			if more && d.control.ctl != nil {
+				d.control.ctl.Refused(each("raft"))
+			}
 		},
+		GossipKeys: d.keys.counts,
 	}
 }
 

@@ -123,7 +123,9 @@ func (p *pki) enrolAt(ctx context.Context, who, addr, pin string, clusterKey []b
 	if len(clusterKey) > 0 && token == "" {
 		req.Proof = auth.EnrollProof(clusterKey, csr, caCert.Raw)
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(auth.PinnedTLS(pin, nil))))
+	tlsCfg := auth.PinnedTLS(pin, nil)
+	tlsCfg.GetClientCertificate = p.renewalCert
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
 	if err != nil {
 		return err
 	}
@@ -142,6 +144,9 @@ func (p *pki) enrolAt(ctx context.Context, who, addr, pin string, clusterKey []b
 	}
 	if why := auth.RenewReason(cert, ca, p.node, time.Now(), p.ips, p.dns); why != "" {
 		return fmt.Errorf("enrol: the certificate %s sent is unusable: %s", who, why)
+	}
+	if err := saveGossipKeys(p.dir, resp.GetGossipKeys()); err != nil { // before gossip needs them
+		return fmt.Errorf("enrol: the gossip keys %s sent: %w", who, err)
 	}
 	return p.store(key, cert.Raw, ca)
 }
@@ -200,6 +205,7 @@ type controlServer struct {
 	now        func() time.Time
 	log        *slog.Logger
 	refused    auth.NodeRefusals
+	keys       *gossipKeys // the gossip keys Enroll and GossipKeys hand out (gossipkeys.go)
 }
 
 // Enroll signs the calling node's certificate request and records its
@@ -228,6 +234,13 @@ func (s *controlServer) Enroll(ctx context.Context, req *labv1.EnrollRequest) (*
 	if id, ok := lab.GetNodeIdentity(lab.StoreGetter{St: s.store}, req.GetNode()); ok && id.Removed {
 		return nil, s.refuse(req.GetNode(), from, "removed", "enrolment of node %q refused: it was removed (labctl node remove); it may enrol again only with a new invite (labctl node invite)", req.GetNode())
 	}
+	proven := provenSerial(ctx, req.GetNode())
+	if gone := retiredBy(s.store); len(s.clusterKey) > 0 && proven == "" && gone != "" {
+		return nil, s.refuse(req.GetNode(), from, "cluster_key_retired", "enrolment of node %q refused: the cluster key stopped enrolling new nodes when node %s was removed (it still holds the key): enrol with a token from `labctl node invite`", req.GetNode(), gone)
+	}
+	if err := s.checkName(lab.StoreGetter{St: s.store}, req.GetNode(), proven, from, false); err != nil {
+		return nil, err
+	}
 	der, err := ca.SignNode(req.GetCsr(), req.GetNode(), req.GetControl())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
@@ -240,13 +253,28 @@ func (s *controlServer) Enroll(ctx context.Context, req *labv1.EnrollRequest) (*
 		if id, ok := lab.GetNodeIdentity(tx, rec.Name); ok && id.Removed {
 			return status.Errorf(codes.PermissionDenied, "enrolment of node %q refused: it was removed", rec.Name)
 		}
+		if err := s.checkName(tx, rec.Name, proven, from, true); err != nil {
+			return err
+		}
 		return lab.PutNodeIdentity(tx, rec)
-	})
+	}, provenMD(proven)...)
 	if err != nil {
 		return nil, enrollWriteErr(err)
 	}
 	s.log.Info("node enrolled", "node", req.GetNode(), "control", req.GetControl(), "from", from, "serial", rec.Serial)
-	return &labv1.EnrollResponse{Certificate: der, Ca: ca.Cert.Raw}, nil
+	return &labv1.EnrollResponse{Certificate: der, Ca: ca.Cert.Raw, GossipKeys: s.enrollGossipKeys()}, nil
+}
+
+// retiredBy names a removed node, if any: once one is, the cluster key
+// (which every node it was shared with holds, the removed one too)
+// enrols no new node; a node renewing its own certificate still may.
+func retiredBy(r lab.Reader) string {
+	for _, id := range lab.ListNodeIdentities(r) {
+		if id.Removed {
+			return id.Name
+		}
+	}
+	return ""
 }
 
 // enrollInvited enrols with an invite: the token names a stored,
@@ -285,7 +313,7 @@ func (s *controlServer) enrollInvited(ctx context.Context, req *labv1.EnrollRequ
 		return nil, enrollWriteErr(err)
 	}
 	s.log.Info("node enrolled with an invite", "node", node, "owner", inv.Owner, "kind", rec.Kind, "from", from, "serial", rec.Serial)
-	return &labv1.EnrollResponse{Certificate: der, Ca: s.pki.ca.Cert.Raw}, nil
+	return &labv1.EnrollResponse{Certificate: der, Ca: s.pki.ca.Cert.Raw, GossipKeys: s.enrollGossipKeys()}, nil
 }
 
 // checkInvite finds invite id in g and checks it for node: why is the

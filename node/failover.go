@@ -61,6 +61,7 @@ type view struct {
 	alive   []string        // alive now, sorted
 	expired map[string]bool // gone for at least the failover time
 	settled map[string]bool // alive without a break for at least the failover time
+	removed map[string]bool // removed (labctl node remove): gone for good
 }
 
 // observe updates the nodes' gone and alive times from membership.
@@ -124,6 +125,10 @@ func (v view) withoutRemoved(ids []lab.NodeIdentity) view {
 		v.alive = slices.DeleteFunc(v.alive, func(n string) bool { return n == id.Name })
 		delete(v.settled, id.Name)
 		v.expired[id.Name] = true
+		if v.removed == nil {
+			v.removed = map[string]bool{}
+		}
+		v.removed[id.Name] = true
 	}
 	return v
 }
@@ -197,7 +202,10 @@ func (m move) String() string { return m.host + " " + m.from + "->" + m.to }
 //     by name);
 //   - with failback, a host away from its home node goes back once the
 //     home node is settled (alive for the failover time);
-//   - pinned hosts and those that opt out (no_failover) never move.
+//   - hosts that opt out (no_failover) never move; pinned hosts (the
+//     topology named their node) move only off a removed node, which
+//     can never run them again, and back once a node of that name is
+//     enrolled again and settled.
 func planMoves(hosts []*labv1.Host, v view, failback bool) []move {
 	isAlive := map[string]bool{}
 	for _, n := range v.alive {
@@ -206,7 +214,7 @@ func planMoves(hosts []*labv1.Host, v view, failback bool) []move {
 	pl := lab.NewPlacer(v.alive, lab.HostsPerNode(hosts))
 	var out []move
 	for _, h := range hosts {
-		if h.Pinned || h.NoFailover || h.Node == "" {
+		if h.NoFailover || h.Node == "" || h.Pinned && h.Node == h.HomeNode && !v.removed[h.Node] {
 			continue
 		}
 		home := h.HomeNode

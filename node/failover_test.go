@@ -221,8 +221,9 @@ func TestFailoverDecider(t *testing.T) {
 }
 
 // TestFailoverRemovedNode: the hosts of a removed node (labctl node
-// remove) move at once, although gossip still shows it alive, and none
-// goes back to it.
+// remove) move at once, although gossip still shows it alive, pinned ones
+// too (the node can never run them again: issue 14's "fails its hosts
+// over"), and none goes back to it.
 func TestFailoverRemovedNode(t *testing.T) {
 	st := failoverStore(t,
 		&labv1.Host{Name: lab.HostName("l", "pin"), Node: "c", HomeNode: "c", Pinned: true},
@@ -237,14 +238,39 @@ func TestFailoverRemovedNode(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	members := []cluster.Member{{Name: "a", State: cluster.StateAlive}, {Name: "b", State: cluster.StateAlive}, {Name: "c", State: cluster.StateAlive}}
 	v := f.observe(members, t0).withoutRemoved(lab.ListNodeIdentities(st))
-	if diff := cmp.Diff([]string{"labs/l/hosts/free c->a"}, f.plan(t, v)); diff != "" {
+	if diff := cmp.Diff([]string{"labs/l/hosts/free c->a", "labs/l/hosts/pin c->b"}, f.plan(t, v)); diff != "" {
 		t.Errorf("moves off a removed node (-want +got):\n%s", diff)
 	}
 	v = f.observe(members, t0.Add(3*time.Minute)).withoutRemoved(lab.ListNodeIdentities(st))
 	if got := f.plan(t, v); got != nil {
 		t.Errorf("moves once the removed node has been alive for long: %v, want none (no failback to it)", got)
 	}
-	if diff := cmp.Diff(map[string]string{"pin": "c", "free": "a"}, placement(t, st)); diff != "" {
+	if diff := cmp.Diff(map[string]string{"pin": "b", "free": "a"}, placement(t, st)); diff != "" {
 		t.Errorf("placement (-want +got):\n%s", diff)
+	}
+}
+
+// TestPinnedHostLeavesRemovedNode: a pinned host stays on a node that is
+// merely gone, moves off one that was removed (it can never run there
+// again), and goes back home once a node of that name, enrolled again,
+// has settled; a pinned host at home on a live node never moves.
+func TestPinnedHostLeavesRemovedNode(t *testing.T) {
+	pinned := func(name, node, home string) *labv1.Host {
+		return &labv1.Host{Name: lab.HostName("l", name), Node: node, HomeNode: home, Pinned: true}
+	}
+	hosts := []*labv1.Host{pinned("a1", "alice", "alice"), pinned("b1", "bob", "bob")}
+	if m := planMoves(hosts, view{alive: []string{"bob", "teacher"}, expired: map[string]bool{"alice": true}}, true); len(m) != 0 {
+		t.Errorf("moves off a gone node: %v; want none (pinned)", m)
+	}
+	v := view{alive: []string{"bob", "teacher"}, expired: map[string]bool{}, settled: map[string]bool{}}
+	v = v.withoutRemoved([]lab.NodeIdentity{{Name: "alice", Removed: true}, {Name: "bob"}})
+	m := planMoves(hosts, v, true)
+	if len(m) != 1 || m[0].host != lab.HostName("l", "a1") || m[0].from != "alice" || m[0].to == "alice" || m[0].back {
+		t.Fatalf("moves off a removed node: %v; want a1 alone, to a live node", m)
+	}
+	moved := pinned("a1", m[0].to, "alice")
+	back := planMoves([]*labv1.Host{moved, hosts[1]}, view{alive: []string{"alice", "bob", "teacher"}, expired: map[string]bool{}, settled: map[string]bool{"alice": true, "bob": true}}, true)
+	if len(back) != 1 || back[0].to != "alice" || !back[0].back {
+		t.Errorf("moves once alice is enrolled again and settled: %v; want a1 back home", back)
 	}
 }

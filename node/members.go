@@ -45,6 +45,11 @@ func newMembers(cfg Config, st *store.Store, meta cluster.NodeMeta, gossipAdvert
 		KnownFile: filepath.Join(cfg.DataDir, knownNodesFile), ForgetAfter: cfg.ForgetAfter,
 		Meta: meta, Key: cfg.Key, Logger: log.With("component", "cluster"),
 		Signer: signer, Identities: newGossipIdentities(lab.StoreGetter{St: st}),
+		// Every node with a certificate has its record (a CA holder
+		// records its own at the leader: nodeidentity.go), so a peer
+		// without one is refused once this node checks (unknown_node,
+		// joined again when the record arrives).
+		RequireIdentity: true,
 	})
 	if err != nil {
 		return nil, err

@@ -62,7 +62,9 @@ func TestParseFlags(t *testing.T) {
 		}},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, env: home, wantErr: "--log-level"},
 		{name: "bad api", args: []string{"--api", "nowhere"}, env: home, wantErr: "--api"},
-		{name: "non-loopback gossip", args: []string{"--gossip", "192.0.2.1:7946"}, env: home, wantErr: "--gossip"},
+		{name: "non-loopback gossip", args: []string{"--gossip", "192.0.2.1:7946", "--join", "192.0.2.2:7946"}, env: home, wantErr: "--gossip"},
+		{name: "non-loopback gossip of the node that makes the CA", args: []string{"--gossip", "192.0.2.1:7946", "--overlay", "192.0.2.1:6081"}, env: home},
+		{name: "non-loopback raft beside api", args: []string{"--gossip", "192.0.2.1:7946", "--api", "192.0.2.1:7700"}, env: home, wantErr: "--raft"},
 		{name: "non-loopback overlay allowed with insecure", args: []string{"--overlay", "0.0.0.0:6081", "--insecure"}, env: home},
 		{name: "join", args: []string{"--join", "127.0.0.2:7946,127.0.0.3:7946"}, env: home, check: func(t *testing.T, c Config) {
 			if len(c.Join) != 2 {
@@ -135,6 +137,13 @@ func TestParseFlags(t *testing.T) {
 		}},
 		{name: "bad tls san", args: []string{"--tls-san", "a b"}, env: home, wantErr: "--tls-san"},
 		{name: "ca cert without key", args: []string{"--ca-cert", "/x/ca.crt"}, env: home, wantErr: "give both"},
+		{name: "shared key only without a key", args: []string{"--overlay-shared-key-only"}, env: home, wantErr: "--overlay-shared-key-only: needs --cluster-key"},
+		{name: "shared key only off loopback", args: []string{"--overlay-shared-key-only", "--cluster-key", "k", "--overlay", "192.0.2.1:6081"}, env: home, wantErr: "--overlay-shared-key-only"},
+		{name: "shared key only", args: []string{"--overlay-shared-key-only", "--cluster-key", "k"}, env: home, check: func(t *testing.T, c Config) {
+			if !c.SharedKeyOnly {
+				t.Error("SharedKeyOnly not set")
+			}
+		}},
 		{name: "admin token file missing", args: []string{"--admin-token-file", "/nonexistent/t"}, env: home, wantErr: "--admin-token-file"},
 		{name: "enroll file missing", args: []string{"--enroll-file", "/nonexistent/t"}, env: home, wantErr: "--enroll-file"},
 		{name: "enroll and enroll file", args: []string{"--enroll", "lne1:x", "--enroll-file", "/nonexistent/t"}, env: home, wantErr: "give one"},

@@ -7,22 +7,26 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/labnet-dev/labnet/node/api"
 	"github.com/labnet-dev/labnet/node/auth"
 	"github.com/labnet-dev/labnet/node/control"
 	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/store"
+	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
 // Node identity records (CONTRACT14: every node that has a certificate
 // has one): whoever signs a node certificate writes the node's record
 // "nodeids/{node}" through the control plane in the same step. The
 // signer is a CA holder, normally the control node that formed the
-// cluster and leads it; a CA holder that does not lead retries for
-// identityWait (the write is not forwarded: see docs/security.md).
-
-// identityWait bounds how long a signer waits to lead the control plane
-// (at start, or during an election) to write an identity record.
-const identityWait = 10 * time.Second
+// cluster and leads it. A CA holder that does not lead answers Enroll as
+// a write the API forwards (api.NotLeader): the whole call is replayed at
+// the leader, which, in a StatefulSet, holds the CA too. A node records
+// its own certificate's identity with the leader's RecordIdentity
+// (recordidentity.go).
 
 // updater commits a write to the desired state (controlPlane.Update).
 type updater func(ctx context.Context, fn func(*store.Tx) error) (uint64, error)
@@ -40,39 +44,39 @@ func identityOf(node string, certDER []byte) (lab.NodeIdentity, error) {
 	owner, _ := auth.OwnerOf(cert)
 	return lab.NodeIdentity{
 		Name: node, Kind: kind, Owner: owner, Cert: certDER,
-		Serial: cert.SerialNumber.Text(16), NotAfter: cert.NotAfter,
+		Serial: cert.SerialNumber.Text(16), NotAfter: cert.NotAfter, NotBefore: cert.NotBefore,
 	}, nil
 }
 
 // writeIdentity commits fn (which writes an identity record) through
-// update, trying again while this node does not lead, for identityWait.
-func writeIdentity(ctx context.Context, update updater, fn func(*store.Tx) error) error {
-	ctx, cancel := context.WithTimeout(ctx, identityWait)
-	defer cancel()
-	for {
-		_, err := update(ctx, fn)
-		var nl *control.NotLeaderError
-		if !errors.As(err, &nl) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("write the node identity: this node does not lead the control plane (leader %q): %w", nl.Leader, err)
-		case <-time.After(200 * time.Millisecond):
-		}
+// update. When this node does not lead, the error is api's NotLeader, so
+// that the API passes the whole call on to the leader, carrying md
+// (metadata pairs) with it.
+func writeIdentity(ctx context.Context, update updater, fn func(*store.Tx) error, md ...string) error {
+	_, err := update(ctx, fn)
+	var nl *control.NotLeaderError
+	if errors.As(err, &nl) {
+		return api.NotLeader(nl.Leader, nl.Controls, md...)
 	}
+	return err
 }
 
-// recordOwnIdentity makes sure, on a node that holds the CA (it signs its
-// own certificate), that the control plane has its identity record for
-// its current certificate: it writes the record once it leads, and keeps
-// trying until the record is there or ctx ends.
+// recordOwnIdentity makes sure that the control plane has this node's
+// identity record for its current certificate: a CA holder signs its own
+// (at start, and again when its address changed), and a node enrolled
+// before records existed has none. It asks the leader to record it
+// (RecordIdentity; writing it here when this node leads) until the
+// leader has, then waits for the record in the replica, until ctx ends.
+// A refusal (removed, or the name bound to another certificate) is
+// logged and ends it: every peer then refuses this node, as it should.
 func (d *Daemon) recordOwnIdentity(ctx context.Context) {
-	if d.pki.ca == nil {
-		return
-	}
 	der := d.pki.certDER()
 	if der == nil {
+		return
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		d.log.Error("this node's certificate", "err", err)
 		return
 	}
 	want, err := identityOf(d.cfg.Name, der)
@@ -82,6 +86,7 @@ func (d *Daemon) recordOwnIdentity(ctx context.Context) {
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	recorded, warned := false, time.Time{}
 	for {
 		if have, ok := lab.GetNodeIdentity(lab.StoreGetter{St: d.store}, want.Name); ok && (have.Serial == want.Serial || have.Removed) {
 			if have.Removed {
@@ -89,13 +94,19 @@ func (d *Daemon) recordOwnIdentity(ctx context.Context) {
 			}
 			return
 		}
-		if d.control.isLeader() {
-			_, err := d.control.Update(ctx, func(tx *store.Tx) error { return lab.PutNodeIdentity(tx, want) })
-			if err == nil {
+		if !recorded {
+			err := d.recordAtLeader(ctx, want, cert)
+			switch {
+			case err == nil:
+				recorded = true
 				d.log.Info("recorded this node's identity", "serial", want.Serial, "kind", want.Kind)
+			case status.Code(err) == codes.PermissionDenied:
+				d.log.Error("this node's identity is refused: peers will refuse it", "err", err)
 				return
+			case time.Since(warned) >= 10*time.Second:
+				warned = time.Now()
+				d.log.Warn("recording this node's identity: trying again", "err", err)
 			}
-			d.log.Warn("recording this node's identity", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -103,4 +114,55 @@ func (d *Daemon) recordOwnIdentity(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// recordTimeout bounds one RecordIdentity call at the leader.
+const recordTimeout = 5 * time.Second
+
+// recordAtLeader has the leader record rec (of this node's certificate
+// cert): here when this node leads, else by RecordIdentity at the leader
+// gossip names, called with this node's certificate (which is what the
+// leader records).
+func (d *Daemon) recordAtLeader(ctx context.Context, rec lab.NodeIdentity, cert *x509.Certificate) error {
+	if d.control.isLeader() {
+		_, err := d.control.Update(ctx, func(tx *store.Tx) error {
+			why, write := recordVerdict(tx, rec, cert)
+			switch {
+			case why != "":
+				return status.Errorf(codes.PermissionDenied, "the control plane's record of node %s refuses this certificate: %s", rec.Name, why)
+			case !write:
+				return errNoWrite
+			}
+			return lab.PutNodeIdentity(tx, rec)
+		})
+		if errors.Is(err, errNoWrite) {
+			return nil
+		}
+		return err
+	}
+	leader, _ := d.control.gossipLeader()
+	if leader == "" || leader == d.cfg.Name {
+		return errors.New("no leader of the control plane is known yet")
+	}
+	conn, err := d.api.peers.dial(leader)
+	if err != nil {
+		return fmt.Errorf("leader %s: %w", leader, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	defer cancel()
+	_, err = labv1.NewControlServiceClient(conn).RecordIdentity(ctx, &labv1.RecordIdentityRequest{})
+	return err
+}
+
+// isMember reports whether this node's certificate is not a control
+// node's (a member's, or one that records no kind): node/api then
+// forwards calls with the caller's own token (api.Config.Member). A
+// node without a certificate yet forwards nothing.
+func (p *pki) isMember() bool {
+	der := p.certDER()
+	if der == nil {
+		return true
+	}
+	cert, err := x509.ParseCertificate(der)
+	return err != nil || auth.NodeKind(cert) != auth.KindControl
 }

@@ -41,7 +41,10 @@ func (p *pairPeers) ByID(id uint32) *overlay.Peer          { return p.set.Load()
 // and self stays on the cluster key with everyone). old's peers whose key
 // and epoch are the same are kept, with their counters and windows.
 // removed are the names whose identity is removed: refused outright.
-func buildPeers(self string, key *ecdsa.PrivateKey, ids []lab.NodeIdentity, addrs map[string]netip.AddrPort, old *overlay.PeerSet, log *slog.Logger) (set *overlay.PeerSet, removed map[string]bool) {
+// pairOnly reports that self seals per pair (its own record names key):
+// then a peer without a record gets no cluster-key fallback (the
+// packet path refuses its packets: unknown_node).
+func buildPeers(self string, key *ecdsa.PrivateKey, ids []lab.NodeIdentity, addrs map[string]netip.AddrPort, old *overlay.PeerSet, log *slog.Logger) (set *overlay.PeerSet, removed map[string]bool, pairOnly bool) {
 	removed = map[string]bool{}
 	pubs := map[string]*ecdsa.PublicKey{}
 	selfOK := false
@@ -63,7 +66,7 @@ func buildPeers(self string, key *ecdsa.PrivateKey, ids []lab.NodeIdentity, addr
 	}
 	if !selfOK {
 		set, _ = overlay.NewPeerSet(self, nil, nil)
-		return set, removed
+		return set, removed, false
 	}
 	kept := map[string]*overlay.Peer{}
 	if old != nil {
@@ -88,7 +91,7 @@ func buildPeers(self string, key *ecdsa.PrivateKey, ids []lab.NodeIdentity, addr
 	if err != nil {
 		log.Warn("overlay: nodes left out of per-pair sealing", "err", err)
 	}
-	return set, removed
+	return set, removed, true
 }
 
 // certKey is the P-256 public key of a certificate (DER), or nil.

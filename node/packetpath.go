@@ -45,15 +45,27 @@ type packetPath struct {
 	pairs   pairPeers
 	index   atomic.Pointer[netIndex]
 	removed atomic.Pointer[map[string]bool] // nodes whose identity is removed
-	self    string
-	st      *store.Store
-	key     func() *ecdsa.PrivateKey
+	// pairOnly: this node seals per pair (its own record names its key),
+	// so only peers sealed per pair are allowed: a peer without a record
+	// gets no cluster-key fallback.
+	pairOnly atomic.Bool
+	self     string
+	st       *store.Store
+	key      func() *ecdsa.PrivateKey
 	// sealed: the overlay seals (a cluster key, or an address off
 	// loopback), so it seals per pair with nodes that have identities. A
 	// loopback overlay without a cluster key stays plain GENEVE, as tshark
 	// decodes it, for development on one machine.
 	sealed bool
-	log    *slog.Logger
+	// encrypted reports whether gossip is encrypted (keys from the control
+	// plane, handed out at enrolment): the cluster is then sealed, so the
+	// overlay seals per pair on loopback too (a member enrolled by invite
+	// holds no cluster key). Nil: never.
+	encrypted func() bool
+	// sharedOnly: --overlay-shared-key-only (benchmarks): no per-pair
+	// sealing.
+	sharedOnly bool
+	log        *slog.Logger
 }
 
 // newPacketPath binds the overlay address (cfg.Overlay) and joins the
@@ -71,7 +83,7 @@ func newPacketPath(cfg Config, log *slog.Logger) (*packetPath, error) {
 		return nil, fmt.Errorf("--overlay %s: %w", cfg.Overlay, err)
 	}
 	p := &packetPath{fab: fabric.New(fabric.WithClock(stack.SystemClock{})), stopWatch: func() {}, self: cfg.Name, log: log,
-		sealed: key != nil || !isLoopback(cfg.Overlay)}
+		sealed: key != nil || !isLoopback(cfg.Overlay), sharedOnly: cfg.SharedKeyOnly}
 	p.allowed.Store(&map[netip.AddrPort]bool{})
 	p.removed.Store(&map[string]bool{})
 	p.index.Store(newNetIndex(lab.All{}))
@@ -94,9 +106,15 @@ func (p *packetPath) accept(from netip.AddrPort) bool { return (*p.allowed.Load(
 // sealed per pair comes from a known node, which must run an interface
 // on the packet's network with its source address. Packets from nodes
 // without identities (the cluster key, loopback development) are not
-// checked: their sender is not known.
+// checked, their sender is not known, unless this node seals per pair:
+// then they are refused.
 func (p *packetPath) admit(from *overlay.Peer, vni uint32, pkt []byte) overlay.Admission {
 	if from == nil {
+		if p.pairOnly.Load() {
+			// Not sealed per pair, to a node that seals per pair: the
+			// allow-list keeps such senders out; this is the backstop.
+			return overlay.NotOnNetwork
+		}
 		return overlay.Admit
 	}
 	return p.index.Load().admit(from.Node(), vni, pkt)
@@ -118,12 +136,13 @@ func (p *packetPath) rebuild() {
 	}
 	if p.st != nil {
 		var own *ecdsa.PrivateKey
-		if p.sealed {
+		if (p.sealed || p.encrypted != nil && p.encrypted()) && !p.sharedOnly {
 			own = p.key() // nil: no per-pair sealing (nor without a certificate)
 		}
-		set, removed := buildPeers(p.self, own, readIdentities(p.st), peers, p.pairs.set.Load(), p.log)
+		set, removed, pairOnly := buildPeers(p.self, own, readIdentities(p.st), peers, p.pairs.set.Load(), p.log)
 		p.removed.Store(&removed)
 		p.pairs.set.Store(set)
+		p.pairOnly.Store(pairOnly)
 		if len(set.Peers()) == 0 {
 			// Only packets sealed per pair are admitted by the index: a
 			// single node, or a loopback cluster without a key, has none
@@ -150,14 +169,20 @@ func (p *packetPath) followMembers(peers func() map[string]netip.AddrPort, watch
 }
 
 // allow replaces the allow-list with the addresses of peers, but for
-// nodes whose identity is removed.
+// nodes whose identity is removed and, once this node seals per pair,
+// nodes it has no pair keys with (no identity record: unknown_node).
 func (p *packetPath) allow(peers map[string]netip.AddrPort) {
 	removed := *p.removed.Load()
+	set, pairOnly := p.pairs.set.Load(), p.pairOnly.Load()
 	m := map[netip.AddrPort]bool{}
 	for name, ap := range peers {
-		if !removed[name] {
-			m[ap] = true
+		if removed[name] {
+			continue
 		}
+		if pairOnly && set.ByAddr(ap) == nil {
+			continue
+		}
+		m[ap] = true
 	}
 	p.allowed.Store(&m)
 }

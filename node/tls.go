@@ -41,6 +41,11 @@ type pki struct {
 	log *slog.Logger
 
 	ca *auth.CA // nil unless this node holds the CA's key
+	// prev is the certificate found in the data directory that is not
+	// used (it is to be renewed): enrolment presents it, to prove that
+	// this node is the one its name's identity record names
+	// (enrollname.go). nil when there was none.
+	prev *tls.Certificate
 
 	mu     sync.Mutex
 	caCert *x509.Certificate // nil until known (a node before it enrols)
@@ -91,8 +96,16 @@ func openPKI(cfg Config, advertisedAPI string, log *slog.Logger) (*pki, error) {
 	reason := "no certificate"
 	if err == nil {
 		reason = auth.RenewReason(cert, p.caCert, p.node, time.Now(), p.ips, p.dns)
+		if reason == "" && cfg.Control && auth.NodeKind(cert) != auth.KindControl {
+			reason = "a member's certificate: a --control node needs a control node's (raft refuses others)"
+		}
 		if p.caCert == nil {
 			reason = "the cluster CA is not known"
+		}
+	}
+	if err == nil && reason != "" {
+		if c, err := auth.TLSCertificate(key, cert.Raw, p.caCert); err == nil {
+			p.prev = &c
 		}
 	}
 	switch {

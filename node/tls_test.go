@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/cluster"
 	"github.com/labnet-dev/labnet/node/identity"
 	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/store"
@@ -138,6 +139,11 @@ func TestMemberEnrols(t *testing.T) {
 	waitUntil(t, "m1 ready", func() bool { return strings.Contains(logs.String(), "labd ready") })
 	if !strings.Contains(logs.String(), "enrolled") {
 		t.Errorf("m1's log does not say it enrolled:\n%s", logs.String())
+	}
+	// Enroll handed it the gossip keys (the cluster key's), kept for its
+	// next start.
+	if kept, err := loadGossipKeys(mdir); err != nil || !sameKeys(kept, [][]byte{cluster.KeyOf(key)}) {
+		t.Errorf("m1's %s: %x, %v; want the cluster key's", gossipKeysFile, kept, err)
 	}
 	_, cert, err := auth.LoadNodeCert(mdir)
 	if err != nil {

@@ -55,7 +55,7 @@ func (b tlsBearer) GetRequestMetadata(context.Context, ...string) (map[string]st
 func (tlsBearer) RequireTransportSecurity() bool { return true }
 
 // conn dials n over TLS with token (none when empty) and extra options.
-func (n *authNode) conn(t *testing.T, token string, extra ...grpc.DialOption) *grpc.ClientConn {
+func (n *authNode) conn(t testing.TB, token string, extra ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	host := strings.Split(n.d.api, ":")[0]
 	creds := credentials.NewTLS(&tls.Config{RootCAs: n.ca, ServerName: host, MinVersion: tls.VersionTLS13})

@@ -84,8 +84,12 @@ func (s *Server) startRemote(ctx context.Context, req *labv1.CaptureRequest, nod
 	}
 	// The stream lives as long as ctx; cancel ends it early when the peer
 	// does not start in time.
-	sctx, cancel := context.WithCancel(ctx)
-	rs, err := labv1.NewCaptureServiceClient(conn).Capture(s.forwarded(sctx), sub)
+	fctx, err := s.forwarded(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(fctx)
+	rs, err := labv1.NewCaptureServiceClient(conn).Capture(sctx, sub)
 	if err != nil {
 		cancel()
 		return nil, err

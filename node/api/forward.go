@@ -53,7 +53,11 @@ func (s *Server) forwardConn(ctx context.Context, host string) (grpc.ClientConnI
 	if err != nil {
 		return nil, nil, status.Errorf(codes.Unavailable, "host %s runs on node %s, which cannot be reached: %v", id, spec.Node, err)
 	}
-	return conn, s.forwarded(ctx), nil
+	fctx, err := s.forwarded(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, fctx, nil
 }
 
 // peer is a connection to another node's API whose connection errors say

@@ -128,3 +128,69 @@ func TestForwardCarriesUser(t *testing.T) {
 		t.Errorf("a call without a principal was forwarded naming a user: %v", got)
 	}
 }
+
+// TestMemberForwardCarriesBearer: a member names no user (other nodes
+// believe a user's name only from a control node): each of the three
+// ways a call travels passes on the caller's own bearer token, and a
+// call that came without one is not passed on.
+func TestMemberForwardCarriesBearer(t *testing.T) {
+	remote := newEnv(t, false)
+	dial := func(string) (grpc.ClientConnInterface, error) {
+		return grpc.NewClient(remote.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	member := func(c *api.Config) { c.Member = func() bool { return true } }
+	front := newEnv(t, false, member, func(c *api.Config) { c.Peer = dial })
+	follower := newEnv(t, false, member, func(c *api.Config) {
+		c.Writer = notLeaderWriter{"leader"}
+		c.Peer = dial
+	})
+	topo := demo()
+	for _, h := range topo.Hosts {
+		h.Node = "n2"
+	}
+	front.apply(t, topo)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	actx := metadata.AppendToOutgoingContext(as(ctx, alice), "authorization", "Bearer lnt_secret")
+
+	if _, err := follower.lab.Apply(actx, &labv1.ApplyRequest{Topology: demo()}); err != nil {
+		t.Fatalf("forwarded apply: %v", err)
+	}
+	_, _ = front.live.GetHostStatus(actx, &labv1.GetHostStatusRequest{Name: "labs/demo/hosts/h1"})
+	if cs, err := front.capt.Capture(actx, &labv1.CaptureRequest{Lab: "labs/demo", Targets: []string{"h1"}}); err == nil {
+		_, _ = cs.Recv()
+	}
+	for _, m := range []string{"/lab.v1.LabService/Apply", "/lab.v1.LiveService/GetHostStatus", "/lab.v1.CaptureService/Capture"} {
+		got := remote.auth.callsTo(m)
+		if len(got) != 1 {
+			t.Errorf("%s: %d calls arrived, want 1", m, len(got))
+			continue
+		}
+		md := got[0]
+		if a := md.Get("authorization"); len(a) != 1 || a[0] != "Bearer lnt_secret" {
+			t.Errorf("%s: authorization %q, want the caller's", m, a)
+		}
+		for _, k := range []string{"labnet-forwarded-user", "labnet-forwarded-token"} {
+			if v := md.Get(k); len(v) != 0 {
+				t.Errorf("%s: a member sent %s %q", m, k, v)
+			}
+		}
+		if by := md.Get("labnet-forwarded-by"); len(by) != 1 || by[0] != testNode {
+			t.Errorf("%s: labnet-forwarded-by %q, want %s", m, by, testNode)
+		}
+	}
+
+	// A call for alice that came without her token (a control node
+	// forwarded it here) goes no further, with a clear error.
+	_, err := front.live.GetHostStatus(as(ctx, alice), &labv1.GetHostStatusRequest{Name: "labs/demo/hosts/h1"})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "member") {
+		t.Errorf("member forwards a call without a token: %v", err)
+	}
+	_, err = follower.lab.Apply(as(ctx, alice), &labv1.ApplyRequest{Topology: demo()})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("member forwards a write without a token: %v", err)
+	}
+	if got := remote.auth.callsTo("/lab.v1.LiveService/GetHostStatus"); len(got) != 1 {
+		t.Errorf("%d live calls arrived, want still 1", len(got))
+	}
+}

@@ -91,6 +91,11 @@ type Config struct {
 	// Peer returns a connection to another node's API, to forward live
 	// calls for the hosts it runs; nil for a labd without a cluster.
 	Peer peerDialer
+	// Member reports whether this node's certificate is a member's (not
+	// a control node's): it then forwards calls with the caller's own
+	// bearer token, since other nodes believe the user a node names only
+	// from a control node (forwardctx.go). nil: a control node.
+	Member func() bool
 	// Staleness reports, on a member, how long ago its replica last heard
 	// from the control plane (member true): reads then carry it in the
 	// labnet-replica-age header (ServerOptions). nil, or member false, on

@@ -56,6 +56,20 @@ func (w localWriter) Update(_ context.Context, fn func(*store.Tx) error) (uint64
 type errNotLeader struct {
 	leader   string
 	controls []string // the control nodes known here, for the message
+	md       []string // metadata (key, value, ...) the forwarded call carries
+}
+
+// NotLeader is the error with which a unary handler outside this
+// package (node's ControlService: Enroll, RecordIdentity) says that its
+// write was refused because another node leads (control.NotLeaderError):
+// the API's forwardWrites interceptor passes the whole call, as it came,
+// to leader (or, failing that, to the other controls). md are metadata
+// pairs (key, value, ...) the forwarded call carries besides the usual
+// (what the handler learnt from its own caller that the leader cannot:
+// the caller's certificate, say); the leader may believe them only from
+// a control node's certificate.
+func NotLeader(leader string, controls []string, md ...string) error {
+	return &errNotLeader{leader: leader, controls: controls, md: md}
 }
 
 func (e *errNotLeader) Error() string { return e.GRPCStatus().Message() }
@@ -157,7 +171,13 @@ func (s *Server) writeOnce(ctx context.Context, req any, info *grpc.UnaryServerI
 		_ = grpc.SetTrailer(ctx, metadata.Pairs(refusedKey, "not-leader"))
 		return nil, false, nl.GRPCStatus().Err()
 	}
-	fctx := s.forwarded(ctx)
+	fctx, err := s.forwarded(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(nl.md) > 0 && len(nl.md)%2 == 0 {
+		fctx = metadata.AppendToOutgoingContext(fctx, nl.md...)
+	}
 	reply, refused, err := s.forwardWrite(fctx, nl.leader, info.FullMethod, req)
 	if !refused {
 		return reply, false, err

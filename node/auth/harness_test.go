@@ -142,8 +142,16 @@ func newTestCA(t testing.TB) *testCA {
 }
 
 // leaf is a certificate of ca for both TLS ends, naming node in a
-// labnet URI when node is not empty.
+// labnet URI when node is not empty: a control node's (whose forwarded
+// users are believed).
 func (ca *testCA) leaf(t testing.TB, node string) tls.Certificate {
+	t.Helper()
+	return ca.leafKind(t, node, KindControl)
+}
+
+// leafKind is leaf with the node kind kind (KindControl, KindMember, or
+// "" for a certificate that records none).
+func (ca *testCA) leafKind(t testing.TB, node, kind string) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -151,7 +159,7 @@ func (ca *testCA) leaf(t testing.TB, node string) tls.Certificate {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "labd " + node},
+		Subject:      pkix.Name{CommonName: "labd " + node, OrganizationalUnit: kindOU(kind)},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -247,13 +255,27 @@ func (e *env) noAuth() *grpc.ClientConn {
 	return e.dial(credentials.NewTLS(&tls.Config{RootCAs: e.ca.pool, ServerName: "labd", MinVersion: tls.VersionTLS13}), lis)
 }
 
-// conn is a client connection with TLS; with node, it presents a node
-// certificate of the CA.
+func kindOU(kind string) []string {
+	if kind == "" {
+		return nil
+	}
+	return []string{kind}
+}
+
+// conn is a client connection with TLS; with node, it presents a control
+// node's certificate of the CA.
 func (e *env) conn(node string) *grpc.ClientConn {
+	e.t.Helper()
+	return e.connKind(node, KindControl)
+}
+
+// connKind is conn with a node certificate of kind kind ("": none
+// recorded).
+func (e *env) connKind(node, kind string) *grpc.ClientConn {
 	e.t.Helper()
 	cfg := &tls.Config{RootCAs: e.ca.pool, ServerName: "labd", MinVersion: tls.VersionTLS13}
 	if node != "" {
-		cfg.Certificates = []tls.Certificate{e.ca.leaf(e.t, node)}
+		cfg.Certificates = []tls.Certificate{e.ca.leafKind(e.t, node, kind)}
 	}
 	return e.dial(credentials.NewTLS(cfg), e.lis)
 }

@@ -20,6 +20,10 @@ type InterceptorConfig struct {
 	Log *slog.Logger
 	// Now is the time tokens expire against; nil is time.Now.
 	Now func() time.Time
+	// Self is this node's name: once Dir holds its identity record, a
+	// node certificate without one is refused ("unknown_node"). Empty:
+	// never required.
+	Self string
 }
 
 // Interceptor authenticates and authorizes every call of the API in one
@@ -29,6 +33,7 @@ type InterceptorConfig struct {
 // caller may see, and logs and counts the calls (audit.go).
 type Interceptor struct {
 	dir   Directory
+	self  string
 	log   *slog.Logger
 	now   func() time.Time
 	calls sync.Map // full method -> *callCounts
@@ -39,7 +44,7 @@ type Interceptor struct {
 
 // NewInterceptor returns the interceptors of cfg.
 func NewInterceptor(cfg InterceptorConfig) *Interceptor {
-	i := &Interceptor{dir: cfg.Dir, log: cfg.Log, now: cfg.Now}
+	i := &Interceptor{dir: cfg.Dir, self: cfg.Self, log: cfg.Log, now: cfg.Now}
 	if i.log == nil {
 		i.log = slog.New(slog.DiscardHandler)
 	}
@@ -118,7 +123,7 @@ func (i *Interceptor) admit(ctx context.Context, method string) (rule, *Principa
 	if r.access == public {
 		return r, nil, nil
 	}
-	p, err := authenticate(ctx, i.dir, i.now())
+	p, err := authenticate(ctx, i.dir, i.now(), nodeCheck{required: i.required, method: method})
 	if err != nil {
 		var nr *NodeRefusedError
 		if errors.As(err, &nr) && i.refused.Add(nr.Node, nr.Reason) {
@@ -141,6 +146,17 @@ func (i *Interceptor) admit(ctx context.Context, method string) (rule, *Principa
 		}
 	}
 	return r, p, nil
+}
+
+// required reports whether node certificates need identity records:
+// this node's own is in the replica (it is enrolled and has caught up),
+// so a peer's missing record means not yet replicated, or never made.
+func (i *Interceptor) required() bool {
+	if i.self == "" {
+		return false
+	}
+	_, ok := i.dir.Node(i.self)
+	return ok
 }
 
 // authorize asks the policy about everything msg names; it returns what

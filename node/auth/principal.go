@@ -15,8 +15,11 @@ import (
 )
 
 // Metadata a labnet node adds to the calls it forwards to another node
-// (forward.go); a node trusts them only from a peer presenting a node
-// certificate of the cluster CA.
+// (forward.go); a node trusts the names of users and tokens only from a
+// peer presenting a control node's certificate of the cluster CA. A
+// member forwards a call with the caller's own bearer token instead
+// (ForwardBearer): a student with root on her member labd holds its
+// certificate, and must not be able to name another user.
 const (
 	// ForwardedUserKey names the user a node forwards a call for.
 	ForwardedUserKey = "labnet-forwarded-user"
@@ -35,22 +38,31 @@ const (
 // forwardingKeys are the metadata only a node may send.
 var forwardingKeys = []string{ForwardedUserKey, ForwardedTokenKey, ForwardedInviteKey, ForwardedByKey}
 
+// identityKeys are the forwarding metadata that name a user or a token:
+// only a control node may send them.
+var identityKeys = []string{ForwardedUserKey, ForwardedTokenKey, ForwardedInviteKey}
+
 const authorizationKey = "authorization"
 
 // How to get a credential, in every Unauthenticated message.
 const loginHint = "run `labctl login` (or set LABCTL_TOKEN)"
 
 // authenticate is the principal of a call: a node (from its TLS
-// certificate), a user a node forwards the call for, or the user of the
-// bearer token. Errors are Unauthenticated, or PermissionDenied for
-// forwarding metadata from a caller that is not a node.
-func authenticate(ctx context.Context, dir Directory, now time.Time) (*Principal, error) {
+// certificate), a user a control node forwards the call for, the user of
+// the bearer token a member passes on (Via the member), or the user of
+// the bearer token. Errors are Unauthenticated, or PermissionDenied for
+// forwarding metadata from a caller that is not a node, and for a
+// member's that names a user (NodeRefusedError, "member_forwarded_user").
+func authenticate(ctx context.Context, dir Directory, now time.Time, nc nodeCheck) (*Principal, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	if node, cert, ok := peerNode(ctx); ok {
-		if err := checkNodeIdentity(dir, node, cert); err != nil {
+		if err := checkNodeIdentity(dir, node, cert, nc); err != nil {
 			return nil, err
 		}
-		return forwardedPrincipal(dir, md, node, now)
+		if NodeKind(cert) == KindControl {
+			return forwardedPrincipal(dir, md, node, now)
+		}
+		return memberPrincipal(dir, md, node, now)
 	}
 	for _, k := range forwardingKeys {
 		if len(md.Get(k)) > 0 {
@@ -58,6 +70,13 @@ func authenticate(ctx context.Context, dir Directory, now time.Time) (*Principal
 		}
 	}
 	return bearerPrincipal(dir, md.Get(authorizationKey), now)
+}
+
+// PeerNode is the node the call's TLS peer is, and its certificate: its
+// chain was verified against the cluster CA and names a node. ok is
+// false for a peer without such a certificate.
+func PeerNode(ctx context.Context) (node string, cert *x509.Certificate, ok bool) {
+	return peerNode(ctx)
 }
 
 // peerNode is the node the call's TLS peer is: its certificate chain was
@@ -84,22 +103,45 @@ func peerNode(ctx context.Context) (string, *x509.Certificate, bool) {
 	return name, chains[0][0], ok
 }
 
+// nodeCheck is how a call's node certificate is checked against the
+// identity records: whether a record is required (this node's own is in
+// its replica: Self), and the method called (RecordIdentity is how a
+// node gets its record, so it is let through without one).
+type nodeCheck struct {
+	required func() bool // nil: not required
+	method   string
+}
+
+// recordIdentityMethod records the calling node's identity.
+const recordIdentityMethod = controlSvc + "RecordIdentity"
+
 // checkNodeIdentity refuses a node certificate that the node's identity
 // record in the replica (docs/security.md) marks removed, or that is not
 // the certificate the record names (an older one, kept by a node that
-// enrolled again). A node with no record yet is let through as before
-// records existed.
-func checkNodeIdentity(dir Directory, node string, cert *x509.Certificate) error {
+// enrolled again; or a newer one not recorded yet). A node with no record
+// is refused ("unknown_node": not replicated here yet, so the caller
+// tries again) once records are required; before, it is let through as
+// before records existed. RecordIdentity is let through for a node
+// without a record, or with a newer certificate than its record's: it
+// is how the record is written (its handler decides).
+func checkNodeIdentity(dir Directory, node string, cert *x509.Certificate, nc nodeCheck) error {
 	id, ok := dir.Node(node)
+	serial := cert.SerialNumber.Text(16)
 	switch {
-	case !ok:
+	case !ok && (nc.method == recordIdentityMethod || nc.required == nil || !nc.required()):
 		return nil
+	case !ok:
+		return &NodeRefusedError{Node: node, Reason: "unknown_node", msg: "node " + node + " has no identity record here yet (it is recorded at the leader and replicated): try again"}
 	case id.Removed:
 		return &NodeRefusedError{Node: node, Reason: "removed", msg: "node " + node + " was removed (labctl node remove): its certificate is refused"}
-	case id.Serial != "" && id.Serial != cert.SerialNumber.Text(16):
-		return &NodeRefusedError{Node: node, Reason: "old_certificate", msg: "node " + node + ": this certificate (serial " + cert.SerialNumber.Text(16) + ") is not the one its identity names: it was replaced"}
+	case id.Serial == "" || id.Serial == serial:
+		return nil
+	case !cert.NotBefore.Before(id.NotBefore) && nc.method == recordIdentityMethod:
+		return nil
+	case !cert.NotBefore.Before(id.NotBefore):
+		return &NodeRefusedError{Node: node, Reason: "unknown_certificate", msg: "node " + node + ": this certificate (serial " + serial + ") is newer than the one its identity names and not recorded here yet: try again"}
 	}
-	return nil
+	return &NodeRefusedError{Node: node, Reason: "old_certificate", msg: "node " + node + ": this certificate (serial " + serial + ") is not the one its identity names: it was replaced"}
 }
 
 // NodeRefusedError is a node certificate refused by the node's identity
@@ -116,11 +158,47 @@ func (e *NodeRefusedError) GRPCStatus() *status.Status {
 	return status.New(codes.PermissionDenied, e.msg)
 }
 
-// forwardedPrincipal is the principal of a call from node: the user it
-// forwards the call for, or the node itself.
+// memberPrincipal is the principal of a call from member node (a
+// certificate that is not a control node's, or records no kind): the
+// user of the bearer token it passes on, with Via naming the member, or
+// the member itself. It may mark the call as forwarded by itself
+// (ForwardedByKey, which only stops the call going further), but naming
+// a user or a token is refused: whoever has root on a member holds its
+// certificate.
+func memberPrincipal(dir Directory, md metadata.MD, node string, now time.Time) (*Principal, error) {
+	for _, k := range identityKeys {
+		if len(md.Get(k)) > 0 {
+			return nil, &NodeRefusedError{Node: node, Reason: "member_forwarded_user", msg: "node " + node + " is a member: it may not forward a call as a user (metadata " + k + "); it passes on the caller's own token"}
+		}
+	}
+	if by := md.Get(ForwardedByKey); len(by) > 1 || (len(by) == 1 && by[0] != node) {
+		return nil, &NodeRefusedError{Node: node, Reason: "member_forwarded_user", msg: "node " + node + " is a member: metadata " + ForwardedByKey + " may name only itself"}
+	}
+	if len(md.Get(authorizationKey)) == 0 {
+		return &Principal{Node: node}, nil
+	}
+	p, err := bearerPrincipal(dir, md.Get(authorizationKey), now)
+	if err != nil {
+		return nil, err
+	}
+	p.Via = node
+	return p, nil
+}
+
+// forwardedPrincipal is the principal of a call from control node node:
+// the user it forwards the call for, the user of the bearer token it
+// passes on (Via the node), or the node itself.
 func forwardedPrincipal(dir Directory, md metadata.MD, node string, now time.Time) (*Principal, error) {
 	users := md.Get(ForwardedUserKey)
 	if len(users) == 0 {
+		if len(md.Get(authorizationKey)) > 0 {
+			p, err := bearerPrincipal(dir, md.Get(authorizationKey), now)
+			if err != nil {
+				return nil, err
+			}
+			p.Via = node
+			return p, nil
+		}
 		return &Principal{Node: node}, nil
 	}
 	if len(users) > 1 {

@@ -29,7 +29,7 @@ func FuzzBearer(f *testing.F) {
 	f.Add("", "", "")
 	f.Fuzz(func(t *testing.T, authz, user, tokenID string) {
 		ctx := metadata.NewIncomingContext(context.Background(), metadata.MD{authorizationKey: {authz}})
-		p, err := authenticate(ctx, dir, testNow)
+		p, err := authenticate(ctx, dir, testNow, nodeCheck{})
 		if err != nil {
 			if c := status.Code(err); c != codes.Unauthenticated {
 				t.Fatalf("%q: code %v", authz, c)
@@ -45,7 +45,7 @@ func FuzzBearer(f *testing.F) {
 			md[ForwardedTokenKey] = []string{tokenID}
 		}
 		ctx = metadata.NewIncomingContext(context.Background(), md)
-		if _, err := authenticate(ctx, dir, testNow); status.Code(err) != codes.PermissionDenied {
+		if _, err := authenticate(ctx, dir, testNow, nodeCheck{}); status.Code(err) != codes.PermissionDenied {
 			t.Fatalf("forwarding metadata from a client: %v", err)
 		}
 		p, err = forwardedPrincipal(dir, md, "n1", testNow)

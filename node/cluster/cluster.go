@@ -12,7 +12,9 @@
 // (startcheck.go). Nodes gone longer than Config.ForgetAfter are no longer
 // listed. Gossip is bound to node certificates: a node signs its metadata
 // with its certificate's key, and peers are checked against the node
-// identity records (identity.go, refusals.go, recheck.go).
+// identity records (identity.go, refusals.go, recheck.go). Gossip is
+// encrypted with a keyring that can change while the cluster runs
+// (keyring.go: the control plane keeps and rotates the keys).
 //
 // Memberlist callbacks never block: they copy what they are given and hand
 // it to the cluster's own goroutines.
@@ -69,6 +71,11 @@ type Config struct {
 	// else is taken as a passphrase and hashed with SHA-256 to 32 bytes.
 	// Nodes with different keys cannot join each other.
 	Key []byte
+	// Keys are gossip keys (16, 24 or 32 bytes each), primary first,
+	// installed before Key's (which, when set and not among them, is
+	// added after them); SetKeys changes them while the cluster runs
+	// (keyring.go).
+	Keys [][]byte
 	// Logger receives the cluster's and memberlist's logs; slog.Default()
 	// when nil.
 	Logger *slog.Logger
@@ -172,6 +179,8 @@ type Cluster struct {
 	refused  refusals      // refusals.go
 	verified verifiedMetas // identity.go
 	pending  pendingNodes  // recheck.go
+
+	keysMu sync.Mutex // serialises SetKeys (keyring.go)
 }
 
 // selfAddr is the gossip address this node signs its metadata for.
@@ -212,11 +221,12 @@ func New(cfg Config) (*Cluster, error) {
 		}
 		conf.AdvertiseAddr, conf.AdvertisePort = host, port
 	}
-	if len(cfg.Key) > 0 {
-		conf.SecretKey = gossipKey(cfg.Key)
-		conf.GossipVerifyIncoming = true
-		conf.GossipVerifyOutgoing = true
+	if conf.Keyring, err = newKeyring(cfg); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	// memberlist checks these only while a key is installed.
+	conf.GossipVerifyIncoming = true
+	conf.GossipVerifyOutgoing = true
 	conf.DeadNodeReclaimTime = DefaultDeadNodeReclaimTime
 	if cfg.DeadNodeReclaimTime > 0 {
 		conf.DeadNodeReclaimTime = cfg.DeadNodeReclaimTime
@@ -334,7 +344,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.lifeMu.Unlock()
-	c.log.Info("cluster started", "name", c.cfg.Name, "gossip", c.LocalAddr(), "encrypted", len(c.cfg.Key) > 0)
+	c.log.Info("cluster started", "name", c.cfg.Name, "gossip", c.LocalAddr(), "encrypted", c.Encrypted())
 
 	err = c.startJoin(ctx)
 	c.wg.Add(1)

@@ -27,6 +27,7 @@ type testNode struct {
 	name string
 	dir  string
 	key  []byte
+	keys [][]byte // Config.Keys (keyring_test.go)
 	c    *Cluster
 	addr string // gossip address, fixed after the first start
 
@@ -92,6 +93,7 @@ func (n *testNode) start(join ...string) error {
 		KnownFile: filepath.Join(n.dir, "known-nodes.json"),
 		Meta:      NodeMeta{APIAddr: "127.0.0.1:77" + n.name[len(n.name)-1:], OverlayAddr: "127.0.0.1:60" + n.name[len(n.name)-1:], Version: "test", Role: n.role},
 		Key:       n.key,
+		Keys:      n.keys,
 		Logger:    testLogger().With("node", n.name),
 		Local:     !lanTimers,
 		Tune:      tune,

@@ -33,6 +33,9 @@ type knownNodes struct {
 type knownNode struct {
 	Name string `json:"name"`
 	Addr string `json:"addr"`
+	// API is the node's API address (NodeMeta.APIAddr), where a node
+	// whose gossip keys are stale asks for the current ones.
+	API  string `json:"api,omitempty"`
 	Seen int64  `json:"seen"` // Unix seconds
 }
 
@@ -98,8 +101,8 @@ func (k *knownNodes) saw(m *Member) {
 		return
 	}
 	now := time.Now().Unix()
-	if !ok || old.Addr != m.Addr || now-old.Seen > 60 {
-		k.control[m.Name] = knownNode{Name: m.Name, Addr: m.Addr, Seen: now}
+	if !ok || old.Addr != m.Addr || old.API != m.Meta.APIAddr || now-old.Seen > 60 {
+		k.control[m.Name] = knownNode{Name: m.Name, Addr: m.Addr, API: m.Meta.APIAddr, Seen: now}
 		k.dirty = true
 	}
 	for len(k.control) > maxKnown {
@@ -178,4 +181,28 @@ func (c *Cluster) saveKnown() {
 	if err := c.known.save(); err != nil {
 		c.log.Warn("saving the known control nodes", "err", err)
 	}
+}
+
+// ControlAPIs are the API addresses of the control nodes this node knows
+// (other than itself): those gossip shows alive first, then those kept in
+// Config.KnownFile, without duplicates. A node whose gossip keys are stale
+// cannot hear gossip, and asks them for the current keys.
+func (c *Cluster) ControlAPIs() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(a string) {
+		if a != "" && !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	for _, m := range c.Members() {
+		if m.Name != c.cfg.Name && m.State == StateAlive && m.Meta.Role == RoleControl {
+			add(m.Meta.APIAddr)
+		}
+	}
+	for _, k := range c.known.controls() {
+		add(k.API)
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -24,13 +25,45 @@ func BenchmarkUpdate(b *testing.B) {
 	}
 }
 
-func benchUpdate(b *testing.B, size int, real bool) {
+// BenchmarkUpdateTransport compares raft over plain TCP (node/control's
+// tests only) with mutual TLS (labd's): a write on a fake state, three
+// nodes, with the process's CPU time per write (all three nodes run in
+// it) beside the latency. Run both in one go (-count to interleave).
+func BenchmarkUpdateTransport(b *testing.B) {
+	for _, transport := range []string{"tcp", "tls"} {
+		b.Run("transport="+transport, func(b *testing.B) {
+			var tls func(name string) *TLS
+			if transport == "tls" {
+				ca := newTestCA(b)
+				tls = func(name string) *TLS { return controlTLS(b, ca, name, nil) }
+			}
+			var before, after syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+			benchUpdateWith(b, 3, false, tls)
+			syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+			cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
+
+func benchUpdate(b *testing.B, size int, real bool) { benchUpdateWith(b, size, real, nil) }
+
+// benchUpdateWith runs benchUpdate with each node's TLS from tls (nil:
+// plain TCP).
+func benchUpdateWith(b *testing.B, size int, real bool, tls func(name string) *TLS) {
 	c := newCluster(b)
 	c.real = real
-	c.add(nil)
+	add := func() *node {
+		if tls == nil {
+			return c.add(nil)
+		}
+		return c.add(tls(fmt.Sprintf("n%d", len(c.nodes)+1)))
+	}
+	add()
 	c.leader()
 	for range size - 1 {
-		c.join(c.add(nil))
+		c.join(add())
 	}
 	l := c.leader()
 	ctx := context.Background()

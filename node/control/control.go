@@ -72,9 +72,9 @@ type Config struct {
 	// new single-server cluster. Without it (or with state on disk) the
 	// node starts and waits: for its old configuration, or to be added.
 	Bootstrap bool
-	// Key, when set, is the cluster key: raft connections prove it both
-	// ways before raft speaks.
-	Key []byte
+	// TLS secures raft connections (tls.go); labd always sets it. Without
+	// it raft speaks plain TCP, and only on a loopback Bind.
+	TLS *TLS
 	// OnError, when set, is called with every persistence failure of the
 	// raft log (raftlog.Options.OnError: on raft's goroutines, must not
 	// block); Err keeps it too.
@@ -166,7 +166,7 @@ func Open(ctx context.Context, cfg Config) (*Control, error) {
 	if err != nil {
 		return fail(fmt.Errorf("control: snapshots: %w", err))
 	}
-	if c.stream, err = newStreamLayer(cfg.Bind, cfg.Advertise, cfg.Key); err != nil {
+	if c.stream, err = newStreamLayer(cfg.Bind, cfg.Advertise, cfg.TLS, cfg.Logger); err != nil {
 		return fail(fmt.Errorf("control: %w", err))
 	}
 	c.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -261,9 +261,21 @@ func (c *Control) Name() string { return c.name }
 // Addr is the advertised raft address.
 func (c *Control) Addr() string { return string(c.trans.LocalAddr()) }
 
-// RefusedConns counts raft connections refused for a missing or wrong
-// cluster key, both directions.
-func (c *Control) RefusedConns() uint64 { return c.stream.refused.Load() }
+// RefusedConns counts raft connections refused, both directions: a peer
+// this node refused, or one that refused it.
+func (c *Control) RefusedConns() uint64 {
+	var n uint64
+	c.stream.refused.All(func(_, _ string, count uint64) bool { n += count; return true })
+	return n
+}
+
+// Refused yields the raft connections refused by node (the peer's
+// verified name, else its address) and reason (RefusedError; "handshake"
+// for a TLS handshake that failed otherwise, "refused_by_peer" for a
+// peer that closed the connection instead of accepting it).
+func (c *Control) Refused(yield func(node, reason string, count uint64) bool) {
+	c.stream.refused.All(yield)
+}
 
 // Orphaned returns the records the state held at Open when raft had no
 // state of its own (its files were moved away): Open emptied the state so

@@ -247,14 +247,16 @@ func TestSnapshotCatchUp(t *testing.T) {
 	c.converged(want)
 }
 
-// TestWrongKeyCannotJoin: a node with another cluster key is refused; the
-// leader's AddVoter cannot reach it and its refused counters count.
-func TestWrongKeyCannotJoin(t *testing.T) {
+// TestOtherCACannotJoin: a control node whose certificate is of another
+// cluster CA is refused; the leader's AddVoter cannot reach it and its
+// refused counters count.
+func TestOtherCACannotJoin(t *testing.T) {
 	c := newCluster(t)
-	n1 := c.add([]byte("teacher's key"))
+	teacher, other := newTestCA(t), newTestCA(t)
+	n1 := c.add(controlTLS(t, teacher, "n1", nil))
 	c.leader()
-	bad := c.add([]byte("a mistyped key"))
-	good := c.add([]byte("teacher's key"))
+	bad := c.add(controlTLS(t, other, "n2", nil))
+	good := c.add(controlTLS(t, teacher, "n3", nil))
 	c.join(good)
 	c.write("k", "v")
 	c.converged(map[string]string{"k": "v"}, n1, good)
@@ -267,13 +269,13 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 	c.write("k2", "v")
 	time.Sleep(500 * time.Millisecond)
 	if got := bad.state.values(); len(got) != 0 {
-		t.Errorf("node with the wrong key got state %v", got)
+		t.Errorf("node of another CA got state %v", got)
 	}
 	waitFor(t, "refused connections counted", func() bool {
 		return n1.c.RefusedConns() > 0 || bad.c.RefusedConns() > 0
 	})
 	if _, err := bad.c.update(context.Background(), blind("x", "y")); err == nil {
-		t.Error("node with the wrong key accepted a write")
+		t.Error("node of another CA accepted a write")
 	}
 }
 

@@ -46,7 +46,7 @@ type node struct {
 	name  string
 	dir   string
 	addr  string
-	key   []byte
+	tls   *TLS         // nil: plain TCP
 	state *fakeState   // the fake state machine, unless the cluster is real
 	st    *store.Store // node/store's Store, in a real cluster
 	c     *Control
@@ -87,10 +87,11 @@ func newCluster(t testing.TB) *cluster {
 	return c
 }
 
-// add starts a new node; the first one bootstraps.
-func (c *cluster) add(key []byte) *node {
+// add starts a new node, over TLS with t when it is set; the first one
+// bootstraps.
+func (c *cluster) add(t *TLS) *node {
 	c.t.Helper()
-	n := &node{name: fmt.Sprintf("n%d", len(c.nodes)+1), dir: c.t.TempDir(), key: key}
+	n := &node{name: fmt.Sprintf("n%d", len(c.nodes)+1), dir: c.t.TempDir(), tls: t}
 	c.nodes = append(c.nodes, n)
 	c.start(n, len(c.nodes) == 1)
 	return n
@@ -118,7 +119,7 @@ func (c *cluster) start(n *node, bootstrap bool) {
 	var err error
 	n.c, err = Open(context.Background(), Config{
 		Name: n.name, DataDir: n.dir, Bind: bind, State: state,
-		Bootstrap: bootstrap, Key: n.key, Logger: c.log.With("node", n.name), Tuning: testTuning,
+		Bootstrap: bootstrap, TLS: n.tls, Logger: c.log.With("node", n.name), Tuning: testTuning,
 	})
 	if err != nil {
 		c.t.Fatal(err)

@@ -34,7 +34,7 @@ type Stats struct {
 	Writes        uint64        // acknowledged writes since Open
 	P50, P99, Max time.Duration // over the last 1024 writes
 	AppliedIndex  uint64
-	RefusedConns  uint64 // raft connections refused for the cluster key
+	RefusedConns  uint64 // raft connections refused (RefusedConns)
 }
 
 // Stats returns write latency (from Update's call to its answer, as a
@@ -51,6 +51,6 @@ func (c *Control) Stats() Stats {
 		s.Max = ds[n-1]
 	}
 	s.AppliedIndex = c.state.AppliedIndex()
-	s.RefusedConns = c.stream.refused.Load()
+	s.RefusedConns = c.RefusedConns()
 	return s
 }

@@ -1,45 +1,56 @@
 package control
 
 import (
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/labnet-dev/labnet/node/auth"
 )
 
-// handshakeTimeout bounds the key exchange on a new raft connection, so a
+// handshakeTimeout bounds the TLS handshake on a new raft connection, so a
 // peer that connects and says nothing cannot hold a goroutine for long.
 const handshakeTimeout = 5 * time.Second
 
-// magic opens every authenticated raft connection: it names the protocol
-// and its version, so a peer speaking something else is refused at once.
-var magic = [4]byte{'L', 'R', 'A', '1'}
+// accepted is the byte the accepting side sends once it has checked the
+// dialer's certificate: in TLS 1.3 the client's handshake ends before the
+// server has read its certificate, so without it a refused dialer would
+// learn only on raft's first read.
+const accepted = 1
 
-// ErrKeyRefused is returned to a dialer whose peer did not prove the
-// cluster key, or did not accept ours.
-var ErrKeyRefused = errors.New("raft peer refused: cluster key does not match")
+// ErrRefusedByPeer is returned to a dialer whose peer closed the
+// connection instead of accepting it (it refused our certificate, or has
+// none of its own yet).
+var ErrRefusedByPeer = errors.New("raft peer refused the connection")
 
 // streamLayer is raft's transport below NetworkTransport: TCP on the bind
-// address, reporting the advertised address as its own. With a key, every
-// connection first runs a challenge-response in both directions (dial, accept)
-// before raft's first byte; a peer without the key is refused and counted.
+// address, reporting the advertised address as its own. With TLS (labd's
+// case: tls.go), every connection runs mutual TLS 1.3 in both directions
+// before raft's first byte, and a peer whose certificate is refused is
+// closed and counted. Without it raft speaks plain TCP, which Open
+// allows on loopback only.
 type streamLayer struct {
 	ln        net.Listener
 	advertise net.Addr
-	key       []byte // derived from the cluster key; nil: no authentication
+	tls       *TLS // nil: plain TCP
+	log       *slog.Logger
 
-	refused atomic.Uint64
+	refused auth.NodeRefusals
 }
 
-func newStreamLayer(bind, advertise string, clusterKey []byte) (*streamLayer, error) {
+func newStreamLayer(bind, advertise string, t *TLS, log *slog.Logger) (*streamLayer, error) {
+	if t == nil && !loopback(bind) {
+		return nil, fmt.Errorf("raft: %s is not a loopback address: raft runs over plain TCP only on loopback, and needs TLS elsewhere", bind)
+	}
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, fmt.Errorf("raft: listen on %s: %w", bind, err)
@@ -60,11 +71,21 @@ func newStreamLayer(bind, advertise string, clusterKey []byte) (*streamLayer, er
 		ln.Close()
 		return nil, fmt.Errorf("raft: advertise address %s is unspecified: set --advertise", adv)
 	}
-	s := &streamLayer{ln: ln, advertise: adv}
-	if len(clusterKey) > 0 {
-		s.key = deriveKey(clusterKey)
+	return &streamLayer{ln: ln, advertise: adv, tls: t, log: log}, nil
+}
+
+// loopback reports whether a bind address is on loopback (127.0.0.0/8,
+// ::1, localhost).
+func loopback(bind string) bool {
+	host, _, err := net.SplitHostPort(bind)
+	if err != nil {
+		return false
 	}
-	return s, nil
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 // Accept returns the next connection. The handshake runs on the
@@ -72,47 +93,115 @@ func newStreamLayer(bind, advertise string, clusterKey []byte) (*streamLayer, er
 // connection, so one slow peer never holds up the accept loop.
 func (s *streamLayer) Accept() (net.Conn, error) {
 	c, err := s.ln.Accept()
-	if err != nil || s.key == nil {
+	if err != nil || s.tls == nil {
 		return c, err
 	}
-	return &authConn{Conn: c, handshake: func() error {
-		err := accept(c, s.key)
-		if err != nil {
-			s.refused.Add(1)
+	srv, err := s.tls.server()
+	if err != nil {
+		// This node has no certificate yet (it has not enrolled): the
+		// peer is not at fault, and tries again.
+		c.Close()
+		s.log.Debug("raft connection closed: this node cannot serve TLS yet", "from", c.RemoteAddr().String(), "err", err)
+		return &authConn{Conn: c, err: err, done: true}, nil
+	}
+	tc := tls.Server(c, srv)
+	return &authConn{Conn: tc, handshake: func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+		defer cancel()
+		if err := tc.HandshakeContext(ctx); err != nil {
+			s.count(c.RemoteAddr(), err)
+			return fmt.Errorf("raft connection from %s: %w", c.RemoteAddr(), err)
 		}
-		return err
+		tc.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+		defer tc.SetWriteDeadline(time.Time{})
+		if _, err := tc.Write([]byte{accepted}); err != nil {
+			return fmt.Errorf("raft connection from %s: %w", c.RemoteAddr(), err)
+		}
+		return nil
 	}}, nil
 }
 
 func (s *streamLayer) Close() error   { return s.ln.Close() }
 func (s *streamLayer) Addr() net.Addr { return s.advertise }
 
-// Dial connects to a peer and, with a key, completes the handshake before
-// raft sends anything.
+// Dial connects to a peer within raft's timeout and, with TLS, completes
+// the handshake (handshakeTimeout) and waits for the peer to accept it
+// before raft sends anything.
 func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", string(addr), timeout)
-	if err != nil || s.key == nil {
+	if err != nil || s.tls == nil {
 		return c, err
 	}
-	if err := dial(c, s.key); err != nil {
+	cli, err := s.tls.client()
+	if err != nil {
 		c.Close()
-		s.refused.Add(1)
 		return nil, fmt.Errorf("raft: connect to %s: %w", addr, err)
 	}
-	return c, nil
+	tc := tls.Client(c, cli)
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		s.count(c.RemoteAddr(), err)
+		return nil, fmt.Errorf("raft: connect to %s: %w", addr, err)
+	}
+	tc.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	var ok [1]byte
+	if _, err := io.ReadFull(tc, ok[:]); err != nil || ok[0] != accepted {
+		c.Close()
+		s.count(c.RemoteAddr(), &RefusedError{Reason: "refused_by_peer", Err: ErrRefusedByPeer})
+		return nil, fmt.Errorf("raft: connect to %s: %w (%v)", addr, ErrRefusedByPeer, err)
+	}
+	tc.SetReadDeadline(time.Time{})
+	return tc, nil
+}
+
+// count counts a connection refused, by the node its certificate names
+// when that was verified (else the peer's address) and the reason, and
+// logs it at most once in 10 s per node and reason.
+func (s *streamLayer) count(from net.Addr, err error) {
+	node, reason := addrHost(from), "handshake"
+	var r *RefusedError
+	if errors.As(err, &r) {
+		reason = r.Reason
+		if r.Node != "" {
+			node = r.Node
+		}
+	}
+	if s.refused.Add(node, reason) {
+		s.log.Warn("raft connection refused", "node", node, "reason", reason, "addr", from.String(), "err", err)
+	}
+}
+
+// addrHost is the host of a network address ("" when it has none).
+func addrHost(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	if h, _, err := net.SplitHostPort(a.String()); err == nil {
+		return h
+	}
+	return a.String()
 }
 
 // authConn runs handshake once, before the first read or write; a failed
-// handshake closes the connection and fails every later call.
+// handshake closes the connection and fails every later call. Read then
+// says io.EOF, as a peer that hung up: the refusal is counted and logged
+// (rate-limited) by the stream layer, and raft logs every other read
+// error, once per connection.
 type authConn struct {
 	net.Conn
 	once      sync.Once
 	handshake func() error
+	done      bool // err is set already: no handshake
 	err       error
 }
 
 func (c *authConn) ready() error {
 	c.once.Do(func() {
+		if c.done {
+			return
+		}
 		if c.err = c.handshake(); c.err != nil {
 			c.Conn.Close()
 		}
@@ -122,7 +211,7 @@ func (c *authConn) ready() error {
 
 func (c *authConn) Read(p []byte) (int, error) {
 	if err := c.ready(); err != nil {
-		return 0, err
+		return 0, io.EOF
 	}
 	return c.Conn.Read(p)
 }
@@ -132,90 +221,4 @@ func (c *authConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.Conn.Write(p)
-}
-
-// deriveKey keeps the cluster key itself out of the raft handshake: raft
-// connections use their own key, so a flaw here says nothing about the
-// gossip key's other uses.
-func deriveKey(clusterKey []byte) []byte {
-	m := hmac.New(sha256.New, clusterKey)
-	m.Write([]byte("labnet raft transport v1"))
-	return m.Sum(nil)
-}
-
-// proof is what one side sends to show it holds key: a MAC over both
-// nonces and its role, so a proof can be neither replayed on another
-// connection nor reflected back to its sender.
-func proof(key []byte, role string, dialNonce, acceptNonce []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(role))
-	m.Write(dialNonce)
-	m.Write(acceptNonce)
-	return m.Sum(nil)
-}
-
-const nonceLen = 32
-
-// dial is the connecting side of the handshake:
-//
-//	dialer   -> magic, nonceD
-//	acceptor -> nonceA, proof("accept", nonceD, nonceA)
-//	dialer   -> proof("dial", nonceD, nonceA)
-//	acceptor -> 1 (accepted)
-//
-// The dialer checks the acceptor's proof before it sends its own.
-func dial(c net.Conn, key []byte) error {
-	c.SetDeadline(time.Now().Add(handshakeTimeout))
-	defer c.SetDeadline(time.Time{})
-	nonceD := make([]byte, nonceLen)
-	rand.Read(nonceD)
-	if _, err := c.Write(append(magic[:], nonceD...)); err != nil {
-		return fmt.Errorf("handshake: %w", err)
-	}
-	in := make([]byte, nonceLen+sha256.Size)
-	if _, err := io.ReadFull(c, in); err != nil {
-		return fmt.Errorf("handshake: %w (%w)", ErrKeyRefused, err)
-	}
-	nonceA, theirs := in[:nonceLen], in[nonceLen:]
-	if !hmac.Equal(theirs, proof(key, "accept", nonceD, nonceA)) {
-		return ErrKeyRefused
-	}
-	if _, err := c.Write(proof(key, "dial", nonceD, nonceA)); err != nil {
-		return fmt.Errorf("handshake: %w", err)
-	}
-	var ok [1]byte
-	if _, err := io.ReadFull(c, ok[:]); err != nil || ok[0] != 1 {
-		return ErrKeyRefused
-	}
-	return nil
-}
-
-// accept is the accepting side of dial's handshake.
-func accept(c net.Conn, key []byte) error {
-	c.SetDeadline(time.Now().Add(handshakeTimeout))
-	defer c.SetDeadline(time.Time{})
-	in := make([]byte, len(magic)+nonceLen)
-	if _, err := io.ReadFull(c, in); err != nil {
-		return fmt.Errorf("raft handshake from %s: %w", c.RemoteAddr(), err)
-	}
-	if [4]byte(in[:4]) != magic {
-		return fmt.Errorf("raft handshake from %s: not a labnet raft peer, or one without a cluster key", c.RemoteAddr())
-	}
-	nonceD := in[4:]
-	nonceA := make([]byte, nonceLen)
-	rand.Read(nonceA)
-	if _, err := c.Write(append(nonceA, proof(key, "accept", nonceD, nonceA)...)); err != nil {
-		return fmt.Errorf("raft handshake from %s: %w", c.RemoteAddr(), err)
-	}
-	theirs := make([]byte, sha256.Size)
-	if _, err := io.ReadFull(c, theirs); err != nil {
-		return fmt.Errorf("raft handshake from %s: %w", c.RemoteAddr(), err)
-	}
-	if !hmac.Equal(theirs, proof(key, "dial", nonceD, nonceA)) {
-		return fmt.Errorf("raft handshake from %s: %w", c.RemoteAddr(), ErrKeyRefused)
-	}
-	if _, err := c.Write([]byte{1}); err != nil {
-		return fmt.Errorf("raft handshake from %s: %w", c.RemoteAddr(), err)
-	}
-	return nil
 }

@@ -80,4 +80,9 @@ type Directory interface {
 type NodeInfo struct {
 	Serial  string // hex, lower case
 	Removed bool
+	// NotBefore is the recorded certificate's start: a certificate of
+	// the node that starts no earlier and has another serial is newer
+	// (re-signed since; certificates count time in seconds). Zero when
+	// the record does not say.
+	NotBefore time.Time
 }

@@ -60,5 +60,5 @@ func (d directory) Lab(id string) (identity.LabInfo, bool) {
 // Node reads node name's identity record.
 func (d directory) Node(name string) (identity.NodeInfo, bool) {
 	n, ok := GetNodeIdentity(d.g, name)
-	return identity.NodeInfo{Serial: n.Serial, Removed: n.Removed}, ok
+	return identity.NodeInfo{Serial: n.Serial, Removed: n.Removed, NotBefore: n.NotBefore}, ok
 }

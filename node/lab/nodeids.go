@@ -28,9 +28,12 @@ type NodeIdentity struct {
 	Owner string `json:"owner,omitempty"` // a user id; "" for none
 	// Cert is the node's certificate (DER): its serial, expiry and public
 	// key are what peers check.
-	Cert      []byte    `json:"cert"`
-	Serial    string    `json:"serial"` // hex, as the certificate's
-	NotAfter  time.Time `json:"not_after"`
+	Cert     []byte    `json:"cert"`
+	Serial   string    `json:"serial"` // hex, as the certificate's
+	NotAfter time.Time `json:"not_after"`
+	// NotBefore is the certificate's: a certificate of the node issued
+	// later is newer (zero in records made before it was kept).
+	NotBefore time.Time `json:"not_before,omitzero"`
 	Removed   bool      `json:"removed,omitempty"`
 	RemovedAt time.Time `json:"removed_at,omitzero"`
 }

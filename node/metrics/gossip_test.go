@@ -23,3 +23,16 @@ func TestGossipRefused(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+func TestGossipKeys(t *testing.T) {
+	reg := New(Sources{GossipKeys: func() GossipKeys { return GossipKeys{Rotations: 2, Installs: 5, Fetches: 1} }})
+	got := only(scrape(t, serve(t, reg)), "labnet_gossip_key")
+	want := map[string]string{
+		`labnet_gossip_key_rotations_total`: "2",
+		`labnet_gossip_key_installs_total`:  "5",
+		`labnet_gossip_key_fetches_total`:   "1",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}

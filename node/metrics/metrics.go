@@ -45,6 +45,9 @@ type Sources struct {
 	GossipRefused iter.Seq[GossipRefusal]
 	// NodeRefusals yields the nodes' refused requests (refusals.go).
 	NodeRefusals iter.Seq[NodeRefusal]
+	// GossipKeys returns what the node did with the gossip keys
+	// (gossipkeys.go).
+	GossipKeys func() GossipKeys
 }
 
 // APICall is how many calls of a gRPC method (its full name) ended with
@@ -129,6 +132,9 @@ func New(src Sources) *Registry {
 	}
 	if src.NodeRefusals != nil {
 		reg.MustRegister(nodeRefusalsCollector(src.NodeRefusals))
+	}
+	if src.GossipKeys != nil {
+		reg.MustRegister(gossipKeysCollector(src.GossipKeys))
 	}
 	return &Registry{reg: reg}
 }
