@@ -7,8 +7,7 @@ package main_test
 // its laptop's namespace with the workshop guide's flags (docs/workshop.md):
 // --api 0.0.0.0:7700 --gossip 0.0.0.0:7946 --overlay 0.0.0.0:6081,
 // --advertise its address, and for a student the line the teacher's
-// `labctl node invite` printed (classKey: and the class's key file, while
-// labd needs one off loopback). Nothing leaves those
+// `labctl node invite` printed: no cluster key anywhere. Nothing leaves those
 // namespaces; they go away with the test. Needs root and iproute2 (the
 // tests skip otherwise).
 
@@ -117,13 +116,11 @@ func (c *classroom) node(name string) *classNode {
 func (c *classroom) teacher() *classNode    { return c.nodes[0] }
 func (c *classroom) students() []*classNode { return c.nodes[1:] }
 
-// classKey: the laptops also get the class's key file. The guide has no
-// key (each laptop enrols with its invite and gets the gossip keys from
-// the control plane); labd's Validate (node/config.go) still refuses a
-// control node's raft off loopback without a key, though raft is now
-// mutual TLS with control certificates: once that rule goes, set this to
-// false (both classroom tests then pass without a key).
-const classKey = true
+// classKey: the laptops also get a class key file. The guide has no key
+// (each laptop enrols with its invite and gets the gossip keys from the
+// control plane; raft is mutual TLS between control certificates), nor
+// does the test.
+const classKey = false
 
 // start starts every labd with the guide's command, the teacher first,
 // then each student with the line the teacher's labctl node invite
