@@ -53,6 +53,12 @@ func (p *pki) enrol(ctx context.Context, cl *cluster.Cluster, clusterKey []byte)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if status.Code(err) == codes.PermissionDenied {
+				// Refused (the name is bound to another certificate, or
+				// removed, or the proof is wrong): asking again would be
+				// refused again, so labd stops, saying why.
+				return fmt.Errorf("enrolment refused by %s: %s", m.Name, status.Convert(err).Message())
+			}
 			p.log.Warn("enrolling", "with", m.Name, "api", m.Meta.APIAddr, "err", err)
 		}
 		if !waiting {
