@@ -74,8 +74,14 @@ func (s *Server) startRemotes(ctx context.Context, req *labv1.CaptureRequest, by
 // startRemote opens node's capture of list and waits for its started
 // message (at most captureStartTimeout).
 func (s *Server) startRemote(ctx context.Context, req *labv1.CaptureRequest, node string, list []captureIface) (labv1.CaptureService_CaptureClient, error) {
-	conn, err := s.peer(node)
+	conn, fctx, via, err := s.route(ctx, node)
 	if err != nil {
+		if _, ok := status.FromError(err); ok {
+			return nil, err
+		}
+		if via != node {
+			return nil, status.Errorf(codes.Unavailable, "node %s runs %s; control node %s, which passes calls on to it, cannot be reached: %v", node, list[0].host, via, err)
+		}
 		return nil, status.Errorf(codes.Unavailable, "node %s, which runs %s, cannot be reached: %v", node, list[0].host, err)
 	}
 	sub := &labv1.CaptureRequest{Lab: req.Lab, Protocol: req.Protocol, Port: req.Port, Address: req.Address, Snaplen: req.Snaplen}
@@ -84,10 +90,6 @@ func (s *Server) startRemote(ctx context.Context, req *labv1.CaptureRequest, nod
 	}
 	// The stream lives as long as ctx; cancel ends it early when the peer
 	// does not start in time.
-	fctx, err := s.forwarded(ctx)
-	if err != nil {
-		return nil, err
-	}
 	sctx, cancel := context.WithCancel(fctx)
 	rs, err := labv1.NewCaptureServiceClient(conn).Capture(sctx, sub)
 	if err != nil {

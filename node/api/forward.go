@@ -49,13 +49,15 @@ func (s *Server) forwardConn(ctx context.Context, host string) (grpc.ClientConnI
 	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
 		return nil, nil, status.Errorf(codes.Unavailable, "host %s runs on node %s, not here (the call was already forwarded by %s)", id, spec.Node, md.Get(forwardedKey)[0])
 	}
-	conn, err := s.peer(spec.Node)
+	conn, fctx, via, err := s.route(ctx, spec.Node)
 	if err != nil {
+		if _, ok := status.FromError(err); ok {
+			return nil, nil, err
+		}
+		if via != spec.Node {
+			return nil, nil, status.Errorf(codes.Unavailable, "host %s runs on node %s; control node %s, which passes calls on to it, cannot be reached: %v", id, spec.Node, via, err)
+		}
 		return nil, nil, status.Errorf(codes.Unavailable, "host %s runs on node %s, which cannot be reached: %v", id, spec.Node, err)
-	}
-	fctx, err := s.forwarded(ctx)
-	if err != nil {
-		return nil, nil, err
 	}
 	return conn, fctx, nil
 }

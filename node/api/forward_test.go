@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,5 +193,102 @@ func TestMemberForwardCarriesBearer(t *testing.T) {
 	}
 	if got := remote.auth.callsTo("/lab.v1.LiveService/GetHostStatus"); len(got) != 1 {
 		t.Errorf("%d live calls arrived, want still 1", len(got))
+	}
+}
+
+// kindsOf is a membership of alive nodes with kinds; leader leads.
+type kindsOf struct {
+	kinds  map[string]string
+	leader string
+}
+
+func (m kindsOf) Nodes() []*labv1.Node {
+	var out []*labv1.Node
+	for n, k := range m.kinds {
+		out = append(out, &labv1.Node{Name: "nodes/" + n, State: labv1.NodeState_NODE_STATE_ALIVE, Kind: k, Leader: n == m.leader})
+	}
+	return out
+}
+
+func (kindsOf) Watch() (<-chan struct{}, func()) { return make(chan struct{}), func() {} }
+
+// TestMemberRelaysThroughControl: a member never hands a user's token to
+// another member (whoever has root there could keep it): a live call or
+// a capture for a host on another member goes to the leader, a control
+// node, as not yet forwarded, so that it passes the call on naming the
+// user; for a host on a control node, the member calls that node itself.
+// With no control node alive, the call fails saying why.
+func TestMemberRelaysThroughControl(t *testing.T) {
+	remote := newEnv(t, false)
+	var mu sync.Mutex
+	var dialled []string
+	dial := func(node string) (grpc.ClientConnInterface, error) {
+		mu.Lock()
+		dialled = append(dialled, node)
+		mu.Unlock()
+		return grpc.NewClient(remote.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	members := kindsOf{kinds: map[string]string{testNode: "member", "bob-laptop": "member", "teacher": "control", "c2": "control"}, leader: "teacher"}
+	front := newEnv(t, false, func(c *api.Config) {
+		c.Member = func() bool { return true }
+		c.Peer = dial
+		c.Members = members
+	})
+	topo := demo()
+	for _, h := range topo.Hosts {
+		h.Node = "bob-laptop"
+	}
+	front.apply(t, topo)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	actx := metadata.AppendToOutgoingContext(as(ctx, alice), "authorization", "Bearer lnt_secret")
+	_, _ = front.live.GetHostStatus(actx, &labv1.GetHostStatusRequest{Name: "labs/demo/hosts/h1"})
+	if cs, err := front.capt.Capture(actx, &labv1.CaptureRequest{Lab: "labs/demo", Targets: []string{"h1"}}); err == nil {
+		_, _ = cs.Recv()
+	}
+	mu.Lock()
+	if strings.Join(dialled, " ") != "teacher teacher" {
+		t.Errorf("dialled %q for a host on another member; want the leader, twice", dialled)
+	}
+	dialled = nil
+	mu.Unlock()
+	for _, m := range []string{"/lab.v1.LiveService/GetHostStatus", "/lab.v1.CaptureService/Capture"} {
+		got := remote.auth.callsTo(m)
+		if len(got) != 1 {
+			t.Fatalf("%s: %d calls arrived, want 1", m, len(got))
+		}
+		if by := got[0].Get("labnet-forwarded-by"); len(by) != 0 {
+			t.Errorf("%s: relayed as forwarded by %q: the control node could not pass it on", m, by)
+		}
+		if a := got[0].Get("authorization"); len(a) != 1 || a[0] != "Bearer lnt_secret" {
+			t.Errorf("%s: authorization %q, want the caller's, to the control node", m, a)
+		}
+	}
+
+	// A host on a control node: called directly.
+	for _, h := range topo.Hosts {
+		h.Node = "c2"
+	}
+	front.apply(t, topo)
+	_, _ = front.live.GetHostStatus(actx, &labv1.GetHostStatusRequest{Name: "labs/demo/hosts/h1"})
+	mu.Lock()
+	if strings.Join(dialled, " ") != "c2" {
+		t.Errorf("dialled %q for a host on a control node; want c2", dialled)
+	}
+	mu.Unlock()
+
+	// No control node alive: a clear Unavailable.
+	lonely := newEnv(t, false, func(c *api.Config) {
+		c.Member = func() bool { return true }
+		c.Peer = dial
+		c.Members = kindsOf{kinds: map[string]string{testNode: "member", "bob-laptop": "member"}}
+	})
+	for _, h := range topo.Hosts {
+		h.Node = "bob-laptop"
+	}
+	lonely.apply(t, topo)
+	_, err := lonely.live.GetHostStatus(actx, &labv1.GetHostStatusRequest{Name: "labs/demo/hosts/h1"})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "no control node is alive") {
+		t.Errorf("relay with no control node: %v", err)
 	}
 }
