@@ -202,10 +202,10 @@ func (m move) String() string { return m.host + " " + m.from + "->" + m.to }
 //     by name);
 //   - with failback, a host away from its home node goes back once the
 //     home node is settled (alive for the failover time);
-//   - hosts that opt out (no_failover) never move; pinned hosts (the
-//     topology named their node) move only off a removed node, which
-//     can never run them again, and back once a node of that name is
-//     enrolled again and settled.
+//   - hosts that opt out (no_failover) and pinned hosts (the topology
+//     named their node) move only off a removed node, which can never
+//     run them again, and back once a node of that name is enrolled
+//     again and settled.
 func planMoves(hosts []*labv1.Host, v view, failback bool) []move {
 	isAlive := map[string]bool{}
 	for _, n := range v.alive {
@@ -214,7 +214,7 @@ func planMoves(hosts []*labv1.Host, v view, failback bool) []move {
 	pl := lab.NewPlacer(v.alive, lab.HostsPerNode(hosts))
 	var out []move
 	for _, h := range hosts {
-		if h.NoFailover || h.Node == "" || h.Pinned && h.Node == h.HomeNode && !v.removed[h.Node] {
+		if h.Node == "" || (h.NoFailover || h.Pinned) && h.Node == h.HomeNode && !v.removed[h.Node] {
 			continue
 		}
 		home := h.HomeNode

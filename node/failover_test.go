@@ -252,25 +252,27 @@ func TestFailoverRemovedNode(t *testing.T) {
 
 // TestPinnedHostLeavesRemovedNode: a pinned host stays on a node that is
 // merely gone, moves off one that was removed (it can never run there
-// again), and goes back home once a node of that name, enrolled again,
-// has settled; a pinned host at home on a live node never moves.
+// again), as does one that opts out of failover, and both go back home
+// once a node of that name, enrolled again, has settled; a pinned host
+// at home on a live node never moves.
 func TestPinnedHostLeavesRemovedNode(t *testing.T) {
 	pinned := func(name, node, home string) *labv1.Host {
 		return &labv1.Host{Name: lab.HostName("l", name), Node: node, HomeNode: home, Pinned: true}
 	}
-	hosts := []*labv1.Host{pinned("a1", "alice", "alice"), pinned("b1", "bob", "bob")}
+	hosts := []*labv1.Host{pinned("a1", "alice", "alice"), pinned("b1", "bob", "bob"), {Name: lab.HostName("l", "a2"), Node: "alice", HomeNode: "alice", NoFailover: true}}
 	if m := planMoves(hosts, view{alive: []string{"bob", "teacher"}, expired: map[string]bool{"alice": true}}, true); len(m) != 0 {
 		t.Errorf("moves off a gone node: %v; want none (pinned)", m)
 	}
 	v := view{alive: []string{"bob", "teacher"}, expired: map[string]bool{}, settled: map[string]bool{}}
 	v = v.withoutRemoved([]lab.NodeIdentity{{Name: "alice", Removed: true}, {Name: "bob"}})
 	m := planMoves(hosts, v, true)
-	if len(m) != 1 || m[0].host != lab.HostName("l", "a1") || m[0].from != "alice" || m[0].to == "alice" || m[0].back {
-		t.Fatalf("moves off a removed node: %v; want a1 alone, to a live node", m)
+	if len(m) != 2 || m[0].host != lab.HostName("l", "a1") || m[1].host != lab.HostName("l", "a2") || m[0].from != "alice" || m[0].to == "alice" || m[1].to == "alice" || m[0].back {
+		t.Fatalf("moves off a removed node: %v; want a1 and a2 (no_failover) to live nodes", m)
 	}
 	moved := pinned("a1", m[0].to, "alice")
-	back := planMoves([]*labv1.Host{moved, hosts[1]}, view{alive: []string{"alice", "bob", "teacher"}, expired: map[string]bool{}, settled: map[string]bool{"alice": true, "bob": true}}, true)
-	if len(back) != 1 || back[0].to != "alice" || !back[0].back {
-		t.Errorf("moves once alice is enrolled again and settled: %v; want a1 back home", back)
+	optOut := &labv1.Host{Name: lab.HostName("l", "a2"), Node: m[1].to, HomeNode: "alice", NoFailover: true}
+	back := planMoves([]*labv1.Host{moved, hosts[1], optOut}, view{alive: []string{"alice", "bob", "teacher"}, expired: map[string]bool{}, settled: map[string]bool{"alice": true, "bob": true}}, true)
+	if len(back) != 2 || back[0].to != "alice" || !back[0].back || back[1].to != "alice" {
+		t.Errorf("moves once alice is enrolled again and settled: %v; want a1 and a2 back home", back)
 	}
 }
