@@ -48,6 +48,7 @@ type Daemon struct {
 	enroll   *controlServer   // ControlService: Follow and Enroll (enroll.go)
 	keys     *gossipKeys      // the gossip keys (gossipkeys.go)
 	fence    *follow.Fence    // a member's, with failover on; nil otherwise
+	removed  *removedSelf     // whether an admin removed this node (removedself.go)
 	rt       *runtime.Runtime
 
 	health        atomic.Pointer[health.Server] // the API's, for storeFailed
@@ -140,11 +141,13 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	d.packets.followMembers(d.members.peers, d.members.watch)
 	d.packets.followIdentities(d.store, d.pki.nodeKey)
 	fenceChanged := make(chan struct{}, 1)
+	d.removed = &removedSelf{dir: cfg.DataDir, serial: d.pki.serial, changed: fenceChanged, log: log.With("component", "follow")}
+	d.removed.load()
 	d.rt = runtime.New(runtime.Config{
 		Node: cfg.Name, Store: d.store, Fabric: d.packets.fab, Clock: stack.SystemClock{}, Logger: log.With("component", "runtime"),
 		Peers: d.members.peers, PeersChanged: peersChanged,
 		Started: d.gw.hook(),
-		Fenced:  d.fenced, FenceChanged: fenceChanged,
+		Fenced:  d.fenced, FenceChanged: fenceChanged, Removed: d.removed.is,
 	})
 	self := &clusterNodes{cl: d.members.cl, st: d.store, name: cfg.Name, started: d.started}
 	staleness, control := d.newFollowing(log)

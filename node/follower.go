@@ -23,7 +23,7 @@ func isControlMeta(m cluster.NodeMeta) bool { return m.Role == cluster.RoleContr
 func (d *Daemon) newFollowing(log *slog.Logger) (staleness func() (time.Duration, bool), srv *controlServer) {
 	control := d.cfg.Control
 	if !control {
-		d.follower = newFollower(d.cfg, d.store, d.members.cl, isControlMeta, d.api, log)
+		d.follower = newFollower(d.cfg, d.store, d.members.cl, isControlMeta, d.api, d.removed.set, log)
 		staleness = replicaAge(d.follower)
 	}
 	fs := follow.NewServer(follow.ServerConfig{
@@ -38,7 +38,7 @@ func (d *Daemon) newFollowing(log *slog.Logger) (staleness func() (time.Duration
 // gossip shows (isControl reads a member's role from its gossip metadata)
 // and then those it last knew. It dials them over the API's peer
 // connections.
-func newFollower(cfg Config, rep follow.Replica, cl *cluster.Cluster, isControl func(cluster.NodeMeta) bool, a *apiServer, log *slog.Logger) *follow.Follower {
+func newFollower(cfg Config, rep follow.Replica, cl *cluster.Cluster, isControl func(cluster.NodeMeta) bool, a *apiServer, removed func(), log *slog.Logger) *follow.Follower {
 	log = log.With("component", "follow")
 	list := openControlList(cfg.DataDir, gossipControls(cl, cfg.Name, isControl), log)
 	return follow.New(follow.Config{
@@ -54,7 +54,8 @@ func newFollower(cfg Config, rep follow.Replica, cl *cluster.Cluster, isControl 
 			// with a working data directory.
 			log.Error("the replica cannot be written: stopped following the control plane", "data", cfg.DataDir, "err", err)
 		},
-		Logger: log,
+		Removed: removed,
+		Logger:  log,
 	})
 }
 

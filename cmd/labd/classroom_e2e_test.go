@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -701,4 +702,87 @@ func TestFullDiskNotServing(t *testing.T) {
 	if !strings.Contains(d.log.String(), "health NOT_SERVING") {
 		t.Errorf("labd's log does not say why health is NOT_SERVING:\n%s", d.log)
 	}
+}
+
+// TestClassroomRemoveLaptop: the teacher removes alice's laptop (labctl
+// node remove). Her hosts, pinned to it with failover: false, run on the
+// laptops left at once (hers can never run them again) and bob still
+// reaches web; her labd, started again with the same command (its old
+// files, the invite used), is refused: the teacher lists it removed and
+// never alive, and it runs nothing. A new invite and her laptop's files
+// deleted (as the workshop guide says) bring it back, and her hosts go
+// home.
+func TestClassroomRemoveLaptop(t *testing.T) {
+	requireClassroom(t)
+	c := newClassroom(t, "alice", "bob")
+	c.start("--failover-after", "5s")
+	c.applyWorkshop()
+	tch, alice, bob := c.teacher(), c.node("alice"), c.node("bob")
+	start := time.Now()
+	tch.d.ok("node", "remove", "alice")
+	for {
+		tr, _ := tch.running()
+		br, _ := bob.running()
+		if anyOf(tr, []string{"class/alice"}) || anyOf(br, []string{"class/alice"}) {
+			if anyOf(tr, []string{"class/r-alice"}) || anyOf(br, []string{"class/r-alice"}) {
+				break
+			}
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("alice's hosts do not run on the laptops left 30 s after her removal: teacher %v, bob %v", keys(tr), keys(br))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("alice's hosts run on the laptops left %v after `labctl node remove alice`", time.Since(start).Round(time.Millisecond))
+	bob.d.waitPing("bob", "web")
+	// Her labd stops them, and says why.
+	for {
+		got, _ := alice.running()
+		if !anyOf(got, workshopRuns["alice"]) && strings.Contains(alice.d.log.String(), "an admin removed this node") {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("the removed laptop still runs %v 30 s after its removal; its log:\n%s", keys(got), lastLines(alice.d.log.String(), 20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("alice's labd stopped her hosts %v after her removal", time.Since(start).Round(time.Millisecond))
+
+	// Her labd again, with the same command.
+	alice.d.stop(os.Interrupt)
+	alice.start()
+	time.Sleep(5 * time.Second)
+	out := tch.d.ok("get", "nodes")
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "alice" && (!strings.Contains(line, "removed") || strings.Contains(line, " alive ")) {
+			t.Errorf("the teacher lists the restarted removed laptop as:\n%s", line)
+		}
+	}
+	if got, _ := alice.running(); anyOf(got, workshopRuns["alice"]) {
+		t.Errorf("the removed laptop, restarted, runs %v", keys(got))
+	}
+	if !strings.Contains(alice.d.log.String(), "an admin removed this node") {
+		t.Errorf("the restarted removed laptop does not say it was removed:\n%s", lastLines(alice.d.log.String(), 20))
+	}
+	own, errs, _ := alice.d.labctl("get", "nodes")
+	t.Logf("what alice's own labd says of the class once removed:\n%s%s", own, errs)
+	bob.d.waitPing("bob", "web")
+
+	// Back with a new invite and a fresh key.
+	alice.d.stop(os.Interrupt)
+	for _, f := range []string{"node.crt", "node.key"} {
+		if err := os.Remove(filepath.Join(alice.data, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	line := strings.Fields(tch.d.ok("node", "invite", "alice", "--owner", "alice"))
+	i := slices.Index(alice.args, "--enroll")
+	if i < 0 || len(line) < 7 {
+		t.Fatalf("args %q, invite %q", alice.args, line)
+	}
+	alice.args[i+1] = line[6]
+	alice.start()
+	c.waitAlive(c.nodes, len(c.nodes), 30*time.Second)
+	alice.waitRuns(60*time.Second, workshopRuns["alice"]...)
+	alice.d.waitPing("alice", "web")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,7 +44,11 @@ type Config struct {
 	// persistence error and the follower stopped applying to it; nil: only
 	// logged.
 	ReplicaFailed func(err error)
-	Now           func() time.Time // time.Now when nil
+	// Removed, when set, is told, after every refused stream, that the
+	// control node refused this node because an admin removed it (labctl
+	// node remove; node/auth's NodeRefusedError, reason removed).
+	Removed func()
+	Now     func() time.Time // time.Now when nil
 	// MinBackoff and MaxBackoff bound the wait after a round of
 	// candidates that all failed (MinBackoff, MaxBackoff when 0).
 	MinBackoff, MaxBackoff time.Duration
@@ -135,6 +140,9 @@ func (f *Follower) Run(ctx context.Context) error {
 			progressed, err := f.session(ctx, c)
 			if ctx.Err() != nil {
 				return nil
+			}
+			if f.cfg.Removed != nil && IsRemoved(err) {
+				f.cfg.Removed()
 			}
 			if progressed {
 				backoff, failedInRound = f.cfg.MinBackoff, 0
@@ -302,6 +310,13 @@ func (f *Follower) setFrom(name string) {
 	f.mu.Lock()
 	f.from = name
 	f.mu.Unlock()
+}
+
+// IsRemoved reports whether err is a control node's refusal of this
+// node because it was removed: PermissionDenied saying "was removed"
+// (node/auth's NodeRefusedError).
+func IsRemoved(err error) bool {
+	return status.Code(err) == codes.PermissionDenied && strings.Contains(status.Convert(err).Message(), " was removed (labctl node remove)")
 }
 
 // isDecodeError reports a message the client could not decode (gRPC ends

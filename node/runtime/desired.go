@@ -81,8 +81,9 @@ func (r *Runtime) desired(st lab.All) map[string]*desired {
 	want := map[string]*desired{}
 	var buf []byte
 	fenced := r.cfg.Fenced != nil && r.cfg.Fenced()
+	removed := r.cfg.Removed != nil && r.cfg.Removed()
 	for _, h := range st.Hosts {
-		if h.Node != r.cfg.Node || fenced && movable(h) {
+		if h.Node != r.cfg.Node || fenced && movable(h) || removed {
 			continue
 		}
 		sk, ok := r.specKeys[h]

@@ -49,3 +49,26 @@ func TestReconcileFenced(t *testing.T) {
 		t.Errorf("unfenced: %d hosts run, want 3", rt.Count())
 	}
 }
+
+// TestReconcileRemoved: a node an admin removed runs no host at all,
+// pinned and no_failover ones included.
+func TestReconcileRemoved(t *testing.T) {
+	st := openStore(t)
+	var removed atomic.Bool
+	rt := New(Config{Node: "n1", Store: st, Fabric: fabric.New(), Removed: removed.Load})
+	defer rt.stopAll()
+	pinned := lanHost("p", "n1", "10.0.0.2/24")
+	pinned.Pinned = true
+	stay := lanHost("s", "n1", "10.0.0.3/24")
+	stay.NoFailover = true
+	write(t, st, &labv1.Network{Name: lab.NetworkName("l", "lan"), Ipv4: "10.0.0.0/24", Vni: 5}, lanHost("m", "n1", "10.0.0.1/24"), pinned, stay)
+	rt.Reconcile()
+	if rt.Count() != 3 {
+		t.Fatalf("%d hosts run, want 3", rt.Count())
+	}
+	removed.Store(true)
+	rt.Reconcile()
+	if rt.Count() != 0 {
+		t.Errorf("removed: %d hosts run, want none", rt.Count())
+	}
+}

@@ -51,6 +51,10 @@ type Config struct {
 	// of Fenced's answer.
 	Fenced       func() bool
 	FenceChanged <-chan struct{}
+	// Removed, when set, reports whether an admin removed this node from
+	// the cluster (labctl node remove): it then runs no host at all.
+	// FenceChanged signals a change of its answer too.
+	Removed func() bool
 }
 
 // Runtime owns the running hosts.
