@@ -8,7 +8,8 @@ import (
 
 // writeSecretFile writes content to path, mode 0600, through a temporary
 // file in the same directory and a rename, so a reader (labd
-// --enroll-file) sees the old file or the whole new one.
+// --enroll-file, the next labctl reading its config) sees the old file or
+// the whole new one.
 func writeSecretFile(path, content string) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
 	if err != nil {
