@@ -205,7 +205,8 @@ func (m move) String() string { return m.host + " " + m.from + "->" + m.to }
 //   - hosts that opt out (no_failover) and pinned hosts (the topology
 //     named their node) move only off a removed node, which can never
 //     run them again, and back once a node of that name is enrolled
-//     again and settled.
+//     again and settled; one with no home node recorded (stored before
+//     home nodes were) stays where it is unless that node was removed.
 func planMoves(hosts []*labv1.Host, v view, failback bool) []move {
 	isAlive := map[string]bool{}
 	for _, n := range v.alive {
@@ -214,7 +215,7 @@ func planMoves(hosts []*labv1.Host, v view, failback bool) []move {
 	pl := lab.NewPlacer(v.alive, lab.HostsPerNode(hosts))
 	var out []move
 	for _, h := range hosts {
-		if h.Node == "" || (h.NoFailover || h.Pinned) && h.Node == h.HomeNode && !v.removed[h.Node] {
+		if h.Node == "" || (h.NoFailover || h.Pinned) && (h.Node == h.HomeNode || h.HomeNode == "") && !v.removed[h.Node] {
 			continue
 		}
 		home := h.HomeNode
