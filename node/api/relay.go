@@ -2,13 +2,13 @@ package api
 
 import (
 	"context"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/lab"
 	labv1 "github.com/labnet-dev/labnet/proto/lab/v1"
 )
 
@@ -54,7 +54,7 @@ func (s *Server) kindOf(node string) string {
 		return ""
 	}
 	for _, n := range s.cfg.Members.Nodes() {
-		if strings.TrimPrefix(n.Name, "nodes/") == node {
+		if lab.NodeID(n.Name) == node {
 			return n.Kind
 		}
 	}
@@ -69,7 +69,7 @@ func (s *Server) relayNode() string {
 	}
 	best := ""
 	for _, n := range s.cfg.Members.Nodes() {
-		name := strings.TrimPrefix(n.Name, "nodes/")
+		name := lab.NodeID(n.Name)
 		if n.Kind != auth.KindControl || n.Removed || n.State != labv1.NodeState_NODE_STATE_ALIVE || name == s.cfg.Node {
 			continue
 		}
