@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -211,4 +213,70 @@ func BenchmarkEnrolInvited30(b *testing.B) {
 		<-done
 		c1.Close()
 	}
+}
+
+// TestRemovedNodeBackWithInvite: a member an admin removed learns it from
+// its Follow stream and keeps the mark; restarted with the invite it was
+// enrolled with (used up) it runs as removed and says what brings it
+// back; restarted with a new invite and the same data directory it
+// enrols again with a new key, drops the mark and is followed again: no
+// file to delete by hand.
+func TestRemovedNodeBackWithInvite(t *testing.T) {
+	seed := gossipPort(t)
+	c1, _ := runDaemon(t, Config{Name: "c1", DataDir: t.TempDir(), API: "127.0.0.1:0", Gossip: seed, Overlay: "127.0.0.1:0", Control: true}, slog.New(slog.DiscardHandler))
+	nodes := labv1.NewNodeServiceClient(dialAdmin(t, c1, c1))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	invite := func() string {
+		t.Helper()
+		inv, err := nodes.CreateNodeInvite(ctx, &labv1.CreateNodeInviteRequest{NodeId: "alice-laptop"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inv.Token
+	}
+	mdir := t.TempDir()
+	cfg := Config{Name: "alice-laptop", DataDir: mdir, API: "127.0.0.2:0", Gossip: "127.0.0.2:0", Overlay: "127.0.0.2:0", Join: []string{seed}, Enroll: invite()}
+	a1, stop := runDaemon(t, cfg, slog.New(slog.DiscardHandler))
+	waitUntil(t, "alice-laptop enrolled", a1.pki.hasCert)
+	first := a1.pki.serial()
+	if _, err := nodes.RemoveNode(ctx, &labv1.RemoveNodeRequest{Name: "nodes/alice-laptop"}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "alice-laptop to learn it was removed", a1.removed.is)
+	stop()
+
+	// The same command: the invite is used up.
+	var logs syncBuffer
+	a2, stop := runDaemon(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	waitUntil(t, "the refused invite to be logged", func() bool { return strings.Contains(logs.String(), "its --enroll invite was refused") })
+	if !a2.removed.is() || a2.pki.serial() != first {
+		t.Errorf("restarted with its used invite: removed %v, serial %s (was %s); want removed, the old certificate", a2.removed.is(), a2.pki.serial(), first)
+	}
+	stop()
+
+	// A new invite, the same data directory.
+	cfg.Enroll = invite()
+	a3, _ := runDaemon(t, cfg, slog.New(slog.DiscardHandler))
+	waitUntil(t, "alice-laptop enrolled again", func() bool { s := a3.pki.serial(); return s != "" && s != first })
+	if a3.removed.is() {
+		t.Error("enrolled again with a new invite, the node still counts itself removed")
+	}
+	if _, err := os.Stat(filepath.Join(mdir, removedMarkFile)); !os.IsNotExist(err) {
+		t.Errorf("DATA/%s after enrolling again: %v; want it gone", removedMarkFile, err)
+	}
+	id, _ := lab.GetNodeIdentity(lab.StoreGetter{St: c1.store}, "alice-laptop")
+	if id.Removed || id.Serial != a3.pki.serial() {
+		t.Errorf("alice-laptop's record after enrolling again: %+v; want not removed, serial %s", id, a3.pki.serial())
+	}
+	// c1 follows it again: its replica catches up with a write made now.
+	if _, err := c1.control.Update(ctx, func(tx *store.Tx) error {
+		return lab.PutUser(tx, lab.User{ID: "carol", Role: auth.Student})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "alice-laptop's replica to follow c1 again", func() bool {
+		_, ok := lab.GetUser(lab.StoreGetter{St: a3.store}, "carol")
+		return ok
+	})
 }

@@ -59,19 +59,32 @@ func (d *Daemon) wireGossipKeys(srv *controlServer) {
 	srv.keys = k
 }
 
-// enrolBeforeGossip enrols a node started with an invite (--enroll) that
-// has no certificate yet, before it gossips, and installs the gossip keys
-// Enroll handed it. It reports whether it enrolled; an error stops labd
-// (the invite was refused), and so does ctx ending meanwhile.
+// enrolBeforeGossip enrols a node started with an invite (--enroll)
+// before it gossips, and installs the gossip keys Enroll handed it: a node
+// with no certificate yet, and a node an admin removed (DATA/removed names
+// its certificate), which comes back with a new invite and a new key, its
+// old files replaced. It reports whether it enrolled; an error stops labd
+// (the invite was refused), and so does ctx ending meanwhile. A removed
+// node whose invite is refused (the one it was first enrolled with, used
+// up) goes on as removed, running nothing, and says what would bring it
+// back.
 func (d *Daemon) enrolBeforeGossip(ctx context.Context) (bool, error) {
-	if d.cfg.Enroll == "" || d.pki.hasCert() {
+	removed := d.removed.is()
+	if d.cfg.Enroll == "" || d.pki.hasCert() && !removed {
 		return false, nil
 	}
 	if err := d.enrolInvited(ctx); err != nil {
 		if ctx.Err() != nil {
 			return false, nil
 		}
+		if removed {
+			d.log.Error("this node was removed and its --enroll invite was refused: ask an admin for a new invite (labctl node invite) and start labd with its --enroll line", "err", err)
+			return false, nil
+		}
 		return false, err
+	}
+	if removed {
+		d.removed.clear()
 	}
 	d.control.publishCA(d.pki.caHash())
 	d.installEnrolledKeys()

@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
-
-	"github.com/labnet-dev/labnet/node/auth"
 )
 
 // removedMarkFile, in the data directory, holds the serial of the
@@ -62,7 +60,22 @@ func (r *removedSelf) set() {
 	}
 }
 
-const removedMessage = "an admin removed this node from the cluster (labctl node remove): it runs no hosts and the other nodes refuse it; to come back, ask for a new invite (labctl node invite), delete DATA/" + auth.NodeCertFile + " and DATA/" + auth.NodeKeyFile + ", and start labd with the new --enroll line"
+// clear ends the mark: the node enrolled again with a new invite.
+func (r *removedSelf) clear() {
+	if !r.on.Swap(false) {
+		return
+	}
+	if err := os.Remove(filepath.Join(r.dir, removedMarkFile)); err != nil && !os.IsNotExist(err) {
+		r.log.Warn("dropping the removal mark", "err", err)
+	}
+	r.log.Info("enrolled again with a new invite: this node runs hosts again")
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+const removedMessage = "an admin removed this node from the cluster (labctl node remove): it runs no hosts and the other nodes refuse it; to come back, ask for a new invite (labctl node invite) and start labd with its --enroll line"
 
 // serial is the node certificate's serial (hex), "" without one.
 func (p *pki) serial() string {
