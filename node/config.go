@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/labnet-dev/labnet/node/auth"
+	"github.com/labnet-dev/labnet/node/control"
 	"github.com/labnet-dev/labnet/node/identity"
 )
 
@@ -391,14 +392,5 @@ func validSAN(s string) bool {
 	return true
 }
 
-func isLoopback(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
-}
+// isLoopback reports whether a host:port address is on loopback.
+var isLoopback = control.IsLoopback

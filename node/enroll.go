@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"net"
 	"time"
 
 	"google.golang.org/grpc"
@@ -234,7 +233,7 @@ func (s *controlServer) Enroll(ctx context.Context, req *labv1.EnrollRequest) (*
 		if !auth.VerifyEnrollProof(s.clusterKey, req.GetCsr(), ca.Cert.Raw, req.GetProof()) {
 			return nil, s.refuse(req.GetNode(), from, "bad_proof", "enrolment of node %q refused: its proof does not match this cluster's key (give it the same --cluster-key, or enrol with a token from `labctl node invite`)", req.GetNode())
 		}
-	} else if !loopbackPeer(from) {
+	} else if !isLoopback(from) {
 		return nil, s.refuse(req.GetNode(), from, "not_loopback", "enrolment of node %q refused: this cluster has no --cluster-key, so only nodes on loopback may enrol without a token (`labctl node invite`)", req.GetNode())
 	}
 	if id, ok := lab.GetNodeIdentity(lab.StoreGetter{St: s.store}, req.GetNode()); ok && id.Removed {
@@ -374,14 +373,4 @@ func enrollWriteErr(err error) error {
 		return err
 	}
 	return status.Errorf(codes.Unavailable, "enrolment: %v: try again", err)
-}
-
-// loopbackPeer reports whether a caller's address is on loopback.
-func loopbackPeer(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

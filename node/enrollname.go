@@ -35,7 +35,7 @@ func (s *controlServer) checkName(g lab.Getter, node, proven, from string, quiet
 	if !ok || id.Removed || (proven != "" && id.Serial == proven) {
 		return nil
 	}
-	if len(s.clusterKey) == 0 && loopbackPeer(from) {
+	if len(s.clusterKey) == 0 && isLoopback(from) {
 		if !quiet && s.refused.Add(node, "name_rebound") {
 			s.log.Warn("a loopback enrolment without a cluster key takes over a node's name (development: its data directory was wiped?)", "node", node, "from", from, "serial", id.Serial)
 		}

@@ -48,7 +48,7 @@ type streamLayer struct {
 }
 
 func newStreamLayer(bind, advertise string, t *TLS, log *slog.Logger) (*streamLayer, error) {
-	if t == nil && !loopback(bind) {
+	if t == nil && !IsLoopback(bind) {
 		return nil, fmt.Errorf("raft: %s is not a loopback address: raft runs over plain TCP only on loopback, and needs TLS elsewhere", bind)
 	}
 	ln, err := net.Listen("tcp", bind)
@@ -74,10 +74,10 @@ func newStreamLayer(bind, advertise string, t *TLS, log *slog.Logger) (*streamLa
 	return &streamLayer{ln: ln, advertise: adv, tls: t, log: log}, nil
 }
 
-// loopback reports whether a bind address is on loopback (127.0.0.0/8,
-// ::1, localhost).
-func loopback(bind string) bool {
-	host, _, err := net.SplitHostPort(bind)
+// IsLoopback reports whether a host:port address (to bind, or a peer's)
+// is on loopback: 127.0.0.0/8, ::1 (IPv4-mapped too) or localhost.
+func IsLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
 	if err != nil {
 		return false
 	}
