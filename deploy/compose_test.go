@@ -500,22 +500,30 @@ func TestComposeNodesFormACluster(t *testing.T) {
 			t.Errorf("%s: enrolled with an invite: %v, want %v", name, enrolled, want)
 		}
 	}
-	cmd := exec.Command(binary(t, "labctl"), "get", "nodes", "-o", "json")
-	cmd.Env = host
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var list struct{ Items []struct{ Name, Kind string } }
-	if err := json.Unmarshal(out, &list); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range list.Items {
-		s := p.Services[strings.TrimPrefix(n.Name, "nodes/")]
-		if want := map[bool]string{true: "control", false: "member"}[serviceEnv(s, "LABD_CONTROL") == "true"]; n.Kind != want {
-			t.Errorf("%s: kind %q, want %q", n.Name, n.Kind, want)
+	// Each node's kind, from its identity record: the first node records
+	// its own a moment after it leads.
+	waitFor(t, pods[names[publisher]], "lists every node's kind", func() error {
+		cmd := exec.Command(binary(t, "labctl"), "get", "nodes", "-o", "json")
+		cmd.Env = host
+		out, err := cmd.Output()
+		if err != nil {
+			return err
 		}
-	}
+		var list struct{ Items []struct{ Name, Kind string } }
+		if err := json.Unmarshal(out, &list); err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		if len(list.Items) != len(pods) {
+			return fmt.Errorf("%d nodes listed, want %d: %s", len(list.Items), len(pods), out)
+		}
+		for _, n := range list.Items {
+			s := p.Services[strings.TrimPrefix(n.Name, "nodes/")]
+			if want := map[bool]string{true: "control", false: "member"}[serviceEnv(s, "LABD_CONTROL") == "true"]; n.Kind != want {
+				return fmt.Errorf("%s: kind %q, want %q", n.Name, n.Kind, want)
+			}
+		}
+		return nil
+	})
 }
 
 // envValue is key's value in env (KEY=value entries).

@@ -84,9 +84,14 @@ func (d *Daemon) recordOwnIdentity(ctx context.Context) {
 		d.log.Error("this node's certificate", "err", err)
 		return
 	}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	recorded, warned := false, time.Now() // warn after 10 s of trying: at start no leader is known yet
+	// At start no leader is known yet, and the node that forms the
+	// cluster leads about half a second later: peers refuse its gossip
+	// until its record is written, so try often at first (50 ms,
+	// doubling up to a second) and warn only after 10 s of trying.
+	wait := 50 * time.Millisecond
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	recorded, warned := false, time.Now()
 	for {
 		if have, ok := lab.GetNodeIdentity(lab.StoreGetter{St: d.store}, want.Name); ok && (have.Serial == want.Serial || have.Removed) {
 			if have.Removed {
@@ -111,8 +116,10 @@ func (d *Daemon) recordOwnIdentity(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
 		}
+		wait = min(2*wait, time.Second)
+		timer.Reset(wait)
 	}
 }
 
