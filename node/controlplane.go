@@ -99,6 +99,15 @@ func (p *controlPlane) raftAddr() string {
 // node that decides failover. A member never does.
 func (p *controlPlane) isLeader() bool { return p.ctl != nil && p.ctl.IsLeader() }
 
+// leaderChanged is closed at this node's next change of raft state or
+// leader; nil (never ready) on a member.
+func (p *controlPlane) leaderChanged() <-chan struct{} {
+	if p.ctl == nil {
+		return nil
+	}
+	return p.ctl.LeaderChanged()
+}
+
 // attach gives the plane the cluster, once it exists (it needs the plane's
 // role and address in its meta first).
 func (p *controlPlane) attach(cl *cluster.Cluster, meta cluster.NodeMeta) {

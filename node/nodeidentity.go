@@ -85,13 +85,15 @@ func (d *Daemon) recordOwnIdentity(ctx context.Context) {
 		return
 	}
 	// At start no leader is known yet, and the node that forms the
-	// cluster leads about half a second later: peers refuse its gossip
-	// until its record is written, so try often at first (50 ms,
-	// doubling up to a second) and warn only after 10 s of trying.
+	// cluster leads about half a second later: peers refuse it until its
+	// record is written, so try again as soon as this node's raft state
+	// changes, often at first otherwise (50 ms, doubling up to a second),
+	// and warn only after 10 s of trying.
 	wait := 50 * time.Millisecond
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	recorded, warned := false, time.Now()
+	leaderChanged := d.control.leaderChanged()
 	for {
 		if have, ok := lab.GetNodeIdentity(lab.StoreGetter{St: d.store}, want.Name); ok && (have.Serial == want.Serial || have.Removed) {
 			if have.Removed {
@@ -117,9 +119,11 @@ func (d *Daemon) recordOwnIdentity(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+			wait = min(2*wait, time.Second)
+			timer.Reset(wait)
+		case <-leaderChanged:
 		}
-		wait = min(2*wait, time.Second)
-		timer.Reset(wait)
+		leaderChanged = d.control.leaderChanged()
 	}
 }
 

@@ -116,7 +116,7 @@ func TestCaptureAcrossNodes(t *testing.T) {
 		perIface[p.Iface]++
 	}
 	if !described["r1:eth1"] || !described["h2:eth0"] || perIface["r1:eth1"] == 0 || perIface["h2:eth0"] == 0 {
-		t.Fatalf("interfaces described %v, packets per interface %v: want both nodes' (r1:eth1 on a, h2:eth0 on b)", described, perIface)
+		t.Fatalf("interfaces described %v, packets per interface %v: want both nodes' (r1:eth1 on a, h2:eth0 on b); labctl capture said:\n%s\nb's log:\n%s", described, perIface, errs, lastLines(b.log.String(), 30)+"\na's log:\n"+lastLines(a.log.String(), 40))
 	}
 	// Every segment crossed both interfaces: each saw it once.
 	if perIface["r1:eth1"] != perIface["h2:eth0"] {
