@@ -34,6 +34,9 @@ type controlPlane struct {
 	meta   cluster.NodeMeta
 
 	legacy *legacyImport // nil when there is nothing to import
+	// imported is closed once nothing is left to import: the import
+	// needs an empty state, so nothing else writes before (awaitImport).
+	imported chan struct{}
 	// firstAdmin makes the first user once the leader has imported
 	// legacy (admin.go); nil when this node makes none.
 	firstAdmin *firstAdmin
@@ -53,8 +56,9 @@ type controlPlane struct {
 // raft's connections run over tls (rafttls.go). onError is called with
 // every write the raft log cannot persist.
 func openControlPlane(cfg Config, st *store.Store, legacy *legacyImport, tls *control.TLS, onError func(error), log *slog.Logger) (*controlPlane, error) {
-	p := &controlPlane{name: cfg.Name, log: log, legacy: legacy, st: st, startRev: st.Revision(), notServing: func() {}}
+	p := &controlPlane{name: cfg.Name, log: log, legacy: legacy, st: st, startRev: st.Revision(), notServing: func() {}, imported: make(chan struct{})}
 	if !cfg.Control {
+		close(p.imported)
 		return p, nil
 	}
 	var err error
@@ -76,6 +80,9 @@ func openControlPlane(cfg Config, st *store.Store, legacy *legacyImport, tls *co
 			li.recs = append(li.recs, store.Record{Key: r.Key, Value: r.Value})
 		}
 		p.legacy = li
+	}
+	if p.legacy == nil {
+		close(p.imported)
 	}
 	return p, nil
 }
@@ -99,6 +106,28 @@ func (p *controlPlane) raftAddr() string {
 // node that decides failover. A member never does.
 func (p *controlPlane) isLeader() bool { return p.ctl != nil && p.ctl.IsLeader() }
 
+// awaitImport holds a write on the leader until it has imported what it
+// had to (an old state, or one whose raft log was moved away; run does
+// it as soon as this node leads): the import takes only an empty state,
+// so a write before it (an identity record, the gossip keys, a user's
+// call) would leave the old state out. A node that does not lead, or
+// stops leading meanwhile, goes on (raft answers that it does not lead).
+func (p *controlPlane) awaitImport(ctx context.Context) error {
+	for {
+		changed := p.ctl.LeaderChanged()
+		if !p.ctl.IsLeader() {
+			return nil
+		}
+		select {
+		case <-p.imported:
+			return nil
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // leaderChanged is closed at this node's next change of raft state or
 // leader; nil (never ready) on a member.
 func (p *controlPlane) leaderChanged() <-chan struct{} {
@@ -120,6 +149,9 @@ func (p *controlPlane) attach(cl *cluster.Cluster, meta cluster.NodeMeta) {
 // say they lead, to agree.
 func (p *controlPlane) Update(ctx context.Context, fn func(*store.Tx) error) (uint64, error) {
 	if p.ctl != nil {
+		if err := p.awaitImport(ctx); err != nil {
+			return 0, err
+		}
 		rev, err := p.ctl.Update(ctx, fn)
 		var nl *control.NotLeaderError
 		if errors.As(err, &nl) && nl.Leader == "" {
@@ -328,6 +360,7 @@ func (p *controlPlane) importLegacy(ctx context.Context) {
 		p.log.Info(fmt.Sprintf("imported %d records from %s", n, p.legacy.what), "file", p.legacy.path)
 	}
 	p.legacy = nil
+	close(p.imported)
 }
 
 // close stops raft; the store is the daemon's.
