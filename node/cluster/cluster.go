@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/labnet-dev/labnet/node/refusal"
 )
 
 // DefaultDeadNodeReclaimTime is how long after a node is declared dead its
@@ -174,11 +176,11 @@ type Cluster struct {
 	watchers   map[chan struct{}]struct{}
 	unwatched  bool // Shutdown closed the watchers
 
-	known    *knownNodes   // rejoin.go
-	conflict conflicts     // startcheck.go
-	refused  refusals      // refusals.go
-	verified verifiedMetas // identity.go
-	pending  pendingNodes  // recheck.go
+	known    *knownNodes     // rejoin.go
+	conflict conflicts       // startcheck.go
+	refused  refusal.Counter // refusals.go
+	verified verifiedMetas   // identity.go
+	pending  pendingNodes    // recheck.go
 
 	keysMu sync.Mutex // serialises SetKeys (keyring.go)
 }
@@ -253,6 +255,7 @@ func New(cfg Config) (*Cluster, error) {
 		changed:    map[string]time.Time{},
 		leaving:    map[string]time.Time{},
 		refusedNow: map[string]bool{},
+		refused:    refusal.Counter{Every: refusalLogEvery},
 		watchers:   map[chan struct{}]struct{}{},
 		known:      known,
 	}

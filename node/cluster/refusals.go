@@ -4,7 +4,6 @@ import (
 	"iter"
 	"net"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -18,54 +17,12 @@ type Refusal struct {
 	Count  uint64
 }
 
-// refusals counts what the alive and merge delegates refused, by node and
-// reason, and logs each pair at most once per refusalLogEvery. Its size is
-// bounded: past maxRefusalKeys pairs, new ones count under node "other".
-type refusals struct {
-	mu     sync.Mutex
-	counts map[refusalKey]*refusalCount
-}
-
-type refusalKey struct{ node, reason string }
-
-type refusalCount struct {
-	n, logged uint64
-	loggedAt  time.Time
-}
-
-// maxRefusalKeys bounds the pairs counted (a rogue may make up names).
-const maxRefusalKeys = 1024
-
 // refusalLogEvery is how often one node and reason is logged at most.
 const refusalLogEvery = time.Minute
 
 // refuse counts and, rate-limited, logs a refusal of name at ip:port.
 func (c *Cluster) refuse(name, reason, via string, ip net.IP, port uint16) {
-	r := &c.refused
-	r.mu.Lock()
-	if r.counts == nil {
-		r.counts = map[refusalKey]*refusalCount{}
-	}
-	k := refusalKey{name, reason}
-	rc, ok := r.counts[k]
-	if !ok {
-		if len(r.counts) >= maxRefusalKeys {
-			k.node = "other"
-		}
-		if rc, ok = r.counts[k]; !ok {
-			rc = &refusalCount{}
-			r.counts[k] = rc
-		}
-	}
-	rc.n++
-	now := c.now()
-	log := rc.loggedAt.IsZero() || now.Sub(rc.loggedAt) >= refusalLogEvery
-	since := rc.n - rc.logged
-	if log {
-		rc.loggedAt, rc.logged = now, rc.n
-	}
-	r.mu.Unlock()
-	if log {
+	if log, since := c.refused.AddAt(name, reason, c.now()); log {
 		c.log.Warn("gossip refused", "node", name, "reason", reason, "via", via, "addr", net.JoinHostPort(ip.String(), strconv.Itoa(int(port))), "times", since)
 	}
 }
@@ -74,17 +31,9 @@ func (c *Cluster) refuse(name, reason, via string, ip net.IP, port uint16) {
 // metrics).
 func (c *Cluster) Refusals() iter.Seq[Refusal] {
 	return func(yield func(Refusal) bool) {
-		c.refused.mu.Lock()
-		out := make([]Refusal, 0, len(c.refused.counts))
-		for k, rc := range c.refused.counts {
-			out = append(out, Refusal{Node: k.node, Reason: k.reason, Count: rc.n})
-		}
-		c.refused.mu.Unlock()
-		for _, r := range out {
-			if !yield(r) {
-				return
-			}
-		}
+		c.refused.All(func(node, reason string, n uint64) bool {
+			return yield(Refusal{Node: node, Reason: reason, Count: n})
+		})
 	}
 }
 
