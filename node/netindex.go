@@ -5,6 +5,7 @@ import (
 
 	"github.com/labnet-dev/labnet/node/lab"
 	"github.com/labnet-dev/labnet/node/overlay"
+	"github.com/labnet-dev/labnet/stack/wire"
 )
 
 // netIndex says which node may send into which virtual network with which
@@ -95,22 +96,23 @@ func (x *netIndex) admit(node string, vni uint32, pkt []byte) overlay.Admission 
 	return overlay.SpoofedSource
 }
 
-// innerSource is the source address of an IPv4 or IPv6 packet.
+// innerSource is the source address of an IPv4 or IPv6 packet (RFC 791
+// section 3.1, RFC 8200 section 3), read with the stack's header views.
 func innerSource(pkt []byte) (netip.Addr, bool) {
 	if len(pkt) == 0 {
 		return netip.Addr{}, false
 	}
 	switch pkt[0] >> 4 {
 	case 4:
-		if len(pkt) < 20 {
+		if len(pkt) < wire.IPv4MinHeaderLen {
 			return netip.Addr{}, false
 		}
-		return netip.AddrFrom4([4]byte(pkt[12:16])), true
+		return wire.IPv4(pkt).Src(), true
 	case 6:
-		if len(pkt) < 40 {
+		if len(pkt) < wire.IPv6HeaderLen {
 			return netip.Addr{}, false
 		}
-		return netip.AddrFrom16([16]byte(pkt[8:24])), true
+		return wire.IPv6(pkt).Src(), true
 	}
 	return netip.Addr{}, false
 }
