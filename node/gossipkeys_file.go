@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/labnet-dev/labnet/node/auth"
 	"github.com/labnet-dev/labnet/node/lab"
 )
 
@@ -68,8 +69,8 @@ func loadGossipKeys(dataDir string) ([][]byte, error) {
 }
 
 // saveGossipKeys writes keys to DATA/gossip.keys, 0600, atomically (a
-// temporary file, synced, renamed over the old one). No keys writes
-// nothing.
+// temporary file, synced, renamed over the old one: auth.WriteSecretFile).
+// No keys writes nothing.
 func saveGossipKeys(dataDir string, keys [][]byte) error {
 	if len(keys) == 0 {
 		return nil
@@ -81,28 +82,7 @@ func saveGossipKeys(dataDir string, keys [][]byte) error {
 	if err != nil {
 		return fmt.Errorf("gossip keys: %w", err)
 	}
-	path := filepath.Join(dataDir, gossipKeysFile)
-	tmp, err := os.CreateTemp(dataDir, gossipKeysFile+".tmp*")
-	if err != nil {
-		return fmt.Errorf("gossip keys: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("gossip keys: %w", err)
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("gossip keys: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("gossip keys: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("gossip keys: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := auth.WriteSecretFile(filepath.Join(dataDir, gossipKeysFile), append(b, '\n')); err != nil {
 		return fmt.Errorf("gossip keys: %w", err)
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+
+	"github.com/labnet-dev/labnet/node/auth"
 )
 
 // removedMarkFile, in the data directory, holds the serial of the
@@ -50,7 +52,7 @@ func (r *removedSelf) set() {
 	}
 	r.log.Error(removedMessage)
 	if s := r.serial(); s != "" {
-		if err := os.WriteFile(filepath.Join(r.dir, removedMarkFile), []byte(s+"\n"), 0o600); err != nil {
+		if err := auth.WriteSecretFile(filepath.Join(r.dir, removedMarkFile), []byte(s+"\n")); err != nil {
 			r.log.Warn("keeping the removal mark", "err", err)
 		}
 	}

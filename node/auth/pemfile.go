@@ -114,6 +114,13 @@ func samePublic(cert *x509.Certificate, key crypto.Signer) bool {
 	return ok && pub.Equal(cert.PublicKey)
 }
 
+// WriteSecretFile writes data to file, readable by its owner only (0600),
+// atomically and synced (writeFileAtomic): the data directory's secrets
+// that are not PEM (the gossip keys) are written as the keys are.
+func WriteSecretFile(file string, data []byte) error {
+	return writeFileAtomic(file, data, 0o600, false)
+}
+
 // writeFileAtomic writes data to file with mode through a temporary file
 // in the same directory and a rename, so a reader (or a crash) sees the
 // old file or the new one, never half of one. With noReplace an existing
